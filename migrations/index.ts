@@ -1,0 +1,10 @@
+/**
+ * Every migration, in order. Listed statically (not read from the folder at run time) so the same
+ * list works from the TypeScript sources under test and from the compiled build.
+ */
+import type { Migration } from 'kysely';
+import * as initial from './20261125T1400_initial.js';
+
+export const migrations: Record<string, Migration> = {
+  '20261125T1400_initial': initial,
+};

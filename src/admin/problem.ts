@@ -1,0 +1,76 @@
+/**
+ * RFC 9457 problem details for the admin API: one error class, one renderer. Anything that is not a
+ * `Problem` becomes a bare 500 with no detail, so nothing internal reaches the caller.
+ */
+import type { Context, Next } from 'koa';
+import { ZodError } from 'zod';
+import type { Logger } from '../observability/logger.js';
+
+/** One invalid field: a JSON-pointer-like dotted path and what is wrong with it. */
+export interface FieldError {
+  readonly path: string;
+  readonly message: string;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** An error the admin API answers with as `application/problem+json`. */
+export class Problem extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+    readonly errors?: readonly FieldError[],
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(detail);
+    this.name = 'Problem';
+  }
+}
+
+/** Turns zod issues into field errors with dotted paths (`scopes.2`). */
+export function fieldErrorsFrom(error: ZodError, prefix: string[] = []): FieldError[] {
+  return error.issues.map((issue) => ({
+    path: [...prefix, ...issue.path.map(String)].join('.') || '(body)',
+    message: issue.message,
+  }));
+}
+
+/** Koa middleware rendering every error below it as problem+json. */
+export function problemHandler(logger: Logger) {
+  return async function renderProblems(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) throw new Problem(404, 'no such route');
+    } catch (error) {
+      const problem =
+        error instanceof Problem
+          ? error
+          : error instanceof ZodError
+            ? new Problem(422, 'invalid fields', fieldErrorsFrom(error))
+            : undefined;
+      if (!problem) logger.error({ err: error, requestId: ctx.state.requestId }, 'admin request failed');
+      const status = problem?.status ?? 500;
+      ctx.status = status;
+      ctx.type = 'application/problem+json';
+      for (const [name, value] of Object.entries(problem?.headers ?? {})) ctx.set(name, value);
+      ctx.body = {
+        type: 'about:blank',
+        title: TITLES[status] ?? 'Error',
+        status,
+        detail: problem?.detail ?? 'the request could not be completed',
+        ...(problem?.errors ? { errors: problem.errors } : {}),
+      };
+    }
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * The Koa application: request ids and logs, health, the admin API, and oidc-provider for the
+ * protocol routes. The provider gets the raw request (no body parser in front of it).
+ */
+import { randomUUID } from 'node:crypto';
+import Router from '@koa/router';
+import Koa from 'koa';
+import type Provider from 'oidc-provider';
+import { adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
+import { problemHandler } from './admin/problem.js';
+import type { ClientRegistry } from './clients/client-registry.js';
+import { clientRoutes } from './clients/client-routes.js';
+import type { ProviderMetadataValidator } from './clients/client-service.js';
+import type { Db } from './db/database.js';
+import type { ChangeBus } from './events/change-bus.js';
+import type { Logger } from './observability/logger.js';
+import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
+
+/** What the application routes to. */
+export interface AppDependencies {
+  readonly issuer: string;
+  readonly logger: Logger;
+  readonly db: Db;
+  readonly bus: ChangeBus;
+  readonly clients: ClientRegistry;
+  /** The provider in force (it is replaced, not mutated, when signing keys change). */
+  readonly currentProvider: () => Provider;
+  readonly validateClientMetadata: ProviderMetadataValidator;
+  /** Resolves when PostgreSQL and the token store answer; rejects naming the one that does not. */
+  readonly checkReadiness: () => Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Builds the Koa application. */
+export function createApp(deps: AppDependencies): Koa {
+  const app = new Koa();
+  // The issuer is configured: URLs are never built from a (forgeable) Host header.
+  app.proxy = false;
+
+  app.use(async function requestContext(ctx, next) {
+    const incoming = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    const started = performance.now();
+    // Logged when the response is sent, which also covers the provider's routes (it writes to res itself).
+    ctx.res.once('finish', () => {
+      deps.logger.info(
+        { requestId, method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms: Math.round(performance.now() - started) },
+        'request',
+      );
+    });
+    await next();
+  });
+
+  const health = new Router();
+  health.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  health.get('/readyz', async (ctx) => {
+    try {
+      await deps.checkReadiness();
+      ctx.body = { status: 'ready' };
+    } catch (error) {
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', reason: error instanceof Error ? error.message : 'not ready' };
+    }
+  });
+  app.use(health.routes());
+
+  const admin = new Router({ prefix: '/admin' });
+  admin.use(problemHandler(deps.logger));
+  admin.use(adminAuthentication(deps.currentProvider, deps.clients, deps.issuer));
+  admin.use(requireAdminScope);
+  for (const routes of [resourceServerRoutes(deps.db, deps.bus), clientRoutes(deps.db, deps.bus, deps.validateClientMetadata)]) {
+    admin.use(routes.routes(), routes.allowedMethods());
+  }
+  // Unknown admin paths are problem+json too, not the provider's HTML 404.
+  admin.all('/{*rest}', problemHandler(deps.logger));
+  app.use(admin.routes());
+
+  const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
+  app.use(async function delegateToProvider(ctx) {
+    // RFC 8414 metadata is the OpenID discovery document under another name.
+    if (ctx.path === '/.well-known/oauth-authorization-server') ctx.path = '/.well-known/openid-configuration';
+    const provider = deps.currentProvider();
+    let callback = callbacks.get(provider);
+    if (!callback) {
+      callback = provider.callback();
+      callbacks.set(provider, callback);
+    }
+    ctx.respond = false;
+    await callback(ctx.req, ctx.res);
+  });
+
+  return app;
+}

@@ -1,0 +1,151 @@
+/**
+ * Clients held in process so the token and introspection paths never wait on PostgreSQL: a bounded
+ * cache, dropped on every instance when a change is published, and expiring on its own after a TTL.
+ * It is also the oidc-provider adapter for the Client model and the judge of client secrets.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Db } from '../db/database.js';
+import type { ChangeBus } from '../events/change-bus.js';
+import type { Logger } from '../observability/logger.js';
+import { secretMatchesAnyDigest } from '../shared/secrets.js';
+import type { ClientWithSecrets } from './client.js';
+import { OPENID_SCOPES } from './client-service.js';
+import { selectClientWithSecrets } from './client-repository.js';
+
+interface CacheEntry {
+  readonly client: ClientWithSecrets | undefined;
+  readonly loadedAt: number;
+}
+
+// Unknown ids are cached too (so a flood of them cannot reach PostgreSQL); the bound caps memory.
+const MAX_ENTRIES = 10_000;
+// While PostgreSQL is unreachable, a known client keeps being served from the cache this long.
+const STALE_WHILE_DOWN_MS = 5 * 60_000;
+// Random per process: even if the provider compared against it, nobody could present it.
+const OPENID_SCOPE_SET = new Set<string>(OPENID_SCOPES);
+const SECRET_MARKER = randomBytes(32).toString('base64url');
+
+/** Cached access to clients, shared by the provider adapter, client auth and introspection. */
+export class ClientRegistry {
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #inFlight = new Map<string, Promise<ClientWithSecrets | undefined>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly ttlSeconds: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Drops cache entries whenever any instance publishes a client change. */
+  follow(bus: ChangeBus): void {
+    bus.subscribe((event) => {
+      if (event.kind !== 'client') return;
+      if (event.id === '*') this.#cache.clear();
+      else this.#cache.delete(event.id);
+    });
+  }
+
+  /** The client with this id, from the cache when fresh; `undefined` when there is none. */
+  async get(clientId: string): Promise<ClientWithSecrets | undefined> {
+    const entry = this.#cache.get(clientId);
+    if (entry && Date.now() - entry.loadedAt < this.ttlSeconds * 1000) return entry.client;
+
+    let loading = this.#inFlight.get(clientId);
+    if (!loading) {
+      loading = this.#load(clientId, entry).finally(() => this.#inFlight.delete(clientId));
+      this.#inFlight.set(clientId, loading);
+    }
+    return loading;
+  }
+
+  /** The client if it may act now: it exists and is not disabled. */
+  async getActive(clientId: string): Promise<ClientWithSecrets | undefined> {
+    const client = await this.get(clientId);
+    return client && !client.disabled ? client : undefined;
+  }
+
+  /** Whether `presented` is one of the client's valid secrets (constant-time). */
+  async verifySecret(clientId: string, presented: string): Promise<boolean> {
+    const client = await this.getActive(clientId);
+    if (!client) return false;
+    const now = Date.now() / 1000;
+    const valid = client.secretDigests.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.digest);
+    return secretMatchesAnyDigest(presented, valid);
+  }
+
+  /**
+   * Whether a token the client received at `issuedAt` (epoch seconds) is still alive as far as the
+   * client is concerned: the client exists, is enabled, and has had no bulk revocation since.
+   */
+  async allowsTokenIssuedAt(clientId: string, issuedAt: number): Promise<boolean> {
+    const client = await this.getActive(clientId);
+    if (!client) return false;
+    return client.tokensRevokedAt === null || issuedAt > client.tokensRevokedAt;
+  }
+
+  /** The oidc-provider adapter for the Client model (read-only: clients change through the admin API). */
+  providerAdapter(): Adapter {
+    const refuse = async () => {
+      throw new Error('clients are managed through the admin API');
+    };
+    return {
+      find: async (id: string) => {
+        const client = await this.getActive(id);
+        return client && toProviderMetadata(client);
+      },
+      upsert: refuse,
+      consume: refuse,
+      destroy: refuse,
+      revokeByGrantId: refuse,
+      findByUid: async () => undefined,
+      findByUserCode: async () => undefined,
+    };
+  }
+
+  async #load(clientId: string, previous: CacheEntry | undefined): Promise<ClientWithSecrets | undefined> {
+    let client: ClientWithSecrets | undefined;
+    try {
+      client = await selectClientWithSecrets(this.db, clientId);
+    } catch (error) {
+      if (previous && Date.now() - previous.loadedAt < STALE_WHILE_DOWN_MS) {
+        this.logger.warn({ err: error, clientId }, 'client lookup failed; serving the cached client');
+        return previous.client;
+      }
+      throw error;
+    }
+    if (this.#cache.size >= MAX_ENTRIES) {
+      // Maps iterate in insertion order: the first key is the oldest entry.
+      const oldest = this.#cache.keys().next().value;
+      if (oldest !== undefined) this.#cache.delete(oldest);
+    }
+    this.#cache.delete(clientId);
+    this.#cache.set(clientId, { client, loadedAt: Date.now() });
+    return client;
+  }
+}
+
+/**
+ * The metadata oidc-provider sees. It never holds a real secret: `client_secret` is a marker that
+ * satisfies the provider's schema, and secrets are checked by `verifySecret` (see issuer/provider.ts,
+ * which routes the provider's secret comparison there). HMAC algorithms keyed by the client secret are
+ * disabled for the same reason.
+ */
+function toProviderMetadata(client: ClientWithSecrets): AdapterPayload {
+  const m = client.metadata;
+  const base: AdapterPayload = {
+    client_id: client.clientId,
+    client_name: client.clientName,
+    grant_types: m.grant_types,
+    response_types: m.response_types as AdapterPayload['response_types'],
+    redirect_uris: m.redirect_uris,
+    post_logout_redirect_uris: m.post_logout_redirect_uris,
+    token_endpoint_auth_method: m.token_endpoint_auth_method,
+    // The provider knows only the OpenID scopes; resource scopes are enforced in getResourceServerInfo.
+    scope: m.scope.split(' ').filter((scope) => OPENID_SCOPE_SET.has(scope)).join(' ') || undefined,
+  };
+  if (m.jwks) base.jwks = m.jwks as AdapterPayload['jwks'];
+  if (m.jwks_uri) base.jwks_uri = m.jwks_uri;
+  if (m.token_endpoint_auth_method.startsWith('client_secret')) base.client_secret = SECRET_MARKER;
+  return base;
+}

@@ -1,0 +1,96 @@
+/** PostgreSQL access for clients and their secret digests. Functions take the database first. */
+import type { Selectable } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { ClientsTable } from '../db/schema.js';
+import type { PageCursor } from '../shared/pagination.js';
+import type { Client, ClientMetadata, ClientWithSecrets } from './client.js';
+
+type Row = Selectable<ClientsTable>;
+
+function toClient(row: Row): Client {
+  return {
+    clientId: row.client_id,
+    clientName: row.client_name,
+    trust: row.trust,
+    metadata: row.metadata as unknown as ClientMetadata,
+    resourceServerId: row.resource_server_id,
+    disabled: row.disabled,
+    tokensRevokedAt: row.tokens_revoked_at ? Math.floor(row.tokens_revoked_at.getTime() / 1000) : null,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** What a new client row needs. */
+export interface NewClient {
+  clientId: string;
+  clientName: string;
+  trust: Client['trust'];
+  metadata: ClientMetadata;
+  resourceServerId: string | null;
+  /** SHA-256 digest of the initial secret, or null for clients without one. */
+  secretDigest: string | null;
+}
+
+/** Inserts a client and its first secret digest; run it inside the caller's transaction. */
+export async function insertClient(db: Db, client: NewClient): Promise<Client> {
+  const now = new Date();
+  const row = await db
+    .insertInto('clients')
+    .values({
+      client_id: client.clientId,
+      client_name: client.clientName,
+      trust: client.trust,
+      metadata: JSON.stringify(client.metadata),
+      resource_server_id: client.resourceServerId,
+      // Set here (millisecond precision) so keyset cursors round-trip through JavaScript dates.
+      created_at: now,
+      updated_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  if (client.secretDigest) {
+    await db.insertInto('client_secrets').values({ client_id: client.clientId, digest: client.secretDigest }).execute();
+  }
+  return toClient(row);
+}
+
+/** A client with its unexpired secret digests, or undefined. */
+export async function selectClientWithSecrets(db: Db, clientId: string): Promise<ClientWithSecrets | undefined> {
+  const row = await db.selectFrom('clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+  if (!row) return undefined;
+  const secrets = await db
+    .selectFrom('client_secrets')
+    .select(['digest', 'expires_at'])
+    .where('client_id', '=', clientId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
+    .execute();
+  return {
+    ...toClient(row),
+    secretDigests: secrets.map((s) => ({
+      digest: s.digest,
+      expiresAt: s.expires_at ? Math.floor(s.expires_at.getTime() / 1000) : null,
+    })),
+  };
+}
+
+/** A page of application clients (not introspection identities) in creation order, `limit + 1` rows. */
+export async function selectClientPage(db: Db, limit: number, after: PageCursor | undefined): Promise<Client[]> {
+  let query = db.selectFrom('clients').selectAll().where('resource_server_id', 'is', null);
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('created_at', '>', new Date(after.createdAt)),
+        eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('client_id', '>', after.id)]),
+      ]),
+    );
+  }
+  const rows = await query.orderBy('created_at').orderBy('client_id').limit(limit + 1).execute();
+  return rows.map(toClient);
+}
+
+/** Whether a client with this id exists. */
+export async function clientExists(db: Db, clientId: string): Promise<boolean> {
+  const row = await db.selectFrom('clients').select('client_id').where('client_id', '=', clientId).executeTakeFirst();
+  return row !== undefined;
+}

@@ -1,0 +1,39 @@
+/** The client as the rest of the server sees it: never a database row. */
+
+/** RFC 7591 metadata we store and hand to oidc-provider (snake_case, as on the wire), no secret. */
+export interface ClientMetadata {
+  grant_types: string[];
+  response_types: string[];
+  redirect_uris: string[];
+  post_logout_redirect_uris: string[];
+  token_endpoint_auth_method: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
+  /** Space-separated scopes the client may ask for. */
+  scope: string;
+  /** Resource server identifiers the client may get tokens for; the first is its default. */
+  resources: string[];
+  jwks?: { keys: Record<string, unknown>[] };
+  jwks_uri?: string;
+}
+
+/** Who a client is to the company: its own software, or a third party. */
+export type ClientTrust = 'internal' | 'external';
+
+/** A registered client. */
+export interface Client {
+  readonly clientId: string;
+  readonly clientName: string;
+  readonly trust: ClientTrust;
+  readonly metadata: ClientMetadata;
+  /** Set when this client is the introspection identity of a resource server. */
+  readonly resourceServerId: string | null;
+  readonly disabled: boolean;
+  /** Epoch seconds: tokens issued at or before this instant are revoked. */
+  readonly tokensRevokedAt: number | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+/** A client with the digests of its valid secrets, as the registry caches it. */
+export interface ClientWithSecrets extends Client {
+  readonly secretDigests: ReadonlyArray<{ readonly digest: string; readonly expiresAt: number | null }>;
+}

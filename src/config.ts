@@ -1,0 +1,125 @@
+/**
+ * The one place the environment is read. Every setting is validated at start; a missing or invalid
+ * value stops the process with a message naming the variable, so the server never runs half-configured.
+ */
+import { z } from 'zod';
+
+/** A configuration problem found at start; `variable` names the environment variable at fault. */
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The validated settings the server runs with. */
+export interface Config {
+  readonly production: boolean;
+  readonly port: number;
+  readonly issuer: string;
+  /** PostgreSQL URL, or `undefined` for the embedded PGlite database in `pgliteDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly pgliteDir: string;
+  /** Redis URL, or `undefined` for the in-process token store (one instance only). */
+  readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key and channel, so several deployments (or test runs) share one Redis. */
+  readonly redisKeyPrefix: string;
+  /** base64 of 32 bytes, or `undefined` to use (and create) the development key in `keysDir`. */
+  readonly keyEncryptionKey: string | undefined;
+  readonly keysDir: string;
+  readonly workers: number;
+  readonly migrateOnStart: boolean;
+  readonly adminBootstrap: { clientId: string; clientSecret: string } | undefined;
+  readonly logLevel: string;
+  /** Seconds a client or resource server stays in the in-process cache without a change event. */
+  readonly registryCacheTtlSeconds: number;
+}
+
+const intInRange = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be between ${min} and ${max}`);
+
+const urlWithScheme = (schemes: string[]) =>
+  z.string().refine((value) => {
+    try {
+      return schemes.includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL with scheme ${schemes.join(' or ')}`);
+
+const booleanFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+const envSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  PORT: intInRange(0, 65535).optional(),
+  ISSUER: urlWithScheme(['http:', 'https:'])
+    .refine((v) => !v.endsWith('/'), 'must not end with a slash')
+    .refine((v) => !new URL(v).search && !new URL(v).hash, 'must not have a query or fragment')
+    .optional(),
+  DATABASE_URL: urlWithScheme(['postgres:', 'postgresql:']).optional(),
+  PGLITE_DIR: z.string().min(1).optional(),
+  REDIS_URL: urlWithScheme(['redis:', 'rediss:']).optional(),
+  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]*$/, 'may hold only letters, digits, ":", "_" and "-"').optional(),
+  KEY_ENCRYPTION_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes')
+    .optional(),
+  KEYS_DIR: z.string().min(1).optional(),
+  WORKERS: intInRange(1, 64).optional(),
+  MIGRATE_ON_START: booleanFlag.optional(),
+  ADMIN_BOOTSTRAP_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1-128 URL-safe characters').optional(),
+  ADMIN_BOOTSTRAP_CLIENT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  REGISTRY_CACHE_TTL: intInRange(1, 3600).optional(),
+});
+
+/**
+ * Reads and validates the configuration from `env`.
+ * @throws ConfigError naming the first variable that is missing or invalid.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(String(issue.path[0]), issue.message);
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+
+  if (production) {
+    // Production refuses every embedded or generated default: each would silently lose data or keys.
+    for (const variable of ['DATABASE_URL', 'REDIS_URL', 'KEY_ENCRYPTION_KEY', 'ISSUER'] as const) {
+      if (!e[variable]) throw new ConfigError(variable, 'is required when NODE_ENV=production');
+    }
+  }
+  if (Boolean(e.ADMIN_BOOTSTRAP_CLIENT_ID) !== Boolean(e.ADMIN_BOOTSTRAP_CLIENT_SECRET)) {
+    const missing = e.ADMIN_BOOTSTRAP_CLIENT_ID ? 'ADMIN_BOOTSTRAP_CLIENT_SECRET' : 'ADMIN_BOOTSTRAP_CLIENT_ID';
+    throw new ConfigError(missing, 'must be set together with its pair');
+  }
+
+  const port = e.PORT ?? 3000;
+  return {
+    production,
+    port,
+    issuer: e.ISSUER ?? `http://localhost:${port}`,
+    databaseUrl: e.DATABASE_URL,
+    pgliteDir: e.PGLITE_DIR ?? './data/pglite',
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX ?? 'login:',
+    keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
+    keysDir: e.KEYS_DIR ?? './keys',
+    workers: e.WORKERS ?? 1,
+    migrateOnStart: e.MIGRATE_ON_START ?? true,
+    adminBootstrap:
+      e.ADMIN_BOOTSTRAP_CLIENT_ID && e.ADMIN_BOOTSTRAP_CLIENT_SECRET
+        ? { clientId: e.ADMIN_BOOTSTRAP_CLIENT_ID, clientSecret: e.ADMIN_BOOTSTRAP_CLIENT_SECRET }
+        : undefined,
+    logLevel: e.LOG_LEVEL ?? 'info',
+    registryCacheTtlSeconds: e.REGISTRY_CACHE_TTL ?? 60,
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * Tells every instance that registry data changed (a client, a resource server, the signing keys),
+ * so in-process caches drop the stale entry at once instead of waiting for their TTL.
+ * Redis pub/sub in production; an in-process emitter when embedded (one instance only).
+ */
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+
+/** What changed. `id` is the client id, the resource server id, or `*` for everything of a kind. */
+export interface ChangeEvent {
+  readonly kind: 'client' | 'resource-server' | 'keys';
+  readonly id: string;
+}
+
+/** Publishes and delivers change events to every instance, including the publisher. */
+export interface ChangeBus {
+  publish(event: ChangeEvent): Promise<void>;
+  subscribe(listener: (event: ChangeEvent) => void): void;
+  close(): Promise<void>;
+}
+
+/** In-process bus for the embedded single-instance mode. */
+export class MemoryChangeBus implements ChangeBus {
+  readonly #emitter = new EventEmitter();
+
+  async publish(event: ChangeEvent): Promise<void> {
+    this.#emitter.emit('change', event);
+  }
+
+  subscribe(listener: (event: ChangeEvent) => void): void {
+    this.#emitter.on('change', listener);
+  }
+
+  async close(): Promise<void> {
+    this.#emitter.removeAllListeners();
+  }
+}
+
+/** Redis pub/sub bus. Subscribing needs a connection of its own, duplicated from `redis`. */
+export class RedisChangeBus implements ChangeBus {
+  readonly #channel: string;
+  readonly #subscriber: Redis;
+  readonly #listeners: Array<(event: ChangeEvent) => void> = [];
+
+  private constructor(
+    private readonly redis: Redis,
+    keyPrefix: string,
+  ) {
+    this.#channel = `${keyPrefix}changes`;
+    this.#subscriber = redis.duplicate();
+    this.#subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.#channel) return;
+      let event: ChangeEvent;
+      try {
+        event = JSON.parse(message) as ChangeEvent;
+      } catch {
+        return;
+      }
+      for (const listener of this.#listeners) listener(event);
+    });
+  }
+
+  /** Connects the subscriber; resolves once subscribed so no event published afterwards is missed. */
+  static async connect(redis: Redis, keyPrefix: string): Promise<RedisChangeBus> {
+    const bus = new RedisChangeBus(redis, keyPrefix);
+    await bus.#subscriber.subscribe(bus.#channel);
+    return bus;
+  }
+
+  async publish(event: ChangeEvent): Promise<void> {
+    await this.redis.publish(this.#channel, JSON.stringify(event));
+  }
+
+  subscribe(listener: (event: ChangeEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#subscriber.disconnect();
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The edges around oidc-provider's introspection and revocation endpoints. The provider authenticates
+ * the caller and handles opaque tokens; it refuses JWT access tokens (`unsupported_token_type`), which
+ * CONTRACT.md section 5 wants answered, so these steps finish those requests after it.
+ */
+import { createHash } from 'node:crypto';
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientRegistry } from '../clients/client-registry.js';
+import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
+import type { TokenStore } from '../tokens/token-store.js';
+import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
+
+/** What the edges consult. */
+export interface TokenEdgeDependencies {
+  readonly clients: ClientRegistry;
+  readonly resourceServers: ResourceServerRegistry;
+  readonly tokenStore: TokenStore;
+  readonly verifier: JwtAccessTokenVerifier;
+}
+
+/** The facts about a token that decide whether a caller may see it active. */
+export interface IntrospectedToken {
+  readonly clientId: string;
+  readonly audiences: readonly string[];
+  readonly issuedAt: number;
+}
+
+/**
+ * Whether `callerClientId` may learn that the token is active: the caller is the token's own client
+ * or the resource server the token is for, and the token's client still allows it.
+ */
+export async function introspectionAllowed(
+  deps: Pick<TokenEdgeDependencies, 'clients' | 'resourceServers'>,
+  callerClientId: string,
+  token: IntrospectedToken,
+): Promise<boolean> {
+  const callerAudience = deps.resourceServers.byIntrospectionClientId(callerClientId)?.identifier;
+  const callerMayKnow =
+    callerClientId === token.clientId || (callerAudience !== undefined && token.audiences.includes(callerAudience));
+  return callerMayKnow && (await deps.clients.allowsTokenIssuedAt(token.clientId, token.issuedAt));
+}
+
+/** A stable, non-secret id for an opaque token (it has no `jti` of its own other than its value). */
+export function opaqueTokenId(value: string): string {
+  return createHash('sha256').update(value).digest('base64url').slice(0, 32);
+}
+
+const refusedStructuredToken = (ctx: KoaContextWithOIDC): boolean =>
+  ctx.status === 400 &&
+  (ctx.body as { error?: string } | undefined)?.error === 'unsupported_token_type' &&
+  ctx.oidc.client !== undefined &&
+  typeof ctx.oidc.params?.token === 'string' &&
+  looksLikeJwt(ctx.oidc.params.token);
+
+async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEdgeDependencies): Promise<void> {
+  const caller = ctx.oidc.client!;
+  const claims = await deps.verifier.verify(ctx.oidc.params!.token as string);
+  ctx.status = 200;
+  ctx.body = { active: false };
+  if (!claims || (await deps.tokenStore.isJwtRevoked(claims.jti))) return;
+  const audiences = ([] as string[]).concat(claims.aud ?? []);
+  if (!(await introspectionAllowed(deps, caller.clientId, { clientId: claims.client_id, audiences, issuedAt: claims.iat }))) return;
+  ctx.body = {
+    active: true,
+    client_id: claims.client_id,
+    sub: claims.sub ?? claims.client_id,
+    aud: claims.aud,
+    scope: claims.scope,
+    exp: claims.exp,
+    iat: claims.iat,
+    iss: claims.iss,
+    jti: claims.jti,
+    token_type: 'Bearer',
+  };
+}
+
+/** Fills the fields CONTRACT.md section 5 promises that the provider leaves out for opaque tokens. */
+function completeActiveAnswer(ctx: KoaContextWithOIDC): void {
+  const body = ctx.body as Record<string, unknown>;
+  const token = ctx.oidc.params!.token as string;
+  body.sub ??= body.client_id;
+  body.jti ??= opaqueTokenId(token);
+  body.token_type ??= ctx.oidc.entities.RefreshToken ? 'refresh_token' : 'Bearer';
+}
+
+async function revokeJwt(ctx: KoaContextWithOIDC, deps: TokenEdgeDependencies): Promise<void> {
+  const claims = await deps.verifier.verify(ctx.oidc.params!.token as string);
+  // RFC 7009: an invalid token, or one of another client, is answered 200 all the same.
+  if (claims && claims.client_id === ctx.oidc.client!.clientId) {
+    await deps.tokenStore.revokeJwt(claims.jti, claims.exp);
+  }
+  ctx.status = 200;
+  ctx.body = '';
+}
+
+/** Installs the edges on `provider` (they run around its own route handling). */
+export function installTokenEdges(provider: Provider, deps: TokenEdgeDependencies): void {
+  provider.use(async (ctx, next) => {
+    await next();
+    const oidcCtx = ctx as KoaContextWithOIDC;
+    const route = oidcCtx.oidc?.route;
+    if (route === 'introspection') {
+      if (refusedStructuredToken(oidcCtx)) await introspectJwt(oidcCtx, deps);
+      else if (ctx.status === 200 && (ctx.body as { active?: boolean }).active === true) completeActiveAnswer(oidcCtx);
+    } else if (route === 'revocation' && refusedStructuredToken(oidcCtx)) {
+      await revokeJwt(oidcCtx, deps);
+    }
+  });
+}

@@ -1,0 +1,21 @@
+/** The audit trail: who changed what, when. Details never hold a secret (callers pass summaries). */
+import type { Db } from '../db/database.js';
+
+/** One audited change. */
+export interface AuditEntry {
+  /** The admin client id that made the change (or `bootstrap` for the start-up script). */
+  readonly actor: string;
+  /** Dotted verb, e.g. `client.create`, `resource_server.create`. */
+  readonly action: string;
+  /** The id of what changed. */
+  readonly target: string;
+  readonly details: Record<string, unknown>;
+}
+
+/** Appends an entry; call it inside the transaction that makes the change, so both land or neither. */
+export async function recordAudit(db: Db, entry: AuditEntry): Promise<void> {
+  await db
+    .insertInto('audit_events')
+    .values({ actor: entry.actor, action: entry.action, target: entry.target, details: JSON.stringify(entry.details) })
+    .execute();
+}

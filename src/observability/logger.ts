@@ -1,0 +1,32 @@
+/**
+ * JSON logs (pino). Anything that could hold a credential is redacted by path, and request logs
+ * carry the path only (never the query string, which can hold codes or tokens).
+ */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.client_secret',
+  '*.password',
+  '*.token',
+  '*.access_token',
+  '*.refresh_token',
+  '*.private_jwk',
+];
+
+/** Creates the process logger at `level`, writing to file descriptor `fd` (stdout by default). */
+export function createLogger(level: string, fd: 1 | 2 = 1): Logger {
+  return pino(
+    {
+    level,
+    base: { pid: process.pid },
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    pino.destination(fd),
+  );
+}

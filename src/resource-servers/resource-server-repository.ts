@@ -1,0 +1,76 @@
+/** PostgreSQL access for resource servers. Functions take the database (or a transaction) first. */
+import type { Selectable } from 'kysely';
+import type { Db } from '../db/database.js';
+import type { ResourceServersTable } from '../db/schema.js';
+import type { SigningAlg } from '../keys/signing-keys.js';
+import type { PageCursor } from '../shared/pagination.js';
+import type { ResourceServer } from './resource-server.js';
+
+type Row = Selectable<ResourceServersTable>;
+
+function toResourceServer(row: Row): ResourceServer {
+  return {
+    id: row.id,
+    identifier: row.identifier,
+    name: row.name,
+    scopes: row.scopes,
+    sensitiveScopes: row.sensitive_scopes,
+    tokenFormat: row.token_format,
+    accessTokenTtl: row.access_token_ttl,
+    signingAlg: row.signing_alg as SigningAlg,
+    introspectionClientId: row.introspection_client_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/** Inserts a resource server; the caller generated its id and introspection client id. */
+export async function insertResourceServer(db: Db, rs: Omit<ResourceServer, 'createdAt' | 'updatedAt'>): Promise<ResourceServer> {
+  const now = new Date();
+  const row = await db
+    .insertInto('resource_servers')
+    .values({
+      id: rs.id,
+      identifier: rs.identifier,
+      name: rs.name,
+      scopes: JSON.stringify(rs.scopes),
+      sensitive_scopes: JSON.stringify(rs.sensitiveScopes),
+      token_format: rs.tokenFormat,
+      access_token_ttl: rs.accessTokenTtl,
+      signing_alg: rs.signingAlg,
+      introspection_client_id: rs.introspectionClientId,
+      // Set here (millisecond precision) so keyset cursors round-trip through JavaScript dates.
+      created_at: now,
+      updated_at: now,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toResourceServer(row);
+}
+
+/** Every resource server (they are few: the registry caches them all). */
+export async function selectAllResourceServers(db: Db): Promise<ResourceServer[]> {
+  const rows = await db.selectFrom('resource_servers').selectAll().execute();
+  return rows.map(toResourceServer);
+}
+
+/** One resource server by id, or undefined. */
+export async function selectResourceServer(db: Db, id: string): Promise<ResourceServer | undefined> {
+  const row = await db.selectFrom('resource_servers').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toResourceServer(row);
+}
+
+/** A page of resource servers in creation order, `limit + 1` rows (see `toPage`). */
+export async function selectResourceServerPage(db: Db, limit: number, after: PageCursor | undefined): Promise<ResourceServer[]> {
+  let query = db.selectFrom('resource_servers').selectAll();
+  if (after) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('created_at', '>', new Date(after.createdAt)),
+        eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', after.id)]),
+      ]),
+    );
+  }
+  const rows = await query.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
+  return rows.map(toResourceServer);
+}

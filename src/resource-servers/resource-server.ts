@@ -1,0 +1,19 @@
+/** The resource server (audience) as the rest of the server sees it: never a database row. */
+import type { SigningAlg } from '../keys/signing-keys.js';
+
+/** An API that tokens are issued for, identified by its RFC 8707 resource indicator. */
+export interface ResourceServer {
+  readonly id: string;
+  readonly identifier: string;
+  readonly name: string;
+  readonly scopes: readonly string[];
+  readonly sensitiveScopes: readonly string[];
+  readonly tokenFormat: 'jwt' | 'opaque';
+  /** Seconds; `null` means the default for the token format. */
+  readonly accessTokenTtl: number | null;
+  readonly signingAlg: SigningAlg;
+  /** The client id the resource server introspects with. */
+  readonly introspectionClientId: string;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}

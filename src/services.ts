@@ -1,0 +1,191 @@
+/**
+ * Composition: configuration -> stores -> registries -> keys -> provider. Shared by the server
+ * (main.ts) and the command-line scripts, so they see the same wiring.
+ */
+import { Redis } from 'ioredis';
+import type Provider from 'oidc-provider';
+import { adminAudience, ADMIN_SCOPES } from './admin/admin-auth.js';
+import type { ClientMetadata } from './clients/client.js';
+import { ClientRegistry } from './clients/client-registry.js';
+import { clientExists } from './clients/client-repository.js';
+import { createClient, InvalidClientInputError, OPENID_SCOPES, type ProviderMetadataValidator } from './clients/client-service.js';
+import type { Config } from './config.js';
+import { ConfigError } from './config.js';
+import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
+import { MemoryChangeBus, RedisChangeBus, type ChangeBus } from './events/change-bus.js';
+import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
+import { buildProvider } from './issuer/provider.js';
+import { installTokenEdges } from './issuer/token-edges.js';
+import {
+  keyEncryptionKeyFromBase64,
+  loadOrCreateDevKeyEncryptionKey,
+  type KeyEncryptionKey,
+} from './keys/key-encryption.js';
+import { ensureSigningKeys, loadKeyRing } from './keys/signing-keys.js';
+import type { Logger } from './observability/logger.js';
+import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
+import { createResourceServer, DuplicateResourceServerError } from './resource-servers/resource-server-service.js';
+import { MemoryTokenStore } from './tokens/memory-token-store.js';
+import { RedisTokenStore } from './tokens/redis-token-store.js';
+import type { TokenStore } from './tokens/token-store.js';
+
+/** Everything a running server (or a script) works with. */
+export interface Services {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly db: Db;
+  readonly tokenStore: TokenStore;
+  readonly bus: ChangeBus;
+  readonly clients: ClientRegistry;
+  readonly resourceServers: ResourceServerRegistry;
+  readonly currentProvider: () => Provider;
+  readonly validateClientMetadata: ProviderMetadataValidator;
+  readonly checkReadiness: () => Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The actor recorded in the audit trail for changes the server makes by itself. */
+export const SYSTEM_ACTOR = 'system';
+
+/** The key-encryption key from the environment, or the development one in `keys/`. */
+export function resolveKeyEncryptionKey(config: Config): KeyEncryptionKey {
+  return config.keyEncryptionKey
+    ? keyEncryptionKeyFromBase64(config.keyEncryptionKey)
+    : loadOrCreateDevKeyEncryptionKey(config.keysDir);
+}
+
+/** Metadata of an admin client: client credentials for the admin audience, both admin scopes. */
+export function adminClientMetadata(issuer: string): ClientMetadata {
+  return {
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    post_logout_redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+    scope: ADMIN_SCOPES.join(' '),
+    resources: [adminAudience(issuer)],
+  };
+}
+
+/**
+ * Prepares the database for serving: migrations (unless disabled), signing keys, the admin audience.
+ * Run once before serving (by the primary process when there are several workers).
+ */
+export async function prepareDatabase(config: Config, logger: Logger, db: Db, kek: KeyEncryptionKey): Promise<void> {
+  if (config.migrateOnStart) {
+    const applied = await migrateToLatest(db);
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+  }
+  await ensureSigningKeys(db, kek);
+  const audience = adminAudience(config.issuer);
+  const existing = await db.selectFrom('resource_servers').select('id').where('identifier', '=', audience).executeTakeFirst();
+  if (!existing) {
+    try {
+      // Admin tokens are opaque: revoking one ends its use at once.
+      await createResourceServer(
+        { db, bus: new MemoryChangeBus(), actor: SYSTEM_ACTOR },
+        {
+          identifier: audience,
+          name: 'Admin API',
+          scopes: [...ADMIN_SCOPES],
+          sensitiveScopes: [],
+          tokenFormat: 'opaque',
+          accessTokenTtl: 900,
+          signingAlg: 'RS256',
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof DuplicateResourceServerError)) throw error;
+    }
+  }
+}
+
+async function openTokenStore(config: Config, logger: Logger): Promise<{ tokenStore: TokenStore; bus: ChangeBus; redis?: Redis }> {
+  if (!config.redisUrl) {
+    logger.warn('REDIS_URL is not set: tokens live in this process only (one instance, lost on restart)');
+    return { tokenStore: new MemoryTokenStore(), bus: new MemoryChangeBus() };
+  }
+  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  await redis.connect();
+  return { tokenStore: new RedisTokenStore(redis, config.redisKeyPrefix), bus: await RedisChangeBus.connect(redis, config.redisKeyPrefix), redis };
+}
+
+/** Opens the stores and builds the provider. */
+export async function createServices(config: Config, logger: Logger, options: { prepare: boolean }): Promise<Services> {
+  if (config.workers > 1 && !config.databaseUrl) throw new ConfigError('DATABASE_URL', 'is required when WORKERS > 1 (the embedded database serves one process)');
+  if (config.workers > 1 && !config.redisUrl) throw new ConfigError('REDIS_URL', 'is required when WORKERS > 1 (the in-process store serves one process)');
+
+  const kek = resolveKeyEncryptionKey(config);
+  const db = await openDatabase(config.databaseUrl, config.pgliteDir);
+  if (options.prepare) await prepareDatabase(config, logger, db, kek);
+
+  const { tokenStore, bus, redis } = await openTokenStore(config, logger);
+  const clients = new ClientRegistry(db, config.registryCacheTtlSeconds, logger);
+  clients.follow(bus);
+  const resourceServers = new ResourceServerRegistry(db, [], config.registryCacheTtlSeconds, logger);
+  await resourceServers.start(bus);
+
+  const keyRing = await loadKeyRing(db, new Map([[kek.id, kek]]));
+  const provider = buildProvider({ issuer: config.issuer, clients, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek });
+  installTokenEdges(provider, { clients, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
+  const currentProvider = () => provider;
+
+  const validateClientMetadata: ProviderMetadataValidator = async (clientId, metadata) => {
+    const { resources: _resources, scope, ...rfc7591 } = metadata;
+    // Validated as the adapter will serve it: with only the OpenID scopes (see client-registry.ts).
+    const openidScope = scope.split(' ').filter((s) => (OPENID_SCOPES as readonly string[]).includes(s)).join(' ');
+    const probe = usesSecret(metadata) ? { client_secret: 'x'.repeat(43) } : {};
+    try {
+      await (currentProvider().Client as unknown as { validate(m: unknown): Promise<unknown> }).validate({ client_id: clientId, ...rfc7591, ...(openidScope ? { scope: openidScope } : {}), ...probe });
+    } catch (error) {
+      const description = (error as { error_description?: string }).error_description ?? 'invalid client metadata';
+      throw new InvalidClientInputError('(body)', description);
+    }
+  };
+
+  const services: Services = {
+    config,
+    logger,
+    db,
+    tokenStore,
+    bus,
+    clients,
+    resourceServers,
+    currentProvider,
+    validateClientMetadata,
+    checkReadiness: async () => {
+      await Promise.all([
+        pingDatabase(db).catch(() => Promise.reject(new Error('PostgreSQL does not answer'))),
+        tokenStore.ping().catch(() => Promise.reject(new Error('the token store does not answer'))),
+      ]);
+    },
+    close: async () => {
+      await bus.close();
+      await tokenStore.close();
+      redis?.disconnect();
+      await db.destroy();
+    },
+  };
+
+  if (config.adminBootstrap) await ensureBootstrapAdmin(services, config.adminBootstrap);
+  return services;
+}
+
+const usesSecret = (metadata: ClientMetadata) => metadata.token_endpoint_auth_method.startsWith('client_secret');
+
+/** Makes sure the admin client named by ADMIN_BOOTSTRAP_* exists (automated deployments). */
+async function ensureBootstrapAdmin(services: Services, admin: { clientId: string; clientSecret: string }): Promise<void> {
+  if (await clientExists(services.db, admin.clientId)) return;
+  try {
+    await createClient(
+      { db: services.db, bus: services.bus, actor: SYSTEM_ACTOR },
+      services.validateClientMetadata,
+      { clientName: 'Bootstrap admin', trust: 'internal', metadata: adminClientMetadata(services.config.issuer) },
+      { clientId: admin.clientId, secret: admin.clientSecret },
+    );
+    services.logger.info({ clientId: admin.clientId }, 'bootstrap admin client created');
+  } catch (error) {
+    // Another instance created it at the same moment.
+    if (!(error instanceof InvalidClientInputError && error.path === 'client_id')) throw error;
+  }
+}

@@ -1,0 +1,51 @@
+/** Keyset pagination shared by every admin list: stable under inserts, each item visited once. */
+import { z } from 'zod';
+
+/** Where the next page starts: the sort key of the last item of the previous page. */
+export interface PageCursor {
+  readonly createdAt: string;
+  readonly id: string;
+}
+
+/** A page of items and the cursor of the next page (`null` on the last page). */
+export interface Page<T> {
+  readonly items: T[];
+  readonly next_cursor: string | null;
+}
+
+export const MAX_PAGE_SIZE = 100;
+export const DEFAULT_PAGE_SIZE = 50;
+
+const cursorShape = z.object({ createdAt: z.string(), id: z.string() });
+
+/** Encodes a cursor as an opaque base64url string. */
+export function encodeCursor(cursor: PageCursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+/** Decodes a cursor; `undefined` when it was not made by `encodeCursor`. */
+export function decodeCursor(value: string): PageCursor | undefined {
+  try {
+    const parsed = cursorShape.safeParse(JSON.parse(Buffer.from(value, 'base64url').toString('utf8')));
+    return parsed.success && !Number.isNaN(Date.parse(parsed.data.createdAt)) ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Builds a page from `rows` fetched with `limit + 1`: the extra row only tells whether more follow.
+ */
+export function toPage<Row, Item>(
+  rows: Row[],
+  limit: number,
+  keyOf: (row: Row) => PageCursor,
+  present: (row: Row) => Item,
+): Page<Item> {
+  const pageRows = rows.slice(0, limit);
+  const last = pageRows.at(-1);
+  return {
+    items: pageRows.map(present),
+    next_cursor: rows.length > limit && last ? encodeCursor(keyOf(last)) : null,
+  };
+}

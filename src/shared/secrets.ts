@@ -1,0 +1,29 @@
+/** Generation, digesting and constant-time comparison of server-generated secrets. */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** A new secret of 256 random bits, base64url. */
+export function generateSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/** A new public identifier: 128 random bits, base64url (unguessable, but not a credential). */
+export function generateIdentifier(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/** SHA-256 of `value`, hex. Used for secrets, which are high-entropy: a slow hash would add nothing. */
+export function sha256Hex(value: string): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+/** Whether `presented` hashes to one of `digests`, comparing every digest in constant time. */
+export function secretMatchesAnyDigest(presented: string, digests: readonly string[]): boolean {
+  const candidate = Buffer.from(sha256Hex(presented), 'hex');
+  let matched = false;
+  for (const digest of digests) {
+    const stored = Buffer.from(digest, 'hex');
+    // No early exit: the time taken does not say which digest, if any, matched.
+    if (stored.length === candidate.length && timingSafeEqual(stored, candidate)) matched = true;
+  }
+  return matched;
+}

@@ -1,0 +1,131 @@
+/**
+ * The token store in process memory, for `npm start` without Redis: one instance only, and everything
+ * is lost on restart. It keeps the same keys and semantics as the Redis store (see token-keys.ts).
+ */
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { TokenStore } from './token-store.js';
+import {
+  assertTokenModel,
+  digest,
+  epochSeconds,
+  grantKey,
+  matchesLookup,
+  planUpsert,
+  recordKey,
+  restorePayload,
+  revokedJwtKey,
+  uidKey,
+  userCodeKey,
+} from './token-keys.js';
+
+/** How often expired entries nobody reads again are dropped. Reads never see them regardless. */
+const SWEEP_INTERVAL_MS = 60_000;
+
+/** What a key holds; the kinds mirror the Redis store's hash, string and set keys. */
+type Value =
+  | { readonly kind: 'record'; readonly payload: AdapterPayload; consumed?: number }
+  | { readonly kind: 'index'; readonly idDigest: string }
+  | { readonly kind: 'grant'; readonly members: Set<string> }
+  | { readonly kind: 'revoked-jwt' };
+
+interface Entry {
+  readonly value: Value;
+  /** Epoch milliseconds; `Infinity` for entries that never expire. */
+  expiresAt: number;
+}
+
+/** {@link TokenStore} in a Map. Payloads are deep-copied in and out, so callers cannot change what is stored. */
+export class MemoryTokenStore implements TokenStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
+
+  adapter(model: string): Adapter {
+    assertTokenModel(model);
+    return {
+      upsert: async (id, payload, expiresIn) => this.#upsert(model, id, payload, expiresIn),
+      find: async (id) => this.#findRecord(recordKey(model, digest(id)), id),
+      findByUid: async (uid) => this.#findByIndex(model, uidKey(model, uid), 'uid', uid),
+      findByUserCode: async (userCode) => this.#findByIndex(model, userCodeKey(model, userCode), 'userCode', userCode),
+      consume: async (id) => {
+        const record = this.#get(recordKey(model, digest(id)), 'record');
+        if (record) record.consumed = epochSeconds();
+      },
+      destroy: async (id) => {
+        this.#entries.delete(recordKey(model, digest(id)));
+      },
+      revokeByGrantId: async (grantId) => {
+        const key = grantKey(grantId);
+        for (const member of this.#get(key, 'grant')?.members ?? []) this.#entries.delete(member);
+        this.#entries.delete(key);
+      },
+    };
+  }
+
+  async revokeJwt(jti: string, expiresAt: number): Promise<void> {
+    if (expiresAt <= epochSeconds()) return;
+    this.#entries.set(revokedJwtKey(jti), { value: { kind: 'revoked-jwt' }, expiresAt: expiresAt * 1000 });
+  }
+
+  async isJwtRevoked(jti: string): Promise<boolean> {
+    return this.#get(revokedJwtKey(jti), 'revoked-jwt') !== undefined;
+  }
+
+  async ping(): Promise<void> {}
+
+  /** Stops the sweep timer. The entries stay readable (and expire on read). */
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+  }
+
+  #upsert(model: string, id: string, payload: AdapterPayload, expiresIn: number | undefined): void {
+    const plan = planUpsert(model, id, payload, expiresIn);
+    const expiresAt = plan.ttl === undefined ? Infinity : Date.now() + plan.ttl * 1000;
+    this.#entries.set(plan.key, { value: { kind: 'record', payload: structuredClone(plan.stored) }, expiresAt });
+    for (const indexKey of plan.indexKeys) {
+      this.#entries.set(indexKey, { value: { kind: 'index', idDigest: plan.idDigest }, expiresAt });
+    }
+    if (plan.grantKey !== undefined) {
+      const members = [plan.key, ...plan.indexKeys];
+      const grant = this.#live(plan.grantKey);
+      if (grant?.value.kind === 'grant') {
+        for (const member of members) grant.value.members.add(member);
+        // The set lives as long as its longest-lived member.
+        grant.expiresAt = Math.max(grant.expiresAt, expiresAt);
+      } else {
+        this.#entries.set(plan.grantKey, { value: { kind: 'grant', members: new Set(members) }, expiresAt });
+      }
+    }
+  }
+
+  #findRecord(key: string, id: string | undefined): AdapterPayload | undefined {
+    const record = this.#get(key, 'record');
+    return record && restorePayload(structuredClone(record.payload), record.consumed, id);
+  }
+
+  #findByIndex(model: string, indexKey: string, field: 'uid' | 'userCode', value: string): AdapterPayload | undefined {
+    const index = this.#get(indexKey, 'index');
+    const payload = index && this.#findRecord(recordKey(model, index.idDigest), undefined);
+    return payload && matchesLookup(payload, field, value) ? payload : undefined;
+  }
+
+  /** The unexpired entry at `key`; an expired one is dropped on the way. */
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    if (entry === undefined || entry.expiresAt > Date.now()) return entry;
+    this.#entries.delete(key);
+    return undefined;
+  }
+
+  /** The live value at `key` if it is of `kind`. */
+  #get<K extends Value['kind']>(key: string, kind: K): Extract<Value, { kind: K }> | undefined {
+    const value = this.#live(key)?.value;
+    return value?.kind === kind ? (value as Extract<Value, { kind: K }>) : undefined;
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const [key, entry] of this.#entries) {
+      if (entry.expiresAt <= now) this.#entries.delete(key);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Starts the real server (compiled in dist/ by the global setup) as a child process on this run's
+ * PostgreSQL database and Redis prefix, and stops it again.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+
+/** A running server process. */
+export interface RunningServer {
+  readonly issuer: string;
+  readonly port: number;
+  readonly process: ChildProcess;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+/** Credentials of the admin client every test server makes sure exists (ADMIN_BOOTSTRAP_*). */
+export const TEST_ADMIN = {
+  clientId: 'test-admin',
+  clientSecret: 'test-admin-secret-0123456789abcdefghijklmnopqrstuvwxyz',
+};
+
+/** A port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** The environment of a test server: this run's stores and the test admin client. */
+export function testServerEnv(port: number, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    PORT: String(port),
+    ISSUER: `http://localhost:${port}`,
+    DATABASE_URL: process.env.TEST_RUN_DATABASE_URL!,
+    REDIS_URL: process.env.TEST_REDIS_URL!,
+    REDIS_KEY_PREFIX: process.env.TEST_RUN_REDIS_PREFIX!,
+    // The same key-encryption key for every server of the run: they share one database of keys.
+    KEY_ENCRYPTION_KEY: testKeyEncryptionKey,
+    ADMIN_BOOTSTRAP_CLIENT_ID: TEST_ADMIN.clientId,
+    ADMIN_BOOTSTRAP_CLIENT_SECRET: TEST_ADMIN.clientSecret,
+    LOG_LEVEL: 'info',
+    ...overrides,
+  };
+}
+
+// Derived from the run's prefix so that every test file of one run agrees on it.
+const testKeyEncryptionKey = Buffer.from(
+  (process.env.TEST_RUN_REDIS_PREFIX ?? randomBytes(16).toString('hex')).padEnd(32, '0').slice(0, 32),
+).toString('base64');
+
+/**
+ * Starts `node dist/src/main.js` and resolves once it listens.
+ * @param options.port reuse a port (for a second issuer with the same URL, pass the issuer too).
+ */
+export async function startServer(options: { env?: Record<string, string>; port?: number; issuerPort?: number } = {}): Promise<RunningServer> {
+  const port = options.port ?? (await freePort());
+  const env = testServerEnv(port, {
+    ...(options.issuerPort ? { ISSUER: `http://localhost:${options.issuerPort}` } : {}),
+    ...options.env,
+  });
+  const child = spawn(process.execPath, ['dist/src/main.js'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${output}`)), 30_000);
+    const check = () => {
+      if (output.includes('listening on port')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${output}`));
+    });
+  });
+
+  return {
+    issuer: env.ISSUER!,
+    port,
+    process: child,
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { RedisTokenStore } from '../../src/tokens/redis-token-store.js';
+import { grantKey } from '../../src/tokens/token-keys.js';
+import { describeTokenStoreContract, newTokenValue, payloadFor, writeSampleTokens } from './token-store.contract.js';
+
+const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A connection and a key prefix of its own, so runs and suites never see each other's keys. */
+function connect(): { redis: Redis; prefix: string } {
+  return { redis: new Redis(redisUrl, { maxRetriesPerRequest: 1 }), prefix: `test:${randomUUID()}:` };
+}
+
+async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys;
+}
+
+async function deleteUnder(redis: Redis, prefix: string): Promise<void> {
+  const keys = await keysUnder(redis, prefix);
+  if (keys.length > 0) await redis.del(...keys);
+}
+
+/** Every key under `prefix` with everything it holds, as a store dump would show them. */
+async function dumpUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const dump: string[] = [];
+  for (const key of await keysUnder(redis, prefix)) {
+    const type = await redis.type(key);
+    if (type === 'hash') dump.push(key, ...Object.entries(await redis.hgetall(key)).flat());
+    else if (type === 'set') dump.push(key, ...(await redis.smembers(key)));
+    else if (type === 'string') dump.push(key, (await redis.get(key)) ?? '');
+    else throw new Error(`unexpected ${type} at ${key}`);
+  }
+  return dump;
+}
+
+describeTokenStoreContract('RedisTokenStore', async () => {
+  const { redis, prefix } = connect();
+  const store = new RedisTokenStore(redis, prefix);
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await deleteUnder(redis, prefix);
+      await redis.quit();
+    },
+  };
+});
+
+describe('RedisTokenStore keys and values', () => {
+  const { redis, prefix } = connect();
+  const store = new RedisTokenStore(redis, prefix);
+
+  beforeAll(async () => {
+    await redis.ping();
+  });
+
+  afterAll(async () => {
+    await deleteUnder(redis, prefix);
+    await redis.quit();
+  });
+
+  it('shows no token value in clear in any key or value', async () => {
+    const tokens = await writeSampleTokens(store);
+
+    const dump = await dumpUnder(redis, prefix);
+    expect(dump.length).toBeGreaterThan(0);
+    for (const token of tokens) {
+      expect(dump.filter((entry) => entry.includes(token))).toEqual([]);
+    }
+  });
+
+  it('gives every key it writes a TTL', async () => {
+    await writeSampleTokens(store);
+    // Consuming what is not there must not leave a record behind that nothing would expire.
+    await store.adapter('AuthorizationCode').consume(newTokenValue());
+
+    const keys = await keysUnder(redis, prefix);
+    expect(keys.length).toBeGreaterThan(0);
+    const withoutTtl: string[] = [];
+    for (const key of keys) {
+      if ((await redis.ttl(key)) <= 0) withoutTtl.push(key);
+    }
+    expect(withoutTtl).toEqual([]);
+  });
+
+  it('keeps a grant set as long as its longest-lived token', async () => {
+    const grantId = newTokenValue();
+    for (const [model, ttl] of [['AccessToken', 60], ['RefreshToken', 600], ['AuthorizationCode', 30]] as const) {
+      const id = newTokenValue();
+      await store.adapter(model).upsert(id, payloadFor(model, id, { grantId }), ttl);
+    }
+
+    const ttl = await redis.ttl(prefix + grantKey(grantId));
+    expect(ttl).toBeGreaterThan(590);
+    expect(ttl).toBeLessThanOrEqual(600);
+  });
+
+  it('leaves the shared connection open when closed', async () => {
+    await store.close();
+
+    expect(await redis.ping()).toBe('PONG');
+  });
+});

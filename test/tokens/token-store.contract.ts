@@ -1,0 +1,248 @@
+/**
+ * The behaviour every TokenStore must have, run against each implementation by its own test file.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { AdapterPayload, TokenStore } from '../../src/tokens/token-store.js';
+
+/** A store under test and how to dispose of it and anything it left behind. */
+export interface StoreUnderTest {
+  store: TokenStore;
+  cleanup: () => Promise<void>;
+}
+
+/** A fresh random value shaped like an opaque token. */
+export function newTokenValue(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A payload as oidc-provider writes it: `jti` is the id. */
+export function payloadFor(model: string, id: string, fields: AdapterPayload = {}): AdapterPayload {
+  const iat = nowSeconds();
+  return { jti: id, kind: model, iat, exp: iat + 60, accountId: 'account-1', clientId: 'client-1', ...fields };
+}
+
+/**
+ * Writes a token of each kind that is a bearer credential (and a Grant, a Session and a revoked JWT id)
+ * and returns their values, which a dump of the store must not reveal. No DeviceCode: its record keeps
+ * the id, as findByUserCode must return it (see planUpsert in src/tokens/token-keys.ts).
+ */
+export async function writeSampleTokens(store: TokenStore): Promise<string[]> {
+  const grantId = newTokenValue();
+  const [accessToken, refreshToken, code, clientCredentials, session, revokedJti] = Array.from({ length: 6 }, newTokenValue);
+  await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId), 60);
+  await store.adapter('AccessToken').upsert(accessToken, payloadFor('AccessToken', accessToken, { grantId }), 60);
+  await store.adapter('RefreshToken').upsert(refreshToken, payloadFor('RefreshToken', refreshToken, { grantId }), 60);
+  await store.adapter('AuthorizationCode').upsert(code, payloadFor('AuthorizationCode', code, { grantId }), 60);
+  await store.adapter('AuthorizationCode').consume(code);
+  await store.adapter('ClientCredentials').upsert(clientCredentials, payloadFor('ClientCredentials', clientCredentials), 60);
+  await store.adapter('Session').upsert(session, payloadFor('Session', session, { uid: newTokenValue() }), 60);
+  await store.revokeJwt(revokedJti, nowSeconds() + 60);
+  return [accessToken, refreshToken, code, clientCredentials, session, revokedJti];
+}
+
+/** Defines the contract suite for one TokenStore implementation; `makeStore` runs once for the suite. */
+export function describeTokenStoreContract(name: string, makeStore: () => Promise<StoreUnderTest>): void {
+  describe(`${name} (TokenStore contract)`, () => {
+    let store: TokenStore;
+    let cleanup: () => Promise<void>;
+
+    beforeAll(async () => {
+      ({ store, cleanup } = await makeStore());
+    });
+
+    afterAll(async () => {
+      await cleanup();
+    });
+
+    it('finds an upserted payload by its id, jti included', async () => {
+      const id = newTokenValue();
+      const payload = payloadFor('AccessToken', id, { grantId: newTokenValue(), scope: 'openid', extra: { tier: 'gold' } });
+      await store.adapter('AccessToken').upsert(id, payload, 60);
+
+      expect(await store.adapter('AccessToken').find(id)).toEqual(payload);
+    });
+
+    it('finds nothing for an unknown id, uid or user code', async () => {
+      expect(await store.adapter('AccessToken').find(newTokenValue())).toBeUndefined();
+      expect(await store.adapter('Session').findByUid(newTokenValue())).toBeUndefined();
+      expect(await store.adapter('DeviceCode').findByUserCode('ABCD-EFGH')).toBeUndefined();
+    });
+
+    it('keeps models apart', async () => {
+      const id = newTokenValue();
+      await store.adapter('AccessToken').upsert(id, payloadFor('AccessToken', id), 60);
+
+      expect(await store.adapter('RefreshToken').find(id)).toBeUndefined();
+    });
+
+    it('replaces the payload, and any consumed mark, on a second upsert', async () => {
+      const id = newTokenValue();
+      const adapter = store.adapter('RefreshToken');
+      await adapter.upsert(id, payloadFor('RefreshToken', id, { rotations: 0 }), 60);
+      await adapter.consume(id);
+      const second = payloadFor('RefreshToken', id, { rotations: 1 });
+      await adapter.upsert(id, second, 60);
+
+      expect(await adapter.find(id)).toEqual(second);
+    });
+
+    it('forgets a payload and its index entries once expiresIn has passed', async () => {
+      const id = newTokenValue();
+      const uid = newTokenValue();
+      await store.adapter('Session').upsert(id, payloadFor('Session', id, { uid }), 1);
+      expect(await store.adapter('Session').find(id)).toBeDefined();
+
+      await sleep(1200);
+
+      expect(await store.adapter('Session').find(id)).toBeUndefined();
+      expect(await store.adapter('Session').findByUid(uid)).toBeUndefined();
+    });
+
+    it('marks a payload consumed, in epoch seconds', async () => {
+      const id = newTokenValue();
+      const payload = payloadFor('AuthorizationCode', id);
+      await store.adapter('AuthorizationCode').upsert(id, payload, 60);
+      const before = nowSeconds();
+      await store.adapter('AuthorizationCode').consume(id);
+
+      const found = await store.adapter('AuthorizationCode').find(id);
+      expect(found).toEqual({ ...payload, consumed: expect.any(Number) });
+      expect(found?.consumed).toBeGreaterThanOrEqual(before);
+      expect(found?.consumed).toBeLessThanOrEqual(nowSeconds());
+    });
+
+    it('does not bring back a payload by consuming it after it is gone', async () => {
+      const id = newTokenValue();
+      await store.adapter('AuthorizationCode').upsert(id, payloadFor('AuthorizationCode', id), 60);
+      await store.adapter('AuthorizationCode').destroy(id);
+      await store.adapter('AuthorizationCode').consume(id);
+
+      expect(await store.adapter('AuthorizationCode').find(id)).toBeUndefined();
+    });
+
+    it('destroys a payload', async () => {
+      const id = newTokenValue();
+      await store.adapter('AccessToken').upsert(id, payloadFor('AccessToken', id), 60);
+      await store.adapter('AccessToken').destroy(id);
+
+      expect(await store.adapter('AccessToken').find(id)).toBeUndefined();
+    });
+
+    it('finds a Session by uid, without jti: the store keeps only a digest of the id', async () => {
+      const id = newTokenValue();
+      const uid = newTokenValue();
+      const payload = payloadFor('Session', id, { uid, authorizations: { 'client-1': { grantId: 'g', sid: 's' } } });
+      await store.adapter('Session').upsert(id, payload, 60);
+
+      const found = await store.adapter('Session').findByUid(uid);
+      expect(found).toEqual({ ...payload, jti: undefined });
+      expect(found).not.toHaveProperty('jti');
+    });
+
+    it('finds a DeviceCode by user code, jti included so it can be saved back', async () => {
+      const id = newTokenValue();
+      const payload = payloadFor('DeviceCode', id, { userCode: 'WDJB-MJHT', params: { scope: 'openid' } });
+      await store.adapter('DeviceCode').upsert(id, payload, 60);
+
+      expect(await store.adapter('DeviceCode').findByUserCode('WDJB-MJHT')).toEqual(payload);
+    });
+
+    it('does not find a record by a uid it no longer has', async () => {
+      const id = newTokenValue();
+      const [oldUid, newUid] = [newTokenValue(), newTokenValue()];
+      await store.adapter('Session').upsert(id, payloadFor('Session', id, { uid: oldUid }), 60);
+      await store.adapter('Session').upsert(id, payloadFor('Session', id, { uid: newUid }), 60);
+
+      expect(await store.adapter('Session').findByUid(oldUid)).toBeUndefined();
+      expect(await store.adapter('Session').findByUid(newUid)).toMatchObject({ uid: newUid });
+    });
+
+    it('revokes every token of a grant, of every model, and nothing else', async () => {
+      const [revoked, kept] = [newTokenValue(), newTokenValue()];
+      const models = ['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode'];
+      const tokens = models.flatMap((model) =>
+        [revoked, kept].map((grantId) => ({ model, grantId, id: newTokenValue(), userCode: newTokenValue() })),
+      );
+      for (const { model, grantId, id, userCode } of tokens) {
+        const fields = model === 'DeviceCode' ? { grantId, userCode } : { grantId };
+        await store.adapter(model).upsert(id, payloadFor(model, id, fields), 60);
+      }
+      const interaction = newTokenValue();
+      await store.adapter('Interaction').upsert(interaction, payloadFor('Interaction', interaction, { grantId: revoked }), 60);
+
+      await store.adapter('RefreshToken').revokeByGrantId(revoked);
+
+      for (const { model, grantId, id, userCode } of tokens) {
+        const adapter = store.adapter(model);
+        if (grantId === revoked) {
+          expect(await adapter.find(id)).toBeUndefined();
+          if (model === 'DeviceCode') expect(await adapter.findByUserCode(userCode)).toBeUndefined();
+        } else {
+          expect(await adapter.find(id)).toMatchObject({ jti: id, grantId: kept });
+          if (model === 'DeviceCode') expect(await adapter.findByUserCode(userCode)).toMatchObject({ jti: id });
+        }
+      }
+      // An interaction refers to the grant it is for; it is not a token of it.
+      expect(await store.adapter('Interaction').find(interaction)).toBeDefined();
+      await expect(store.adapter('AccessToken').revokeByGrantId(newTokenValue())).resolves.toBeUndefined();
+    });
+
+    it('keeps stored payloads out of reach of callers mutating theirs', async () => {
+      const id = newTokenValue();
+      const payload = payloadFor('AccessToken', id, { extra: { tier: 'gold' } });
+      const expected = structuredClone(payload);
+      await store.adapter('AccessToken').upsert(id, payload, 60);
+      (payload.extra as { tier: string }).tier = 'changed after upsert';
+      const found = await store.adapter('AccessToken').find(id);
+      (found?.extra as { tier: string }).tier = 'changed after find';
+
+      expect(await store.adapter('AccessToken').find(id)).toEqual(expected);
+    });
+
+    it('refuses the Client model, which lives in PostgreSQL', () => {
+      expect(() => store.adapter('Client')).toThrow(TypeError);
+    });
+
+    it('rejects an expiresIn that is not a positive whole number of seconds', async () => {
+      const id = newTokenValue();
+      for (const expiresIn of [0, -1, 1.5]) {
+        await expect(store.adapter('AccessToken').upsert(id, payloadFor('AccessToken', id), expiresIn)).rejects.toThrow(RangeError);
+      }
+      expect(await store.adapter('AccessToken').find(id)).toBeUndefined();
+    });
+
+    it('holds a JWT id revoked until expiresAt, then forgets it', async () => {
+      const jti = newTokenValue();
+      // Two seconds ahead: a whole second away at least, however far into the current second we are.
+      const expiresAt = nowSeconds() + 2;
+      await store.revokeJwt(jti, expiresAt);
+
+      expect(await store.isJwtRevoked(jti)).toBe(true);
+      expect(await store.isJwtRevoked(newTokenValue())).toBe(false);
+
+      await sleep(expiresAt * 1000 + 100 - Date.now());
+
+      expect(await store.isJwtRevoked(jti)).toBe(false);
+    });
+
+    it('ignores revoking a JWT id that has already expired', async () => {
+      const jti = newTokenValue();
+      await store.revokeJwt(jti, nowSeconds() - 1);
+
+      expect(await store.isJwtRevoked(jti)).toBe(false);
+    });
+
+    it('answers a ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
