@@ -3,11 +3,11 @@
  * the caller and handles opaque tokens; it refuses JWT access tokens (`unsupported_token_type`), which
  * CONTRACT.md section 5 wants answered, so these steps finish those requests after it.
  */
-import { createHash } from 'node:crypto';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
+import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
 
@@ -43,7 +43,7 @@ export async function introspectionAllowed(
 
 /** A stable, non-secret id for an opaque token (it has no `jti` of its own other than its value). */
 export function opaqueTokenId(value: string): string {
-  return createHash('sha256').update(value).digest('base64url').slice(0, 32);
+  return sha256Base64Url(value).slice(0, 32);
 }
 
 const refusedStructuredToken = (ctx: KoaContextWithOIDC): boolean =>

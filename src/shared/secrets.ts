@@ -11,6 +11,14 @@ export function generateIdentifier(): string {
   return randomBytes(16).toString('base64url');
 }
 
+/**
+ * SHA-256 of `value`, base64url: how token values become store keys. Token values are high-entropy
+ * random strings, so a fast unsalted hash makes them unrecoverable while lookups stay one key read.
+ */
+export function sha256Base64Url(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
 /** SHA-256 of `value`, hex. Used for secrets, which are high-entropy: a slow hash would add nothing. */
 export function sha256Hex(value: string): string {
   return createHash('sha256').update(value).digest('hex');
