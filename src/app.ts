@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
 import { problemHandler } from './admin/problem.js';
@@ -69,16 +70,22 @@ export function createApp(deps: AppDependencies): Koa {
   });
   app.use(health.routes());
 
-  const admin = new Router({ prefix: '/admin' });
-  admin.use(problemHandler(deps.logger));
-  admin.use(adminAuthentication(deps.currentProvider, deps.clients, deps.issuer));
-  admin.use(requireAdminScope);
+  // Everything under /admin is the admin API: problem+json, bearer auth, and never the provider.
+  const adminRouter = new Router({ prefix: '/admin' });
   for (const routes of [resourceServerRoutes(deps.db, deps.bus), clientRoutes(deps.db, deps.bus, deps.validateClientMetadata)]) {
-    admin.use(routes.routes(), routes.allowedMethods());
+    adminRouter.use(routes.routes(), routes.allowedMethods());
   }
-  // Unknown admin paths are problem+json too, not the provider's HTML 404.
-  admin.all('/{*rest}', problemHandler(deps.logger));
-  app.use(admin.routes());
+  const adminApi = compose<Koa.ParameterizedContext>([
+    problemHandler(deps.logger),
+    adminAuthentication(deps.currentProvider, deps.clients, deps.issuer),
+    requireAdminScope,
+    adminRouter.routes(),
+    adminRouter.allowedMethods(),
+  ] as Koa.Middleware[]);
+  app.use(async function routeAdmin(ctx, next) {
+    if (ctx.path === '/admin' || ctx.path.startsWith('/admin/')) return adminApi(ctx, async () => {});
+    return next();
+  });
 
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   app.use(async function delegateToProvider(ctx) {

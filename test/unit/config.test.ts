@@ -1,0 +1,77 @@
+/** Configuration: defaults, validation naming the variable, and production refusing embedded defaults. */
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const production = {
+  NODE_ENV: 'production',
+  ISSUER: 'https://login.example.com',
+  DATABASE_URL: 'postgres://db.internal/login',
+  REDIS_URL: 'redis://cache.internal:6379',
+  KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
+};
+
+function errorOf(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a configuration error');
+}
+
+describe('loadConfig', () => {
+  it('runs on embedded defaults with nothing configured', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      issuer: 'http://localhost:3000',
+      databaseUrl: undefined,
+      pgliteDir: './data/pglite',
+      redisUrl: undefined,
+      keyEncryptionKey: undefined,
+      workers: 1,
+      migrateOnStart: true,
+      adminBootstrap: undefined,
+    });
+  });
+
+  it('derives the issuer from PORT', () => {
+    expect(loadConfig({ PORT: '8080' }).issuer).toBe('http://localhost:8080');
+  });
+
+  it.each(['DATABASE_URL', 'REDIS_URL', 'KEY_ENCRYPTION_KEY', 'ISSUER'])('production refuses to start without %s', (variable) => {
+    const env: Record<string, string> = { ...production };
+    delete env[variable];
+    const error = errorOf(env);
+    expect(error.variable).toBe(variable);
+    expect(error.message).toContain(variable);
+  });
+
+  it('production starts when everything is given', () => {
+    expect(loadConfig(production).production).toBe(true);
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['WORKERS', '0'],
+    ['ISSUER', 'ftp://login.example.com'],
+    ['ISSUER', 'https://login.example.com/'],
+    ['DATABASE_URL', 'mysql://db/login'],
+    ['REDIS_URL', 'not a url'],
+    ['KEY_ENCRYPTION_KEY', Buffer.alloc(16).toString('base64')],
+    ['MIGRATE_ON_START', 'yes'],
+    ['LOG_LEVEL', 'loud'],
+  ])('an invalid %s (%s) is refused, naming the variable', (variable, value) => {
+    expect(errorOf({ [variable]: value }).variable).toBe(variable);
+  });
+
+  it('the bootstrap admin variables come as a pair', () => {
+    expect(errorOf({ ADMIN_BOOTSTRAP_CLIENT_ID: 'ops-admin' }).variable).toBe('ADMIN_BOOTSTRAP_CLIENT_SECRET');
+    expect(loadConfig({ ADMIN_BOOTSTRAP_CLIENT_ID: 'ops-admin', ADMIN_BOOTSTRAP_CLIENT_SECRET: 's'.repeat(40) }).adminBootstrap).toEqual({
+      clientId: 'ops-admin',
+      clientSecret: 's'.repeat(40),
+    });
+  });
+});
