@@ -8,6 +8,8 @@ import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
+import { routerFor, type AdminRoute } from './admin/admin-route.js';
+import { buildOpenApiDocument } from './admin/openapi.js';
 import { problemHandler } from './admin/problem.js';
 import type { ClientRegistry } from './clients/client-registry.js';
 import { clientRoutes } from './clients/client-routes.js';
@@ -71,10 +73,25 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(health.routes());
 
   // Everything under /admin is the admin API: problem+json, bearer auth, and never the provider.
-  const adminRouter = new Router({ prefix: '/admin' });
-  for (const routes of [resourceServerRoutes(deps.db, deps.bus), clientRoutes(deps.db, deps.bus, deps.validateClientMetadata)]) {
-    adminRouter.use(routes.routes(), routes.allowedMethods());
-  }
+  const adminRoutes: AdminRoute[] = [
+    ...resourceServerRoutes(deps.db, deps.bus),
+    ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
+  ];
+  let openApiDocument: Record<string, unknown> | undefined;
+  adminRoutes.push({
+    method: 'get',
+    path: '/openapi.json',
+    summary: 'This OpenAPI 3.1 document',
+    success: { status: 200 },
+    problems: [],
+    handler: async (ctx) => {
+      ctx.body = openApiDocument;
+    },
+  });
+  // Built once every route, this one included, is declared.
+  openApiDocument = buildOpenApiDocument(adminRoutes, deps.issuer);
+  const adminRouter = routerFor(adminRoutes);
+  adminRouter.prefix('/admin');
   const adminApi = compose<Koa.ParameterizedContext>([
     problemHandler(deps.logger),
     adminAuthentication(deps.currentProvider, deps.clients, deps.issuer),

@@ -33,7 +33,8 @@ export function parseOrProblem<T extends z.ZodType>(schema: T, value: unknown, p
   return result.data;
 }
 
-const listQuery = z.object({
+/** The query of every list route. */
+export const listQuerySchema = z.object({
   limit: z
     .string()
     .regex(/^\d+$/, 'must be a whole number')
@@ -45,10 +46,16 @@ const listQuery = z.object({
 
 /** Reads `?limit=&cursor=`: `limit` is capped at MAX_PAGE_SIZE; a cursor not made by us is a 422. */
 export function parseListQuery(query: unknown): { limit: number; after: PageCursor | undefined } {
-  const parsed = parseOrProblem(listQuery, query, ['query']);
+  const parsed = parseOrProblem(listQuerySchema, query, ['query']);
   const after = parsed.cursor === undefined ? undefined : decodeCursor(parsed.cursor);
   if (parsed.cursor !== undefined && !after) {
     throw new Problem(422, 'invalid fields', [{ path: 'query.cursor', message: 'is not a cursor from a previous page' }]);
   }
   return { limit: Math.min(parsed.limit ?? DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), after };
 }
+
+/** An ISO 8601 timestamp in an answer. */
+export const timestamp = z.iso.datetime();
+
+/** The answer of a list route: a page of `item` and the cursor of the next page. */
+export const pageOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });

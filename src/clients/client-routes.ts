@@ -1,14 +1,14 @@
 /** Admin routes for clients (CONTRACT.md section 6). */
-import Router from '@koa/router';
 import { z } from 'zod';
 import type { AdminPrincipal } from '../admin/admin-auth.js';
+import type { AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
 import { Problem } from '../admin/problem.js';
-import { absoluteUri, parseListQuery, parseOrProblem, scopeName, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, listQuerySchema, pageOf, parseListQuery, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { toPage } from '../shared/pagination.js';
-import type { Client, ClientMetadata } from './client.js';
+import type { Client, ClientMetadata, ClientWithSecrets } from './client.js';
 import { selectClientPage, selectClientWithSecrets } from './client-repository.js';
 import { createClient, InvalidClientInputError, type ProviderMetadataValidator } from './client-service.js';
 
@@ -62,8 +62,29 @@ export function metadataFromBody(body: z.output<typeof clientCreateSchema>): Cli
   };
 }
 
-/** The JSON form of a client in every answer. */
-export function presentClient(client: Client) {
+/** The JSON form of a client in every answer (never a secret). */
+export const clientSchema = z.object({
+  client_id: z.string(),
+  client_name: z.string(),
+  trust: z.enum(['internal', 'external']),
+  grant_types: z.array(z.string()),
+  response_types: z.array(z.string()),
+  redirect_uris: z.array(z.string()),
+  post_logout_redirect_uris: z.array(z.string()),
+  token_endpoint_auth_method: z.string(),
+  scope: z.string(),
+  resources: z.array(z.string()),
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
+  jwks_uri: z.string().optional(),
+  disabled: z.boolean(),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+
+const createdClientSchema = clientSchema.extend({ client_secret: z.string().optional() });
+
+/** Presents a client as `clientSchema` describes. */
+export function presentClient(client: Client): z.output<typeof clientSchema> {
   return {
     client_id: client.clientId,
     client_name: client.clientName,
@@ -75,42 +96,66 @@ export function presentClient(client: Client) {
   };
 }
 
-/** The client routes, mounted under /admin. */
-export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataValidator): Router {
-  const router = new Router();
+/** The client routes (under /admin). */
+export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataValidator): AdminRoute[] {
+  return [
+    {
+      method: 'post',
+      path: '/clients',
+      summary: 'Register a client; its secret (when it has one) is shown in this answer only',
+      body: clientCreateSchema,
+      success: { status: 201, schema: createdClientSchema },
+      problems: [400, 409, 413, 415, 422],
+      handler: async (ctx) => {
+        const body = parseOrProblem(clientCreateSchema, await readJsonBody(ctx));
+        const actor = (ctx.state.admin as AdminPrincipal).clientId;
+        try {
+          const { client, secret } = await createClient({ db, bus, actor }, validate, {
+            clientName: body.client_name,
+            trust: body.trust,
+            metadata: metadataFromBody(body),
+          });
+          ctx.status = 201;
+          ctx.set('Location', `/admin/clients/${client.clientId}`);
+          ctx.set('Cache-Control', 'no-store');
+          ctx.body = { ...presentClient(client), ...(secret ? { client_secret: secret } : {}) };
+        } catch (error) {
+          if (error instanceof InvalidClientInputError) {
+            throw new Problem(error.path === 'client_id' ? 409 : 422, error.message, [{ path: error.path, message: error.message }]);
+          }
+          throw error;
+        }
+      },
+    },
+    {
+      method: 'get',
+      path: '/clients',
+      summary: 'List clients',
+      query: listQuerySchema,
+      success: { status: 200, schema: pageOf(clientSchema) },
+      problems: [422],
+      handler: async (ctx) => {
+        const { limit, after } = parseListQuery(ctx.query);
+        const rows = await selectClientPage(db, limit, after);
+        ctx.body = toPage(rows, limit, (c) => ({ createdAt: c.createdAt.toISOString(), id: c.clientId }), presentClient);
+      },
+    },
+    {
+      method: 'get',
+      path: '/clients/:clientId',
+      summary: 'Read a client',
+      success: { status: 200, schema: clientSchema },
+      problems: [404],
+      handler: async (ctx) => {
+        ctx.body = presentClient(await clientOr404(db, ctx.params.clientId!));
+      },
+    },
+  ];
+}
 
-  router.post('/clients', async (ctx) => {
-    const body = parseOrProblem(clientCreateSchema, await readJsonBody(ctx));
-    const actor = (ctx.state.admin as AdminPrincipal).clientId;
-    try {
-      const { client, secret } = await createClient({ db, bus, actor }, validate, {
-        clientName: body.client_name,
-        trust: body.trust,
-        metadata: metadataFromBody(body),
-      });
-      ctx.status = 201;
-      ctx.set('Location', `/admin/clients/${client.clientId}`);
-      ctx.set('Cache-Control', 'no-store');
-      ctx.body = { ...presentClient(client), ...(secret ? { client_secret: secret } : {}) };
-    } catch (error) {
-      if (error instanceof InvalidClientInputError) {
-        throw new Problem(error.path === 'client_id' ? 409 : 422, error.message, [{ path: error.path, message: error.message }]);
-      }
-      throw error;
-    }
-  });
-
-  router.get('/clients', async (ctx) => {
-    const { limit, after } = parseListQuery(ctx.query);
-    const rows = await selectClientPage(db, limit, after);
-    ctx.body = toPage(rows, limit, (c) => ({ createdAt: c.createdAt.toISOString(), id: c.clientId }), presentClient);
-  });
-
-  router.get('/clients/:clientId', async (ctx) => {
-    const client = await selectClientWithSecrets(db, ctx.params.clientId!);
-    if (!client || client.resourceServerId) throw new Problem(404, `no client ${ctx.params.clientId}`);
-    ctx.body = presentClient(client);
-  });
-
-  return router;
+/** The application client with this id, or a 404 problem (introspection identities are not clients here). */
+export async function clientOr404(db: Db, clientId: string): Promise<ClientWithSecrets> {
+  const client = await selectClientWithSecrets(db, clientId);
+  if (!client || client.resourceServerId) throw new Problem(404, `no client ${clientId}`);
+  return client;
 }

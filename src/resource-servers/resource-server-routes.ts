@@ -1,10 +1,10 @@
 /** Admin routes for resource servers (CONTRACT.md section 6). */
-import Router from '@koa/router';
 import { z } from 'zod';
 import type { AdminPrincipal } from '../admin/admin-auth.js';
+import type { AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
 import { Problem } from '../admin/problem.js';
-import { absoluteUri, parseListQuery, parseOrProblem, scopeName, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, listQuerySchema, pageOf, parseListQuery, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
@@ -33,13 +33,32 @@ export const resourceServerCreateSchema = z
   });
 
 /** The JSON form of a resource server in every answer. */
-export function presentResourceServer(rs: ResourceServer) {
+export const resourceServerSchema = z.object({
+  id: z.uuid(),
+  identifier: z.string(),
+  name: z.string(),
+  scopes: z.array(z.string()),
+  sensitive_scopes: z.array(z.string()),
+  token_format: z.enum(['jwt', 'opaque']),
+  access_token_ttl: z.number().int().nullable(),
+  signing_alg: z.enum(SIGNING_ALGS),
+  introspection: z.object({ client_id: z.string() }),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+
+const createdResourceServerSchema = resourceServerSchema.extend({
+  introspection: z.object({ client_id: z.string(), client_secret: z.string() }),
+});
+
+/** Presents a resource server as `resourceServerSchema` describes. */
+export function presentResourceServer(rs: ResourceServer): z.output<typeof resourceServerSchema> {
   return {
     id: rs.id,
     identifier: rs.identifier,
     name: rs.name,
-    scopes: rs.scopes,
-    sensitive_scopes: rs.sensitiveScopes,
+    scopes: [...rs.scopes],
+    sensitive_scopes: [...rs.sensitiveScopes],
     token_format: rs.tokenFormat,
     access_token_ttl: rs.accessTokenTtl,
     signing_alg: rs.signingAlg,
@@ -49,49 +68,72 @@ export function presentResourceServer(rs: ResourceServer) {
   };
 }
 
-/** The resource server routes, mounted under /admin. */
-export function resourceServerRoutes(db: Db, bus: ChangeBus): Router {
-  const router = new Router();
+/** The resource server routes (under /admin). */
+export function resourceServerRoutes(db: Db, bus: ChangeBus): AdminRoute[] {
+  return [
+    {
+      method: 'post',
+      path: '/resource-servers',
+      summary: 'Register a resource server (an API); its introspection secret is shown in this answer only',
+      body: resourceServerCreateSchema,
+      success: { status: 201, schema: createdResourceServerSchema },
+      problems: [400, 409, 413, 415, 422],
+      handler: async (ctx) => {
+        const body = parseOrProblem(resourceServerCreateSchema, await readJsonBody(ctx));
+        const actor = (ctx.state.admin as AdminPrincipal).clientId;
+        try {
+          const { resourceServer, introspectionSecret } = await createResourceServer(
+            { db, bus, actor },
+            {
+              identifier: body.identifier,
+              name: body.name,
+              scopes: body.scopes,
+              sensitiveScopes: body.sensitive_scopes,
+              tokenFormat: body.token_format,
+              accessTokenTtl: body.access_token_ttl,
+              signingAlg: body.signing_alg,
+            },
+          );
+          ctx.status = 201;
+          ctx.set('Location', `/admin/resource-servers/${resourceServer.id}`);
+          ctx.set('Cache-Control', 'no-store');
+          const presented = presentResourceServer(resourceServer);
+          ctx.body = { ...presented, introspection: { ...presented.introspection, client_secret: introspectionSecret } };
+        } catch (error) {
+          if (error instanceof DuplicateResourceServerError) throw new Problem(409, error.message);
+          throw error;
+        }
+      },
+    },
+    {
+      method: 'get',
+      path: '/resource-servers',
+      summary: 'List resource servers',
+      query: listQuerySchema,
+      success: { status: 200, schema: pageOf(resourceServerSchema) },
+      problems: [422],
+      handler: async (ctx) => {
+        const { limit, after } = parseListQuery(ctx.query);
+        const rows = await selectResourceServerPage(db, limit, after);
+        ctx.body = toPage(rows, limit, (rs) => ({ createdAt: rs.createdAt.toISOString(), id: rs.id }), presentResourceServer);
+      },
+    },
+    {
+      method: 'get',
+      path: '/resource-servers/:id',
+      summary: 'Read a resource server',
+      success: { status: 200, schema: resourceServerSchema },
+      problems: [404],
+      handler: async (ctx) => {
+        ctx.body = presentResourceServer(await resourceServerOr404(db, ctx.params.id!));
+      },
+    },
+  ];
+}
 
-  router.post('/resource-servers', async (ctx) => {
-    const body = parseOrProblem(resourceServerCreateSchema, await readJsonBody(ctx));
-    const actor = (ctx.state.admin as AdminPrincipal).clientId;
-    try {
-      const { resourceServer, introspectionSecret } = await createResourceServer(
-        { db, bus, actor },
-        {
-          identifier: body.identifier,
-          name: body.name,
-          scopes: body.scopes,
-          sensitiveScopes: body.sensitive_scopes,
-          tokenFormat: body.token_format,
-          accessTokenTtl: body.access_token_ttl,
-          signingAlg: body.signing_alg,
-        },
-      );
-      ctx.status = 201;
-      ctx.set('Location', `/admin/resource-servers/${resourceServer.id}`);
-      ctx.set('Cache-Control', 'no-store');
-      const presented = presentResourceServer(resourceServer);
-      ctx.body = { ...presented, introspection: { ...presented.introspection, client_secret: introspectionSecret } };
-    } catch (error) {
-      if (error instanceof DuplicateResourceServerError) throw new Problem(409, error.message);
-      throw error;
-    }
-  });
-
-  router.get('/resource-servers', async (ctx) => {
-    const { limit, after } = parseListQuery(ctx.query);
-    const rows = await selectResourceServerPage(db, limit, after);
-    ctx.body = toPage(rows, limit, (rs) => ({ createdAt: rs.createdAt.toISOString(), id: rs.id }), presentResourceServer);
-  });
-
-  router.get('/resource-servers/:id', async (ctx) => {
-    const id = ctx.params.id!;
-    const rs = z.uuid().safeParse(id).success ? await selectResourceServer(db, id) : undefined;
-    if (!rs) throw new Problem(404, `no resource server ${id}`);
-    ctx.body = presentResourceServer(rs);
-  });
-
-  return router;
+/** The resource server with this id, or a 404 problem (also for ids that are not UUIDs). */
+export async function resourceServerOr404(db: Db, id: string): Promise<ResourceServer> {
+  const rs = z.uuid().safeParse(id).success ? await selectResourceServer(db, id) : undefined;
+  if (!rs) throw new Problem(404, `no resource server ${id}`);
+  return rs;
 }

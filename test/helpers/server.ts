@@ -5,6 +5,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+
+/** The compiled server, by absolute path so a test may start it in another working directory. */
+export const SERVER_ENTRY = resolve('dist/src/main.js');
 
 /** A running server process. */
 export interface RunningServer {
@@ -61,13 +65,24 @@ const testKeyEncryptionKey = Buffer.from(
  * Starts `node dist/src/main.js` and resolves once it listens.
  * @param options.port reuse a port (for a second issuer with the same URL, pass the issuer too).
  */
-export async function startServer(options: { env?: Record<string, string>; port?: number; issuerPort?: number } = {}): Promise<RunningServer> {
+export async function startServer(
+  options: {
+    env?: Record<string, string>;
+    /** Use exactly `env` (plus PATH and PORT) instead of this run's stores: the embedded defaults. */
+    bareEnv?: boolean;
+    cwd?: string;
+    port?: number;
+    issuerPort?: number;
+  } = {},
+): Promise<RunningServer> {
   const port = options.port ?? (await freePort());
-  const env = testServerEnv(port, {
-    ...(options.issuerPort ? { ISSUER: `http://localhost:${options.issuerPort}` } : {}),
-    ...options.env,
-  });
-  const child = spawn(process.execPath, ['dist/src/main.js'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = options.bareEnv
+    ? { PATH: process.env.PATH ?? '', PORT: String(port), ISSUER: `http://localhost:${port}`, ...options.env }
+    : testServerEnv(port, {
+        ...(options.issuerPort ? { ISSUER: `http://localhost:${options.issuerPort}` } : {}),
+        ...options.env,
+      });
+  const child = spawn(process.execPath, [SERVER_ENTRY], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -1,0 +1,58 @@
+/**
+ * GET /admin/openapi.json: every admin route of CONTRACT.md section 6 that exists is documented, and
+ * every documented operation exists (no route answers "no such route" or 405).
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { adminCall, adminToken } from '../helpers/oauth.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+
+let server: RunningServer;
+let admin: string;
+let document: { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+
+beforeAll(async () => {
+  server = await startServer();
+  admin = await adminToken(server.issuer);
+  const answer = await adminCall(server.issuer, admin, 'GET', '/openapi.json');
+  expect(answer.status).toBe(200);
+  document = answer.body;
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** The admin routes this server has built so far, from CONTRACT.md section 6. */
+const CONTRACT_ROUTES = [
+  ['post', '/admin/resource-servers'],
+  ['get', '/admin/resource-servers'],
+  ['get', '/admin/resource-servers/{id}'],
+  ['post', '/admin/clients'],
+  ['get', '/admin/clients'],
+  ['get', '/admin/clients/{client_id}'],
+  ['get', '/admin/openapi.json'],
+] as const;
+
+const normalise = (path: string) => path.replace(/\{[^}]+\}/g, '{}');
+
+describe('the OpenAPI document', () => {
+  it('is OpenAPI 3.1', () => {
+    expect(document.openapi).toBe('3.1.0');
+  });
+
+  it.each(CONTRACT_ROUTES)('documents %s %s', (method, path) => {
+    const documented = Object.entries(document.paths).find(([p]) => normalise(p) === normalise(path));
+    expect(documented?.[1][method]).toBeDefined();
+  });
+
+  it('documents only operations that exist', async () => {
+    const operations = Object.entries(document.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => [method, path] as const));
+    expect(operations.length).toBeGreaterThanOrEqual(CONTRACT_ROUTES.length);
+    for (const [method, path] of operations) {
+      const concrete = path.replace(/^\/admin/, '').replace(/\{[^}]+\}/g, 'placeholder-id');
+      const answer = await adminCall(server.issuer, admin, method.toUpperCase(), concrete, method === 'get' || method === 'delete' ? undefined : {});
+      expect({ method, path, status: answer.status, detail: answer.body?.detail }).not.toMatchObject({ detail: 'no such route' });
+      expect(answer.status).not.toBe(405);
+    }
+  });
+});
