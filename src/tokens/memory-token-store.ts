@@ -3,12 +3,12 @@
  * is lost on restart. It keeps the same keys and semantics as the Redis store (see token-keys.ts).
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from './token-store.js';
 import {
   assertTokenModel,
-  digest,
   epochSeconds,
-  grantKey,
+  grantKeys,
   matchesLookup,
   planUpsert,
   recordKey,
@@ -25,7 +25,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 type Value =
   | { readonly kind: 'record'; readonly payload: AdapterPayload; consumed?: number }
   | { readonly kind: 'index'; readonly idDigest: string }
-  | { readonly kind: 'grant'; readonly members: Set<string> }
+  | { readonly kind: 'grant-index'; readonly members: Set<string> }
   | { readonly kind: 'revoked-jwt' };
 
 interface Entry {
@@ -43,20 +43,22 @@ export class MemoryTokenStore implements TokenStore {
     assertTokenModel(model);
     return {
       upsert: async (id, payload, expiresIn) => this.#upsert(model, id, payload, expiresIn),
-      find: async (id) => this.#findRecord(recordKey(model, digest(id)), id),
+      find: async (id) => this.#findRecord(recordKey(model, sha256Base64Url(id)), id),
       findByUid: async (uid) => this.#findByIndex(model, uidKey(model, uid), 'uid', uid),
       findByUserCode: async (userCode) => this.#findByIndex(model, userCodeKey(model, userCode), 'userCode', userCode),
       consume: async (id) => {
-        const record = this.#get(recordKey(model, digest(id)), 'record');
+        const record = this.#get(recordKey(model, sha256Base64Url(id)), 'record');
         if (record) record.consumed = epochSeconds();
       },
       destroy: async (id) => {
-        this.#entries.delete(recordKey(model, digest(id)));
+        this.#entries.delete(recordKey(model, sha256Base64Url(id)));
       },
+      // Deletes the Grant record too, as the Redis store does: there, that is what revokes the tokens at once.
       revokeByGrantId: async (grantId) => {
-        const key = grantKey(grantId);
-        for (const member of this.#get(key, 'grant')?.members ?? []) this.#entries.delete(member);
-        this.#entries.delete(key);
+        const grant = grantKeys(grantId);
+        for (const member of this.#get(grant.index, 'grant-index')?.members ?? []) this.#entries.delete(member);
+        this.#entries.delete(grant.index);
+        this.#entries.delete(grant.record);
       },
     };
   }
@@ -84,15 +86,15 @@ export class MemoryTokenStore implements TokenStore {
     for (const indexKey of plan.indexKeys) {
       this.#entries.set(indexKey, { value: { kind: 'index', idDigest: plan.idDigest }, expiresAt });
     }
-    if (plan.grantKey !== undefined) {
+    if (plan.grantIndexKey !== undefined) {
       const members = [plan.key, ...plan.indexKeys];
-      const grant = this.#live(plan.grantKey);
-      if (grant?.value.kind === 'grant') {
-        for (const member of members) grant.value.members.add(member);
-        // The set lives as long as its longest-lived member.
-        grant.expiresAt = Math.max(grant.expiresAt, expiresAt);
+      const grantIndex = this.#live(plan.grantIndexKey);
+      if (grantIndex?.value.kind === 'grant-index') {
+        for (const member of members) grantIndex.value.members.add(member);
+        // The index lives as long as its longest-lived member.
+        grantIndex.expiresAt = Math.max(grantIndex.expiresAt, expiresAt);
       } else {
-        this.#entries.set(plan.grantKey, { value: { kind: 'grant', members: new Set(members) }, expiresAt });
+        this.#entries.set(plan.grantIndexKey, { value: { kind: 'grant-index', members: new Set(members) }, expiresAt });
       }
     }
   }

@@ -1,18 +1,21 @@
 /**
- * The token store in Redis (7.0 or later: grant sets use `EXPIRE ... NX` and `GT`).
+ * The token store in Redis (7.0 or later: grant indexes use `EXPIRE ... NX` and `GT`), standalone or
+ * Cluster.
  *
- * Each record is a hash under `${prefix}${model}:${sha256(id)}` with the fields `payload` (JSON, without
- * the id) and `consumed` (epoch seconds, once consumed). Index entries for uids and user codes hold the
- * digest of the id. Every key written for a token carries the token's TTL, so Redis forgets it on time.
+ * Each record is a hash under `${prefix}${model}:{${sha256(id)}}` with the fields `payload` (JSON,
+ * without the id) and `consumed` (epoch seconds, once consumed). Index entries for uids and user codes
+ * hold the digest of the id. Every key written for a token carries the token's TTL, so Redis forgets
+ * it on time. Key names and their hash tags are in token-keys.ts: no command or transaction here spans
+ * two hash slots, which Redis Cluster would refuse (CROSSSLOT).
  */
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from './token-store.js';
 import {
   assertTokenModel,
-  digest,
   epochSeconds,
-  grantKey,
+  grantKeys,
   matchesLookup,
   planUpsert,
   recordKey,
@@ -23,8 +26,8 @@ import {
 } from './token-keys.js';
 
 /**
- * TTL of a grant set holding a token that never expires. A large TTL rather than none: the set is
- * then never without a TTL once written, so `EXPIRE NX` below fires only when the set is new.
+ * TTL of a grant index holding a token that never expires. A large TTL rather than none: the index is
+ * then never without a TTL once written, so `EXPIRE NX` below fires only when the index is new.
  */
 const NEVER_SECONDS = 100 * 365 * 24 * 60 * 60;
 
@@ -35,31 +38,36 @@ const NEVER_SECONDS = 100 * 365 * 24 * 60 * 60;
  */
 const CONSUME_SCRIPT = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'consumed', ARGV[1]) end";
 
-/** Runs a transaction or pipeline, throwing the first command error (ioredis resolves with them). */
-async function execAll(commands: ChainableCommander): Promise<void> {
-  const replies = await commands.exec();
+/** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
+async function exec(transaction: ChainableCommander): Promise<unknown[]> {
+  const replies = await transaction.exec();
   if (replies === null) throw new Error('Redis transaction aborted');
-  for (const [error] of replies) {
+  return replies.map(([error, reply]) => {
     if (error) throw error;
-  }
+    return reply;
+  });
 }
 
 /**
  * {@link TokenStore} in Redis, shareable by any number of instances.
  *
+ * Construct the client with `enableAutoPipelining: true`: an upsert and a grant revocation issue
+ * several single-slot commands at once, which auto-pipelining sends in one batch per node (without it
+ * they still go out without waiting for each other, but one write each).
+ *
  * The connection belongs to the caller, who may share it with other components: `close()` leaves it
  * open, and the caller quits it after closing everything that uses it.
  */
 export class RedisTokenStore implements TokenStore {
-  readonly #redis: Redis;
+  readonly #redis: Redis | Cluster;
   readonly #prefix: string;
 
   /**
-   * @param redis - An ioredis connection to a standalone Redis (not Cluster: upserts are one `MULTI`
-   *   across keys that digests spread over every hash slot).
+   * @param redis - An ioredis connection to a standalone Redis or a Redis Cluster.
    * @param keyPrefix - Prepended to every key, e.g. `login:`, so several deployments can share a Redis.
+   *   Without `{` or `}`: a hash tag in the prefix would override the tags that place keys in slots.
    */
-  constructor(redis: Redis, keyPrefix: string) {
+  constructor(redis: Redis | Cluster, keyPrefix: string) {
     this.#redis = redis;
     this.#prefix = keyPrefix;
   }
@@ -68,14 +76,14 @@ export class RedisTokenStore implements TokenStore {
     assertTokenModel(model);
     return {
       upsert: (id, payload, expiresIn) => this.#upsert(model, id, payload, expiresIn),
-      find: (id) => this.#findRecord(recordKey(model, digest(id)), id),
+      find: (id) => this.#findRecord(recordKey(model, sha256Base64Url(id)), id),
       findByUid: (uid) => this.#findByIndex(model, uidKey(model, uid), 'uid', uid),
       findByUserCode: (userCode) => this.#findByIndex(model, userCodeKey(model, userCode), 'userCode', userCode),
       consume: async (id) => {
-        await this.#redis.eval(CONSUME_SCRIPT, 1, this.#key(recordKey(model, digest(id))), epochSeconds());
+        await this.#redis.eval(CONSUME_SCRIPT, 1, this.#key(recordKey(model, sha256Base64Url(id))), epochSeconds());
       },
       destroy: async (id) => {
-        await this.#redis.del(this.#key(recordKey(model, digest(id))));
+        await this.#redis.del(this.#key(recordKey(model, sha256Base64Url(id))));
       },
       revokeByGrantId: (grantId) => this.#revokeByGrantId(grantId),
     };
@@ -101,27 +109,33 @@ export class RedisTokenStore implements TokenStore {
     return this.#prefix + key;
   }
 
+  /**
+   * Writes the record, its index entries and its grant membership: each in a slot of its own, so not
+   * one transaction but single-slot writes issued together (auto-pipelined, see the class). A failure part way leaves keys that expire
+   * with the token; one that misses the grant index does not outlive a revocation either, as that
+   * deletes the Grant record (see `#revokeByGrantId`).
+   */
   async #upsert(model: string, id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
     const plan = planUpsert(model, id, payload, expiresIn);
     const key = this.#key(plan.key);
     const indexKeys = plan.indexKeys.map((indexKey) => this.#key(indexKey));
-    // One transaction: the record, its index entries and its grant membership appear together.
-    const multi = this.#redis.multi();
-    // Deleted first so an upsert replaces the record, including a `consumed` mark and an old TTL.
-    multi.del(key).hset(key, 'payload', JSON.stringify(plan.stored));
-    if (plan.ttl !== undefined) multi.expire(key, plan.ttl);
+    // A transaction on the one record key: a concurrent find sees the old record or the new one, never
+    // none. Deleted first so an upsert replaces the record, including a `consumed` mark and an old TTL.
+    const record = this.#redis.multi().del(key).hset(key, 'payload', JSON.stringify(plan.stored));
+    if (plan.ttl !== undefined) record.expire(key, plan.ttl);
+    const writes: Promise<unknown>[] = [exec(record)];
     for (const indexKey of indexKeys) {
-      if (plan.ttl === undefined) multi.set(indexKey, plan.idDigest);
-      else multi.set(indexKey, plan.idDigest, 'EX', plan.ttl);
+      writes.push(plan.ttl === undefined ? this.#redis.set(indexKey, plan.idDigest) : this.#redis.set(indexKey, plan.idDigest, 'EX', plan.ttl));
     }
-    if (plan.grantKey !== undefined) {
-      const grantSetKey = this.#key(plan.grantKey);
+    if (plan.grantIndexKey !== undefined) {
+      const grantIndexKey = this.#key(plan.grantIndexKey);
       const ttl = plan.ttl ?? NEVER_SECONDS;
-      // The set lives as long as its longest-lived member. GT alone would not do: it treats a key
-      // without a TTL (a set SADD just created) as never expiring, so NX gives a new set its first TTL.
-      multi.sadd(grantSetKey, key, ...indexKeys).expire(grantSetKey, ttl, 'NX').expire(grantSetKey, ttl, 'GT');
+      // The index lives as long as its longest-lived member. GT alone would not do: it treats a key
+      // without a TTL (a set SADD just created) as never expiring, so NX gives a new index its first TTL.
+      // One transaction, so the index is never left without a TTL.
+      writes.push(exec(this.#redis.multi().sadd(grantIndexKey, key, ...indexKeys).expire(grantIndexKey, ttl, 'NX').expire(grantIndexKey, ttl, 'GT')));
     }
-    await execAll(multi);
+    await Promise.all(writes);
   }
 
   async #findRecord(key: string, id: string | undefined): Promise<AdapterPayload | undefined> {
@@ -143,17 +157,18 @@ export class RedisTokenStore implements TokenStore {
     return payload && matchesLookup(payload, field, value) ? payload : undefined;
   }
 
+  /**
+   * The revocation proper is one transaction on the grant's slot, atomic and one round trip: it reads
+   * the grant index and deletes the index and the Grant record. oidc-provider loads the Grant on every use of a token bound
+   * to it (refresh, code exchange, introspection, userinfo) and refuses the token once the Grant is
+   * gone, so that transaction alone revokes every token of the grant at once. The token keys, spread
+   * over every slot, cannot join it; deleting them afterwards is cleanup, one DEL each, issued together.
+   * A token written for the grant meanwhile is refused the same way and expires with its TTL.
+   */
   async #revokeByGrantId(grantId: string): Promise<void> {
-    const grantSetKey = this.#key(grantKey(grantId));
-    const members = await this.#redis.smembers(grantSetKey);
-    if (members.length === 0) return;
-    // Not one Lua script: in Redis Cluster a script may only touch keys of one hash slot, and token
-    // keys are spread over every slot by their digest; a pipeline of single-key commands is not bound
-    // so. SREM of what was read rather than DEL of the set: a token joining the grant meanwhile keeps
-    // its membership (and is revoked next time) instead of silently losing it. An emptied set is gone.
-    const pipeline = this.#redis.pipeline();
-    for (const member of members) pipeline.del(member);
-    pipeline.srem(grantSetKey, ...members);
-    await execAll(pipeline);
+    const grant = grantKeys(grantId);
+    const index = this.#key(grant.index);
+    const [members] = await exec(this.#redis.multi().smembers(index).del(this.#key(grant.record), index));
+    await Promise.all((members as string[]).map((member) => this.#redis.del(member)));
   }
 }

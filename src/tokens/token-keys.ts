@@ -4,46 +4,60 @@
  *
  * Token values are bearer credentials, so they never become keys or index values: those are SHA-256
  * digests. A dump of the store then yields no usable token, and a lookup still needs only the value.
+ *
+ * Every key ends in a Redis Cluster hash tag, `{<digest>}`, holding the digest the key is derived from:
+ * only the tag picks the hash slot, so keys derived from the same value share a slot. That is how the
+ * Grant record and its grant index end up together (see {@link grantKeys}), while records and index
+ * entries spread over every slot by their own digest.
  */
-import { createHash } from 'node:crypto';
 import type { AdapterPayload } from 'oidc-provider';
-
-/**
- * SHA-256 of `value`, base64url. Token values are high-entropy random strings, so a fast unsalted
- * hash is enough to make them unrecoverable while keeping lookups a single key read.
- */
-export function digest(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
-}
+import { sha256Base64Url } from '../shared/secrets.js';
 
 /** Now, in epoch seconds (the unit of `consumed`, `exp` and JWT revocation times). */
 export function epochSeconds(): number {
   return Math.floor(Date.now() / 1000);
 }
 
+/** `name` with the hash tag `digest`: the slot of the key is the slot of the digest alone. */
+function tagged(name: string, digest: string): string {
+  return `${name}:{${digest}}`;
+}
+
 /** Key of the record with this id digest. The digest (not the id) lets index lookups reach it. */
 export function recordKey(model: string, idDigest: string): string {
-  return `${model}:${idDigest}`;
+  return tagged(model, idDigest);
 }
 
 /** Key of the index entry from a uid to the digest of the record's id. */
 export function uidKey(model: string, uid: string): string {
-  return `${model}:uid:${digest(uid)}`;
+  return tagged(`${model}:uid`, sha256Base64Url(uid));
 }
 
 /** Key of the index entry from a user code to the digest of the record's id. */
 export function userCodeKey(model: string, userCode: string): string {
-  return `${model}:userCode:${digest(userCode)}`;
-}
-
-/** Key of the set of every key written for the tokens of one grant. */
-export function grantKey(grantId: string): string {
-  return `grant:${digest(grantId)}`;
+  return tagged(`${model}:userCode`, sha256Base64Url(userCode));
 }
 
 /** Key of the record that a JWT access token id is revoked. */
 export function revokedJwtKey(jti: string): string {
-  return `revoked-jwt:${digest(jti)}`;
+  return tagged('revoked-jwt', sha256Base64Url(jti));
+}
+
+/** The keys of one grant, both tagged by the digest of the grant id, hence in one hash slot. */
+export interface GrantKeys {
+  /** The record of the `Grant` model, whose id is the grant id. */
+  readonly record: string;
+  /** The set of every key written for the tokens of the grant. */
+  readonly index: string;
+}
+
+/**
+ * The keys of the grant `grantId`. Sharing a slot, they can be read and deleted in one transaction
+ * even in Redis Cluster: see the Redis store's `revokeByGrantId`.
+ */
+export function grantKeys(grantId: string): GrantKeys {
+  const grantDigest = sha256Base64Url(grantId);
+  return { record: recordKey('Grant', grantDigest), index: tagged('grant-index', grantDigest) };
 }
 
 /**
@@ -75,8 +89,8 @@ export interface UpsertPlan {
   readonly stored: AdapterPayload;
   /** Index entries (uid, user code) leading to the record. */
   readonly indexKeys: readonly string[];
-  /** The grant set the record and its index entries join, if the record is revoked with its grant. */
-  readonly grantKey: string | undefined;
+  /** The grant index the record and its index entries join, if the record is revoked with its grant. */
+  readonly grantIndexKey: string | undefined;
   /** Seconds to keep every key written, or undefined to keep them until deleted. */
   readonly ttl: number | undefined;
 }
@@ -91,7 +105,7 @@ export function planUpsert(model: string, id: string, payload: AdapterPayload, e
   if (expiresIn !== undefined && !(Number.isSafeInteger(expiresIn) && expiresIn > 0)) {
     throw new RangeError(`expiresIn must be a positive whole number of seconds, got ${expiresIn}`);
   }
-  const idDigest = digest(id);
+  const idDigest = sha256Base64Url(id);
   const key = recordKey(model, idDigest);
   const { jti, ...rest } = payload;
   const stored = jti === id && payload.userCode === undefined ? rest : { ...payload };
@@ -104,7 +118,7 @@ export function planUpsert(model: string, id: string, payload: AdapterPayload, e
     idDigest,
     stored,
     indexKeys,
-    grantKey: typeof grantId === 'string' ? grantKey(grantId) : undefined,
+    grantIndexKey: typeof grantId === 'string' ? grantKeys(grantId).index : undefined,
     ttl: expiresIn,
   };
 }

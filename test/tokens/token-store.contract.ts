@@ -166,8 +166,9 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       expect(await store.adapter('Session').findByUid(newUid)).toMatchObject({ uid: newUid });
     });
 
-    it('revokes every token of a grant, of every model, and nothing else', async () => {
+    it('revokes a grant: its Grant record and every token of it, of every model, and nothing else', async () => {
       const [revoked, kept] = [newTokenValue(), newTokenValue()];
+      for (const grantId of [revoked, kept]) await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId), 60);
       const models = ['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode'];
       const tokens = models.flatMap((model) =>
         [revoked, kept].map((grantId) => ({ model, grantId, id: newTokenValue(), userCode: newTokenValue() })),
@@ -181,6 +182,8 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
 
       await store.adapter('RefreshToken').revokeByGrantId(revoked);
 
+      expect(await store.adapter('Grant').find(revoked)).toBeUndefined();
+      expect(await store.adapter('Grant').find(kept)).toMatchObject({ jti: kept });
       for (const { model, grantId, id, userCode } of tokens) {
         const adapter = store.adapter(model);
         if (grantId === revoked) {
