@@ -7,7 +7,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
-import { adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
+import { adminAudience, adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
 import { routerFor, type AdminRoute } from './admin/admin-route.js';
 import { buildOpenApiDocument } from './admin/openapi.js';
 import { problemHandler } from './admin/problem.js';
@@ -74,10 +74,9 @@ export function createApp(deps: AppDependencies): Koa {
 
   // Everything under /admin is the admin API: problem+json, bearer auth, and never the provider.
   const adminRoutes: AdminRoute[] = [
-    ...resourceServerRoutes(deps.db, deps.bus),
+    ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)]),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
   ];
-  let openApiDocument: Record<string, unknown> | undefined;
   adminRoutes.push({
     method: 'get',
     path: '/openapi.json',
@@ -88,8 +87,8 @@ export function createApp(deps: AppDependencies): Koa {
       ctx.body = openApiDocument;
     },
   });
-  // Built once every route, this one included, is declared.
-  openApiDocument = buildOpenApiDocument(adminRoutes, deps.issuer);
+  // Built once every route, this one included, is declared (the handler above runs only later).
+  const openApiDocument = buildOpenApiDocument(adminRoutes, deps.issuer);
   const adminRouter = routerFor(adminRoutes);
   adminRouter.prefix('/admin');
   const adminApi = compose<Koa.ParameterizedContext>([

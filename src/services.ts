@@ -7,8 +7,8 @@ import type Provider from 'oidc-provider';
 import { adminAudience, ADMIN_SCOPES } from './admin/admin-auth.js';
 import type { ClientMetadata } from './clients/client.js';
 import { ClientRegistry } from './clients/client-registry.js';
-import { clientExists } from './clients/client-repository.js';
-import { createClient, InvalidClientInputError, OPENID_SCOPES, type ProviderMetadataValidator } from './clients/client-service.js';
+import { selectClientWithSecrets } from './clients/client-repository.js';
+import { createClient, OPENID_SCOPES, updateClient, type ProviderMetadataValidator } from './clients/client-service.js';
 import type { Config } from './config.js';
 import { ConfigError } from './config.js';
 import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
@@ -24,7 +24,8 @@ import {
 import { ensureSigningKeys, loadKeyRing } from './keys/signing-keys.js';
 import type { Logger } from './observability/logger.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
-import { createResourceServer, DuplicateResourceServerError } from './resource-servers/resource-server-service.js';
+import { createResourceServer } from './resource-servers/resource-server-service.js';
+import { ConflictError, InvalidInputError } from './shared/errors.js';
 import { MemoryTokenStore } from './tokens/memory-token-store.js';
 import { RedisTokenStore } from './tokens/redis-token-store.js';
 import type { TokenStore } from './tokens/token-store.js';
@@ -95,7 +96,7 @@ export async function prepareDatabase(config: Config, logger: Logger, db: Db, ke
         },
       );
     } catch (error) {
-      if (!(error instanceof DuplicateResourceServerError)) throw error;
+      if (!(error instanceof ConflictError)) throw error;
     }
   }
 }
@@ -105,7 +106,8 @@ async function openTokenStore(config: Config, logger: Logger): Promise<{ tokenSt
     logger.warn('REDIS_URL is not set: tokens live in this process only (one instance, lost on restart)');
     return { tokenStore: new MemoryTokenStore(), bus: new MemoryChangeBus() };
   }
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  // Auto-pipelining batches the commands issued in one tick into one round trip (see RedisTokenStore).
+  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, enableAutoPipelining: true });
   await redis.connect();
   return { tokenStore: new RedisTokenStore(redis, config.redisKeyPrefix), bus: await RedisChangeBus.connect(redis, config.redisKeyPrefix), redis };
 }
@@ -139,7 +141,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
       await (currentProvider().Client as unknown as { validate(m: unknown): Promise<unknown> }).validate({ client_id: clientId, ...rfc7591, ...(openidScope ? { scope: openidScope } : {}), ...probe });
     } catch (error) {
       const description = (error as { error_description?: string }).error_description ?? 'invalid client metadata';
-      throw new InvalidClientInputError('(body)', description);
+      throw new InvalidInputError('(body)', description);
     }
   };
 
@@ -173,19 +175,31 @@ export async function createServices(config: Config, logger: Logger, options: { 
 
 const usesSecret = (metadata: ClientMetadata) => metadata.token_endpoint_auth_method.startsWith('client_secret');
 
-/** Makes sure the admin client named by ADMIN_BOOTSTRAP_* exists (automated deployments). */
+/**
+ * Makes sure the admin client named by ADMIN_BOOTSTRAP_* exists (automated deployments), and that it
+ * is an admin client of this issuer: when ISSUER changes, its audience follows.
+ */
 async function ensureBootstrapAdmin(services: Services, admin: { clientId: string; clientSecret: string }): Promise<void> {
-  if (await clientExists(services.db, admin.clientId)) return;
+  const change = { db: services.db, bus: services.bus, actor: SYSTEM_ACTOR };
+  const metadata = adminClientMetadata(services.config.issuer);
+  const existing = await selectClientWithSecrets(services.db, admin.clientId);
+  if (existing) {
+    const sameAudience = existing.metadata.resources.join(' ') === metadata.resources.join(' ') && existing.metadata.scope === metadata.scope;
+    if (!sameAudience) {
+      await updateClient(change, services.validateClientMetadata, admin.clientId, {
+        clientName: existing.clientName,
+        trust: 'internal',
+        metadata,
+        disabled: existing.disabled,
+      });
+    }
+    return;
+  }
   try {
-    await createClient(
-      { db: services.db, bus: services.bus, actor: SYSTEM_ACTOR },
-      services.validateClientMetadata,
-      { clientName: 'Bootstrap admin', trust: 'internal', metadata: adminClientMetadata(services.config.issuer) },
-      { clientId: admin.clientId, secret: admin.clientSecret },
-    );
+    await createClient(change, services.validateClientMetadata, { clientName: 'Bootstrap admin', trust: 'internal', metadata }, { clientId: admin.clientId, secret: admin.clientSecret });
     services.logger.info({ clientId: admin.clientId }, 'bootstrap admin client created');
   } catch (error) {
     // Another instance created it at the same moment.
-    if (!(error instanceof InvalidClientInputError && error.path === 'client_id')) throw error;
+    if (!(error instanceof ConflictError)) throw error;
   }
 }

@@ -59,3 +59,6 @@ export async function requireAdminScope(ctx: Context, next: Next): Promise<void>
   }
   await next();
 }
+
+/** The admin client making the request, for the audit trail (set by `adminAuthentication`). */
+export const actorOf = (ctx: Context): string => (ctx.state.admin as AdminPrincipal).clientId;

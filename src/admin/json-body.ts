@@ -5,8 +5,12 @@ import { Problem } from './problem.js';
 /** Admin bodies larger than this answer 413. */
 export const MAX_ADMIN_BODY_BYTES = 1024 * 1024;
 
-/** The parsed JSON body of `ctx`; problem 415/413/400 when it is not acceptable JSON. */
-export async function readJsonBody(ctx: Context): Promise<unknown> {
+/**
+ * The parsed JSON body of `ctx`; problem 415/413/400 when it is not acceptable JSON.
+ * With `optional`, a request without a body reads as `{}` (for routes whose fields all have defaults).
+ */
+export async function readJsonBody(ctx: Context, options: { optional?: boolean } = {}): Promise<unknown> {
+  if (options.optional && !ctx.request.length && !ctx.get('transfer-encoding')) return {};
   if (!ctx.is('application/json')) throw new Problem(415, 'the body must be application/json');
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > MAX_ADMIN_BODY_BYTES) throw new Problem(413, `the body must not exceed ${MAX_ADMIN_BODY_BYTES} bytes`);

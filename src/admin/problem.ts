@@ -5,6 +5,7 @@
 import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
 import type { Logger } from '../observability/logger.js';
+import { ConflictError, InvalidInputError, NotFoundError } from '../shared/errors.js';
 
 /** One invalid field: a JSON-pointer-like dotted path and what is wrong with it. */
 export interface FieldError {
@@ -46,6 +47,16 @@ export function fieldErrorsFrom(error: ZodError, prefix: string[] = []): FieldEr
   }));
 }
 
+/** The problem an error stands for, or undefined for an unexpected error (a 500). */
+function asProblem(error: unknown): Problem | undefined {
+  if (error instanceof Problem) return error;
+  if (error instanceof ZodError) return new Problem(422, 'invalid fields', fieldErrorsFrom(error));
+  if (error instanceof NotFoundError) return new Problem(404, error.message);
+  if (error instanceof ConflictError) return new Problem(409, error.message);
+  if (error instanceof InvalidInputError) return new Problem(422, error.message, [{ path: error.path, message: error.message }]);
+  return undefined;
+}
+
 /** Koa middleware rendering every error below it as problem+json. */
 export function problemHandler(logger: Logger) {
   return async function renderProblems(ctx: Context, next: Next): Promise<void> {
@@ -53,12 +64,7 @@ export function problemHandler(logger: Logger) {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw new Problem(404, 'no such route');
     } catch (error) {
-      const problem =
-        error instanceof Problem
-          ? error
-          : error instanceof ZodError
-            ? new Problem(422, 'invalid fields', fieldErrorsFrom(error))
-            : undefined;
+      const problem = asProblem(error);
       if (!problem) logger.error({ err: error, requestId: ctx.state.requestId }, 'admin request failed');
       const status = problem?.status ?? 500;
       ctx.status = status;

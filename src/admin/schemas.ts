@@ -59,3 +59,6 @@ export const timestamp = z.iso.datetime();
 
 /** The answer of a list route: a page of `item` and the cursor of the next page. */
 export const pageOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });
+
+/** The body of every `POST .../secret` route. */
+export const secretRotationSchema = z.strictObject({ grace_seconds: z.number().int().min(0).max(30 * 86_400).default(0) });

@@ -1,5 +1,5 @@
 /** PostgreSQL access for clients and their secret digests. Functions take the database first. */
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { ClientsTable } from '../db/schema.js';
 import type { PageCursor } from '../shared/pagination.js';
@@ -89,8 +89,61 @@ export async function selectClientPage(db: Db, limit: number, after: PageCursor 
   return rows.map(toClient);
 }
 
-/** Whether a client with this id exists. */
-export async function clientExists(db: Db, clientId: string): Promise<boolean> {
-  const row = await db.selectFrom('clients').select('client_id').where('client_id', '=', clientId).executeTakeFirst();
-  return row !== undefined;
+/** What may change on a client row. */
+export interface ClientChanges {
+  clientName?: string;
+  trust?: Client['trust'];
+  metadata?: ClientMetadata;
+  disabled?: boolean;
+  tokensRevokedAt?: Date;
+}
+
+/** Updates a client; undefined when there is no such client. */
+export async function updateClient(db: Db, clientId: string, changes: ClientChanges): Promise<Client | undefined> {
+  const row = await db
+    .updateTable('clients')
+    .set({
+      ...(changes.clientName !== undefined ? { client_name: changes.clientName } : {}),
+      ...(changes.trust !== undefined ? { trust: changes.trust } : {}),
+      ...(changes.metadata !== undefined ? { metadata: JSON.stringify(changes.metadata) } : {}),
+      ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}),
+      ...(changes.tokensRevokedAt !== undefined ? { tokens_revoked_at: changes.tokensRevokedAt } : {}),
+      updated_at: new Date(),
+    })
+    .where('client_id', '=', clientId)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toClient(row);
+}
+
+/** Deletes a client (its secrets go with it); whether it existed. */
+export async function deleteClientRow(db: Db, clientId: string): Promise<boolean> {
+  const result = await db.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/**
+ * Adds a new secret digest; the client's other valid secrets expire at `oldSecretsExpireAt`
+ * (now, for a rotation without grace).
+ */
+export async function replaceSecretDigest(db: Db, clientId: string, digest: string, oldSecretsExpireAt: Date): Promise<void> {
+  await db
+    .updateTable('client_secrets')
+    .set({ expires_at: oldSecretsExpireAt })
+    .where('client_id', '=', clientId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', oldSecretsExpireAt)]))
+    .execute();
+  // Expired digests are useless: drop them so the table only holds what can still authenticate.
+  await db.deleteFrom('client_secrets').where('client_id', '=', clientId).where('expires_at', '<=', new Date()).execute();
+  await db.insertInto('client_secrets').values({ client_id: clientId, digest, created_at: new Date() }).execute();
+}
+
+/** Ids of the application clients that may get tokens for a resource server identifier. */
+export async function selectClientIdsUsingResource(db: Db, identifier: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('clients')
+    .select('client_id')
+    .where(sql<boolean>`metadata -> 'resources' @> ${JSON.stringify([identifier])}::jsonb`)
+    .execute();
+  return rows.map((r) => r.client_id);
 }

@@ -1,39 +1,50 @@
 /** Admin routes for clients (CONTRACT.md section 6). */
 import { z } from 'zod';
-import type { AdminPrincipal } from '../admin/admin-auth.js';
+import { actorOf } from '../admin/admin-auth.js';
 import type { AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
-import { Problem } from '../admin/problem.js';
-import { absoluteUri, listQuerySchema, pageOf, parseListQuery, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, listQuerySchema, secretRotationSchema, pageOf, parseListQuery, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
+import { NotFoundError } from '../shared/errors.js';
 import { toPage } from '../shared/pagination.js';
 import type { Client, ClientMetadata, ClientWithSecrets } from './client.js';
 import { selectClientPage, selectClientWithSecrets } from './client-repository.js';
-import { createClient, InvalidClientInputError, type ProviderMetadataValidator } from './client-service.js';
+import { createClient, deleteClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
 
 const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
+
+/** Each client field's schema, shared by create (with defaults) and update (all optional). */
+const clientFields = {
+  client_name: z.string().trim().min(1).max(200),
+  trust: z.enum(['internal', 'external']),
+  grant_types: uniqueList(z.enum(GRANT_TYPES), 3).min(1),
+  redirect_uris: uniqueList(absoluteUri, 50),
+  response_types: uniqueList(z.enum(['code']), 1),
+  token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
+  scope: z
+    .string()
+    .max(4096)
+    .refine((s) => s.split(' ').filter(Boolean).every((t) => scopeName.safeParse(t).success), 'must be space-separated scope names'),
+  resources: uniqueList(absoluteUri, 50),
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }),
+  jwks_uri: absoluteUri,
+  post_logout_redirect_uris: uniqueList(absoluteUri, 50),
+};
 
 /** The body of `POST /admin/clients` (RFC 7591 meanings, plus `trust` and `resources`). */
 export const clientCreateSchema = z
   .strictObject({
-    client_name: z.string().trim().min(1).max(200),
-    trust: z.enum(['internal', 'external']),
-    grant_types: uniqueList(z.enum(GRANT_TYPES), 3).min(1).default(['client_credentials']),
-    redirect_uris: uniqueList(absoluteUri, 50).default([]),
-    response_types: uniqueList(z.enum(['code']), 1).optional(),
-    token_endpoint_auth_method: z
-      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])
-      .default('client_secret_basic'),
-    scope: z
-      .string()
-      .max(4096)
-      .refine((s) => s.split(' ').filter(Boolean).every((t) => scopeName.safeParse(t).success), 'must be space-separated scope names')
-      .default(''),
-    resources: uniqueList(absoluteUri, 50).default([]),
-    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
-    jwks_uri: absoluteUri.optional(),
-    post_logout_redirect_uris: uniqueList(absoluteUri, 50).default([]),
+    ...clientFields,
+    grant_types: clientFields.grant_types.default(['client_credentials']),
+    redirect_uris: clientFields.redirect_uris.default([]),
+    response_types: clientFields.response_types.optional(),
+    token_endpoint_auth_method: clientFields.token_endpoint_auth_method.default('client_secret_basic'),
+    scope: clientFields.scope.default(''),
+    resources: clientFields.resources.default([]),
+    jwks: clientFields.jwks.optional(),
+    jwks_uri: clientFields.jwks_uri.optional(),
+    post_logout_redirect_uris: clientFields.post_logout_redirect_uris.default([]),
   })
   .superRefine((body, ctx) => {
     if (body.token_endpoint_auth_method === 'private_key_jwt' && !body.jwks === !body.jwks_uri) {
@@ -46,6 +57,11 @@ export const clientCreateSchema = z
       ctx.addIssue({ code: 'custom', path: ['resources'], message: 'client_credentials needs at least one resource' });
     }
   });
+
+/** The body of `PATCH /admin/clients/{client_id}`: any field, plus `disabled`; `null` removes jwks or jwks_uri. */
+export const clientPatchSchema = z
+  .strictObject({ ...clientFields, jwks: clientFields.jwks.nullable(), jwks_uri: clientFields.jwks_uri.nullable(), disabled: z.boolean() })
+  .partial();
 
 /** The metadata a validated create body stands for. */
 export function metadataFromBody(body: z.output<typeof clientCreateSchema>): ClientMetadata {
@@ -108,23 +124,15 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
       problems: [400, 409, 413, 415, 422],
       handler: async (ctx) => {
         const body = parseOrProblem(clientCreateSchema, await readJsonBody(ctx));
-        const actor = (ctx.state.admin as AdminPrincipal).clientId;
-        try {
-          const { client, secret } = await createClient({ db, bus, actor }, validate, {
-            clientName: body.client_name,
-            trust: body.trust,
-            metadata: metadataFromBody(body),
-          });
-          ctx.status = 201;
-          ctx.set('Location', `/admin/clients/${client.clientId}`);
-          ctx.set('Cache-Control', 'no-store');
-          ctx.body = { ...presentClient(client), ...(secret ? { client_secret: secret } : {}) };
-        } catch (error) {
-          if (error instanceof InvalidClientInputError) {
-            throw new Problem(error.path === 'client_id' ? 409 : 422, error.message, [{ path: error.path, message: error.message }]);
-          }
-          throw error;
-        }
+        const { client, secret } = await createClient({ db, bus, actor: actorOf(ctx) }, validate, {
+          clientName: body.client_name,
+          trust: body.trust,
+          metadata: metadataFromBody(body),
+        });
+        ctx.status = 201;
+        ctx.set('Location', `/admin/clients/${client.clientId}`);
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { ...presentClient(client), ...(secret ? { client_secret: secret } : {}) };
       },
     },
     {
@@ -150,12 +158,79 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
         ctx.body = presentClient(await clientOr404(db, ctx.params.clientId!));
       },
     },
+    {
+      method: 'patch',
+      path: '/clients/:clientId',
+      summary: 'Change a client (partial update, validated as a whole); {"disabled": true} stops it everywhere at once',
+      body: clientPatchSchema,
+      success: { status: 200, schema: clientSchema },
+      problems: [400, 404, 413, 415, 422],
+      handler: async (ctx) => {
+        const patch = parseOrProblem(clientPatchSchema, await readJsonBody(ctx));
+        const current = await clientOr404(db, ctx.params.clientId!);
+        const { disabled, ...fields } = patch;
+        const merged: Record<string, unknown> = { ...editableFields(current), ...fields };
+        // Derived again from grant_types unless given, so adding the code flow needs no second field.
+        if (fields.response_types === undefined) delete merged.response_types;
+        for (const key of ['jwks', 'jwks_uri'] as const) if (merged[key] === null) delete merged[key];
+        const body = parseOrProblem(clientCreateSchema, merged);
+        const client = await updateClient({ db, bus, actor: actorOf(ctx) }, validate, current.clientId, {
+          clientName: body.client_name,
+          trust: body.trust,
+          metadata: metadataFromBody(body),
+          disabled: disabled ?? current.disabled,
+        });
+        ctx.body = presentClient(client);
+      },
+    },
+    {
+      method: 'delete',
+      path: '/clients/:clientId',
+      summary: 'Delete a client; its tokens stop working everywhere at once',
+      success: { status: 204 },
+      problems: [404],
+      handler: async (ctx) => {
+        await deleteClient({ db, bus, actor: actorOf(ctx) }, ctx.params.clientId!);
+        ctx.status = 204;
+      },
+    },
+    {
+      method: 'post',
+      path: '/clients/:clientId/secret',
+      summary: 'Give the client a new secret; the old one keeps working for grace_seconds (default 0)',
+      body: secretRotationSchema,
+      success: { status: 200, schema: z.object({ client_secret: z.string() }) },
+      problems: [400, 404, 413, 415, 422],
+      handler: async (ctx) => {
+        const { grace_seconds } = parseOrProblem(secretRotationSchema, await readJsonBody(ctx, { optional: true }));
+        const current = await clientOr404(db, ctx.params.clientId!);
+        const secret = await rotateClientSecret({ db, bus, actor: actorOf(ctx) }, current.clientId, grace_seconds);
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { client_secret: secret };
+      },
+    },
+    {
+      method: 'post',
+      path: '/clients/:clientId/revoke-tokens',
+      summary: 'Revoke every grant and token of the client, JWT access tokens included',
+      success: { status: 204 },
+      problems: [404],
+      handler: async (ctx) => {
+        await revokeClientTokens({ db, bus, actor: actorOf(ctx) }, ctx.params.clientId!);
+        ctx.status = 204;
+      },
+    },
   ];
+}
+
+/** The fields of a client as a create body would give them. */
+function editableFields(client: Client): Record<string, unknown> {
+  return { client_name: client.clientName, trust: client.trust, ...client.metadata };
 }
 
 /** The application client with this id, or a 404 problem (introspection identities are not clients here). */
 export async function clientOr404(db: Db, clientId: string): Promise<ClientWithSecrets> {
   const client = await selectClientWithSecrets(db, clientId);
-  if (!client || client.resourceServerId) throw new Problem(404, `no client ${clientId}`);
+  if (!client || client.resourceServerId) throw new NotFoundError(`no client ${clientId}`);
   return client;
 }

@@ -1,10 +1,21 @@
-/** Registering clients: checks, secret generation, the row, the audit entry, the change event. */
+/**
+ * Client lifecycle: registration, changes, secret rotation, bulk revocation, deletion. Each change is
+ * one transaction with its audit entry, then a change event so every instance drops its cached copy.
+ */
 import type { Db } from '../db/database.js';
 import { recordAudit } from '../observability/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
+import { ConflictError, InvalidInputError, NotFoundError } from '../shared/errors.js';
 import { generateIdentifier, generateSecret, sha256Hex } from '../shared/secrets.js';
 import type { Client, ClientMetadata, ClientTrust } from './client.js';
-import { insertClient } from './client-repository.js';
+import {
+  deleteClientRow,
+  insertClient,
+  replaceSecretDigest,
+  selectClientWithSecrets,
+  updateClient as updateClientRow,
+  type ClientChanges,
+} from './client-repository.js';
 
 /** OpenID Connect scopes any login client may ask for, on top of its resources' scopes. */
 export const OPENID_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
@@ -16,18 +27,11 @@ export interface ClientInput {
   metadata: ClientMetadata;
 }
 
-/** A client input that cannot be accepted; `path` names the field at fault. */
-export class InvalidClientInputError extends Error {
-  constructor(
-    readonly path: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** Checks metadata the way oidc-provider will read it, so nothing stored can fail at request time. */
 export type ProviderMetadataValidator = (clientId: string, metadata: ClientMetadata) => Promise<void>;
+
+/** Whether clients with this auth method authenticate with a shared secret. */
+export const usesClientSecret = (metadata: ClientMetadata): boolean => metadata.token_endpoint_auth_method.startsWith('client_secret');
 
 async function checkResourcesAndScopes(db: Db, metadata: ClientMetadata): Promise<void> {
   const rows =
@@ -36,19 +40,21 @@ async function checkResourcesAndScopes(db: Db, metadata: ClientMetadata): Promis
       : await db.selectFrom('resource_servers').select(['identifier', 'scopes']).where('identifier', 'in', metadata.resources).execute();
   metadata.resources.forEach((identifier, index) => {
     if (!rows.some((r) => r.identifier === identifier)) {
-      throw new InvalidClientInputError(`resources.${index}`, `no resource server is registered as ${identifier}`);
+      throw new InvalidInputError(`resources.${index}`, `no resource server is registered as ${identifier}`);
     }
   });
   const offered = new Set<string>([...OPENID_SCOPES, ...rows.flatMap((r) => r.scopes)]);
   for (const scope of metadata.scope.split(' ').filter(Boolean)) {
-    if (!offered.has(scope)) {
-      throw new InvalidClientInputError('scope', `scope ${scope} is offered by none of the client's resources`);
-    }
+    if (!offered.has(scope)) throw new InvalidInputError('scope', `scope ${scope} is offered by none of the client's resources`);
   }
 }
 
-/** Whether clients with this auth method authenticate with a shared secret. */
-export const usesClientSecret = (metadata: ClientMetadata): boolean => metadata.token_endpoint_auth_method.startsWith('client_secret');
+/** The application client (not an introspection identity) with this id, or NotFoundError. */
+async function existingClient(db: Db, clientId: string) {
+  const client = await selectClientWithSecrets(db, clientId);
+  if (!client || client.resourceServerId) throw new NotFoundError(`no client ${clientId}`);
+  return client;
+}
 
 /**
  * Registers a client. `clientId` and `secret` may be given (the bootstrap admin client); otherwise
@@ -81,20 +87,93 @@ export async function createClient(
         actor: change.actor,
         action: 'client.create',
         target: clientId,
-        details: {
-          client_name: input.clientName,
-          trust: input.trust,
-          grant_types: input.metadata.grant_types,
-          resources: input.metadata.resources,
-          scope: input.metadata.scope,
-        },
+        details: { client_name: input.clientName, trust: input.trust, grant_types: input.metadata.grant_types, resources: input.metadata.resources, scope: input.metadata.scope },
       });
       return created;
     });
   } catch (error) {
-    if (isUniqueViolation(error)) throw new InvalidClientInputError('client_id', `client ${clientId} already exists`);
+    if (isUniqueViolation(error)) throw new ConflictError(`client ${clientId} already exists`);
     throw error;
   }
   await change.bus.publish({ kind: 'client', id: clientId });
   return { client, secret };
+}
+
+/** A partial update, already merged and validated as a whole by the caller's schema. */
+export interface ClientUpdate {
+  clientName: string;
+  trust: ClientTrust;
+  metadata: ClientMetadata;
+  disabled: boolean;
+}
+
+/**
+ * Applies a validated whole-client update. Disabling takes effect on every instance at once: the
+ * client gets no token and every token it holds introspects inactive.
+ */
+export async function updateClient(change: ChangeContext, validate: ProviderMetadataValidator, clientId: string, update: ClientUpdate): Promise<Client> {
+  const current = await existingClient(change.db, clientId);
+  await checkResourcesAndScopes(change.db, update.metadata);
+  await validate(clientId, update.metadata);
+  if (usesClientSecret(update.metadata) && current.secretDigests.length === 0) {
+    throw new InvalidInputError('token_endpoint_auth_method', 'the client has no secret: rotate its secret after switching, or keep its method');
+  }
+  const changed = Object.keys(update).filter((key) => JSON.stringify(update[key as keyof ClientUpdate]) !== JSON.stringify(fieldOf(current, key as keyof ClientUpdate)));
+  const client = await change.db.transaction().execute(async (trx) => {
+    const updated = await updateClientRow(trx, clientId, update satisfies ClientChanges);
+    await recordAudit(trx, {
+      actor: change.actor,
+      action: update.disabled !== current.disabled ? (update.disabled ? 'client.disable' : 'client.enable') : 'client.update',
+      target: clientId,
+      details: { changed },
+    });
+    return updated!;
+  });
+  await change.bus.publish({ kind: 'client', id: clientId });
+  return client;
+}
+
+const fieldOf = (client: Client, key: keyof ClientUpdate) => client[key];
+
+/** Deletes a client: it gets no token and its tokens introspect inactive on every instance at once. */
+export async function deleteClient(change: ChangeContext, clientId: string): Promise<void> {
+  await existingClient(change.db, clientId);
+  await change.db.transaction().execute(async (trx) => {
+    await deleteClientRow(trx, clientId);
+    await recordAudit(trx, { actor: change.actor, action: 'client.delete', target: clientId, details: {} });
+  });
+  await change.bus.publish({ kind: 'client', id: clientId });
+}
+
+/**
+ * Gives a client (or a resource server's introspection identity) a new secret. Its other secrets keep
+ * working for `graceSeconds` (0: they stop at once, on every instance).
+ * @returns the new secret, which is never shown again.
+ */
+export async function rotateClientSecret(change: ChangeContext, clientId: string, graceSeconds: number, auditTarget = clientId): Promise<string> {
+  const client = await selectClientWithSecrets(change.db, clientId);
+  if (!client) throw new NotFoundError(`no client ${clientId}`);
+  if (!usesClientSecret(client.metadata)) {
+    throw new InvalidInputError('token_endpoint_auth_method', `a client using ${client.metadata.token_endpoint_auth_method} has no secret to rotate`);
+  }
+  const secret = generateSecret();
+  await change.db.transaction().execute(async (trx) => {
+    await replaceSecretDigest(trx, clientId, sha256Hex(secret), new Date(Date.now() + graceSeconds * 1000));
+    await recordAudit(trx, { actor: change.actor, action: 'client.secret.rotate', target: auditTarget, details: { client_id: clientId, grace_seconds: graceSeconds } });
+  });
+  await change.bus.publish({ kind: 'client', id: clientId });
+  return secret;
+}
+
+/**
+ * Revokes every grant and token the client holds, JWT access tokens included: tokens issued up to
+ * this second are dead on every instance (see ClientRegistry.allowsTokenIssuedAt).
+ */
+export async function revokeClientTokens(change: ChangeContext, clientId: string): Promise<void> {
+  await existingClient(change.db, clientId);
+  await change.db.transaction().execute(async (trx) => {
+    await updateClientRow(trx, clientId, { tokensRevokedAt: new Date() });
+    await recordAudit(trx, { actor: change.actor, action: 'client.tokens.revoke', target: clientId, details: {} });
+  });
+  await change.bus.publish({ kind: 'client', id: clientId });
 }

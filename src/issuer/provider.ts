@@ -10,6 +10,7 @@ import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 import { SIGNING_ALGS, type KeyRing } from '../keys/signing-keys.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import type { TokenStore } from '../tokens/token-store.js';
+import { clientBoundAdapter } from './client-bound-adapter.js';
 import { introspectionAllowed } from './token-edges.js';
 import { decideAccessToken } from './token-policy.js';
 
@@ -39,7 +40,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   const { clients, resourceServers } = deps;
 
   const configuration: Configuration = {
-    adapter: (model: string) => (model === 'Client' ? clients.providerAdapter() : deps.tokenStore.adapter(model)),
+    adapter: (model: string) => (model === 'Client' ? clients.providerAdapter() : clientBoundAdapter(deps.tokenStore.adapter(model), clients)),
     jwks: { keys: deps.keyRing.privateJwks as NonNullable<Configuration['jwks']>['keys'] },
     cookies: {
       keys: [Buffer.from(hkdfSync('sha256', deps.keyEncryptionKey.key, Buffer.alloc(0), 'cookie-signing', 32)).toString('base64url')],
@@ -89,6 +90,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
         useGrantedResource: async () => true,
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
           const registered = await clients.getActive(client.clientId);
+          await resourceServers.settled();
           const rs = resourceServers.byIdentifier(resourceIndicator);
           if (!registered || !rs || !registered.metadata.resources.includes(rs.identifier)) {
             throw new errors.InvalidTarget(`resource ${resourceIndicator} is unknown or not allowed for this client`);

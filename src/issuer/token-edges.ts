@@ -35,6 +35,7 @@ export async function introspectionAllowed(
   callerClientId: string,
   token: IntrospectedToken,
 ): Promise<boolean> {
+  await deps.resourceServers.settled();
   const callerAudience = deps.resourceServers.byIntrospectionClientId(callerClientId)?.identifier;
   const callerMayKnow =
     callerClientId === token.clientId || (callerAudience !== undefined && token.audiences.includes(callerAudience));

@@ -74,3 +74,31 @@ export async function selectResourceServerPage(db: Db, limit: number, after: Pag
   const rows = await query.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
   return rows.map(toResourceServer);
 }
+
+/** What may change on a resource server (its identifier never does: clients refer to it). */
+export type ResourceServerChanges = Partial<Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg'>>;
+
+/** Updates a resource server; undefined when there is none. */
+export async function updateResourceServer(db: Db, id: string, changes: ResourceServerChanges): Promise<ResourceServer | undefined> {
+  const row = await db
+    .updateTable('resource_servers')
+    .set({
+      ...(changes.name !== undefined ? { name: changes.name } : {}),
+      ...(changes.scopes !== undefined ? { scopes: JSON.stringify(changes.scopes) } : {}),
+      ...(changes.sensitiveScopes !== undefined ? { sensitive_scopes: JSON.stringify(changes.sensitiveScopes) } : {}),
+      ...(changes.tokenFormat !== undefined ? { token_format: changes.tokenFormat } : {}),
+      ...(changes.accessTokenTtl !== undefined ? { access_token_ttl: changes.accessTokenTtl } : {}),
+      ...(changes.signingAlg !== undefined ? { signing_alg: changes.signingAlg } : {}),
+      updated_at: new Date(),
+    })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toResourceServer(row);
+}
+
+/** Deletes a resource server (its introspection identity goes with it); whether it existed. */
+export async function deleteResourceServerRow(db: Db, id: string): Promise<boolean> {
+  const result = await db.deleteFrom('resource_servers').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}

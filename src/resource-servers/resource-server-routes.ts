@@ -1,28 +1,40 @@
 /** Admin routes for resource servers (CONTRACT.md section 6). */
 import { z } from 'zod';
-import type { AdminPrincipal } from '../admin/admin-auth.js';
+import { actorOf } from '../admin/admin-auth.js';
 import type { AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
 import { Problem } from '../admin/problem.js';
-import { absoluteUri, listQuerySchema, pageOf, parseListQuery, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, listQuerySchema, secretRotationSchema, pageOf, parseListQuery, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
 import { toPage } from '../shared/pagination.js';
 import type { ResourceServer } from './resource-server.js';
 import { selectResourceServer, selectResourceServerPage } from './resource-server-repository.js';
-import { createResourceServer, DuplicateResourceServerError } from './resource-server-service.js';
+import { createResourceServer, deleteResourceServer, rotateIntrospectionSecret, updateResourceServer } from './resource-server-service.js';
+
+/** Each resource server field's schema, shared by create (with defaults) and update (all optional). */
+const resourceServerFields = {
+  identifier: absoluteUri,
+  name: z.string().trim().min(1).max(200),
+  scopes: uniqueList(scopeName, 200),
+  sensitive_scopes: uniqueList(scopeName, 200),
+  token_format: z.enum(['jwt', 'opaque']),
+  access_token_ttl: z.number().int().min(1).max(86_400).nullable(),
+  signing_alg: z.enum(SIGNING_ALGS),
+};
+
+/** The body of `PATCH /admin/resource-servers/{id}`: any field but the identifier, which never changes. */
+export const resourceServerPatchSchema = z.strictObject(resourceServerFields).partial();
 
 /** The body of `POST /admin/resource-servers`. */
 export const resourceServerCreateSchema = z
   .strictObject({
-    identifier: absoluteUri,
-    name: z.string().trim().min(1).max(200),
-    scopes: uniqueList(scopeName, 200),
-    sensitive_scopes: uniqueList(scopeName, 200).default([]),
-    token_format: z.enum(['jwt', 'opaque']).default('jwt'),
-    access_token_ttl: z.number().int().min(1).max(86_400).nullable().default(null),
-    signing_alg: z.enum(SIGNING_ALGS).default('RS256'),
+    ...resourceServerFields,
+    sensitive_scopes: resourceServerFields.sensitive_scopes.default([]),
+    token_format: resourceServerFields.token_format.default('jwt'),
+    access_token_ttl: resourceServerFields.access_token_ttl.default(null),
+    signing_alg: resourceServerFields.signing_alg.default('RS256'),
   })
   .superRefine((body, ctx) => {
     body.sensitive_scopes.forEach((scope, index) => {
@@ -69,7 +81,7 @@ export function presentResourceServer(rs: ResourceServer): z.output<typeof resou
 }
 
 /** The resource server routes (under /admin). */
-export function resourceServerRoutes(db: Db, bus: ChangeBus): AdminRoute[] {
+export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifiers: readonly string[]): AdminRoute[] {
   return [
     {
       method: 'post',
@@ -80,10 +92,8 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus): AdminRoute[] {
       problems: [400, 409, 413, 415, 422],
       handler: async (ctx) => {
         const body = parseOrProblem(resourceServerCreateSchema, await readJsonBody(ctx));
-        const actor = (ctx.state.admin as AdminPrincipal).clientId;
-        try {
-          const { resourceServer, introspectionSecret } = await createResourceServer(
-            { db, bus, actor },
+        const { resourceServer, introspectionSecret } = await createResourceServer(
+            { db, bus, actor: actorOf(ctx) },
             {
               identifier: body.identifier,
               name: body.name,
@@ -99,10 +109,6 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus): AdminRoute[] {
           ctx.set('Cache-Control', 'no-store');
           const presented = presentResourceServer(resourceServer);
           ctx.body = { ...presented, introspection: { ...presented.introspection, client_secret: introspectionSecret } };
-        } catch (error) {
-          if (error instanceof DuplicateResourceServerError) throw new Problem(409, error.message);
-          throw error;
-        }
       },
     },
     {
@@ -126,6 +132,64 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus): AdminRoute[] {
       problems: [404],
       handler: async (ctx) => {
         ctx.body = presentResourceServer(await resourceServerOr404(db, ctx.params.id!));
+      },
+    },
+    {
+      method: 'patch',
+      path: '/resource-servers/:id',
+      summary: 'Change a resource server (partial update, validated as a whole); the next token follows it',
+      body: resourceServerPatchSchema,
+      success: { status: 200, schema: resourceServerSchema },
+      problems: [400, 404, 409, 413, 415, 422],
+      handler: async (ctx) => {
+        const patch = parseOrProblem(resourceServerPatchSchema, await readJsonBody(ctx));
+        const current = await resourceServerOr404(db, ctx.params.id!);
+        if (patch.identifier !== undefined && patch.identifier !== current.identifier) {
+          throw new Problem(422, 'invalid fields', [{ path: 'identifier', message: 'cannot change: clients refer to it' }]);
+        }
+        const { id: _id, introspection: _introspection, created_at: _created, updated_at: _updated, ...fields } = presentResourceServer(current);
+        const body = parseOrProblem(resourceServerCreateSchema, { ...fields, ...patch });
+        const updated = await updateResourceServer(
+          { db, bus, actor: actorOf(ctx) },
+          current.id,
+          {
+            name: body.name,
+            scopes: body.scopes,
+            sensitiveScopes: body.sensitive_scopes,
+            tokenFormat: body.token_format,
+            accessTokenTtl: body.access_token_ttl,
+            signingAlg: body.signing_alg,
+          },
+          protectedIdentifiers,
+        );
+        ctx.body = presentResourceServer(updated);
+      },
+    },
+    {
+      method: 'delete',
+      path: '/resource-servers/:id',
+      summary: 'Delete a resource server; 409 while clients still use it',
+      success: { status: 204 },
+      problems: [404, 409],
+      handler: async (ctx) => {
+        const current = await resourceServerOr404(db, ctx.params.id!);
+        await deleteResourceServer({ db, bus, actor: actorOf(ctx) }, current.id, protectedIdentifiers);
+        ctx.status = 204;
+      },
+    },
+    {
+      method: 'post',
+      path: '/resource-servers/:id/secret',
+      summary: 'Give the resource server a new introspection secret; the old one keeps working for grace_seconds (default 0)',
+      body: secretRotationSchema,
+      success: { status: 200, schema: z.object({ client_id: z.string(), client_secret: z.string() }) },
+      problems: [400, 404, 413, 415, 422],
+      handler: async (ctx) => {
+        const { grace_seconds } = parseOrProblem(secretRotationSchema, await readJsonBody(ctx, { optional: true }));
+        const current = await resourceServerOr404(db, ctx.params.id!);
+        const { clientId, secret } = await rotateIntrospectionSecret({ db, bus, actor: actorOf(ctx) }, current.id, grace_seconds);
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = { client_id: clientId, client_secret: secret };
       },
     },
   ];

@@ -1,12 +1,19 @@
 /** Registering resource servers: the row, its introspection identity, the audit entry, the event. */
 import { randomUUID } from 'node:crypto';
-import { insertClient } from '../clients/client-repository.js';
+import { insertClient, selectClientIdsUsingResource } from '../clients/client-repository.js';
+import { rotateClientSecret } from '../clients/client-service.js';
 import type { SigningAlg } from '../keys/signing-keys.js';
 import { recordAudit } from '../observability/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
+import { ConflictError, NotFoundError } from '../shared/errors.js';
 import { generateIdentifier, generateSecret, sha256Hex } from '../shared/secrets.js';
 import type { ResourceServer } from './resource-server.js';
-import { insertResourceServer } from './resource-server-repository.js';
+import {
+  deleteResourceServerRow,
+  insertResourceServer,
+  selectResourceServer,
+  updateResourceServer as updateResourceServerRow,
+} from './resource-server-repository.js';
 
 /** What an admin gives to register a resource server. */
 export interface ResourceServerInput {
@@ -19,12 +26,6 @@ export interface ResourceServerInput {
   signingAlg: SigningAlg;
 }
 
-/** Thrown when the identifier is already registered. */
-export class DuplicateResourceServerError extends Error {
-  constructor(identifier: string) {
-    super(`a resource server with identifier ${identifier} already exists`);
-  }
-}
 
 /**
  * Registers a resource server with its introspection credentials.
@@ -67,9 +68,71 @@ export async function createResourceServer(
       return created;
     });
   } catch (error) {
-    if (isUniqueViolation(error)) throw new DuplicateResourceServerError(input.identifier);
+    if (isUniqueViolation(error)) throw new ConflictError(`a resource server with identifier ${input.identifier} already exists`);
     throw error;
   }
   await change.bus.publish({ kind: 'resource-server', id });
   return { resourceServer, introspectionSecret };
+}
+
+/** The resource server with this id, or NotFoundError. */
+async function existing(db: ChangeContext['db'], id: string): Promise<ResourceServer> {
+  const rs = await selectResourceServer(db, id);
+  if (!rs) throw new NotFoundError(`no resource server ${id}`);
+  return rs;
+}
+
+/** Refuses changes to audiences the server manages itself (the admin API's own). */
+function assertManageable(rs: ResourceServer, protectedIdentifiers: readonly string[]): void {
+  if (protectedIdentifiers.includes(rs.identifier)) throw new ConflictError(`${rs.identifier} is managed by the server itself`);
+}
+
+/** Applies a validated whole update; the next token for this audience follows it on every instance. */
+export async function updateResourceServer(
+  change: ChangeContext,
+  id: string,
+  update: Omit<ResourceServerInput, 'identifier'>,
+  protectedIdentifiers: readonly string[],
+): Promise<ResourceServer> {
+  const current = await existing(change.db, id);
+  assertManageable(current, protectedIdentifiers);
+  const updated = await change.db.transaction().execute(async (trx) => {
+    const row = await updateResourceServerRow(trx, id, update);
+    await recordAudit(trx, {
+      actor: change.actor,
+      action: 'resource_server.update',
+      target: id,
+      details: { identifier: current.identifier, token_format: update.tokenFormat, scopes: update.scopes, sensitive_scopes: update.sensitiveScopes },
+    });
+    return row!;
+  });
+  await change.bus.publish({ kind: 'resource-server', id });
+  return updated;
+}
+
+/** Deletes a resource server; ConflictError while clients may still get tokens for it. */
+export async function deleteResourceServer(change: ChangeContext, id: string, protectedIdentifiers: readonly string[]): Promise<void> {
+  const current = await existing(change.db, id);
+  assertManageable(current, protectedIdentifiers);
+  const users = await selectClientIdsUsingResource(change.db, current.identifier);
+  if (users.length > 0) {
+    throw new ConflictError(`clients still use ${current.identifier}: ${users.slice(0, 10).join(', ')}${users.length > 10 ? ', ...' : ''}`);
+  }
+  await change.db.transaction().execute(async (trx) => {
+    await deleteResourceServerRow(trx, id);
+    await recordAudit(trx, { actor: change.actor, action: 'resource_server.delete', target: id, details: { identifier: current.identifier } });
+  });
+  await change.bus.publish({ kind: 'resource-server', id });
+  await change.bus.publish({ kind: 'client', id: current.introspectionClientId });
+}
+
+/** A new introspection secret; the old one keeps working for `graceSeconds`. */
+export async function rotateIntrospectionSecret(
+  change: ChangeContext,
+  id: string,
+  graceSeconds: number,
+): Promise<{ clientId: string; secret: string }> {
+  const current = await existing(change.db, id);
+  const secret = await rotateClientSecret(change, current.introspectionClientId, graceSeconds, id);
+  return { clientId: current.introspectionClientId, secret };
 }

@@ -14,7 +14,7 @@ beforeAll(async () => {
   server = await startServer();
   admin = await adminToken(server.issuer);
   const answer = await adminCall(server.issuer, admin, 'GET', '/openapi.json');
-  expect(answer.status).toBe(200);
+  expect({ status: answer.status, body: answer.body }).toMatchObject({ status: 200 });
   document = answer.body;
 }, 60_000);
 

@@ -78,6 +78,7 @@ export async function adminCall(
   method: string,
   path: string,
   body?: unknown,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert the body field by field
 ): Promise<{ status: number; headers: Headers; body: any }> {
   const response = await fetch(`${issuer}/admin${path}`, {
     method,
