@@ -16,6 +16,7 @@ import { clientRoutes } from './clients/client-routes.js';
 import type { ProviderMetadataValidator } from './clients/client-service.js';
 import type { Db } from './db/database.js';
 import type { ChangeBus } from './events/change-bus.js';
+import { auditRoutes } from './observability/audit-routes.js';
 import type { Logger } from './observability/logger.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
 
@@ -76,6 +77,7 @@ export function createApp(deps: AppDependencies): Koa {
   const adminRoutes: AdminRoute[] = [
     ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)]),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
+    ...auditRoutes(deps.db),
   ];
   adminRoutes.push({
     method: 'get',

@@ -1,5 +1,6 @@
 /** The audit trail: who changed what, when. Details never hold a secret (callers pass summaries). */
 import type { Db } from '../db/database.js';
+import type { PageCursor } from '../shared/pagination.js';
 
 /** One audited change. */
 export interface AuditEntry {
@@ -18,4 +19,19 @@ export async function recordAudit(db: Db, entry: AuditEntry): Promise<void> {
     .insertInto('audit_events')
     .values({ actor: entry.actor, action: entry.action, target: entry.target, details: JSON.stringify(entry.details) })
     .execute();
+}
+
+/** An audit entry as read back. */
+export interface AuditEvent extends AuditEntry {
+  readonly id: string;
+  readonly at: Date;
+}
+
+/** A page of audit events, oldest first, `limit + 1` rows (see `toPage`). */
+export async function selectAuditPage(db: Db, limit: number, after: PageCursor | undefined): Promise<AuditEvent[]> {
+  let query = db.selectFrom('audit_events').selectAll();
+  // Ids are a sequence: ordering by id alone is stable and matches insertion order.
+  if (after) query = query.where('id', '>', after.id);
+  const rows = await query.orderBy('id').limit(limit + 1).execute();
+  return rows.map((row) => ({ id: String(row.id), at: row.at, actor: row.actor, action: row.action, target: row.target, details: row.details }));
 }

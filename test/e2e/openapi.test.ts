@@ -30,6 +30,14 @@ const CONTRACT_ROUTES = [
   ['post', '/admin/clients'],
   ['get', '/admin/clients'],
   ['get', '/admin/clients/{client_id}'],
+  ['patch', '/admin/resource-servers/{id}'],
+  ['delete', '/admin/resource-servers/{id}'],
+  ['post', '/admin/resource-servers/{id}/secret'],
+  ['patch', '/admin/clients/{client_id}'],
+  ['delete', '/admin/clients/{client_id}'],
+  ['post', '/admin/clients/{client_id}/secret'],
+  ['post', '/admin/clients/{client_id}/revoke-tokens'],
+  ['get', '/admin/audit'],
   ['get', '/admin/openapi.json'],
 ] as const;
 
