@@ -17,7 +17,7 @@ import type { ProviderMetadataValidator } from './clients/client-service.js';
 import type { Db } from './db/database.js';
 import type { ChangeBus } from './events/change-bus.js';
 import { auditRoutes } from './observability/audit-routes.js';
-import type { Logger } from './observability/logger.js';
+import { requestContext, type Logger } from './observability/logger.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
 
 /** What the application routes to. */
@@ -42,7 +42,7 @@ export function createApp(deps: AppDependencies): Koa {
   // The issuer is configured: URLs are never built from a (forgeable) Host header.
   app.proxy = false;
 
-  app.use(async function requestContext(ctx, next) {
+  app.use(async function tagRequest(ctx, next) {
     const incoming = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = requestId;
@@ -55,7 +55,7 @@ export function createApp(deps: AppDependencies): Koa {
         'request',
       );
     });
-    await next();
+    await requestContext.run({ requestId }, next);
   });
 
   const health = new Router();

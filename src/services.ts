@@ -130,6 +130,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const keyRing = await loadKeyRing(db, new Map([[kek.id, kek]]));
   const provider = buildProvider({ issuer: config.issuer, clients, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek });
   installTokenEdges(provider, { clients, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
+  // The provider answers these as a bare server_error; the cause belongs in our logs.
+  provider.on('server_error', (_ctx: unknown, error: Error) => logger.error({ err: error }, 'provider server error'));
   const currentProvider = () => provider;
 
   const validateClientMetadata: ProviderMetadataValidator = async (clientId, metadata) => {

@@ -65,7 +65,7 @@ export function problemHandler(logger: Logger) {
       if (ctx.status === 404 && ctx.body === undefined) throw new Problem(404, 'no such route');
     } catch (error) {
       const problem = asProblem(error);
-      if (!problem) logger.error({ err: error, requestId: ctx.state.requestId }, 'admin request failed');
+      if (!problem) logger.error({ err: error }, 'admin request failed');
       const status = problem?.status ?? 500;
       ctx.status = status;
       ctx.type = 'application/problem+json';

@@ -2,6 +2,7 @@
  * JSON logs (pino). Anything that could hold a credential is redacted by path, and request logs
  * carry the path only (never the query string, which can hold codes or tokens).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { pino, type Logger } from 'pino';
 
 export type { Logger };
@@ -18,6 +19,12 @@ const REDACTED_PATHS = [
   '*.private_jwk',
 ];
 
+/**
+ * The request being served, if any. Every log line written while serving it carries its id, wherever
+ * in the code the line comes from.
+ */
+export const requestContext = new AsyncLocalStorage<{ readonly requestId: string }>();
+
 /** Creates the process logger at `level`, writing to file descriptor `fd` (stdout by default). */
 export function createLogger(level: string, fd: 1 | 2 = 1): Logger {
   return pino(
@@ -26,6 +33,7 @@ export function createLogger(level: string, fd: 1 | 2 = 1): Logger {
     base: { pid: process.pid },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
+      mixin: () => requestContext.getStore() ?? {},
     },
     pino.destination(fd),
   );
