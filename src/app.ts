@@ -17,7 +17,8 @@ import type { ProviderMetadataValidator } from './clients/client-service.js';
 import type { Db } from './db/database.js';
 import type { ChangeBus } from './events/change-bus.js';
 import { auditRoutes } from './observability/audit-routes.js';
-import { requestContext, type Logger } from './observability/logger.js';
+import { requestContext, setRoute, type Logger, type RequestContext } from './observability/logger.js';
+import { httpDuration, httpRequests } from './observability/metrics.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
 
 /** What the application routes to. */
@@ -35,30 +36,55 @@ export interface AppDependencies {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** OAuth form bodies larger than this answer 413. */
+const MAX_FORM_BODY_BYTES = 64 * 1024;
+
 
 /** Builds the Koa application. */
 export function createApp(deps: AppDependencies): Koa {
   const app = new Koa();
   // The issuer is configured: URLs are never built from a (forgeable) Host header.
   app.proxy = false;
+  // Koa would print unhandled errors with their stack to stderr; they go to the JSON log instead.
+  app.silent = true;
+  app.on('error', (error: unknown) => deps.logger.error({ err: error }, 'unhandled request error'));
 
   app.use(async function tagRequest(ctx, next) {
     const incoming = ctx.get('x-request-id');
-    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    ctx.state.requestId = requestId;
-    ctx.set('X-Request-Id', requestId);
+    const context: RequestContext = { requestId: REQUEST_ID.test(incoming) ? incoming : randomUUID(), ip: ctx.req.socket.remoteAddress ?? '' };
+    ctx.set('X-Request-Id', context.requestId);
+    // Safe on every answer; HTML pages add their own Content-Security-Policy on top.
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    ctx.set('X-Frame-Options', 'DENY');
     const started = performance.now();
-    // Logged when the response is sent, which also covers the provider's routes (it writes to res itself).
+    // Recorded when the response is sent, which also covers the provider's routes (it writes to res itself).
     ctx.res.once('finish', () => {
-      deps.logger.info(
-        { requestId, method: ctx.method, path: ctx.path, status: ctx.res.statusCode, ms: Math.round(performance.now() - started) },
-        'request',
-      );
+      const seconds = (performance.now() - started) / 1000;
+      const route = context.route ?? 'other';
+      const status = ctx.res.statusCode;
+      deps.logger.info({ method: ctx.method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
+      httpRequests.inc({ route, method: ctx.method, status });
+      httpDuration.observe({ route }, seconds);
     });
-    await requestContext.run({ requestId }, next);
+    await requestContext.run(context, next);
+  });
+
+  app.use(async function limitOAuthBodies(ctx, next) {
+    // The provider parses form bodies itself; a body too large to be a real request is refused before.
+    if (ctx.method === 'POST' && (ctx.request.length ?? 0) > MAX_FORM_BODY_BYTES && !ctx.path.startsWith('/admin')) {
+      ctx.status = 413;
+      ctx.body = { error: 'invalid_request', error_description: `the body must not exceed ${MAX_FORM_BODY_BYTES} bytes` };
+      return;
+    }
+    await next();
   });
 
   const health = new Router();
+  health.use(async (ctx, next) => {
+    setRoute(ctx.path.slice(1));
+    await next();
+  });
   health.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

@@ -33,6 +33,10 @@ export interface Config {
   readonly logLevel: string;
   /** Seconds a client or resource server stays in the in-process cache without a change event. */
   readonly registryCacheTtlSeconds: number;
+  /** Port of the Prometheus endpoint on 127.0.0.1 (0: any free port, logged at start). */
+  readonly metricsPort: number;
+  /** Redis Cluster seed nodes; when set, they replace REDIS_URL. */
+  readonly redisClusterNodes: ReadonlyArray<{ host: string; port: number }> | undefined;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -75,6 +79,11 @@ const envSchema = z.object({
   ADMIN_BOOTSTRAP_CLIENT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   REGISTRY_CACHE_TTL: intInRange(1, 3600).optional(),
+  METRICS_PORT: intInRange(0, 65535).optional(),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}(,[A-Za-z0-9.:[\]-]+:\d{1,5})*$/, 'must be host:port,host:port,...')
+    .optional(),
 });
 
 /**
@@ -93,9 +102,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   if (production) {
     // Production refuses every embedded or generated default: each would silently lose data or keys.
-    for (const variable of ['DATABASE_URL', 'REDIS_URL', 'KEY_ENCRYPTION_KEY', 'ISSUER'] as const) {
+    for (const variable of ['DATABASE_URL', 'KEY_ENCRYPTION_KEY', 'ISSUER'] as const) {
       if (!e[variable]) throw new ConfigError(variable, 'is required when NODE_ENV=production');
     }
+    if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES) throw new ConfigError('REDIS_URL', 'is required when NODE_ENV=production (or REDIS_CLUSTER_NODES)');
   }
   if (Boolean(e.ADMIN_BOOTSTRAP_CLIENT_ID) !== Boolean(e.ADMIN_BOOTSTRAP_CLIENT_SECRET)) {
     const missing = e.ADMIN_BOOTSTRAP_CLIENT_ID ? 'ADMIN_BOOTSTRAP_CLIENT_SECRET' : 'ADMIN_BOOTSTRAP_CLIENT_ID';
@@ -121,5 +131,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     logLevel: e.LOG_LEVEL ?? 'info',
     registryCacheTtlSeconds: e.REGISTRY_CACHE_TTL ?? 60,
+    metricsPort: e.METRICS_PORT ?? 9464,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((node) => {
+      const at = node.lastIndexOf(':');
+      return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };
+    }),
   };
 }

@@ -8,6 +8,7 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { metricsPortOf, serveMetrics } from './observability/metrics.js';
 import { createServices, prepareDatabase, resolveKeyEncryptionKey } from './services.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -16,9 +17,13 @@ async function serve(config: Config, logger: Logger, prepare: boolean): Promise<
   const services = await createServices(config, logger, { prepare });
   const app = createApp({ ...services, issuer: config.issuer });
   const server = app.listen(config.port);
+  // Bounds on slow clients: a request must arrive whole, and be answered, within these.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
   logger.info({ issuer: config.issuer, port }, 'listening');
+  const metrics = cluster.isPrimary ? await startMetrics(config, logger) : undefined;
   if (cluster.isPrimary) console.log(`Issuer ${config.issuer} listening on port ${port}`);
 
   const shutdown = async (signal: string) => {
@@ -28,11 +33,20 @@ async function serve(config: Config, logger: Logger, prepare: boolean): Promise<
     server.close();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.once('close', resolve));
+    metrics?.close();
     await services.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+async function startMetrics(config: Config, logger: Logger) {
+  const server = await serveMetrics(config.metricsPort);
+  const port = metricsPortOf(server);
+  logger.info({ port }, 'metrics listening on 127.0.0.1');
+  console.log(`Metrics on http://127.0.0.1:${port}/metrics`);
+  return server;
 }
 
 async function main(): Promise<void> {
@@ -57,6 +71,7 @@ async function main(): Promise<void> {
   await prepareDatabase(config, logger, db, resolveKeyEncryptionKey(config));
   await db.destroy();
   for (let i = 0; i < config.workers; i++) cluster.fork();
+  await startMetrics(config, logger);
   console.log(`Issuer ${config.issuer} listening on port ${config.port} with ${config.workers} workers`);
   let stopping = false;
   cluster.on('exit', (worker, code) => {

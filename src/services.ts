@@ -2,7 +2,7 @@
  * Composition: configuration -> stores -> registries -> keys -> provider. Shared by the server
  * (main.ts) and the command-line scripts, so they see the same wiring.
  */
-import { Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type Provider from 'oidc-provider';
 import { adminAudience, ADMIN_SCOPES } from './admin/admin-auth.js';
 import type { ClientMetadata } from './clients/client.js';
@@ -15,6 +15,7 @@ import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/datab
 import { MemoryChangeBus, RedisChangeBus, type ChangeBus } from './events/change-bus.js';
 import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
 import { buildProvider } from './issuer/provider.js';
+import { installOperationalEdges } from './issuer/operational-edges.js';
 import { installTokenEdges } from './issuer/token-edges.js';
 import {
   keyEncryptionKeyFromBase64,
@@ -26,6 +27,8 @@ import type { Logger } from './observability/logger.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
 import { createResourceServer } from './resource-servers/resource-server-service.js';
 import { ConflictError, InvalidInputError } from './shared/errors.js';
+import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from './limits/failure-counter.js';
+import { measuredTokenStore } from './tokens/measured-token-store.js';
 import { MemoryTokenStore } from './tokens/memory-token-store.js';
 import { RedisTokenStore } from './tokens/redis-token-store.js';
 import type { TokenStore } from './tokens/token-store.js';
@@ -101,15 +104,49 @@ export async function prepareDatabase(config: Config, logger: Logger, db: Db, ke
   }
 }
 
-async function openTokenStore(config: Config, logger: Logger): Promise<{ tokenStore: TokenStore; bus: ChangeBus; redis?: Redis }> {
-  if (!config.redisUrl) {
+/** Client authentication: at most this many failures per client and address in a window. */
+const CLIENT_AUTH_FAILURES = { maxFailures: 20, windowSeconds: 60 } as const;
+
+/**
+ * Connection options that fail fast: while Redis is away a command errors at once (no offline queue
+ * growing in memory) or after COMMAND_TIMEOUT_MS, so requests answer 503 within 2 s. ioredis keeps
+ * reconnecting in the background and recovers by itself.
+ */
+const REDIS_OPTIONS = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: 1_000,
+  connectTimeout: 1_000,
+  retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
+  // Batches the commands issued in one tick into one round trip (see RedisTokenStore).
+  enableAutoPipelining: true,
+} satisfies RedisOptions;
+
+interface StoreHandles {
+  tokenStore: TokenStore;
+  bus: ChangeBus;
+  clientAuthFailures: FailureCounter;
+  redis?: Redis | Cluster;
+}
+
+async function openTokenStore(config: Config, logger: Logger): Promise<StoreHandles> {
+  if (!config.redisUrl && !config.redisClusterNodes) {
     logger.warn('REDIS_URL is not set: tokens live in this process only (one instance, lost on restart)');
-    return { tokenStore: new MemoryTokenStore(), bus: new MemoryChangeBus() };
+    return { tokenStore: new MemoryTokenStore(), bus: new MemoryChangeBus(), clientAuthFailures: new MemoryFailureCounter(CLIENT_AUTH_FAILURES) };
   }
-  // Auto-pipelining batches the commands issued in one tick into one round trip (see RedisTokenStore).
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, enableAutoPipelining: true });
+  const redis = config.redisClusterNodes
+    ? new Cluster([...config.redisClusterNodes], { lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true, redisOptions: REDIS_OPTIONS })
+    : new Redis(config.redisUrl!, REDIS_OPTIONS);
+  // Without a listener, ioredis reports every failed reconnection as an unhandled error event.
+  redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis connection error'));
   await redis.connect();
-  return { tokenStore: new RedisTokenStore(redis, config.redisKeyPrefix), bus: await RedisChangeBus.connect(redis, config.redisKeyPrefix), redis };
+  return {
+    tokenStore: measuredTokenStore(new RedisTokenStore(redis, config.redisKeyPrefix)),
+    bus: await RedisChangeBus.connect(redis, config.redisKeyPrefix),
+    clientAuthFailures: new RedisFailureCounter(redis, `${config.redisKeyPrefix}failures:`, CLIENT_AUTH_FAILURES),
+    redis,
+  };
 }
 
 /** Opens the stores and builds the provider. */
@@ -121,14 +158,15 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
   if (options.prepare) await prepareDatabase(config, logger, db, kek);
 
-  const { tokenStore, bus, redis } = await openTokenStore(config, logger);
+  const { tokenStore, bus, clientAuthFailures, redis } = await openTokenStore(config, logger);
   const clients = new ClientRegistry(db, config.registryCacheTtlSeconds, logger);
   clients.follow(bus);
   const resourceServers = new ResourceServerRegistry(db, [], config.registryCacheTtlSeconds, logger);
   await resourceServers.start(bus);
 
   const keyRing = await loadKeyRing(db, new Map([[kek.id, kek]]));
-  const provider = buildProvider({ issuer: config.issuer, clients, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek });
+  const provider = buildProvider({ issuer: config.issuer, clients, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek, clientAuthFailures });
+  installOperationalEdges(provider, clients);
   installTokenEdges(provider, { clients, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
   // The provider answers these as a bare server_error; the cause belongs in our logs.
   provider.on('server_error', (_ctx: unknown, error: Error) => logger.error({ err: error }, 'provider server error'));

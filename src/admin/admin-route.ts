@@ -5,6 +5,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { z } from 'zod';
+import { setRoute } from '../observability/logger.js';
 
 /** An admin API route. `path` is relative to /admin, with `:name` parameters (Koa style). */
 export interface AdminRoute {
@@ -25,6 +26,12 @@ export interface AdminRoute {
 /** A router serving `routes`. */
 export function routerFor(routes: readonly AdminRoute[]): Router {
   const router = new Router();
-  for (const route of routes) router[route.method](route.path, route.handler);
+  for (const route of routes) {
+    const name = `admin ${route.method.toUpperCase()} ${route.path}`;
+    router[route.method](route.path, async (ctx) => {
+      setRoute(name);
+      await route.handler(ctx);
+    });
+  }
   return router;
 }

@@ -4,7 +4,8 @@
  */
 import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
-import type { Logger } from '../observability/logger.js';
+import { requestContext, type Logger } from '../observability/logger.js';
+import { isStoreUnavailableError } from '../observability/store-health.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/errors.js';
 
 /** One invalid field: a JSON-pointer-like dotted path and what is wrong with it. */
@@ -50,6 +51,9 @@ export function fieldErrorsFrom(error: ZodError, prefix: string[] = []): FieldEr
 /** The problem an error stands for, or undefined for an unexpected error (a 500). */
 function asProblem(error: unknown): Problem | undefined {
   if (error instanceof Problem) return error;
+  if (isStoreUnavailableError(error) || requestContext.getStore()?.storeUnavailable) {
+    return new Problem(503, 'a backing store is unavailable; retry shortly', undefined, { 'Retry-After': '1' });
+  }
   if (error instanceof ZodError) return new Problem(422, 'invalid fields', fieldErrorsFrom(error));
   if (error instanceof NotFoundError) return new Problem(404, error.message);
   if (error instanceof ConflictError) return new Problem(409, error.message);

@@ -8,6 +8,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Logger } from '../observability/logger.js';
+import { recordStoreFailure } from '../observability/store-health.js';
 import { secretMatchesAnyDigest } from '../shared/secrets.js';
 import type { ClientWithSecrets } from './client.js';
 import { OPENID_SCOPES } from './client-service.js';
@@ -108,6 +109,7 @@ export class ClientRegistry {
     try {
       client = await selectClientWithSecrets(this.db, clientId);
     } catch (error) {
+      recordStoreFailure('postgres');
       if (previous && Date.now() - previous.loadedAt < STALE_WHILE_DOWN_MS) {
         this.logger.warn({ err: error, clientId }, 'client lookup failed; serving the cached client');
         return previous.client;

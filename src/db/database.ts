@@ -12,7 +12,10 @@ export type Db = Kysely<Database>;
 /** Opens the database: `url` for PostgreSQL, otherwise PGlite stored in `pgliteDir`. */
 export async function openDatabase(url: string | undefined, pgliteDir: string): Promise<Db> {
   if (url) {
-    const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5000 });
+    // Short timeouts: with PostgreSQL away, requests answer 503 within seconds instead of piling up.
+    const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 2_000, query_timeout: 5_000 });
+    // An idle client losing its connection must not crash the process; the pool replaces it.
+    pool.on('error', () => undefined);
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   // Loaded lazily: production never pays for the embedded database's WebAssembly.

@@ -4,7 +4,7 @@
  * Redis pub/sub in production; an in-process emitter when embedded (one instance only).
  */
 import { EventEmitter } from 'node:events';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /** What changed. `id` is the client id, the resource server id, or `*` for everything of a kind. */
 export interface ChangeEvent {
@@ -39,15 +39,16 @@ export class MemoryChangeBus implements ChangeBus {
 /** Redis pub/sub bus. Subscribing needs a connection of its own, duplicated from `redis`. */
 export class RedisChangeBus implements ChangeBus {
   readonly #channel: string;
-  readonly #subscriber: Redis;
+  readonly #subscriber: Redis | Cluster;
   readonly #listeners: Array<(event: ChangeEvent) => void> = [];
 
   private constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     keyPrefix: string,
   ) {
     this.#channel = `${keyPrefix}changes`;
-    this.#subscriber = redis.duplicate();
+    // A subscribed connection can run no other command: the bus needs one of its own.
+    this.#subscriber = (redis as Redis).duplicate() as Redis | Cluster;
     this.#subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.#channel) return;
       let event: ChangeEvent;
@@ -60,9 +61,16 @@ export class RedisChangeBus implements ChangeBus {
     });
   }
 
-  /** Connects the subscriber; resolves once subscribed so no event published afterwards is missed. */
-  static async connect(redis: Redis, keyPrefix: string): Promise<RedisChangeBus> {
+  /**
+   * Connects the subscriber; resolves once subscribed so no event published afterwards is missed.
+   * ioredis subscribes again by itself after a reconnection.
+   */
+  static async connect(redis: Redis | Cluster, keyPrefix: string): Promise<RedisChangeBus> {
     const bus = new RedisChangeBus(redis, keyPrefix);
+    bus.#subscriber.on('error', () => {
+      // Reported by the main connection's listener; the subscriber reconnects on its own.
+    });
+    if (bus.#subscriber.status === 'wait') await bus.#subscriber.connect();
     await bus.#subscriber.subscribe(bus.#channel);
     return bus;
   }

@@ -10,7 +10,10 @@ import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 import { SIGNING_ALGS, type KeyRing } from '../keys/signing-keys.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import type { TokenStore } from '../tokens/token-store.js';
+import type { FailureCounter } from '../limits/failure-counter.js';
+import { requestContext } from '../observability/logger.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
+import { TooManyFailedAttempts } from './operational-edges.js';
 import { introspectionAllowed } from './token-edges.js';
 import { decideAccessToken } from './token-policy.js';
 
@@ -23,6 +26,8 @@ export interface ProviderDependencies {
   readonly keyRing: KeyRing;
   /** Cookie signing keys are derived from it, so every instance signs alike with no extra setting. */
   readonly keyEncryptionKey: KeyEncryptionKey;
+  /** Failed client authentications, per client and address. */
+  readonly clientAuthFailures: FailureCounter;
 }
 
 const ASYMMETRIC_ALGS = [...SIGNING_ALGS];
@@ -126,8 +131,24 @@ export function buildProvider(deps: ProviderDependencies): Provider {
 
   // The maintainers' suggested extension point for stored secret digests (node-oidc-provider#631):
   // the provider's own comparison would need the plaintext, which we never keep.
-  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientId: string }, actual: string) {
-    return clients.verifySecret(this.clientId, actual);
+  // Failed attempts are counted per client and address in the shared store; successes cost nothing
+  // extra. Once over the limit the caller gets 429, and this instance refuses even a right secret.
+  const blockedUntil = new Map<string, number>();
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
+    const key = `client-auth:${this.clientId}:${requestContext.getStore()?.ip ?? ''}`;
+    const until = blockedUntil.get(key);
+    if (until !== undefined) {
+      if (until > Date.now()) throw new TooManyFailedAttempts(Math.ceil((until - Date.now()) / 1000));
+      blockedUntil.delete(key);
+    }
+    if (await clients.verifySecret(this.clientId, actual)) return true;
+    const retryAfter = await deps.clientAuthFailures.recordFailure(key);
+    if (retryAfter > 0) {
+      if (blockedUntil.size > 10_000) blockedUntil.clear();
+      blockedUntil.set(key, Date.now() + retryAfter * 1000);
+      throw new TooManyFailedAttempts(retryAfter);
+    }
+    return false;
   } as unknown as (actual: string) => boolean;
 
   return provider;

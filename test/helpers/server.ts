@@ -52,6 +52,8 @@ export function testServerEnv(port: number, overrides: Record<string, string> = 
     ADMIN_BOOTSTRAP_CLIENT_ID: TEST_ADMIN.clientId,
     ADMIN_BOOTSTRAP_CLIENT_SECRET: TEST_ADMIN.clientSecret,
     LOG_LEVEL: 'info',
+    // Any free port: many test servers run at once.
+    METRICS_PORT: '0',
     ...overrides,
   };
 }
@@ -77,7 +79,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const port = options.port ?? (await freePort());
   const env = options.bareEnv
-    ? { PATH: process.env.PATH ?? '', PORT: String(port), ISSUER: `http://localhost:${port}`, ...options.env }
+    ? { PATH: process.env.PATH ?? '', PORT: String(port), ISSUER: `http://localhost:${port}`, METRICS_PORT: '0', ...options.env }
     : testServerEnv(port, {
         ...(options.issuerPort ? { ISSUER: `http://localhost:${options.issuerPort}` } : {}),
         ...options.env,

@@ -1,0 +1,59 @@
+/**
+ * The operational edge around every oidc-provider route: route names and issuance metrics, a 503
+ * (not a 500) when a backing store failed, and `Retry-After` on 429s. Installed before the token
+ * edges, so it sees their final answer.
+ */
+import type Provider from 'oidc-provider';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientRegistry } from '../clients/client-registry.js';
+import { requestContext, setRoute } from '../observability/logger.js';
+import { introspectionDuration, introspections, revocations, tokensIssued } from '../observability/metrics.js';
+import { looksLikeJwt } from './jwt-access-token.js';
+
+/** Answered when a client has failed authentication too often from one address. */
+export class TooManyFailedAttempts extends errors.OIDCProviderError {
+  constructor(retryAfterSeconds: number) {
+    super(429, 'too_many_requests');
+    this.error_description = 'too many failed client authentication attempts; retry later';
+    const context = requestContext.getStore();
+    if (context) context.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+async function countIssuedToken(ctx: KoaContextWithOIDC, clients: ClientRegistry): Promise<void> {
+  const token = ctx.oidc.entities.ClientCredentials ?? ctx.oidc.entities.AccessToken;
+  if (!token) return;
+  const format = token.resourceServer?.accessTokenFormat === 'jwt' ? 'jwt' : 'opaque';
+  const trust = (await clients.get(token.clientId!))?.trust ?? 'unknown';
+  tokensIssued.inc({ grant: String(ctx.oidc.params?.grant_type ?? 'unknown'), format, trust });
+}
+
+/** Installs the edge on `provider`; install it before the token edges. */
+export function installOperationalEdges(provider: Provider, clients: ClientRegistry): void {
+  provider.use(async (ctx, next) => {
+    const started = performance.now();
+    await next();
+    const oidcCtx = ctx as KoaContextWithOIDC;
+    const route = oidcCtx.oidc?.route;
+    if (route) setRoute(route);
+    const context = requestContext.getStore();
+
+    if (ctx.status >= 500 && context?.storeUnavailable && typeof ctx.body === 'object') {
+      ctx.status = 503;
+      ctx.set('Retry-After', '1');
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'a backing store is unavailable; retry shortly' };
+      return;
+    }
+    if (ctx.status === 429 && context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
+    if (ctx.status !== 200) return;
+
+    if (route === 'token') await countIssuedToken(oidcCtx, clients);
+    else if (route === 'introspection') {
+      introspections.inc({ active: String((ctx.body as { active?: boolean }).active === true) });
+      introspectionDuration.observe((performance.now() - started) / 1000);
+    } else if (route === 'revocation') {
+      const token = oidcCtx.oidc.params?.token;
+      revocations.inc({ kind: typeof token === 'string' && looksLikeJwt(token) ? 'jwt' : 'opaque' });
+    }
+  });
+}

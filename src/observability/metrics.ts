@@ -1,0 +1,117 @@
+/**
+ * Prometheus metrics (prom-client), served on 127.0.0.1:METRICS_PORT, never on the public port.
+ * With several workers the primary serves the sum of every worker's metrics.
+ */
+import cluster from 'node:cluster';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The registry every metric of this process is in. */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'login_' });
+// Workers answer the primary's aggregation requests from this registry, not prom-client's global one.
+if (cluster.isWorker) AggregatorRegistry.setRegistries([registry]);
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+/** Access tokens issued, by grant type, format (jwt or opaque) and client trust. */
+export const tokensIssued = new Counter({
+  name: 'login_tokens_issued_total',
+  help: 'Access tokens issued',
+  labelNames: ['grant', 'format', 'trust'] as const,
+  registers: [registry],
+});
+
+/** Introspection answers, by outcome. */
+export const introspections = new Counter({
+  name: 'login_introspections_total',
+  help: 'Introspection answers',
+  labelNames: ['active'] as const,
+  registers: [registry],
+});
+
+/** Introspection latency. */
+export const introspectionDuration = new Histogram({
+  name: 'login_introspection_duration_seconds',
+  help: 'Introspection latency',
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
+/** Revocation requests answered, by token kind (opaque, jwt, or unknown). */
+export const revocations = new Counter({
+  name: 'login_revocations_total',
+  help: 'Revocation requests answered',
+  labelNames: ['kind'] as const,
+  registers: [registry],
+});
+
+/** Signing key changes, by kind (rotate, revoke, expire). */
+export const keyRotations = new Counter({
+  name: 'login_key_changes_total',
+  help: 'Signing key rotations, revocations and removals',
+  labelNames: ['kind'] as const,
+  registers: [registry],
+});
+
+/** Failed store calls, by store (redis, postgres). */
+export const storeErrors = new Counter({
+  name: 'login_store_errors_total',
+  help: 'Failed calls to a backing store',
+  labelNames: ['store'] as const,
+  registers: [registry],
+});
+
+/** Store call latency, by store and operation. */
+export const storeDuration = new Histogram({
+  name: 'login_store_duration_seconds',
+  help: 'Latency of calls to a backing store',
+  labelNames: ['store', 'operation'] as const,
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
+/** HTTP requests, by route (a route name, never a raw path), method and status. */
+export const httpRequests = new Counter({
+  name: 'login_http_requests_total',
+  help: 'HTTP requests answered',
+  labelNames: ['route', 'method', 'status'] as const,
+  registers: [registry],
+});
+
+/** HTTP latency, by route. */
+export const httpDuration = new Histogram({
+  name: 'login_http_request_duration_seconds',
+  help: 'HTTP request latency',
+  labelNames: ['route'] as const,
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
+/**
+ * Serves `GET /metrics` on 127.0.0.1:`port` (0: any free port). In a cluster primary the answer
+ * aggregates every worker (prom-client asks them over the cluster channel).
+ */
+export async function serveMetrics(port: number): Promise<Server> {
+  const aggregator = cluster.isPrimary && cluster.workers && Object.keys(cluster.workers).length > 0 ? new AggregatorRegistry() : undefined;
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    const body = aggregator ? aggregator.clusterMetrics() : registry.metrics();
+    body.then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      () => res.writeHead(503).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  return server;
+}
+
+/** The port a metrics server listens on. */
+export const metricsPortOf = (server: Server): number => (server.address() as AddressInfo).port;

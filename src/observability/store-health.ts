@@ -1,0 +1,37 @@
+/** What happens when a backing store fails: it is counted, and the request answers 503, not 500. */
+import { requestContext } from './logger.js';
+import { storeDuration, storeErrors } from './metrics.js';
+
+/** The backing stores. */
+export type StoreName = 'redis' | 'postgres';
+
+/** Counts a failure of `store` and marks the request being served as hit by it. */
+export function recordStoreFailure(store: StoreName): void {
+  storeErrors.inc({ store });
+  const context = requestContext.getStore();
+  if (context) context.storeUnavailable = true;
+}
+
+/** Runs `call` against `store`, timing it and recording a failure before rethrowing it. */
+export async function measureStoreCall<T>(store: StoreName, operation: string, call: () => Promise<T>): Promise<T> {
+  const stop = storeDuration.startTimer({ store, operation });
+  try {
+    return await call();
+  } catch (error) {
+    recordStoreFailure(store);
+    throw error;
+  } finally {
+    stop();
+  }
+}
+
+// Connection-level failures (Node socket errors, and PostgreSQL's admin shutdown / connection classes).
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
+const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Connection is closed|Stream isn't writeable|Command timed out|ECONNREFUSED/i;
+
+/** Whether `error` says a store could not be reached (as opposed to a bug or bad input). */
+export function isStoreUnavailableError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  return (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) || (typeof message === 'string' && UNAVAILABLE_MESSAGES.test(message));
+}

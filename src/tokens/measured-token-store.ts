@@ -1,0 +1,30 @@
+/**
+ * A token store that times every call and records failures (see store-health.ts), so a Redis outage
+ * shows in metrics and turns the answer into a 503. Wraps any TokenStore.
+ */
+import type { Adapter } from 'oidc-provider';
+import { measureStoreCall } from '../observability/store-health.js';
+import type { TokenStore } from './token-store.js';
+
+/** Wraps `store`. */
+export function measuredTokenStore(store: TokenStore): TokenStore {
+  const measured = <T>(operation: string, call: () => Promise<T>) => measureStoreCall('redis', operation, call);
+  return {
+    adapter(model: string): Adapter {
+      const adapter = store.adapter(model);
+      return {
+        upsert: (id, payload, expiresIn) => measured('upsert', () => adapter.upsert(id, payload, expiresIn)),
+        find: (id) => measured('find', () => adapter.find(id)),
+        findByUid: (uid) => measured('findByUid', () => adapter.findByUid(uid)),
+        findByUserCode: (userCode) => measured('findByUserCode', () => adapter.findByUserCode(userCode)),
+        consume: (id) => measured('consume', () => adapter.consume(id)),
+        destroy: (id) => measured('destroy', () => adapter.destroy(id)),
+        revokeByGrantId: (grantId) => measured('revokeByGrantId', () => adapter.revokeByGrantId(grantId)),
+      };
+    },
+    revokeJwt: (jti, expiresAt) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt)),
+    isJwtRevoked: (jti) => measured('isJwtRevoked', () => store.isJwtRevoked(jti)),
+    ping: () => store.ping(),
+    close: () => store.close(),
+  };
+}
