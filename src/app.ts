@@ -132,7 +132,14 @@ export function createApp(deps: AppDependencies): Koa {
   });
 
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
+  const issuerUrl = new URL(deps.issuer);
   app.use(async function delegateToProvider(ctx) {
+    // The provider builds URLs from the request; pin what it reads to the issuer, so a forged Host
+    // or X-Forwarded-* header can never appear in a URL it hands out (it trusts these two only).
+    ctx.req.headers.host = issuerUrl.host;
+    ctx.req.headers['x-forwarded-host'] = issuerUrl.host;
+    ctx.req.headers['x-forwarded-proto'] = issuerUrl.protocol.slice(0, -1);
+    delete ctx.req.headers['x-forwarded-for'];
     // RFC 8414 metadata is the OpenID discovery document under another name.
     if (ctx.path === '/.well-known/oauth-authorization-server') ctx.path = '/.well-known/openid-configuration';
     const provider = deps.currentProvider();

@@ -3,7 +3,8 @@
  * A configuration error stops the process with a message naming the variable.
  */
 import cluster from 'node:cluster';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { Server as NetServer, type AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
@@ -29,16 +30,38 @@ async function serve(config: Config, logger: Logger, prepare: boolean): Promise<
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'shutting down');
     setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
-    // Stops accepting connections; requests already received are answered before the callback.
-    server.close();
-    server.closeIdleConnections();
-    await new Promise<void>((resolve) => server.once('close', resolve));
+    await drain(server);
     metrics?.close();
     await services.close();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/**
+ * Stops accepting connections and resolves once every request already received has been answered.
+ * http.Server#close would also drop keep-alive connections it considers idle, including ones whose
+ * next request is already in the socket buffer but not yet parsed; so only the listening socket is
+ * closed here, answers from now on close their connection, and idle connections are closed only
+ * once no request has been in progress for a moment.
+ */
+async function drain(server: Server): Promise<void> {
+  let inProgress = 0;
+  server.prependListener('request', (_req, res) => {
+    inProgress++;
+    res.setHeader('Connection', 'close');
+    res.once('close', () => inProgress--);
+  });
+  const closed = new Promise<void>((resolve) => server.once('close', resolve));
+  NetServer.prototype.close.call(server);
+  let quietTicks = 0;
+  const reaper = setInterval(() => {
+    quietTicks = inProgress === 0 ? quietTicks + 1 : 0;
+    if (quietTicks >= 2) server.closeIdleConnections();
+  }, 100);
+  await closed;
+  clearInterval(reaper);
 }
 
 async function startMetrics(config: Config, logger: Logger) {

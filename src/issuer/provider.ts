@@ -128,6 +128,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   };
 
   const provider = new Provider(deps.issuer, configuration);
+  // Reads the protocol and host from X-Forwarded-* headers, which app.ts always sets from the issuer.
+  provider.proxy = true;
 
   // The maintainers' suggested extension point for stored secret digests (node-oidc-provider#631):
   // the provider's own comparison would need the plaintext, which we never keep.

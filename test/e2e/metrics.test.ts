@@ -1,0 +1,74 @@
+/** /metrics on 127.0.0.1:METRICS_PORT after real traffic holds the series operators alert on. */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+
+let server: RunningServer;
+let metrics: string;
+
+beforeAll(async () => {
+  server = await startServer();
+  const as = await discover(server.issuer);
+  const admin = await adminToken(server.issuer);
+  const api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('metrics'), name: 'Metrics', scopes: ['m:read'] });
+  const internal = await registerClient(server.issuer, admin, { client_name: 'Metered job', trust: 'internal', resources: [api.identifier], scope: 'm:read' });
+  const external = await registerClient(server.issuer, admin, { client_name: 'Metered partner', trust: 'external', resources: [api.identifier], scope: 'm:read' });
+  const jwt = await issueToken(as, internal.client_id, internal.client_secret, { scope: 'm:read' });
+  const opaque = await issueToken(as, external.client_id, external.client_secret, { scope: 'm:read' });
+  await introspect(as, api.introspection.client_id, api.introspection.client_secret, opaque.accessToken);
+  await introspect(as, api.introspection.client_id, api.introspection.client_secret, 'unknown-token');
+  await revoke(as, external.client_id, external.client_secret, opaque.accessToken);
+  await revoke(as, internal.client_id, internal.client_secret, jwt.accessToken);
+  await adminCall(server.issuer, admin, 'GET', '/clients');
+
+  const port = /Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(server.output())?.[1];
+  expect(port).toBeDefined();
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+  expect(response.status).toBe(200);
+  metrics = await response.text();
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** The value of the sample whose name and labels match. */
+function sample(name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of metrics.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.split(' ').at(-1));
+  }
+  return undefined;
+}
+
+describe('metrics', () => {
+  it('count tokens issued by grant, format and client trust', () => {
+    expect(sample('login_tokens_issued_total', { grant: 'client_credentials', format: 'jwt', trust: 'internal' })).toBeGreaterThanOrEqual(1);
+    expect(sample('login_tokens_issued_total', { grant: 'client_credentials', format: 'opaque', trust: 'external' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('count introspection answers by outcome, with a latency histogram', () => {
+    expect(sample('login_introspections_total', { active: 'true' })).toBeGreaterThanOrEqual(1);
+    expect(sample('login_introspections_total', { active: 'false' })).toBeGreaterThanOrEqual(1);
+    expect(sample('login_introspection_duration_seconds_count')).toBeGreaterThanOrEqual(2);
+  });
+
+  it('count revocations, key changes and store calls', () => {
+    expect(sample('login_revocations_total', { kind: 'opaque' })).toBeGreaterThanOrEqual(1);
+    expect(sample('login_revocations_total', { kind: 'jwt' })).toBeGreaterThanOrEqual(1);
+    expect(metrics).toContain('# TYPE login_key_changes_total counter');
+    expect(metrics).toContain('# TYPE login_store_errors_total counter');
+    expect(sample('login_store_duration_seconds_count', { store: 'redis', operation: 'find' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('count HTTP requests by route name and status, never by raw path', () => {
+    expect(sample('login_http_requests_total', { route: 'token', method: 'POST', status: '200' })).toBeGreaterThanOrEqual(3);
+    expect(sample('login_http_requests_total', { route: 'introspection', status: '200' })).toBeGreaterThanOrEqual(2);
+    expect(sample('login_http_requests_total', { route: 'admin GET /clients', status: '200' })).toBeGreaterThanOrEqual(1);
+    expect(metrics).not.toMatch(/route="\/admin\/clients\/[^"]+"/);
+  });
+
+  it('are not served on the public port', async () => {
+    expect((await fetch(`${server.issuer}/metrics`)).status).toBe(404);
+  });
+});
