@@ -24,6 +24,7 @@ import {
 } from './keys/key-encryption.js';
 import { ensureSigningKeys, loadKeyRing } from './keys/signing-keys.js';
 import type { Logger } from './observability/logger.js';
+import { isStoreUnavailableError } from './observability/store-health.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
 import { createResourceServer } from './resource-servers/resource-server-service.js';
 import { ConflictError, InvalidInputError } from './shared/errors.js';
@@ -166,10 +167,14 @@ export async function createServices(config: Config, logger: Logger, options: { 
 
   const keyRing = await loadKeyRing(db, new Map([[kek.id, kek]]));
   const provider = buildProvider({ issuer: config.issuer, clients, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek, clientAuthFailures });
-  installOperationalEdges(provider, clients);
+  installOperationalEdges(provider, clients, logger);
   installTokenEdges(provider, { clients, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
   // The provider answers these as a bare server_error; the cause belongs in our logs.
-  provider.on('server_error', (_ctx: unknown, error: Error) => logger.error({ err: error }, 'provider server error'));
+  provider.on('server_error', (_ctx: unknown, error: Error) => {
+    // An outage fails every request alike: one short line each, not a stack trace each.
+    if (isStoreUnavailableError(error)) logger.warn({ reason: error.message }, 'store unavailable');
+    else logger.error({ err: error }, 'provider server error');
+  });
   const currentProvider = () => provider;
 
   const validateClientMetadata: ProviderMetadataValidator = async (clientId, metadata) => {

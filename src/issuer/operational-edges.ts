@@ -6,7 +6,8 @@
 import type Provider from 'oidc-provider';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientRegistry } from '../clients/client-registry.js';
-import { requestContext, setRoute } from '../observability/logger.js';
+import { requestContext, setRoute, type Logger } from '../observability/logger.js';
+import { isStoreUnavailableError } from '../observability/store-health.js';
 import { introspectionDuration, introspections, revocations, tokensIssued } from '../observability/metrics.js';
 import { looksLikeJwt } from './jwt-access-token.js';
 
@@ -29,16 +30,28 @@ async function countIssuedToken(ctx: KoaContextWithOIDC, clients: ClientRegistry
 }
 
 /** Installs the edge on `provider`; install it before the token edges. */
-export function installOperationalEdges(provider: Provider, clients: ClientRegistry): void {
+export function installOperationalEdges(provider: Provider, clients: ClientRegistry, logger: Logger): void {
   provider.use(async (ctx, next) => {
     const started = performance.now();
-    await next();
+    const context = requestContext.getStore();
+    let failed = false;
+    try {
+      await next();
+    } catch (error) {
+      // The token edges run after the provider's own error handling: their failures land here.
+      failed = true;
+      if (!context?.storeUnavailable && !isStoreUnavailableError(error)) {
+        logger.error({ err: error }, 'request failed');
+        ctx.status = 500;
+        ctx.body = { error: 'server_error', error_description: 'oops! something went wrong' };
+        return;
+      }
+    }
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
     if (route) setRoute(route);
-    const context = requestContext.getStore();
 
-    if (ctx.status >= 500 && context?.storeUnavailable && typeof ctx.body === 'object') {
+    if (failed || (ctx.status >= 500 && context?.storeUnavailable && typeof ctx.body === 'object')) {
       ctx.status = 503;
       ctx.set('Retry-After', '1');
       ctx.body = { error: 'temporarily_unavailable', error_description: 'a backing store is unavailable; retry shortly' };

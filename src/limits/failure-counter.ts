@@ -3,6 +3,7 @@
  * instance shares the count; in process for the embedded single-instance mode.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { measureStoreCall } from '../observability/store-health.js';
 
 /** A window of counted failures. */
 export interface FailureCounter {
@@ -29,12 +30,17 @@ export class RedisFailureCounter implements FailureCounter {
   ) {}
 
   async retryAfter(key: string): Promise<number> {
-    const [[, count], [, ttl]] = (await this.redis.multi().get(this.#key(key)).ttl(this.#key(key)).exec()) as [[null, string | null], [null, number]];
+    const [[, count], [, ttl]] = (await measureStoreCall('redis', 'failures', () => this.redis.multi().get(this.#key(key)).ttl(this.#key(key)).exec())) as [
+      [null, string | null],
+      [null, number],
+    ];
     return Number(count ?? 0) >= this.policy.maxFailures ? Math.max(1, ttl) : 0;
   }
 
   async recordFailure(key: string): Promise<number> {
-    const results = (await this.redis.multi().incr(this.#key(key)).expire(this.#key(key), this.policy.windowSeconds, 'NX').ttl(this.#key(key)).exec()) as [
+    const results = (await measureStoreCall('redis', 'failures', () =>
+      this.redis.multi().incr(this.#key(key)).expire(this.#key(key), this.policy.windowSeconds, 'NX').ttl(this.#key(key)).exec(),
+    )) as [
       [null, number],
       [null, number],
       [null, number],
@@ -44,7 +50,7 @@ export class RedisFailureCounter implements FailureCounter {
   }
 
   async reset(key: string): Promise<void> {
-    await this.redis.del(this.#key(key));
+    await measureStoreCall('redis', 'failures', () => this.redis.del(this.#key(key)));
   }
 
   #key(key: string): string {
