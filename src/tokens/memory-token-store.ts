@@ -5,10 +5,12 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { TokenStore } from './token-store.js';
 import {
+  accountKey,
   assertTokenModel,
   digest,
   epochSeconds,
   grantKey,
+  isGrantKey,
   matchesLookup,
   planUpsert,
   recordKey,
@@ -25,7 +27,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 type Value =
   | { readonly kind: 'record'; readonly payload: AdapterPayload; consumed?: number }
   | { readonly kind: 'index'; readonly idDigest: string }
-  | { readonly kind: 'grant'; readonly members: Set<string> }
+  | { readonly kind: 'set'; readonly members: Set<string> }
   | { readonly kind: 'revoked-jwt' };
 
 interface Entry {
@@ -53,12 +55,16 @@ export class MemoryTokenStore implements TokenStore {
       destroy: async (id) => {
         this.#entries.delete(recordKey(model, digest(id)));
       },
-      revokeByGrantId: async (grantId) => {
-        const key = grantKey(grantId);
-        for (const member of this.#get(key, 'grant')?.members ?? []) this.#entries.delete(member);
-        this.#entries.delete(key);
-      },
+      revokeByGrantId: async (grantId) => this.#deleteMembers(grantKey(grantId)),
     };
+  }
+
+  async revokeAccount(accountId: string): Promise<void> {
+    const key = accountKey(accountId);
+    for (const member of this.#get(key, 'set')?.members ?? []) {
+      if (isGrantKey(member)) this.#deleteMembers(member);
+    }
+    this.#deleteMembers(key);
   }
 
   async revokeJwt(jti: string, expiresAt: number): Promise<void> {
@@ -84,17 +90,25 @@ export class MemoryTokenStore implements TokenStore {
     for (const indexKey of plan.indexKeys) {
       this.#entries.set(indexKey, { value: { kind: 'index', idDigest: plan.idDigest }, expiresAt });
     }
-    if (plan.grantKey !== undefined) {
-      const members = [plan.key, ...plan.indexKeys];
-      const grant = this.#live(plan.grantKey);
-      if (grant?.value.kind === 'grant') {
-        for (const member of members) grant.value.members.add(member);
-        // The set lives as long as its longest-lived member.
-        grant.expiresAt = Math.max(grant.expiresAt, expiresAt);
-      } else {
-        this.#entries.set(plan.grantKey, { value: { kind: 'grant', members: new Set(members) }, expiresAt });
-      }
+    if (plan.grantKey !== undefined) this.#joinSet(plan.grantKey, [plan.key, ...plan.indexKeys], expiresAt);
+    if (plan.accountKey !== undefined) this.#joinSet(plan.accountKey, plan.accountMembers, expiresAt);
+  }
+
+  /** Adds `members` to the set at `setKey`, which lives as long as its longest-lived member. */
+  #joinSet(setKey: string, members: readonly string[], expiresAt: number): void {
+    const set = this.#live(setKey);
+    if (set?.value.kind === 'set') {
+      for (const member of members) set.value.members.add(member);
+      set.expiresAt = Math.max(set.expiresAt, expiresAt);
+    } else {
+      this.#entries.set(setKey, { value: { kind: 'set', members: new Set(members) }, expiresAt });
     }
+  }
+
+  /** Deletes every key listed in the set at `setKey`, and the set. */
+  #deleteMembers(setKey: string): void {
+    for (const member of this.#get(setKey, 'set')?.members ?? []) this.#entries.delete(member);
+    this.#entries.delete(setKey);
   }
 
   #findRecord(key: string, id: string | undefined): AdapterPayload | undefined {

@@ -9,10 +9,12 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { TokenStore } from './token-store.js';
 import {
+  accountKey,
   assertTokenModel,
   digest,
   epochSeconds,
   grantKey,
+  isGrantKey,
   matchesLookup,
   planUpsert,
   recordKey,
@@ -34,6 +36,15 @@ const NEVER_SECONDS = 100 * 365 * 24 * 60 * 60;
  * also a valid script in Redis Cluster.
  */
 const CONSUME_SCRIPT = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'consumed', ARGV[1]) end";
+
+/**
+ * Adds `members` to the set at `setKey`, which lives as long as its longest-lived member. GT alone
+ * would not do: it treats a key without a TTL (a set SADD just created) as never expiring, so NX
+ * gives a new set its first TTL.
+ */
+function joinSet(multi: ChainableCommander, setKey: string, members: readonly string[], ttl: number): void {
+  multi.sadd(setKey, ...members).expire(setKey, ttl, 'NX').expire(setKey, ttl, 'GT');
+}
 
 /** Runs a transaction or pipeline, throwing the first command error (ioredis resolves with them). */
 async function execAll(commands: ChainableCommander): Promise<void> {
@@ -77,8 +88,17 @@ export class RedisTokenStore implements TokenStore {
       destroy: async (id) => {
         await this.#redis.del(this.#key(recordKey(model, digest(id))));
       },
-      revokeByGrantId: (grantId) => this.#revokeByGrantId(grantId),
+      revokeByGrantId: (grantId) => this.#deleteMembers(this.#key(grantKey(grantId))),
     };
+  }
+
+  async revokeAccount(accountId: string): Promise<void> {
+    const accountSetKey = this.#key(accountKey(accountId));
+    const members = await this.#redis.smembers(accountSetKey);
+    for (const member of members) {
+      if (isGrantKey(member.slice(this.#prefix.length))) await this.#deleteMembers(member);
+    }
+    await this.#deleteMembers(accountSetKey);
   }
 
   async revokeJwt(jti: string, expiresAt: number): Promise<void> {
@@ -114,13 +134,9 @@ export class RedisTokenStore implements TokenStore {
       if (plan.ttl === undefined) multi.set(indexKey, plan.idDigest);
       else multi.set(indexKey, plan.idDigest, 'EX', plan.ttl);
     }
-    if (plan.grantKey !== undefined) {
-      const grantSetKey = this.#key(plan.grantKey);
-      const ttl = plan.ttl ?? NEVER_SECONDS;
-      // The set lives as long as its longest-lived member. GT alone would not do: it treats a key
-      // without a TTL (a set SADD just created) as never expiring, so NX gives a new set its first TTL.
-      multi.sadd(grantSetKey, key, ...indexKeys).expire(grantSetKey, ttl, 'NX').expire(grantSetKey, ttl, 'GT');
-    }
+    const ttl = plan.ttl ?? NEVER_SECONDS;
+    if (plan.grantKey !== undefined) joinSet(multi, this.#key(plan.grantKey), [key, ...indexKeys], ttl);
+    if (plan.accountKey !== undefined) joinSet(multi, this.#key(plan.accountKey), plan.accountMembers.map((member) => this.#key(member)), ttl);
     await execAll(multi);
   }
 
@@ -143,9 +159,9 @@ export class RedisTokenStore implements TokenStore {
     return payload && matchesLookup(payload, field, value) ? payload : undefined;
   }
 
-  async #revokeByGrantId(grantId: string): Promise<void> {
-    const grantSetKey = this.#key(grantKey(grantId));
-    const members = await this.#redis.smembers(grantSetKey);
+  /** Deletes every key listed in the set at `setKey` (a grant's tokens, an account's grants and sessions). */
+  async #deleteMembers(setKey: string): Promise<void> {
+    const members = await this.#redis.smembers(setKey);
     if (members.length === 0) return;
     // Not one Lua script: in Redis Cluster a script may only touch keys of one hash slot, and token
     // keys are spread over every slot by their digest; a pipeline of single-key commands is not bound
@@ -153,7 +169,7 @@ export class RedisTokenStore implements TokenStore {
     // its membership (and is revoked next time) instead of silently losing it. An emptied set is gone.
     const pipeline = this.#redis.pipeline();
     for (const member of members) pipeline.del(member);
-    pipeline.srem(grantSetKey, ...members);
+    pipeline.srem(setKey, ...members);
     await execAll(pipeline);
   }
 }

@@ -41,6 +41,16 @@ export function grantKey(grantId: string): string {
   return `grant:${digest(grantId)}`;
 }
 
+/** Whether `key` (without the store's prefix) is the key of a grant set. */
+export function isGrantKey(key: string): boolean {
+  return key.startsWith('grant:');
+}
+
+/** Key of the set of every key written for the grants and sessions of one account. */
+export function accountKey(accountId: string): string {
+  return `account:${digest(accountId)}`;
+}
+
 /** Key of the record that a JWT access token id is revoked. */
 export function revokedJwtKey(jti: string): string {
   return `revoked-jwt:${digest(jti)}`;
@@ -60,6 +70,12 @@ const GRANT_BOUND_MODELS: ReadonlySet<string> = new Set([
   'PreAuthorizedCode',
 ]);
 
+/**
+ * The models that belong to one account and end with it: its grants (with their tokens) and its
+ * sessions. Listed per account so that disabling it can delete them all at once.
+ */
+const ACCOUNT_BOUND_MODELS: ReadonlySet<string> = new Set(['Grant', 'Session']);
+
 /** Throws for `Client`: clients live in PostgreSQL, and a store answering for them would hide a wiring mistake. */
 export function assertTokenModel(model: string): void {
   if (model === 'Client') throw new TypeError('the token store does not hold clients');
@@ -77,6 +93,13 @@ export interface UpsertPlan {
   readonly indexKeys: readonly string[];
   /** The grant set the record and its index entries join, if the record is revoked with its grant. */
   readonly grantKey: string | undefined;
+  /**
+   * The account set the record joins (with its index entries, and for a Grant the key of its grant
+   * set), if the record ends with its account.
+   */
+  readonly accountKey: string | undefined;
+  /** What joins the account set. */
+  readonly accountMembers: readonly string[];
   /** Seconds to keep every key written, or undefined to keep them until deleted. */
   readonly ttl: number | undefined;
 }
@@ -99,12 +122,16 @@ export function planUpsert(model: string, id: string, payload: AdapterPayload, e
   if (typeof payload.uid === 'string') indexKeys.push(uidKey(model, payload.uid));
   if (typeof payload.userCode === 'string') indexKeys.push(userCodeKey(model, payload.userCode));
   const grantId = GRANT_BOUND_MODELS.has(model) ? payload.grantId : undefined;
+  const accountId = ACCOUNT_BOUND_MODELS.has(model) ? payload.accountId : undefined;
   return {
     key,
     idDigest,
     stored,
     indexKeys,
     grantKey: typeof grantId === 'string' ? grantKey(grantId) : undefined,
+    accountKey: typeof accountId === 'string' ? accountKey(accountId) : undefined,
+    // A Grant's id is its grant id: its grant set is where its tokens are listed.
+    accountMembers: [key, ...indexKeys, ...(model === 'Grant' ? [grantKey(id)] : [])],
     ttl: expiresIn,
   };
 }
