@@ -77,7 +77,6 @@ export function createApp(deps: AppDependencies): Koa {
     ...resourceServerRoutes(deps.db, deps.bus),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
   ];
-  let openApiDocument: Record<string, unknown> | undefined;
   adminRoutes.push({
     method: 'get',
     path: '/openapi.json',
@@ -88,8 +87,8 @@ export function createApp(deps: AppDependencies): Koa {
       ctx.body = openApiDocument;
     },
   });
-  // Built once every route, this one included, is declared.
-  openApiDocument = buildOpenApiDocument(adminRoutes, deps.issuer);
+  // Built once every route, this one included, is declared (its handler runs only later).
+  const openApiDocument = buildOpenApiDocument(adminRoutes, deps.issuer);
   const adminRouter = routerFor(adminRoutes);
   adminRouter.prefix('/admin');
   const adminApi = compose<Koa.ParameterizedContext>([
