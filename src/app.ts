@@ -1,12 +1,15 @@
 /**
- * The Koa application: request ids and logs, health, the admin API, and oidc-provider for the
- * protocol routes. The provider gets the raw request (no body parser in front of it).
+ * The Koa application: request ids and logs, health, the admin API, the interaction pages, and
+ * oidc-provider for the protocol routes. The provider gets the raw request (no body parser in front
+ * of it).
  */
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import type { AccountRegistry } from './accounts/account-registry.js';
+import { accountRoutes } from './accounts/account-routes.js';
 import { adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
 import { routerFor, type AdminRoute } from './admin/admin-route.js';
 import { buildOpenApiDocument } from './admin/openapi.js';
@@ -16,8 +19,12 @@ import { clientRoutes } from './clients/client-routes.js';
 import type { ProviderMetadataValidator } from './clients/client-service.js';
 import type { Db } from './db/database.js';
 import type { ChangeBus } from './events/change-bus.js';
+import { interactionRoutes } from './interactions/interaction-routes.js';
+import type { SignInLimiter } from './interactions/sign-in-limiter.js';
 import type { Logger } from './observability/logger.js';
+import type { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
+import type { TokenStore } from './tokens/token-store.js';
 
 /** What the application routes to. */
 export interface AppDependencies {
@@ -26,6 +33,13 @@ export interface AppDependencies {
   readonly db: Db;
   readonly bus: ChangeBus;
   readonly clients: ClientRegistry;
+  readonly accounts: AccountRegistry;
+  readonly resourceServers: ResourceServerRegistry;
+  /** Holds sessions and grants, which end with their account. */
+  readonly tokenStore: TokenStore;
+  readonly limiter: SignInLimiter;
+  /** Client addresses come from our proxy's X-Forwarded-For entry. */
+  readonly trustProxy: boolean;
   /** The provider in force (it is replaced, not mutated, when signing keys change). */
   readonly currentProvider: () => Provider;
   readonly validateClientMetadata: ProviderMetadataValidator;
@@ -76,6 +90,7 @@ export function createApp(deps: AppDependencies): Koa {
   const adminRoutes: AdminRoute[] = [
     ...resourceServerRoutes(deps.db, deps.bus),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
+    ...accountRoutes(deps.db, deps.bus, deps.tokenStore),
   ];
   adminRoutes.push({
     method: 'get',
@@ -102,6 +117,10 @@ export function createApp(deps: AppDependencies): Koa {
     if (ctx.path === '/admin' || ctx.path.startsWith('/admin/')) return adminApi(ctx, async () => {});
     return next();
   });
+
+  const interactions = interactionRoutes(deps);
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
 
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   app.use(async function delegateToProvider(ctx) {

@@ -31,8 +31,13 @@ export interface Config {
   readonly migrateOnStart: boolean;
   readonly adminBootstrap: { clientId: string; clientSecret: string } | undefined;
   readonly logLevel: string;
-  /** Seconds a client or resource server stays in the in-process cache without a change event. */
+  /** Seconds a client, resource server or account stays in the in-process cache without a change event. */
   readonly registryCacheTtlSeconds: number;
+  /**
+   * Behind our own reverse proxy: a person's address (for sign-in limits) is the last entry of
+   * `X-Forwarded-For`, which that proxy appended, rather than the proxy's own address.
+   */
+  readonly trustProxy: boolean;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -75,6 +80,7 @@ const envSchema = z.object({
   ADMIN_BOOTSTRAP_CLIENT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   REGISTRY_CACHE_TTL: intInRange(1, 3600).optional(),
+  TRUST_PROXY: booleanFlag.optional(),
 });
 
 /**
@@ -121,5 +127,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     logLevel: e.LOG_LEVEL ?? 'info',
     registryCacheTtlSeconds: e.REGISTRY_CACHE_TTL ?? 60,
+    trustProxy: e.TRUST_PROXY ?? false,
   };
 }

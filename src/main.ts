@@ -14,7 +14,7 @@ const SHUTDOWN_GRACE_MS = 10_000;
 
 async function serve(config: Config, logger: Logger, prepare: boolean): Promise<void> {
   const services = await createServices(config, logger, { prepare });
-  const app = createApp({ ...services, issuer: config.issuer });
+  const app = createApp({ ...services, issuer: config.issuer, trustProxy: config.trustProxy });
   const server = app.listen(config.port);
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;

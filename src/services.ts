@@ -4,6 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import type Provider from 'oidc-provider';
+import { AccountRegistry } from './accounts/account-registry.js';
 import { adminAudience, ADMIN_SCOPES } from './admin/admin-auth.js';
 import type { ClientMetadata } from './clients/client.js';
 import { ClientRegistry } from './clients/client-registry.js';
@@ -13,6 +14,7 @@ import type { Config } from './config.js';
 import { ConfigError } from './config.js';
 import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
 import { MemoryChangeBus, RedisChangeBus, type ChangeBus } from './events/change-bus.js';
+import { MemorySignInLimiter, RedisSignInLimiter, type SignInLimiter } from './interactions/sign-in-limiter.js';
 import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
 import { buildProvider } from './issuer/provider.js';
 import { installTokenEdges } from './issuer/token-edges.js';
@@ -37,7 +39,9 @@ export interface Services {
   readonly tokenStore: TokenStore;
   readonly bus: ChangeBus;
   readonly clients: ClientRegistry;
+  readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
+  readonly limiter: SignInLimiter;
   readonly currentProvider: () => Provider;
   readonly validateClientMetadata: ProviderMetadataValidator;
   readonly checkReadiness: () => Promise<void>;
@@ -100,14 +104,27 @@ export async function prepareDatabase(config: Config, logger: Logger, db: Db, ke
   }
 }
 
-async function openTokenStore(config: Config, logger: Logger): Promise<{ tokenStore: TokenStore; bus: ChangeBus; redis?: Redis }> {
+/** The short-lived state: tokens, change events and sign-in counters, in Redis or in process. */
+interface ShortLivedStores {
+  tokenStore: TokenStore;
+  bus: ChangeBus;
+  limiter: SignInLimiter;
+  redis?: Redis;
+}
+
+async function openShortLivedStores(config: Config, logger: Logger): Promise<ShortLivedStores> {
   if (!config.redisUrl) {
     logger.warn('REDIS_URL is not set: tokens live in this process only (one instance, lost on restart)');
-    return { tokenStore: new MemoryTokenStore(), bus: new MemoryChangeBus() };
+    return { tokenStore: new MemoryTokenStore(), bus: new MemoryChangeBus(), limiter: new MemorySignInLimiter() };
   }
   const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: true });
   await redis.connect();
-  return { tokenStore: new RedisTokenStore(redis, config.redisKeyPrefix), bus: await RedisChangeBus.connect(redis, config.redisKeyPrefix), redis };
+  return {
+    tokenStore: new RedisTokenStore(redis, config.redisKeyPrefix),
+    bus: await RedisChangeBus.connect(redis, config.redisKeyPrefix),
+    limiter: new RedisSignInLimiter(redis, config.redisKeyPrefix),
+    redis,
+  };
 }
 
 /** Opens the stores and builds the provider. */
@@ -119,15 +136,17 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
   if (options.prepare) await prepareDatabase(config, logger, db, kek);
 
-  const { tokenStore, bus, redis } = await openTokenStore(config, logger);
+  const { tokenStore, bus, limiter, redis } = await openShortLivedStores(config, logger);
   const clients = new ClientRegistry(db, config.registryCacheTtlSeconds, logger);
   clients.follow(bus);
+  const accounts = new AccountRegistry(db, config.registryCacheTtlSeconds, logger);
+  accounts.follow(bus);
   const resourceServers = new ResourceServerRegistry(db, [], config.registryCacheTtlSeconds, logger);
   await resourceServers.start(bus);
 
   const keyRing = await loadKeyRing(db, new Map([[kek.id, kek]]));
-  const provider = buildProvider({ issuer: config.issuer, clients, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek });
-  installTokenEdges(provider, { clients, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
+  const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek });
+  installTokenEdges(provider, { clients, accounts, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
   const currentProvider = () => provider;
 
   const validateClientMetadata: ProviderMetadataValidator = async (clientId, metadata) => {
@@ -150,7 +169,9 @@ export async function createServices(config: Config, logger: Logger, options: { 
     tokenStore,
     bus,
     clients,
+    accounts,
     resourceServers,
+    limiter,
     currentProvider,
     validateClientMetadata,
     checkReadiness: async () => {
