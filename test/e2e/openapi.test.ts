@@ -30,6 +30,12 @@ const CONTRACT_ROUTES = [
   ['post', '/admin/clients'],
   ['get', '/admin/clients'],
   ['get', '/admin/clients/{client_id}'],
+  ['post', '/admin/accounts'],
+  ['get', '/admin/accounts'],
+  ['get', '/admin/accounts/{id}'],
+  ['patch', '/admin/accounts/{id}'],
+  ['delete', '/admin/accounts/{id}'],
+  ['post', '/admin/accounts/{id}/password'],
   ['get', '/admin/openapi.json'],
 ] as const;
 
