@@ -16,7 +16,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { FormBodyError, readFormBody } from './form-body.js';
 import { setPageHeaders } from './page-headers.js';
-import { consentPage, errorPage, loginPage, STYLESHEET, STYLESHEET_PATH, type ConsentItem } from './pages.js';
+import { consentPage, errorPage, ICON, ICON_PATH, loginPage, STYLESHEET, STYLESHEET_PATH, type ConsentItem } from './pages.js';
 import type { SignInLimiter } from './sign-in-limiter.js';
 
 /** Where the provider sends the browser for an interaction (its `interactions.url`). */
@@ -87,7 +87,7 @@ function resume(ctx: Context, returnTo: string): void {
   ctx.set('Cache-Control', 'no-store');
 }
 
-/** The routes of the interaction pages, and the stylesheet they share. */
+/** The routes of the interaction pages, and the stylesheet and icon they share. */
 export function interactionRoutes(deps: InteractionDependencies): Router {
   const router = new Router();
 
@@ -230,12 +230,17 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     }
   };
 
-  router.get(STYLESHEET_PATH, (ctx) => {
-    ctx.type = 'text/css';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.body = STYLESHEET;
-  });
+  for (const [path, type, body] of [
+    [STYLESHEET_PATH, 'text/css', STYLESHEET],
+    [ICON_PATH, 'image/svg+xml', ICON],
+  ] as const) {
+    router.get(path, (ctx) => {
+      ctx.type = type;
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.set('X-Content-Type-Options', 'nosniff');
+      ctx.body = body;
+    });
+  }
   router.get('/interaction/:uid', guarded(show));
   router.post('/interaction/:uid/login', guarded(login));
   router.post('/interaction/:uid/confirm', guarded(confirm));

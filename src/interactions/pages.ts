@@ -7,6 +7,12 @@ import { html, type SafeHtml } from './html.js';
 /** Where the one stylesheet is served (same origin, so the CSP's `style-src 'self'` allows it). */
 export const STYLESHEET_PATH = '/assets/login.css';
 
+/** The icon browsers show in the tab (same origin; without it they ask for /favicon.ico, which is no page of ours). */
+export const ICON_PATH = '/assets/icon.svg';
+
+/** A plain padlock. */
+export const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="6" y="14" width="20" height="15" rx="3" fill="#0b57d0"/><path d="M10 14V10a6 6 0 0 1 12 0v4" fill="none" stroke="#0b57d0" stroke-width="3"/></svg>`;
+
 /** The name people see in titles and headings. */
 const SERVICE_NAME = 'Company login';
 
@@ -46,6 +52,7 @@ function layout(title: string, body: SafeHtml): string {
 <meta name="robots" content="noindex">
 <title>${title} · ${SERVICE_NAME}</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
+<link rel="icon" href="${ICON_PATH}" type="image/svg+xml">
 </head>
 <body>
 <main>
@@ -108,7 +115,7 @@ export function consentPage(page: ConsentPage): string {
 <ul class="asks">
 ${page.asks.map((ask) => html`<li>${ask.text}${ask.scopes?.length ? html` <span class="muted">(${ask.scopes.map((s, i) => html`${i > 0 ? ', ' : ''}<code>${s}</code>`)})</span>` : ''}</li>`)}
 </ul>
-<p class="muted">You are signed in as ${page.accountEmail}. You can take this access back by signing out of ${page.clientName} or asking your administrator.</p>
+<p class="muted">You are signed in as ${page.accountEmail}. Allow only if you trust ${page.clientName}.</p>
 <form method="post" action="${page.approveAction}">
 <button type="submit">Allow</button>
 </form>
