@@ -4,8 +4,10 @@
  * validates the ID token and calls userinfo. First for an internal web app (no consent page), then for
  * an external public app through the consent page. Screenshots of the sign-in, consent and error pages
  * are written outside the repository, under os.tmpdir()/login-screenshots/, for a person to look at.
+ * And the README's runnable example (examples/web-app.mjs) signs a person in.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +17,7 @@ import * as client from 'openid-client';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createAccount } from '../helpers/login.js';
 import { adminToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { freePort, startServer, type RunningServer } from '../helpers/server.js';
 
 const SCREENSHOTS = join(tmpdir(), 'login-screenshots');
 
@@ -173,5 +175,37 @@ describe('signing in with a real browser', () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'error.png'), fullPage: true });
     const overflows = await page.evaluate('document.documentElement.scrollWidth > window.innerWidth');
     expect(overflows).toBe(false);
+  });
+
+  it("the README's example web app signs a person in", async () => {
+    const port = await freePort();
+    const account = await createAccount(server.issuer, admin, { name: 'Example Person' });
+    const app = await registerClient(server.issuer, admin, {
+      client_name: 'Example web app',
+      trust: 'internal',
+      grant_types: ['authorization_code'],
+      redirect_uris: [`http://localhost:${port}/callback`],
+      resources: [resource],
+      scope: 'openid profile email',
+    });
+    const example = spawn(process.execPath, ['examples/web-app.mjs'], {
+      env: { PATH: process.env.PATH ?? '', ISSUER: server.issuer, CLIENT_ID: app.client_id, CLIENT_SECRET: app.client_secret, PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        example.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('Example web app on') && resolve());
+        example.once('exit', (code) => reject(new Error(`the example exited with ${code}`)));
+      });
+      const { page } = await newPage();
+      await page.goto(`http://localhost:${port}/`);
+      await signIn(page, account.email, account.password);
+      await page.waitForURL((url) => url.pathname === '/callback');
+      const shown = JSON.parse((await page.textContent('body'))!) as { id_token_claims: { sub: string }; userinfo: { email: string } };
+      expect(shown.id_token_claims.sub).toBe(account.id);
+      expect(shown.userinfo.email).toBe(account.email);
+    } finally {
+      example.kill();
+    }
   });
 });
