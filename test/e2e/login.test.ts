@@ -278,7 +278,7 @@ describe('sign-in protection', () => {
     const wrong: number[] = [];
     let unknownPage: Page | undefined;
     let wrongPage: Page | undefined;
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 7; i++) {
       const a = await attempt(browser, unknownEmail, 'not-the-password-at-all');
       const b = await attempt(browser, account.email, 'not-the-password-at-all');
       unknown.push(a.ms);
@@ -289,9 +289,10 @@ describe('sign-in protection', () => {
     const normalise = (page: Page, email: string) => page.body.replaceAll(email, 'EMAIL').replace(/\/interaction\/[^/"]+/g, '/interaction/UID');
     expect(normalise(unknownPage!, unknownEmail)).toBe(normalise(wrongPage!, account.email));
     const [u, w] = [median(unknown), median(wrong)];
-    console.log(`sign-in failure timing (median of 5): unknown email ${u.toFixed(1)} ms, wrong password ${w.toFixed(1)} ms`);
-    // Both do one argon2id verification; neither may be a fraction of the other.
-    expect(Math.abs(u - w)).toBeLessThan(Math.max(u, w) * 0.5);
+    console.log(`sign-in failure timing (median of 7): unknown email ${u.toFixed(1)} ms, wrong password ${w.toFixed(1)} ms`);
+    // Both do one argon2id verification. Without the dummy hash an unknown email would answer in a
+    // tenth of the time; the margin leaves room for a busy machine.
+    expect(Math.min(u, w)).toBeGreaterThan(Math.max(u, w) * 0.35);
   });
 
   it('after 10 failures in a row for one email, answers 429 with Retry-After, even for the right password', async () => {
