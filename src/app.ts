@@ -1,12 +1,15 @@
 /**
- * The Koa application: request ids and logs, health, the admin API, and oidc-provider for the
- * protocol routes. The provider gets the raw request (no body parser in front of it).
+ * The Koa application: request ids and logs, health, the admin API, the interaction pages, and
+ * oidc-provider for the protocol routes. The provider gets the raw request (no body parser in front
+ * of it).
  */
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import type { AccountRegistry } from './accounts/account-registry.js';
+import { accountRoutes } from './accounts/account-routes.js';
 import { adminAudience, adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
 import { routerFor, type AdminRoute } from './admin/admin-route.js';
 import { buildOpenApiDocument } from './admin/openapi.js';
@@ -19,7 +22,11 @@ import type { ChangeBus } from './events/change-bus.js';
 import { auditRoutes } from './observability/audit-routes.js';
 import { requestContext, setRoute, type Logger, type RequestContext } from './observability/logger.js';
 import { httpDuration, httpRequests } from './observability/metrics.js';
+import { interactionRoutes } from './interactions/interaction-routes.js';
+import type { SignInLimiter } from './interactions/sign-in-limiter.js';
+import type { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
+import type { TokenStore } from './tokens/token-store.js';
 
 /** What the application routes to. */
 export interface AppDependencies {
@@ -28,6 +35,13 @@ export interface AppDependencies {
   readonly db: Db;
   readonly bus: ChangeBus;
   readonly clients: ClientRegistry;
+  readonly accounts: AccountRegistry;
+  readonly resourceServers: ResourceServerRegistry;
+  /** Holds sessions and grants, which end with their account. */
+  readonly tokenStore: TokenStore;
+  readonly limiter: SignInLimiter;
+  /** Client addresses come from our proxy's X-Forwarded-For entry. */
+  readonly trustProxy: boolean;
   /** The provider in force (it is replaced, not mutated, when signing keys change). */
   readonly currentProvider: () => Provider;
   readonly validateClientMetadata: ProviderMetadataValidator;
@@ -40,6 +54,15 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_FORM_BODY_BYTES = 64 * 1024;
 
 
+/** The address a request comes from: the socket's, or the one our own proxy appended to X-Forwarded-For. */
+function clientAddress(ctx: Koa.Context, trustProxy: boolean): string {
+  if (trustProxy) {
+    const forwarded = ctx.get('x-forwarded-for').split(',').at(-1)?.trim();
+    if (forwarded) return forwarded;
+  }
+  return ctx.req.socket.remoteAddress ?? 'unknown';
+}
+
 /** Builds the Koa application. */
 export function createApp(deps: AppDependencies): Koa {
   const app = new Koa();
@@ -51,7 +74,7 @@ export function createApp(deps: AppDependencies): Koa {
 
   app.use(async function tagRequest(ctx, next) {
     const incoming = ctx.get('x-request-id');
-    const context: RequestContext = { requestId: REQUEST_ID.test(incoming) ? incoming : randomUUID(), ip: ctx.req.socket.remoteAddress ?? '' };
+    const context: RequestContext = { requestId: REQUEST_ID.test(incoming) ? incoming : randomUUID(), ip: clientAddress(ctx, deps.trustProxy) };
     ctx.set('X-Request-Id', context.requestId);
     // Safe on every answer; HTML pages add their own Content-Security-Policy on top.
     ctx.set('X-Content-Type-Options', 'nosniff');
@@ -104,6 +127,7 @@ export function createApp(deps: AppDependencies): Koa {
     ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)]),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
     ...auditRoutes(deps.db),
+    ...accountRoutes(deps.db, deps.bus, deps.tokenStore),
   ];
   adminRoutes.push({
     method: 'get',
@@ -131,15 +155,12 @@ export function createApp(deps: AppDependencies): Koa {
     return next();
   });
 
+  const interactions = interactionRoutes(deps);
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
-  const issuerUrl = new URL(deps.issuer);
   app.use(async function delegateToProvider(ctx) {
-    // The provider builds URLs from the request; pin what it reads to the issuer, so a forged Host
-    // or X-Forwarded-* header can never appear in a URL it hands out (it trusts these two only).
-    ctx.req.headers.host = issuerUrl.host;
-    ctx.req.headers['x-forwarded-host'] = issuerUrl.host;
-    ctx.req.headers['x-forwarded-proto'] = issuerUrl.protocol.slice(0, -1);
-    delete ctx.req.headers['x-forwarded-for'];
     // RFC 8414 metadata is the OpenID discovery document under another name.
     if (ctx.path === '/.well-known/oauth-authorization-server') ctx.path = '/.well-known/openid-configuration';
     const provider = deps.currentProvider();

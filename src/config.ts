@@ -31,12 +31,17 @@ export interface Config {
   readonly migrateOnStart: boolean;
   readonly adminBootstrap: { clientId: string; clientSecret: string } | undefined;
   readonly logLevel: string;
-  /** Seconds a client or resource server stays in the in-process cache without a change event. */
+  /** Seconds a client, resource server or account stays in the in-process cache without a change event. */
   readonly registryCacheTtlSeconds: number;
   /** Port of the Prometheus endpoint on 127.0.0.1 (0: any free port, logged at start). */
   readonly metricsPort: number;
   /** Redis Cluster seed nodes; when set, they replace REDIS_URL. */
   readonly redisClusterNodes: ReadonlyArray<{ host: string; port: number }> | undefined;
+  /**
+   * Behind our own reverse proxy: a person's address (for sign-in limits) is the last entry of
+   * `X-Forwarded-For`, which that proxy appended, rather than the proxy's own address.
+   */
+  readonly trustProxy: boolean;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -84,6 +89,7 @@ const envSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}(,[A-Za-z0-9.:[\]-]+:\d{1,5})*$/, 'must be host:port,host:port,...')
     .optional(),
+  TRUST_PROXY: booleanFlag.optional(),
 });
 
 /**
@@ -136,5 +142,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       const at = node.lastIndexOf(':');
       return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };
     }),
+    trustProxy: e.TRUST_PROXY ?? false,
   };
 }

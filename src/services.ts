@@ -4,6 +4,7 @@
  */
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type Provider from 'oidc-provider';
+import { AccountRegistry } from './accounts/account-registry.js';
 import { adminAudience, ADMIN_SCOPES } from './admin/admin-auth.js';
 import type { ClientMetadata } from './clients/client.js';
 import { ClientRegistry } from './clients/client-registry.js';
@@ -13,6 +14,7 @@ import type { Config } from './config.js';
 import { ConfigError } from './config.js';
 import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
 import { MemoryChangeBus, RedisChangeBus, type ChangeBus } from './events/change-bus.js';
+import { ADDRESS_FAILURES, EMAIL_FAILURES, SignInLimiter } from './interactions/sign-in-limiter.js';
 import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
 import { buildProvider } from './issuer/provider.js';
 import { installOperationalEdges } from './issuer/operational-edges.js';
@@ -42,7 +44,9 @@ export interface Services {
   readonly tokenStore: TokenStore;
   readonly bus: ChangeBus;
   readonly clients: ClientRegistry;
+  readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
+  readonly limiter: SignInLimiter;
   readonly currentProvider: () => Provider;
   readonly validateClientMetadata: ProviderMetadataValidator;
   readonly checkReadiness: () => Promise<void>;
@@ -110,7 +114,7 @@ const CLIENT_AUTH_FAILURES = { maxFailures: 20, windowSeconds: 60 } as const;
 
 /**
  * Connection options that fail fast: while Redis is away a command errors at once (no offline queue
- * growing in memory) or after COMMAND_TIMEOUT_MS, so requests answer 503 within 2 s. ioredis keeps
+ * growing in memory) or after a 1 s timeout, so requests answer 503 within 2 s. ioredis keeps
  * reconnecting in the background and recovers by itself.
  */
 const REDIS_OPTIONS = {
@@ -124,17 +128,24 @@ const REDIS_OPTIONS = {
   enableAutoPipelining: true,
 } satisfies RedisOptions;
 
-interface StoreHandles {
+/** The short-lived state: tokens, change events and failure counters, in Redis or in process. */
+interface ShortLivedStores {
   tokenStore: TokenStore;
   bus: ChangeBus;
   clientAuthFailures: FailureCounter;
+  limiter: SignInLimiter;
   redis?: Redis | Cluster;
 }
 
-async function openTokenStore(config: Config, logger: Logger): Promise<StoreHandles> {
+async function openShortLivedStores(config: Config, logger: Logger): Promise<ShortLivedStores> {
   if (!config.redisUrl && !config.redisClusterNodes) {
     logger.warn('REDIS_URL is not set: tokens live in this process only (one instance, lost on restart)');
-    return { tokenStore: new MemoryTokenStore(), bus: new MemoryChangeBus(), clientAuthFailures: new MemoryFailureCounter(CLIENT_AUTH_FAILURES) };
+    return {
+      tokenStore: new MemoryTokenStore(),
+      bus: new MemoryChangeBus(),
+      clientAuthFailures: new MemoryFailureCounter(CLIENT_AUTH_FAILURES),
+      limiter: new SignInLimiter(new MemoryFailureCounter(EMAIL_FAILURES), new MemoryFailureCounter(ADDRESS_FAILURES)),
+    };
   }
   const redis = config.redisClusterNodes
     ? new Cluster([...config.redisClusterNodes], { lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true, redisOptions: REDIS_OPTIONS })
@@ -146,6 +157,10 @@ async function openTokenStore(config: Config, logger: Logger): Promise<StoreHand
     tokenStore: measuredTokenStore(new RedisTokenStore(redis, config.redisKeyPrefix)),
     bus: await RedisChangeBus.connect(redis, config.redisKeyPrefix),
     clientAuthFailures: new RedisFailureCounter(redis, `${config.redisKeyPrefix}failures:`, CLIENT_AUTH_FAILURES),
+    limiter: new SignInLimiter(
+      new RedisFailureCounter(redis, `${config.redisKeyPrefix}signin:email:`, EMAIL_FAILURES),
+      new RedisFailureCounter(redis, `${config.redisKeyPrefix}signin:address:`, ADDRESS_FAILURES),
+    ),
     redis,
   };
 }
@@ -159,16 +174,18 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
   if (options.prepare) await prepareDatabase(config, logger, db, kek);
 
-  const { tokenStore, bus, clientAuthFailures, redis } = await openTokenStore(config, logger);
+  const { tokenStore, bus, clientAuthFailures, limiter, redis } = await openShortLivedStores(config, logger);
   const clients = new ClientRegistry(db, config.registryCacheTtlSeconds, logger);
   clients.follow(bus);
+  const accounts = new AccountRegistry(db, config.registryCacheTtlSeconds, logger);
+  accounts.follow(bus);
   const resourceServers = new ResourceServerRegistry(db, [], config.registryCacheTtlSeconds, logger);
   await resourceServers.start(bus);
 
   const keyRing = await loadKeyRing(db, new Map([[kek.id, kek]]));
-  const provider = buildProvider({ issuer: config.issuer, clients, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek, clientAuthFailures });
+  const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek, clientAuthFailures });
   installOperationalEdges(provider, clients, logger);
-  installTokenEdges(provider, { clients, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
+  installTokenEdges(provider, { clients, accounts, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
   // The provider answers these as a bare server_error; the cause belongs in our logs.
   provider.on('server_error', (_ctx: unknown, error: Error) => {
     // An outage fails every request alike: one short line each, not a stack trace each.
@@ -197,7 +214,9 @@ export async function createServices(config: Config, logger: Logger, options: { 
     tokenStore,
     bus,
     clients,
+    accounts,
     resourceServers,
+    limiter,
     currentProvider,
     validateClientMetadata,
     checkReadiness: async () => {

@@ -8,56 +8,32 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Logger } from '../observability/logger.js';
-import { recordStoreFailure } from '../observability/store-health.js';
+import { RegistryCache } from '../shared/registry-cache.js';
 import { secretMatchesAnyDigest } from '../shared/secrets.js';
 import type { ClientWithSecrets } from './client.js';
 import { OPENID_SCOPES } from './client-service.js';
 import { selectClientWithSecrets } from './client-repository.js';
 
-interface CacheEntry {
-  readonly client: ClientWithSecrets | undefined;
-  readonly loadedAt: number;
-}
-
-// Unknown ids are cached too (so a flood of them cannot reach PostgreSQL); the bound caps memory.
-const MAX_ENTRIES = 10_000;
-// While PostgreSQL is unreachable, a known client keeps being served from the cache this long.
-const STALE_WHILE_DOWN_MS = 5 * 60_000;
-// Random per process: even if the provider compared against it, nobody could present it.
 const OPENID_SCOPE_SET = new Set<string>(OPENID_SCOPES);
+// Random per process: even if the provider compared against it, nobody could present it.
 const SECRET_MARKER = randomBytes(32).toString('base64url');
 
 /** Cached access to clients, shared by the provider adapter, client auth and introspection. */
 export class ClientRegistry {
-  readonly #cache = new Map<string, CacheEntry>();
-  readonly #inFlight = new Map<string, Promise<ClientWithSecrets | undefined>>();
+  readonly #cache: RegistryCache<ClientWithSecrets>;
 
-  constructor(
-    private readonly db: Db,
-    private readonly ttlSeconds: number,
-    private readonly logger: Logger,
-  ) {}
+  constructor(db: Db, ttlSeconds: number, logger: Logger) {
+    this.#cache = new RegistryCache({ kind: 'client', ttlSeconds, logger, load: (clientId) => selectClientWithSecrets(db, clientId) });
+  }
 
   /** Drops cache entries whenever any instance publishes a client change. */
   follow(bus: ChangeBus): void {
-    bus.subscribe((event) => {
-      if (event.kind !== 'client') return;
-      if (event.id === '*') this.#cache.clear();
-      else this.#cache.delete(event.id);
-    });
+    this.#cache.follow(bus);
   }
 
   /** The client with this id, from the cache when fresh; `undefined` when there is none. */
   async get(clientId: string): Promise<ClientWithSecrets | undefined> {
-    const entry = this.#cache.get(clientId);
-    if (entry && Date.now() - entry.loadedAt < this.ttlSeconds * 1000) return entry.client;
-
-    let loading = this.#inFlight.get(clientId);
-    if (!loading) {
-      loading = this.#load(clientId, entry).finally(() => this.#inFlight.delete(clientId));
-      this.#inFlight.set(clientId, loading);
-    }
-    return loading;
+    return this.#cache.get(clientId);
   }
 
   /** The client if it may act now: it exists and is not disabled. */
@@ -102,28 +78,6 @@ export class ClientRegistry {
       findByUid: async () => undefined,
       findByUserCode: async () => undefined,
     };
-  }
-
-  async #load(clientId: string, previous: CacheEntry | undefined): Promise<ClientWithSecrets | undefined> {
-    let client: ClientWithSecrets | undefined;
-    try {
-      client = await selectClientWithSecrets(this.db, clientId);
-    } catch (error) {
-      recordStoreFailure('postgres');
-      if (previous && Date.now() - previous.loadedAt < STALE_WHILE_DOWN_MS) {
-        this.logger.warn({ err: error, clientId }, 'client lookup failed; serving the cached client');
-        return previous.client;
-      }
-      throw error;
-    }
-    if (this.#cache.size >= MAX_ENTRIES) {
-      // Maps iterate in insertion order: the first key is the oldest entry.
-      const oldest = this.#cache.keys().next().value;
-      if (oldest !== undefined) this.#cache.delete(oldest);
-    }
-    this.#cache.delete(clientId);
-    this.#cache.set(clientId, { client, loadedAt: Date.now() });
-    return client;
   }
 }
 

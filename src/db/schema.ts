@@ -68,6 +68,21 @@ export interface AuditEventsTable {
   details: JSONColumnType<Record<string, unknown>>;
 }
 
+export interface AccountsTable {
+  /** A UUID: the `sub` of the account's tokens. */
+  id: string;
+  /** As given; unique whatever its case (a unique index on lower(email)). */
+  email: string;
+  name: string;
+  /** argon2id PHC string. */
+  password_hash: string;
+  disabled: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Sessions, grants and tokens of the account from before this instant are dead. */
+  tokens_revoked_at: NullableTimestamp;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
 /** Every table of the database. */
 export interface Database {
   resource_servers: ResourceServersTable;
@@ -75,4 +90,5 @@ export interface Database {
   client_secrets: ClientSecretsTable;
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
+  accounts: AccountsTable;
 }

@@ -1,14 +1,17 @@
 /**
- * Tells every instance that registry data changed (a client, a resource server, the signing keys),
+ * Tells every instance that registry data changed (a client, a resource server, the signing keys, an account),
  * so in-process caches drop the stale entry at once instead of waiting for their TTL.
  * Redis pub/sub in production; an in-process emitter when embedded (one instance only).
  */
 import { EventEmitter } from 'node:events';
 import type { Cluster, Redis } from 'ioredis';
 
-/** What changed. `id` is the client id, the resource server id, or `*` for everything of a kind. */
+/**
+ * What changed. `id` is the client id, the resource server id, the account id, or `*` for everything
+ * of a kind.
+ */
 export interface ChangeEvent {
-  readonly kind: 'client' | 'resource-server' | 'keys';
+  readonly kind: 'client' | 'resource-server' | 'keys' | 'account';
   readonly id: string;
 }
 

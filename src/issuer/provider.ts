@@ -1,11 +1,17 @@
 /**
  * The oidc-provider configuration: the engine does the protocol; this file only feeds it our clients,
- * keys, token store and token policy, and routes its secret comparison to the stored digests.
+ * accounts, keys, token store, token policy and pages, and routes its secret comparison to the stored
+ * digests.
  */
 import { hkdfSync } from 'node:crypto';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Account, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { AccountRegistry } from '../accounts/account-registry.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import { OPENID_SCOPES } from '../clients/client-service.js';
+import { trustedProviderMarkup } from '../interactions/html.js';
+import { interactionPath } from '../interactions/interaction-routes.js';
+import { installProviderPageHeaders } from '../interactions/page-headers.js';
+import { errorPage, loggedOutPage, logoutPage } from '../interactions/pages.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 import { SIGNING_ALGS, type KeyRing } from '../keys/signing-keys.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
@@ -15,12 +21,13 @@ import { requestContext } from '../observability/logger.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
 import { TooManyFailedAttempts } from './operational-edges.js';
 import { introspectionAllowed } from './token-edges.js';
-import { decideAccessToken } from './token-policy.js';
+import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
 export interface ProviderDependencies {
   readonly issuer: string;
   readonly clients: ClientRegistry;
+  readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
   readonly tokenStore: TokenStore;
   readonly keyRing: KeyRing;
@@ -32,6 +39,20 @@ export interface ProviderDependencies {
 
 const ASYMMETRIC_ALGS = [...SIGNING_ALGS];
 
+const HOUR = 60 * 60;
+const DAY = 24 * HOUR;
+/** A sign-in lasts a working day; then the person signs in again. */
+const SESSION_TTL_SECONDS = 12 * HOUR;
+/**
+ * Refresh tokens (offline access) last 14 days from sign-in, however often they are rotated: a
+ * rotated token inherits what is left of its predecessor's lifetime.
+ */
+const REFRESH_TOKEN_TTL_SECONDS = 14 * DAY;
+/** Grants outlive the refresh tokens that refer to them. */
+const GRANT_TTL_SECONDS = REFRESH_TOKEN_TTL_SECONDS;
+/** How long a person has to finish signing in or consenting. */
+const INTERACTION_TTL_SECONDS = HOUR;
+
 /** The scopes the token will carry, wherever the grant keeps them. */
 function requestedScopes(ctx: KoaContextWithOIDC): string[] {
   const fromParams = ctx.oidc.params?.scope;
@@ -42,16 +63,32 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
 
 /** Builds the provider. It is rebuilt (not mutated) when the signing keys change. */
 export function buildProvider(deps: ProviderDependencies): Provider {
-  const { clients, resourceServers } = deps;
+  const { clients, accounts, resourceServers } = deps;
+  const publicUrl = new URL(deps.issuer);
+  const https = publicUrl.protocol === 'https:';
 
   const configuration: Configuration = {
     adapter: (model: string) => (model === 'Client' ? clients.providerAdapter() : clientBoundAdapter(deps.tokenStore.adapter(model), clients)),
     jwks: { keys: deps.keyRing.privateJwks as NonNullable<Configuration['jwks']>['keys'] },
     cookies: {
       keys: [Buffer.from(hkdfSync('sha256', deps.keyEncryptionKey.key, Buffer.alloc(0), 'cookie-signing', 32)).toString('base64url')],
+      long: { httpOnly: true, sameSite: 'lax', secure: https },
+      short: { httpOnly: true, sameSite: 'lax', secure: https },
     },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    interactions: { url: async (_ctx, interaction) => interactionPath(interaction.uid) },
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
+      AuthorizationCode: 60,
+      IdToken: HOUR,
+      RefreshToken: (ctx) => ctx?.oidc?.entities.RotatedRefreshToken?.remainingTTL ?? REFRESH_TOKEN_TTL_SECONDS,
+      Session: SESSION_TTL_SECONDS,
+      Grant: GRANT_TTL_SECONDS,
+      Interaction: INTERACTION_TTL_SECONDS,
+    },
     responseTypes: ['code'],
     clientDefaults: {
       grant_types: ['client_credentials'],
@@ -70,6 +107,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      userinfo: { enabled: true },
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
@@ -79,6 +117,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
             clientId: token.clientId!,
             audiences: ([] as string[]).concat(('aud' in token ? (token.aud as string | string[] | undefined) : undefined) ?? []),
             issuedAt: token.iat!,
+            accountId: 'accountId' in token ? (token.accountId as string | undefined) : undefined,
           }),
       },
       revocation: {
@@ -92,7 +131,10 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           const registered = await clients.get(client.clientId);
           return registered?.metadata.resources[0];
         },
-        useGrantedResource: async () => true,
+        // Not the granted resource by default: an OpenID client's code exchange (or refresh) without
+        // a `resource` gets the access token for userinfo; it names an API with `resource` to get one
+        // for that API. Without `openid` in the grant, the granted resource is used.
+        useGrantedResource: async () => false,
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
           const registered = await clients.getActive(client.clientId);
           await resourceServers.settled();
@@ -118,18 +160,41 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           };
         },
       },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          ctx.body = logoutPage(trustedProviderMarkup(form), ctx.oidc.client?.clientName);
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          ctx.body = loggedOutPage(ctx.oidc.client?.clientName);
+        },
+      },
     },
-    // Accounts arrive with the login issue; until then no user can be found.
-    findAccount: async () => undefined,
+    // Disabled, deleted and signed-out-everywhere accounts are not found, which makes the provider
+    // refuse their codes, refresh tokens and userinfo calls.
+    findAccount: async (_ctx, sub, token) => {
+      const account = await accounts.getActive(sub);
+      if (!account) return undefined;
+      // A rotated refresh token keeps the issue time of the first one (`iiat`): the sign-in it came from.
+      const issuedAt = token && ('iiat' in token && typeof token.iiat === 'number' ? token.iiat : token.iat);
+      if (issuedAt !== undefined && !(await accounts.allowsTokenIssuedAt(sub, issuedAt))) return undefined;
+      return {
+        accountId: account.id,
+        // No verification flow exists yet: administrators type the addresses in, so none is proven.
+        claims: async () => ({ sub: account.id, email: account.email, email_verified: false, name: account.name }),
+      } satisfies Account;
+    },
     renderError: async (ctx, out) => {
       ctx.type = 'html';
-      ctx.body = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Error</title></head><body><h1>Something went wrong</h1><p>${escapeHtml(String(out.error))}</p></body></html>`;
+      ctx.body = errorPage({
+        error: String(out.error),
+        description: out.error_description === undefined ? undefined : String(out.error_description),
+        requestId: String(ctx.res.getHeader('x-request-id') ?? '') || undefined,
+      });
     },
   };
 
   const provider = new Provider(deps.issuer, configuration);
-  // Reads the protocol and host from X-Forwarded-* headers, which app.ts always sets from the issuer.
-  provider.proxy = true;
 
   // The maintainers' suggested extension point for stored secret digests (node-oidc-provider#631):
   // the provider's own comparison would need the plaintext, which we never keep.
@@ -153,10 +218,18 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     return false;
   } as unknown as (actual: string) => boolean;
 
-  return provider;
-}
+  // Every URL the provider builds (discovery, redirects to the pages, cookies' Secure flag) comes from
+  // the configured issuer, never from the request's Host header or a client's X-Forwarded-* headers:
+  // the provider trusts forwarded headers, and only these, set here, reach it. Behind a TLS-terminating
+  // proxy the connection is plain HTTP, and this is also what lets Koa set Secure cookies on it.
+  provider.proxy = true;
+  provider.use(async (ctx, next) => {
+    ctx.req.headers['x-forwarded-proto'] = publicUrl.protocol.slice(0, -1);
+    ctx.req.headers['x-forwarded-host'] = publicUrl.host;
+    delete ctx.req.headers['x-forwarded-for'];
+    await next();
+  });
+  installProviderPageHeaders(provider);
 
-/** Escapes text for HTML element content and attribute values. */
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return provider;
 }

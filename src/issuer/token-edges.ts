@@ -5,6 +5,7 @@
  */
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { AccountRegistry } from '../accounts/account-registry.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { sha256Base64Url } from '../shared/secrets.js';
@@ -14,6 +15,7 @@ import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js
 /** What the edges consult. */
 export interface TokenEdgeDependencies {
   readonly clients: ClientRegistry;
+  readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
   readonly tokenStore: TokenStore;
   readonly verifier: JwtAccessTokenVerifier;
@@ -24,14 +26,17 @@ export interface IntrospectedToken {
   readonly clientId: string;
   readonly audiences: readonly string[];
   readonly issuedAt: number;
+  /** The person the token acts for; absent for a client's own (client credentials) token. */
+  readonly accountId?: string | undefined;
 }
 
 /**
  * Whether `callerClientId` may learn that the token is active: the caller is the token's own client
- * or the resource server the token is for, and the token's client still allows it.
+ * or the resource server the token is for, and the token's client (and account, for a person's
+ * token) still allows it.
  */
 export async function introspectionAllowed(
-  deps: Pick<TokenEdgeDependencies, 'clients' | 'resourceServers'>,
+  deps: Pick<TokenEdgeDependencies, 'clients' | 'accounts' | 'resourceServers'>,
   callerClientId: string,
   token: IntrospectedToken,
 ): Promise<boolean> {
@@ -39,7 +44,11 @@ export async function introspectionAllowed(
   const callerAudience = deps.resourceServers.byIntrospectionClientId(callerClientId)?.identifier;
   const callerMayKnow =
     callerClientId === token.clientId || (callerAudience !== undefined && token.audiences.includes(callerAudience));
-  return callerMayKnow && (await deps.clients.allowsTokenIssuedAt(token.clientId, token.issuedAt));
+  return (
+    callerMayKnow &&
+    (await deps.clients.allowsTokenIssuedAt(token.clientId, token.issuedAt)) &&
+    (token.accountId === undefined || (await deps.accounts.allowsTokenIssuedAt(token.accountId, token.issuedAt)))
+  );
 }
 
 /** A stable, non-secret id for an opaque token (it has no `jti` of its own other than its value). */
@@ -61,7 +70,9 @@ async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEdgeDependencie
   ctx.body = { active: false };
   if (!claims || (await deps.tokenStore.isJwtRevoked(claims.jti))) return;
   const audiences = ([] as string[]).concat(claims.aud ?? []);
-  if (!(await introspectionAllowed(deps, caller.clientId, { clientId: claims.client_id, audiences, issuedAt: claims.iat }))) return;
+  // A client's own token has its client id as `sub`; a person's token has the account id.
+  const accountId = claims.sub !== undefined && claims.sub !== claims.client_id ? claims.sub : undefined;
+  if (!(await introspectionAllowed(deps, caller.clientId, { clientId: claims.client_id, audiences, issuedAt: claims.iat, accountId }))) return;
   ctx.body = {
     active: true,
     client_id: claims.client_id,

@@ -2,7 +2,7 @@
  * Counts failed attempts per key in a fixed window and says when a key must wait. In Redis, so every
  * instance shares the count; in process for the embedded single-instance mode.
  */
-import type { Cluster, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import { measureStoreCall } from '../observability/store-health.js';
 
 /** A window of counted failures. */
@@ -19,6 +19,8 @@ export interface FailureCounter {
 export interface FailurePolicy {
   readonly maxFailures: number;
   readonly windowSeconds: number;
+  /** The window restarts at every failure (a run of failures), instead of running from the first. */
+  readonly restartWindowOnFailure?: boolean;
 }
 
 /** Failure counts in Redis: `INCR` plus an expiry set on the first failure of a window. */
@@ -39,7 +41,7 @@ export class RedisFailureCounter implements FailureCounter {
 
   async recordFailure(key: string): Promise<number> {
     const results = (await measureStoreCall('redis', 'failures', () =>
-      this.redis.multi().incr(this.#key(key)).expire(this.#key(key), this.policy.windowSeconds, 'NX').ttl(this.#key(key)).exec(),
+      this.#expire(this.redis.multi().incr(this.#key(key)), key).ttl(this.#key(key)).exec(),
     )) as [
       [null, number],
       [null, number],
@@ -56,7 +58,15 @@ export class RedisFailureCounter implements FailureCounter {
   #key(key: string): string {
     return `${this.keyPrefix}${key}`;
   }
+
+  #expire(multi: ChainableCommander, key: string): ChainableCommander {
+    return this.policy.restartWindowOnFailure
+      ? multi.expire(this.#key(key), this.policy.windowSeconds)
+      : multi.expire(this.#key(key), this.policy.windowSeconds, 'NX');
+  }
 }
+
+const MAX_MEMORY_WINDOWS = 100_000;
 
 /** Failure counts in this process (embedded mode: one instance). */
 export class MemoryFailureCounter implements FailureCounter {
@@ -70,9 +80,13 @@ export class MemoryFailureCounter implements FailureCounter {
   }
 
   async recordFailure(key: string): Promise<number> {
-    if (this.#windows.size > 10_000) for (const stale of this.#windows.keys()) this.#current(stale);
-    const window = this.#current(key) ?? { count: 0, endsAt: Date.now() + this.policy.windowSeconds * 1000 };
+    if (this.#windows.size > MAX_MEMORY_WINDOWS) for (const stale of this.#windows.keys()) this.#current(stale);
+    // Still too many live ones (a spray of made-up keys): the oldest give way first.
+    while (this.#windows.size > MAX_MEMORY_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
+    const window = this.#current(key) ?? { count: 0, endsAt: 0 };
     window.count++;
+    if (window.endsAt === 0 || this.policy.restartWindowOnFailure) window.endsAt = Date.now() + this.policy.windowSeconds * 1000;
+    this.#windows.delete(key);
     this.#windows.set(key, window);
     return this.retryAfter(key);
   }

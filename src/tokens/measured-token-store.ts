@@ -22,6 +22,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
         revokeByGrantId: (grantId) => measured('revokeByGrantId', () => adapter.revokeByGrantId(grantId)),
       };
     },
+    revokeAccount: (accountId) => measured('revokeAccount', () => store.revokeAccount(accountId)),
     revokeJwt: (jti, expiresAt) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt)),
     isJwtRevoked: (jti) => measured('isJwtRevoked', () => store.isJwtRevoked(jti)),
     ping: () => store.ping(),

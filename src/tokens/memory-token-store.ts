@@ -8,7 +8,11 @@ import type { TokenStore } from './token-store.js';
 import {
   assertTokenModel,
   epochSeconds,
+  accountKey,
+  grantDigestOfRecordKey,
   grantKeys,
+  grantKeysOfDigest,
+  type GrantKeys,
   matchesLookup,
   planUpsert,
   recordKey,
@@ -25,7 +29,7 @@ const SWEEP_INTERVAL_MS = 60_000;
 type Value =
   | { readonly kind: 'record'; readonly payload: AdapterPayload; consumed?: number }
   | { readonly kind: 'index'; readonly idDigest: string }
-  | { readonly kind: 'grant-index'; readonly members: Set<string> }
+  | { readonly kind: 'set'; readonly members: Set<string> }
   | { readonly kind: 'revoked-jwt' };
 
 interface Entry {
@@ -54,13 +58,18 @@ export class MemoryTokenStore implements TokenStore {
         this.#entries.delete(recordKey(model, sha256Base64Url(id)));
       },
       // Deletes the Grant record too, as the Redis store does: there, that is what revokes the tokens at once.
-      revokeByGrantId: async (grantId) => {
-        const grant = grantKeys(grantId);
-        for (const member of this.#get(grant.index, 'grant-index')?.members ?? []) this.#entries.delete(member);
-        this.#entries.delete(grant.index);
-        this.#entries.delete(grant.record);
-      },
+      revokeByGrantId: async (grantId) => this.#revokeGrant(grantKeys(grantId)),
     };
+  }
+
+  async revokeAccount(accountId: string): Promise<void> {
+    const key = accountKey(accountId);
+    for (const member of this.#get(key, 'set')?.members ?? []) {
+      const grantDigest = grantDigestOfRecordKey(member);
+      if (grantDigest !== undefined) this.#revokeGrant(grantKeysOfDigest(grantDigest));
+      this.#entries.delete(member);
+    }
+    this.#entries.delete(key);
   }
 
   async revokeJwt(jti: string, expiresAt: number): Promise<void> {
@@ -86,16 +95,18 @@ export class MemoryTokenStore implements TokenStore {
     for (const indexKey of plan.indexKeys) {
       this.#entries.set(indexKey, { value: { kind: 'index', idDigest: plan.idDigest }, expiresAt });
     }
-    if (plan.grantIndexKey !== undefined) {
-      const members = [plan.key, ...plan.indexKeys];
-      const grantIndex = this.#live(plan.grantIndexKey);
-      if (grantIndex?.value.kind === 'grant-index') {
-        for (const member of members) grantIndex.value.members.add(member);
-        // The index lives as long as its longest-lived member.
-        grantIndex.expiresAt = Math.max(grantIndex.expiresAt, expiresAt);
-      } else {
-        this.#entries.set(plan.grantIndexKey, { value: { kind: 'grant-index', members: new Set(members) }, expiresAt });
-      }
+    if (plan.grantIndexKey !== undefined) this.#joinSet(plan.grantIndexKey, [plan.key, ...plan.indexKeys], expiresAt);
+    if (plan.accountKey !== undefined) this.#joinSet(plan.accountKey, [plan.key, ...plan.indexKeys], expiresAt);
+  }
+
+  /** Adds `members` to the set at `setKey`, which lives as long as its longest-lived member. */
+  #joinSet(setKey: string, members: readonly string[], expiresAt: number): void {
+    const set = this.#live(setKey);
+    if (set?.value.kind === 'set') {
+      for (const member of members) set.value.members.add(member);
+      set.expiresAt = Math.max(set.expiresAt, expiresAt);
+    } else {
+      this.#entries.set(setKey, { value: { kind: 'set', members: new Set(members) }, expiresAt });
     }
   }
 
@@ -129,5 +140,12 @@ export class MemoryTokenStore implements TokenStore {
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAt <= now) this.#entries.delete(key);
     }
+  }
+
+  /** Deletes a grant's record, its index, and every token key the index lists. */
+  #revokeGrant(grant: GrantKeys): void {
+    for (const member of this.#get(grant.index, 'set')?.members ?? []) this.#entries.delete(member);
+    this.#entries.delete(grant.index);
+    this.#entries.delete(grant.record);
   }
 }

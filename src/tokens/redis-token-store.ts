@@ -13,9 +13,12 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from './token-store.js';
 import {
+  accountKey,
   assertTokenModel,
   epochSeconds,
+  grantDigestOfRecordKey,
   grantKeys,
+  grantKeysOfDigest,
   matchesLookup,
   planUpsert,
   recordKey,
@@ -23,6 +26,7 @@ import {
   revokedJwtKey,
   uidKey,
   userCodeKey,
+  type GrantKeys,
 } from './token-keys.js';
 
 /**
@@ -85,8 +89,23 @@ export class RedisTokenStore implements TokenStore {
       destroy: async (id) => {
         await this.#redis.del(this.#key(recordKey(model, sha256Base64Url(id))));
       },
-      revokeByGrantId: (grantId) => this.#revokeByGrantId(grantId),
+      revokeByGrantId: (grantId) => this.#revokeGrant(grantKeys(grantId)),
     };
+  }
+
+  /**
+   * Deletes the account's Grant and Session records (and their index entries), revoking every grant as
+   * `revokeByGrantId` does. The account set is read and deleted in one transaction on its slot.
+   */
+  async revokeAccount(accountId: string): Promise<void> {
+    const setKey = this.#key(accountKey(accountId));
+    const [members] = await exec(this.#redis.multi().smembers(setKey).del(setKey));
+    await Promise.all(
+      (members as string[]).map((member) => {
+        const grantDigest = grantDigestOfRecordKey(member.slice(this.#prefix.length));
+        return grantDigest === undefined ? this.#redis.del(member) : this.#revokeGrant(grantKeysOfDigest(grantDigest));
+      }),
+    );
   }
 
   async revokeJwt(jti: string, expiresAt: number): Promise<void> {
@@ -127,15 +146,20 @@ export class RedisTokenStore implements TokenStore {
     for (const indexKey of indexKeys) {
       writes.push(plan.ttl === undefined ? this.#redis.set(indexKey, plan.idDigest) : this.#redis.set(indexKey, plan.idDigest, 'EX', plan.ttl));
     }
-    if (plan.grantIndexKey !== undefined) {
-      const grantIndexKey = this.#key(plan.grantIndexKey);
-      const ttl = plan.ttl ?? NEVER_SECONDS;
-      // The index lives as long as its longest-lived member. GT alone would not do: it treats a key
-      // without a TTL (a set SADD just created) as never expiring, so NX gives a new index its first TTL.
-      // One transaction, so the index is never left without a TTL.
-      writes.push(exec(this.#redis.multi().sadd(grantIndexKey, key, ...indexKeys).expire(grantIndexKey, ttl, 'NX').expire(grantIndexKey, ttl, 'GT')));
+    for (const setKey of [plan.grantIndexKey, plan.accountKey]) {
+      if (setKey !== undefined) writes.push(this.#joinSet(this.#key(setKey), [key, ...indexKeys], plan.ttl ?? NEVER_SECONDS));
     }
     await Promise.all(writes);
+  }
+
+  /**
+   * Adds members to a set (a grant index, an account set) that lives as long as its longest-lived
+   * member. GT alone would not do: it treats a key without a TTL (a set SADD just created) as never
+   * expiring, so NX gives a new set its first TTL. One transaction on the set's slot, so the set is
+   * never left without a TTL.
+   */
+  #joinSet(setKey: string, members: readonly string[], ttl: number): Promise<unknown> {
+    return exec(this.#redis.multi().sadd(setKey, ...members).expire(setKey, ttl, 'NX').expire(setKey, ttl, 'GT'));
   }
 
   async #findRecord(key: string, id: string | undefined): Promise<AdapterPayload | undefined> {
@@ -165,8 +189,7 @@ export class RedisTokenStore implements TokenStore {
    * over every slot, cannot join it; deleting them afterwards is cleanup, one DEL each, issued together.
    * A token written for the grant meanwhile is refused the same way and expires with its TTL.
    */
-  async #revokeByGrantId(grantId: string): Promise<void> {
-    const grant = grantKeys(grantId);
+  async #revokeGrant(grant: GrantKeys): Promise<void> {
     const index = this.#key(grant.index);
     const [members] = await exec(this.#redis.multi().smembers(index).del(this.#key(grant.record), index));
     await Promise.all((members as string[]).map((member) => this.#redis.del(member)));

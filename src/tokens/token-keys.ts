@@ -56,9 +56,26 @@ export interface GrantKeys {
  * even in Redis Cluster: see the Redis store's `revokeByGrantId`.
  */
 export function grantKeys(grantId: string): GrantKeys {
-  const grantDigest = sha256Base64Url(grantId);
+  return grantKeysOfDigest(sha256Base64Url(grantId));
+}
+
+/** Key of the set listing the Grant and Session records (and their index entries) of one account. */
+export function accountKey(accountId: string): string {
+  return tagged('account', sha256Base64Url(accountId));
+}
+
+/** The grant id digest behind a Grant record key (`Grant:{digest}`), or undefined for any other key. */
+export function grantDigestOfRecordKey(key: string): string | undefined {
+  return /^Grant:\{([A-Za-z0-9_-]+)\}$/.exec(key)?.[1];
+}
+
+/** The keys of the grant whose id has this digest (see {@link grantKeys}). */
+export function grantKeysOfDigest(grantDigest: string): GrantKeys {
   return { record: recordKey('Grant', grantDigest), index: tagged('grant-index', grantDigest) };
 }
+
+/** The models that end with their account: revoking an account deletes them. */
+const ACCOUNT_BOUND_MODELS: ReadonlySet<string> = new Set(['Grant', 'Session']);
 
 /**
  * The models oidc-provider revokes by grant id (its own memory adapter uses the same list). Other
@@ -91,6 +108,8 @@ export interface UpsertPlan {
   readonly indexKeys: readonly string[];
   /** The grant index the record and its index entries join, if the record is revoked with its grant. */
   readonly grantIndexKey: string | undefined;
+  /** The account set the record and its index entries join, if the record ends with its account. */
+  readonly accountKey: string | undefined;
   /** Seconds to keep every key written, or undefined to keep them until deleted. */
   readonly ttl: number | undefined;
 }
@@ -113,12 +132,14 @@ export function planUpsert(model: string, id: string, payload: AdapterPayload, e
   if (typeof payload.uid === 'string') indexKeys.push(uidKey(model, payload.uid));
   if (typeof payload.userCode === 'string') indexKeys.push(userCodeKey(model, payload.userCode));
   const grantId = GRANT_BOUND_MODELS.has(model) ? payload.grantId : undefined;
+  const accountId = ACCOUNT_BOUND_MODELS.has(model) ? payload.accountId : undefined;
   return {
     key,
     idDigest,
     stored,
     indexKeys,
     grantIndexKey: typeof grantId === 'string' ? grantKeys(grantId).index : undefined,
+    accountKey: typeof accountId === 'string' ? accountKey(accountId) : undefined,
     ttl: expiresIn,
   };
 }

@@ -14,6 +14,11 @@ export interface TokenStore {
    * Never called for `Client`: clients live in PostgreSQL.
    */
   adapter(model: string): Adapter;
+  /**
+   * Deletes every grant and session of the account, and every token of those grants (JWT access
+   * tokens excepted: nothing stores them; introspection consults the account instead).
+   */
+  revokeAccount(accountId: string): Promise<void>;
   /** Marks a JWT access token id revoked until `expiresAt` (epoch seconds), after which the record goes. */
   revokeJwt(jti: string, expiresAt: number): Promise<void>;
   /** Whether `revokeJwt` was called for this id (and the record has not expired). */

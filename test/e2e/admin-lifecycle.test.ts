@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { AuthorizationServer } from 'oauth4webapi';
 import { adminCall, adminToken, clientCredentials, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { startServer, testAdmin, type RunningServer } from '../helpers/server.js';
 
 let first: RunningServer;
 let second: RunningServer;
@@ -222,7 +222,7 @@ describe('audit trail', () => {
     ]) {
       expect(actions).toContain(action);
     }
-    expect(events.find((e) => e.action === 'client.disable')).toMatchObject({ actor: 'test-admin' });
+    expect(events.find((e) => e.action === 'client.disable')).toMatchObject({ actor: testAdmin(first.issuer).clientId });
     expect(secretsSeen.length).toBeGreaterThan(5);
     for (const secret of secretsSeen) expect(raw).not.toContain(secret);
   });

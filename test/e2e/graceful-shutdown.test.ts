@@ -5,11 +5,12 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { Agent, request } from 'node:http';
-import { startServer, TEST_ADMIN } from '../helpers/server.js';
+import { startServer, testAdmin } from '../helpers/server.js';
 
 describe('graceful shutdown', () => {
   it('answers the requests in flight at SIGTERM, refuses new connections, and exits 0 within 10 s', async () => {
     const server = await startServer();
+    const admin = testAdmin(server.issuer);
     const connections = 40;
     const agent = new Agent({ keepAlive: true, maxSockets: connections });
     const body = 'grant_type=client_credentials&scope=admin%3Aread';
@@ -23,7 +24,7 @@ describe('graceful shutdown', () => {
             method: 'POST',
             agent,
             headers: {
-              authorization: `Basic ${Buffer.from(`${TEST_ADMIN.clientId}:${TEST_ADMIN.clientSecret}`).toString('base64')}`,
+              authorization: `Basic ${Buffer.from(`${admin.clientId}:${admin.clientSecret}`).toString('base64')}`,
               'content-type': 'application/x-www-form-urlencoded',
               'content-length': Buffer.byteLength(body),
             },

@@ -38,6 +38,12 @@ const CONTRACT_ROUTES = [
   ['post', '/admin/clients/{client_id}/secret'],
   ['post', '/admin/clients/{client_id}/revoke-tokens'],
   ['get', '/admin/audit'],
+  ['post', '/admin/accounts'],
+  ['get', '/admin/accounts'],
+  ['get', '/admin/accounts/{id}'],
+  ['patch', '/admin/accounts/{id}'],
+  ['delete', '/admin/accounts/{id}'],
+  ['post', '/admin/accounts/{id}/password'],
   ['get', '/admin/openapi.json'],
 ] as const;
 

@@ -1,12 +1,14 @@
 /**
- * CONTRACT.md section 7: after real traffic, no client secret, token value or private key is found in
- * any PostgreSQL table, any Redis key or value, or the server's logs.
+ * CONTRACT.md section 7: after real traffic, no client secret, password, token value or private key is
+ * found in any PostgreSQL table, any Redis key or value, or the server's logs.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
+import * as oauth from 'oauth4webapi';
 import pg from 'pg';
+import { authorizationUrl, Browser, createAccount, signIn } from '../helpers/login.js';
 import { adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
-import { startServer, TEST_ADMIN, type RunningServer } from '../helpers/server.js';
+import { startServer, testAdmin, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
 const secrets: string[] = [];
@@ -15,7 +17,7 @@ beforeAll(async () => {
   server = await startServer({ env: { LOG_LEVEL: 'debug' } });
   const as = await discover(server.issuer);
   const admin = await adminToken(server.issuer);
-  secrets.push(TEST_ADMIN.clientSecret, admin);
+  secrets.push(testAdmin(server.issuer).clientSecret, admin);
 
   const jwtApi = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('scan'), name: 'Scan', scopes: ['scan:read', 'scan:admin'], sensitive_scopes: ['scan:admin'] });
   const internal = await registerClient(server.issuer, admin, { client_name: 'Scanner', trust: 'internal', resources: [jwtApi.identifier], scope: 'scan:read scan:admin' });
@@ -32,6 +34,41 @@ beforeAll(async () => {
   }
   await revoke(as, external.client_id, external.client_secret, revoked.accessToken);
   await revoke(as, internal.client_id, internal.client_secret, jwt.accessToken);
+
+  // A person signs in (after a wrong password) to a public app and refreshes its tokens.
+  const redirectUri = 'http://127.0.0.1:9/callback';
+  const app = await registerClient(server.issuer, admin, {
+    client_name: 'Scan app',
+    trust: 'internal',
+    grant_types: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_method: 'none',
+    redirect_uris: [redirectUri],
+    resources: [jwtApi.identifier],
+    scope: 'openid email offline_access scan:read',
+  });
+  const person = await createAccount(server.issuer, admin);
+  const wrongPassword = 'a wrong password for the scan';
+  secrets.push(person.password, wrongPassword);
+  const browser = new Browser(redirectUri);
+  const client = { client_id: app.client_id, redirect_uri: redirectUri };
+  const start = await authorizationUrl(as, client, { scope: 'openid email offline_access', prompt: 'consent' });
+  const loginPage = await browser.navigate(start.url);
+  await signIn(browser, loginPage, person.email, wrongPassword);
+  const callback = new URL((await signIn(browser, await browser.navigate(start.url), person.email, person.password)).url);
+  const insecure = { [oauth.allowInsecureRequests]: true } as const;
+  const params = oauth.validateAuthResponse(as, client, callback, start.state);
+  const tokens = await oauth.processAuthorizationCodeResponse(
+    as,
+    client,
+    await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, redirectUri, start.verifier, insecure),
+    { expectedNonce: start.nonce },
+  );
+  const refreshed = await oauth.processRefreshTokenResponse(
+    as,
+    client,
+    await oauth.refreshTokenGrantRequest(as, client, oauth.None(), tokens.refresh_token!, { ...insecure, additionalParameters: { resource: jwtApi.identifier } }),
+  );
+  secrets.push(callback.searchParams.get('code')!, tokens.access_token, tokens.refresh_token!, refreshed.access_token, refreshed.refresh_token!);
 }, 60_000);
 
 afterAll(async () => {

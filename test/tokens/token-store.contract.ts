@@ -199,6 +199,38 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       await expect(store.adapter('AccessToken').revokeByGrantId(newTokenValue())).resolves.toBeUndefined();
     });
 
+    it("revokes an account's grants, their tokens and its sessions, and no other account's", async () => {
+      const [gone, other] = [newTokenValue(), newTokenValue()];
+      const written = await Promise.all(
+        [gone, other].map(async (accountId) => {
+          const grantId = newTokenValue();
+          const [accessToken, refreshToken, session, sessionUid] = Array.from({ length: 4 }, newTokenValue);
+          const clientCredentials = newTokenValue();
+          await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId, { accountId }), 60);
+          await store.adapter('AccessToken').upsert(accessToken, payloadFor('AccessToken', accessToken, { grantId, accountId }), 60);
+          await store.adapter('RefreshToken').upsert(refreshToken, payloadFor('RefreshToken', refreshToken, { grantId, accountId }), 120);
+          await store.adapter('Session').upsert(session, payloadFor('Session', session, { uid: sessionUid, accountId }), 60);
+          await store.adapter('ClientCredentials').upsert(clientCredentials, payloadFor('ClientCredentials', clientCredentials), 60);
+          return { accountId, grantId, accessToken, refreshToken, session, sessionUid, clientCredentials };
+        }),
+      );
+
+      await store.revokeAccount(gone);
+
+      for (const w of written) {
+        const present = w.accountId === other;
+        const expectation = (found: unknown) => (present ? expect(found).toBeDefined() : expect(found).toBeUndefined());
+        expectation(await store.adapter('Grant').find(w.grantId));
+        expectation(await store.adapter('AccessToken').find(w.accessToken));
+        expectation(await store.adapter('RefreshToken').find(w.refreshToken));
+        expectation(await store.adapter('Session').find(w.session));
+        expectation(await store.adapter('Session').findByUid(w.sessionUid));
+        // Tokens of no account are not the account's to lose.
+        expect(await store.adapter('ClientCredentials').find(w.clientCredentials)).toBeDefined();
+      }
+      await expect(store.revokeAccount(newTokenValue())).resolves.toBeUndefined();
+    });
+
     it('keeps stored payloads out of reach of callers mutating theirs', async () => {
       const id = newTokenValue();
       const payload = payloadFor('AccessToken', id, { extra: { tier: 'gold' } });

@@ -1,0 +1,161 @@
+/** Admin routes for accounts (CONTRACT.md section 6). No answer, log or audit entry holds a password. */
+import { z } from 'zod';
+import type { AdminPrincipal } from '../admin/admin-auth.js';
+import type { AdminRoute } from '../admin/admin-route.js';
+import { readJsonBody } from '../admin/json-body.js';
+import { Problem } from '../admin/problem.js';
+import { listQuerySchema, pageOf, parseListQuery, parseOrProblem, timestamp } from '../admin/schemas.js';
+import type { Db } from '../db/database.js';
+import type { ChangeBus } from '../events/change-bus.js';
+import { toPage } from '../shared/pagination.js';
+import type { Account } from './account.js';
+import { selectAccount, selectAccountPage } from './account-repository.js';
+import {
+  createAccount,
+  deleteAccount,
+  DuplicateEmailError,
+  setPassword,
+  updateAccount,
+  type AccountChangeContext,
+  type AccountSessions,
+} from './account-service.js';
+import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './password.js';
+
+const email = z.email().max(320);
+const name = z.string().trim().min(1).max(200);
+const password = z
+  .string()
+  .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
+  .max(MAX_PASSWORD_LENGTH, `must be at most ${MAX_PASSWORD_LENGTH} characters`);
+
+/** The body of `POST /admin/accounts`. */
+export const accountCreateSchema = z.strictObject({ email, password, name });
+
+/** The body of `PATCH /admin/accounts/{id}`: `disabled: true` ends the account's sessions and grants. */
+export const accountUpdateSchema = z
+  .strictObject({ email: email.optional(), name: name.optional(), disabled: z.boolean().optional() })
+  .refine((body) => Object.keys(body).length > 0, 'must change at least one field');
+
+/** The body of `POST /admin/accounts/{id}/password`. */
+export const passwordSchema = z.strictObject({ password });
+
+/** The JSON form of an account in every answer. */
+export const accountSchema = z.object({
+  id: z.uuid(),
+  email: z.string(),
+  name: z.string(),
+  disabled: z.boolean(),
+  created_at: timestamp,
+  updated_at: timestamp,
+});
+
+/** Presents an account as `accountSchema` describes. */
+export function presentAccount(account: Account): z.output<typeof accountSchema> {
+  return {
+    id: account.id,
+    email: account.email,
+    name: account.name,
+    disabled: account.disabled,
+    created_at: account.createdAt.toISOString(),
+    updated_at: account.updatedAt.toISOString(),
+  };
+}
+
+const duplicateEmail = () => new Problem(409, 'an account with this email already exists', [{ path: 'email', message: 'is taken' }]);
+
+/** The account routes (under /admin). */
+export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions): AdminRoute[] {
+  const changeContext = (principal: unknown): AccountChangeContext => ({ db, bus, sessions, actor: (principal as AdminPrincipal).clientId });
+  return [
+    {
+      method: 'post',
+      path: '/accounts',
+      summary: `Create an account; the password needs at least ${MIN_PASSWORD_LENGTH} characters`,
+      body: accountCreateSchema,
+      success: { status: 201, schema: accountSchema },
+      problems: [400, 409, 413, 415, 422],
+      handler: async (ctx) => {
+        const body = parseOrProblem(accountCreateSchema, await readJsonBody(ctx));
+        try {
+          const account = await createAccount(changeContext(ctx.state.admin), body);
+          ctx.status = 201;
+          ctx.set('Location', `/admin/accounts/${account.id}`);
+          ctx.body = presentAccount(account);
+        } catch (error) {
+          if (error instanceof DuplicateEmailError) throw duplicateEmail();
+          throw error;
+        }
+      },
+    },
+    {
+      method: 'get',
+      path: '/accounts',
+      summary: 'List accounts',
+      query: listQuerySchema,
+      success: { status: 200, schema: pageOf(accountSchema) },
+      problems: [422],
+      handler: async (ctx) => {
+        const { limit, after } = parseListQuery(ctx.query);
+        const rows = await selectAccountPage(db, limit, after);
+        ctx.body = toPage(rows, limit, (a) => ({ createdAt: a.createdAt.toISOString(), id: a.id }), presentAccount);
+      },
+    },
+    {
+      method: 'get',
+      path: '/accounts/:id',
+      summary: 'Read an account',
+      success: { status: 200, schema: accountSchema },
+      problems: [404],
+      handler: async (ctx) => {
+        const account = await selectAccount(db, ctx.params.id!);
+        if (!account) throw new Problem(404, `no account ${ctx.params.id}`);
+        ctx.body = presentAccount(account);
+      },
+    },
+    {
+      method: 'patch',
+      path: '/accounts/:id',
+      summary: 'Change an account; {"disabled": true} ends its sessions and grants at once',
+      body: accountUpdateSchema,
+      success: { status: 200, schema: accountSchema },
+      problems: [400, 404, 409, 413, 415, 422],
+      handler: async (ctx) => {
+        const body = parseOrProblem(accountUpdateSchema, await readJsonBody(ctx));
+        try {
+          const account = await updateAccount(changeContext(ctx.state.admin), ctx.params.id!, body);
+          if (!account) throw new Problem(404, `no account ${ctx.params.id}`);
+          ctx.body = presentAccount(account);
+        } catch (error) {
+          if (error instanceof DuplicateEmailError) throw duplicateEmail();
+          throw error;
+        }
+      },
+    },
+    {
+      method: 'delete',
+      path: '/accounts/:id',
+      summary: 'Delete an account, its sessions and its grants',
+      success: { status: 204 },
+      problems: [404],
+      handler: async (ctx) => {
+        if (!(await deleteAccount(changeContext(ctx.state.admin), ctx.params.id!))) throw new Problem(404, `no account ${ctx.params.id}`);
+        ctx.status = 204;
+      },
+    },
+    {
+      method: 'post',
+      path: '/accounts/:id/password',
+      summary: 'Set a new password; the account is signed out everywhere',
+      body: passwordSchema,
+      success: { status: 204 },
+      problems: [400, 404, 413, 415, 422],
+      handler: async (ctx) => {
+        const body = parseOrProblem(passwordSchema, await readJsonBody(ctx));
+        if (!(await setPassword(changeContext(ctx.state.admin), ctx.params.id!, body.password))) {
+          throw new Problem(404, `no account ${ctx.params.id}`);
+        }
+        ctx.status = 204;
+      },
+    },
+  ];
+}

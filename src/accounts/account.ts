@@ -1,0 +1,13 @@
+/** The account (a person who logs in) as the rest of the server sees it: never a database row. */
+
+/** A person's account. `id` is the `sub` of every token issued to them. */
+export interface Account {
+  readonly id: string;
+  readonly email: string;
+  readonly name: string;
+  readonly disabled: boolean;
+  /** Epoch seconds: sessions, grants and tokens issued at or before this instant are dead. */
+  readonly tokensRevokedAt: number | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}

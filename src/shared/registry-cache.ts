@@ -1,0 +1,80 @@
+/**
+ * A bounded in-process cache of records kept in PostgreSQL, so the token and introspection paths never
+ * wait on it: entries expire after a TTL, are dropped on every instance when a change is published on
+ * the change bus, and concurrent misses for one id share one query.
+ */
+import type { ChangeBus, ChangeEvent } from '../events/change-bus.js';
+import type { Logger } from '../observability/logger.js';
+import { recordStoreFailure } from '../observability/store-health.js';
+
+interface CacheEntry<V> {
+  readonly value: V | undefined;
+  readonly loadedAt: number;
+}
+
+// Unknown ids are cached too (so a flood of them cannot reach PostgreSQL); the bound caps memory.
+const MAX_ENTRIES = 10_000;
+// While PostgreSQL is unreachable, a known record keeps being served from the cache this long.
+const STALE_WHILE_DOWN_MS = 5 * 60_000;
+
+/** How a {@link RegistryCache} loads and how long it keeps what it loaded. */
+export interface RegistryCacheOptions<V> {
+  /** The change events that drop entries (`id` is the record's id, or `*` for all). */
+  readonly kind: ChangeEvent['kind'];
+  readonly ttlSeconds: number;
+  /** Reads the record from PostgreSQL; `undefined` when there is none. */
+  readonly load: (id: string) => Promise<V | undefined>;
+  readonly logger: Logger;
+}
+
+/** Cached lookups by id of one kind of record. */
+export class RegistryCache<V> {
+  readonly #entries = new Map<string, CacheEntry<V>>();
+  readonly #inFlight = new Map<string, Promise<V | undefined>>();
+
+  constructor(private readonly options: RegistryCacheOptions<V>) {}
+
+  /** Drops entries whenever any instance publishes a change of this cache's kind. */
+  follow(bus: ChangeBus): void {
+    bus.subscribe((event) => {
+      if (event.kind !== this.options.kind) return;
+      if (event.id === '*') this.#entries.clear();
+      else this.#entries.delete(event.id);
+    });
+  }
+
+  /** The record with this id, from the cache when fresh; `undefined` when there is none. */
+  async get(id: string): Promise<V | undefined> {
+    const entry = this.#entries.get(id);
+    if (entry && Date.now() - entry.loadedAt < this.options.ttlSeconds * 1000) return entry.value;
+
+    let loading = this.#inFlight.get(id);
+    if (!loading) {
+      loading = this.#load(id, entry).finally(() => this.#inFlight.delete(id));
+      this.#inFlight.set(id, loading);
+    }
+    return loading;
+  }
+
+  async #load(id: string, previous: CacheEntry<V> | undefined): Promise<V | undefined> {
+    let value: V | undefined;
+    try {
+      value = await this.options.load(id);
+    } catch (error) {
+      recordStoreFailure('postgres');
+      if (previous && Date.now() - previous.loadedAt < STALE_WHILE_DOWN_MS) {
+        this.options.logger.warn({ err: error, kind: this.options.kind, id }, 'lookup failed; serving the cached entry');
+        return previous.value;
+      }
+      throw error;
+    }
+    if (this.#entries.size >= MAX_ENTRIES) {
+      // Maps iterate in insertion order: the first key is the oldest entry.
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+    this.#entries.delete(id);
+    this.#entries.set(id, { value, loadedAt: Date.now() });
+    return value;
+  }
+}
