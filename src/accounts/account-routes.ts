@@ -1,13 +1,12 @@
 /** Admin routes for accounts (CONTRACT.md section 6). No answer, log or audit entry holds a password. */
 import { z } from 'zod';
 import type { AdminPrincipal } from '../admin/admin-auth.js';
-import type { AdminRoute } from '../admin/admin-route.js';
+import { listRoute, type AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
 import { Problem } from '../admin/problem.js';
-import { listQuerySchema, pageOf, parseListQuery, parseOrProblem, timestamp } from '../admin/schemas.js';
+import { parseOrProblem, timestamp } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
-import { toPage } from '../shared/pagination.js';
 import type { Account } from './account.js';
 import { selectAccount, selectAccountPage } from './account-repository.js';
 import {
@@ -87,19 +86,14 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
         }
       },
     },
-    {
-      method: 'get',
+    listRoute({
       path: '/accounts',
       summary: 'List accounts',
-      query: listQuerySchema,
-      success: { status: 200, schema: pageOf(accountSchema) },
-      problems: [422],
-      handler: async (ctx) => {
-        const { limit, after } = parseListQuery(ctx.query);
-        const rows = await selectAccountPage(db, limit, after);
-        ctx.body = toPage(rows, limit, (a) => ({ createdAt: a.createdAt.toISOString(), id: a.id }), presentAccount);
-      },
-    },
+      item: accountSchema,
+      selectPage: (limit, after) => selectAccountPage(db, limit, after),
+      cursorOf: (a) => ({ createdAt: a.createdAt.toISOString(), id: a.id }),
+      present: presentAccount,
+    }),
     {
       method: 'get',
       path: '/accounts/:id',

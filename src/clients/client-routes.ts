@@ -1,13 +1,12 @@
 /** Admin routes for clients (CONTRACT.md section 6). */
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
-import type { AdminRoute } from '../admin/admin-route.js';
+import { listRoute, type AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
-import { absoluteUri, listQuerySchema, secretRotationSchema, pageOf, parseListQuery, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { NotFoundError } from '../shared/errors.js';
-import { toPage } from '../shared/pagination.js';
 import type { Client, ClientMetadata, ClientWithSecrets } from './client.js';
 import { selectClientPage, selectClientWithSecrets } from './client-repository.js';
 import { createClient, deleteClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
@@ -135,19 +134,14 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
         ctx.body = { ...presentClient(client), ...(secret ? { client_secret: secret } : {}) };
       },
     },
-    {
-      method: 'get',
+    listRoute({
       path: '/clients',
       summary: 'List clients',
-      query: listQuerySchema,
-      success: { status: 200, schema: pageOf(clientSchema) },
-      problems: [422],
-      handler: async (ctx) => {
-        const { limit, after } = parseListQuery(ctx.query);
-        const rows = await selectClientPage(db, limit, after);
-        ctx.body = toPage(rows, limit, (c) => ({ createdAt: c.createdAt.toISOString(), id: c.clientId }), presentClient);
-      },
-    },
+      item: clientSchema,
+      selectPage: (limit, after) => selectClientPage(db, limit, after),
+      cursorOf: (c) => ({ createdAt: c.createdAt.toISOString(), id: c.clientId }),
+      present: presentClient,
+    }),
     {
       method: 'get',
       path: '/clients/:clientId',

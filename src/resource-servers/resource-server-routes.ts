@@ -1,14 +1,13 @@
 /** Admin routes for resource servers (CONTRACT.md section 6). */
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
-import type { AdminRoute } from '../admin/admin-route.js';
+import { listRoute, type AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
 import { Problem } from '../admin/problem.js';
-import { absoluteUri, listQuerySchema, secretRotationSchema, pageOf, parseListQuery, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
-import { toPage } from '../shared/pagination.js';
 import type { ResourceServer } from './resource-server.js';
 import { selectResourceServer, selectResourceServerPage } from './resource-server-repository.js';
 import { createResourceServer, deleteResourceServer, rotateIntrospectionSecret, updateResourceServer } from './resource-server-service.js';
@@ -111,19 +110,14 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
           ctx.body = { ...presented, introspection: { ...presented.introspection, client_secret: introspectionSecret } };
       },
     },
-    {
-      method: 'get',
+    listRoute({
       path: '/resource-servers',
       summary: 'List resource servers',
-      query: listQuerySchema,
-      success: { status: 200, schema: pageOf(resourceServerSchema) },
-      problems: [422],
-      handler: async (ctx) => {
-        const { limit, after } = parseListQuery(ctx.query);
-        const rows = await selectResourceServerPage(db, limit, after);
-        ctx.body = toPage(rows, limit, (rs) => ({ createdAt: rs.createdAt.toISOString(), id: rs.id }), presentResourceServer);
-      },
-    },
+      item: resourceServerSchema,
+      selectPage: (limit, after) => selectResourceServerPage(db, limit, after),
+      cursorOf: (rs) => ({ createdAt: rs.createdAt.toISOString(), id: rs.id }),
+      present: presentResourceServer,
+    }),
     {
       method: 'get',
       path: '/resource-servers/:id',
