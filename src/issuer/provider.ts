@@ -15,12 +15,13 @@ import { errorPage, loggedOutPage, logoutPage } from '../interactions/pages.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption.js';
 import { SIGNING_ALGS, type KeyRing } from '../keys/signing-keys.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
+import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import type { FailureCounter } from '../limits/failure-counter.js';
 import { requestContext } from '../observability/logger.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
 import { TooManyFailedAttempts } from './operational-edges.js';
-import { introspectionAllowed } from './token-edges.js';
+import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './token-edges.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
@@ -172,6 +173,12 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     },
     // Disabled, deleted and signed-out-everywhere accounts are not found, which makes the provider
     // refuse their codes, refresh tokens and userinfo calls.
+    // A JWT access token of a grant names its grant (by digest) so that revoking the grant shows at
+    // introspection; see GRANT_DIGEST_CLAIM. Opaque tokens need nothing: they are looked up.
+    extraTokenClaims: async (_ctx, token) =>
+      'grantId' in token && typeof token.grantId === 'string' && token.resourceServer?.accessTokenFormat === 'jwt'
+        ? { [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId) }
+        : undefined,
     findAccount: async (_ctx, sub, token) => {
       const account = await accounts.getActive(sub);
       if (!account) return undefined;

@@ -51,6 +51,13 @@ export async function introspectionAllowed(
   );
 }
 
+/**
+ * The claim in which a JWT access token issued from a grant (a person's sign-in) carries the SHA-256
+ * digest of the grant id, so introspection can tell that its grant was revoked. A digest, not the id:
+ * resource servers see the token's claims.
+ */
+export const GRANT_DIGEST_CLAIM = 'gid';
+
 /** A stable, non-secret id for an opaque token (it has no `jti` of its own other than its value). */
 export function opaqueTokenId(value: string): string {
   return sha256Base64Url(value).slice(0, 32);
@@ -68,7 +75,14 @@ async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEdgeDependencie
   const claims = await deps.verifier.verify(ctx.oidc.params!.token as string);
   ctx.status = 200;
   ctx.body = { active: false };
-  if (!claims || (await deps.tokenStore.isJwtRevoked(claims.jti))) return;
+  if (!claims) return;
+  // Both store reads go out together (auto-pipelined): the token's own revocation, and its grant's.
+  const grantDigest = typeof claims[GRANT_DIGEST_CLAIM] === 'string' ? (claims[GRANT_DIGEST_CLAIM] as string) : undefined;
+  const [revoked, grantActive] = await Promise.all([
+    deps.tokenStore.isJwtRevoked(claims.jti),
+    grantDigest === undefined ? true : deps.tokenStore.isGrantActive(grantDigest),
+  ]);
+  if (revoked || !grantActive) return;
   const audiences = ([] as string[]).concat(claims.aud ?? []);
   // A client's own token has its client id as `sub`; a person's token has the account id.
   const accountId = claims.sub !== undefined && claims.sub !== claims.client_id ? claims.sub : undefined;

@@ -24,6 +24,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
     },
     revokeAccount: (accountId) => measured('revokeAccount', () => store.revokeAccount(accountId)),
     revokeJwt: (jti, expiresAt) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt)),
+    isGrantActive: (grantDigest) => measured('isGrantActive', () => store.isGrantActive(grantDigest)),
     isJwtRevoked: (jti) => measured('isJwtRevoked', () => store.isJwtRevoked(jti)),
     ping: () => store.ping(),
     close: () => store.close(),

@@ -77,6 +77,10 @@ export class MemoryTokenStore implements TokenStore {
     this.#entries.set(revokedJwtKey(jti), { value: { kind: 'revoked-jwt' }, expiresAt: expiresAt * 1000 });
   }
 
+  async isGrantActive(grantDigest: string): Promise<boolean> {
+    return this.#get(grantKeysOfDigest(grantDigest).record, 'record') !== undefined;
+  }
+
   async isJwtRevoked(jti: string): Promise<boolean> {
     return this.#get(revokedJwtKey(jti), 'revoked-jwt') !== undefined;
   }

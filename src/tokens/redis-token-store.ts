@@ -113,6 +113,10 @@ export class RedisTokenStore implements TokenStore {
     await this.#redis.set(this.#key(revokedJwtKey(jti)), 1, 'EXAT', expiresAt);
   }
 
+  async isGrantActive(grantDigest: string): Promise<boolean> {
+    return (await this.#redis.exists(this.#key(grantKeysOfDigest(grantDigest).record))) === 1;
+  }
+
   async isJwtRevoked(jti: string): Promise<boolean> {
     return (await this.#redis.exists(this.#key(revokedJwtKey(jti)))) === 1;
   }

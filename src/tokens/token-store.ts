@@ -19,6 +19,11 @@ export interface TokenStore {
    * tokens excepted: nothing stores them; introspection consults the account instead).
    */
   revokeAccount(accountId: string): Promise<void>;
+  /**
+   * Whether the grant whose id has this SHA-256 digest (base64url) still exists. JWT access tokens of a
+   * grant carry that digest (never the id), so introspection can see their grant revoked.
+   */
+  isGrantActive(grantDigest: string): Promise<boolean>;
   /** Marks a JWT access token id revoked until `expiresAt` (epoch seconds), after which the record goes. */
   revokeJwt(jti: string, expiresAt: number): Promise<void>;
   /** Whether `revokeJwt` was called for this id (and the record has not expired). */

@@ -132,6 +132,20 @@ describe('an internal web app (confidential client)', () => {
     expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, api.access_token)).toMatchObject({ active: true, sub: account.id });
   });
 
+  it('revoking its refresh token revokes the grant: the JWT access tokens of it introspect inactive at once', async () => {
+    const account = await createAccount(server.issuer, admin);
+    const { start, callback } = await signInThrough(new Browser(REDIRECT_URI), webApp, account, { scope: 'openid offline_access orders:read', prompt: 'consent' });
+    const tokens = await exchange(webApp, start, callback);
+    const api = await refresh(webApp, tokens.refresh_token!, orders.identifier);
+    expect(isJwt(api.access_token)).toBe(true);
+    expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, api.access_token)).toMatchObject({ active: true });
+
+    const revocation = await oauth.revocationRequest(as, webApp, authOf(webApp), api.refresh_token ?? tokens.refresh_token!, insecure);
+    expect(revocation.status).toBe(200);
+    expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, api.access_token)).toEqual({ active: false });
+    expect(await oauthError(refresh(webApp, api.refresh_token ?? tokens.refresh_token!, orders.identifier))).toBe('invalid_grant');
+  });
+
   it('gets an opaque token when it asks its API for a sensitive scope', async () => {
     const account = await createAccount(server.issuer, admin);
     const { start, callback } = await signInThrough(new Browser(REDIRECT_URI), webApp, account, { scope: 'openid orders:refund' });

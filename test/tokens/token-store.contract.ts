@@ -3,6 +3,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { sha256Base64Url } from '../../src/shared/secrets.js';
 import type { AdapterPayload, TokenStore } from '../../src/tokens/token-store.js';
 
 /** A store under test and how to dispose of it and anything it left behind. */
@@ -197,6 +198,16 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       // An interaction refers to the grant it is for; it is not a token of it.
       expect(await store.adapter('Interaction').find(interaction)).toBeDefined();
       await expect(store.adapter('AccessToken').revokeByGrantId(newTokenValue())).resolves.toBeUndefined();
+    });
+
+    it('says whether a grant is active, by the digest of its id, until it is revoked', async () => {
+      const grantId = newTokenValue();
+      const grantDigest = sha256Base64Url(grantId);
+      expect(await store.isGrantActive(grantDigest)).toBe(false);
+      await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId), 60);
+      expect(await store.isGrantActive(grantDigest)).toBe(true);
+      await store.adapter('AccessToken').revokeByGrantId(grantId);
+      expect(await store.isGrantActive(grantDigest)).toBe(false);
     });
 
     it("revokes an account's grants, their tokens and its sessions, and no other account's", async () => {
