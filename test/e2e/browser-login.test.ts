@@ -4,7 +4,7 @@
  * validates the ID token and calls userinfo. First for an internal web app (no consent page), then for
  * an external public app through the consent page. Screenshots of the sign-in, consent and error pages
  * are written outside the repository, under os.tmpdir()/login-screenshots/, for a person to look at.
- * And the README's runnable example (examples/web-app.mjs) signs a person in.
+ * And the README's runnable example (scripts/example-web-app.mjs) signs a person in.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
@@ -188,7 +188,7 @@ describe('signing in with a real browser', () => {
       resources: [resource],
       scope: 'openid profile email',
     });
-    const example = spawn(process.execPath, ['examples/web-app.mjs'], {
+    const example = spawn(process.execPath, ['scripts/example-web-app.mjs'], {
       env: { PATH: process.env.PATH ?? '', ISSUER: server.issuer, CLIENT_ID: app.client_id, CLIENT_SECRET: app.client_secret, PORT: String(port) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
