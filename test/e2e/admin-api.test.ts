@@ -1,7 +1,7 @@
 /** The admin API's first routes: authorisation, validation, problem+json, pagination. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { adminCall, adminToken, discover, issueToken, registerClient, revoke, uniqueResource } from '../helpers/oauth.js';
-import { startServer, TEST_ADMIN, type RunningServer } from '../helpers/server.js';
+import { startServer, testAdmin, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
 let admin: string;
@@ -32,9 +32,10 @@ describe('authorisation', () => {
 
   it('a revoked admin token: 401 at once', async () => {
     const as = await discover(server.issuer);
-    const { accessToken } = await issueToken(as, TEST_ADMIN.clientId, TEST_ADMIN.clientSecret, { scope: 'admin:read' });
+    const { clientId, clientSecret } = testAdmin(server.issuer);
+    const { accessToken } = await issueToken(as, clientId, clientSecret, { scope: 'admin:read' });
     expect((await adminCall(server.issuer, accessToken, 'GET', '/clients')).status).toBe(200);
-    expect(await revoke(as, TEST_ADMIN.clientId, TEST_ADMIN.clientSecret, accessToken)).toBe(200);
+    expect(await revoke(as, clientId, clientSecret, accessToken)).toBe(200);
     expect((await adminCall(server.issuer, accessToken, 'GET', '/clients')).status).toBe(401);
   });
 

@@ -8,17 +8,20 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminToken, discover, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
-import { freePort, SERVER_ENTRY, startServer, TEST_ADMIN } from '../helpers/server.js';
+import { freePort, SERVER_ENTRY, startServer, testAdmin } from '../helpers/server.js';
 
 const workdir = mkdtempSync(join(tmpdir(), 'login-embedded-'));
 afterAll(() => rmSync(workdir, { recursive: true, force: true }));
 
-const bootstrapEnv = { ADMIN_BOOTSTRAP_CLIENT_ID: TEST_ADMIN.clientId, ADMIN_BOOTSTRAP_CLIENT_SECRET: TEST_ADMIN.clientSecret };
+const bootstrapEnv = (port: number) => {
+  const { clientId, clientSecret } = testAdmin(`http://localhost:${port}`);
+  return { ADMIN_BOOTSTRAP_CLIENT_ID: clientId, ADMIN_BOOTSTRAP_CLIENT_SECRET: clientSecret };
+};
 
 describe('embedded defaults', () => {
   it('serves tokens with nothing configured, and keeps its clients and keys across a restart', async () => {
     const port = await freePort();
-    const first = await startServer({ bareEnv: true, cwd: workdir, port, env: bootstrapEnv });
+    const first = await startServer({ bareEnv: true, cwd: workdir, port, env: bootstrapEnv(port) });
     let client: { client_id: string; client_secret: string };
     let api: { identifier: string };
     let kids: string[];
@@ -37,7 +40,7 @@ describe('embedded defaults', () => {
     expect(statSync(join(workdir, 'data', 'pglite')).isDirectory()).toBe(true);
     expect(statSync(join(workdir, 'keys', 'dev-key-encryption-key')).mode & 0o777).toBe(0o600);
 
-    const second = await startServer({ bareEnv: true, cwd: workdir, port, env: bootstrapEnv });
+    const second = await startServer({ bareEnv: true, cwd: workdir, port, env: bootstrapEnv(port) });
     try {
       const { accessToken } = await issueToken(await discover(second.issuer), client.client_id, client.client_secret, { scope: 'e:read' });
       expect(accessToken.split('.')).toHaveLength(3);

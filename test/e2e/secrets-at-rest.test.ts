@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
-import { startServer, TEST_ADMIN, type RunningServer } from '../helpers/server.js';
+import { startServer, testAdmin, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
 const secrets: string[] = [];
@@ -15,7 +15,7 @@ beforeAll(async () => {
   server = await startServer({ env: { LOG_LEVEL: 'debug' } });
   const as = await discover(server.issuer);
   const admin = await adminToken(server.issuer);
-  secrets.push(TEST_ADMIN.clientSecret, admin);
+  secrets.push(testAdmin(server.issuer).clientSecret, admin);
 
   const jwtApi = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('scan'), name: 'Scan', scopes: ['scan:read', 'scan:admin'], sensitive_scopes: ['scan:admin'] });
   const internal = await registerClient(server.issuer, admin, { client_name: 'Scanner', trust: 'internal', resources: [jwtApi.identifier], scope: 'scan:read scan:admin' });

@@ -3,7 +3,7 @@
  * server written by someone else would call us), and plain fetch for the admin API.
  */
 import * as oauth from 'oauth4webapi';
-import { TEST_ADMIN } from './server.js';
+import { testAdmin } from './server.js';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
@@ -67,7 +67,8 @@ export async function revoke(as: oauth.AuthorizationServer, clientId: string, cl
 /** An admin access token for the test admin client (both admin scopes). */
 export async function adminToken(issuer: string): Promise<string> {
   const as = await discover(issuer);
-  const { accessToken } = await issueToken(as, TEST_ADMIN.clientId, TEST_ADMIN.clientSecret, { scope: 'admin:read admin:write' });
+  const { clientId, clientSecret } = testAdmin(issuer);
+  const { accessToken } = await issueToken(as, clientId, clientSecret, { scope: 'admin:read admin:write' });
   return accessToken;
 }
 

@@ -20,11 +20,14 @@ export interface RunningServer {
   stop(): Promise<number | null>;
 }
 
-/** Credentials of the admin client every test server makes sure exists (ADMIN_BOOTSTRAP_*). */
-export const TEST_ADMIN = {
-  clientId: 'test-admin',
-  clientSecret: 'test-admin-secret-0123456789abcdefghijklmnopqrstuvwxyz',
-};
+/**
+ * Credentials of the admin client a test server with this issuer makes sure exists (ADMIN_BOOTSTRAP_*).
+ * One per issuer: every file of a run shares one database, and an admin client's default audience is
+ * the admin API of the issuer that created it.
+ */
+export function testAdmin(issuer: string): { clientId: string; clientSecret: string } {
+  return { clientId: `test-admin-${new URL(issuer).port}`, clientSecret: 'test-admin-secret-0123456789abcdefghijklmnopqrstuvwxyz' };
+}
 
 /** A port that was free a moment ago. */
 export async function freePort(): Promise<number> {
@@ -40,6 +43,7 @@ export async function freePort(): Promise<number> {
 
 /** The environment of a test server: this run's stores and the test admin client. */
 export function testServerEnv(port: number, overrides: Record<string, string> = {}): Record<string, string> {
+  const admin = testAdmin(overrides.ISSUER ?? `http://localhost:${port}`);
   return {
     PATH: process.env.PATH ?? '',
     PORT: String(port),
@@ -49,8 +53,8 @@ export function testServerEnv(port: number, overrides: Record<string, string> = 
     REDIS_KEY_PREFIX: process.env.TEST_RUN_REDIS_PREFIX!,
     // The same key-encryption key for every server of the run: they share one database of keys.
     KEY_ENCRYPTION_KEY: testKeyEncryptionKey,
-    ADMIN_BOOTSTRAP_CLIENT_ID: TEST_ADMIN.clientId,
-    ADMIN_BOOTSTRAP_CLIENT_SECRET: TEST_ADMIN.clientSecret,
+    ADMIN_BOOTSTRAP_CLIENT_ID: admin.clientId,
+    ADMIN_BOOTSTRAP_CLIENT_SECRET: admin.clientSecret,
     LOG_LEVEL: 'info',
     ...overrides,
   };
