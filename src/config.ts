@@ -26,6 +26,8 @@ export interface Config {
   readonly redisKeyPrefix: string;
   /** base64 of 32 bytes, or `undefined` to use (and create) the development key in `keysDir`. */
   readonly keyEncryptionKey: string | undefined;
+  /** base64 of 32 bytes: a retired key-encryption key still accepted for decryption while keys are rewrapped. */
+  readonly previousKeyEncryptionKey: string | undefined;
   readonly keysDir: string;
   readonly workers: number;
   readonly migrateOnStart: boolean;
@@ -33,6 +35,13 @@ export interface Config {
   readonly logLevel: string;
   /** Seconds a client or resource server stays in the in-process cache without a change event. */
   readonly registryCacheTtlSeconds: number;
+  /**
+   * Seconds resource servers may cache the JWKS (its `Cache-Control: max-age`), and so how long a
+   * `next` key is published before it may sign.
+   */
+  readonly jwksMaxAgeSeconds: number;
+  /** Seconds a key signs before the next one takes over by itself. */
+  readonly keyRotationIntervalSeconds: number;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -53,6 +62,10 @@ const urlWithScheme = (schemes: string[]) =>
 
 const booleanFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
 
+const keyEncryptionKey = z.string().refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes');
+
+const DAY_SECONDS = 86_400;
+
 const envSchema = z.object({
   NODE_ENV: z.string().optional(),
   PORT: intInRange(0, 65535).optional(),
@@ -64,10 +77,8 @@ const envSchema = z.object({
   PGLITE_DIR: z.string().min(1).optional(),
   REDIS_URL: urlWithScheme(['redis:', 'rediss:']).optional(),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]*$/, 'may hold only letters, digits, ":", "_" and "-"').optional(),
-  KEY_ENCRYPTION_KEY: z
-    .string()
-    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes')
-    .optional(),
+  KEY_ENCRYPTION_KEY: keyEncryptionKey.optional(),
+  KEY_ENCRYPTION_KEY_PREVIOUS: keyEncryptionKey.optional(),
   KEYS_DIR: z.string().min(1).optional(),
   WORKERS: intInRange(1, 64).optional(),
   MIGRATE_ON_START: booleanFlag.optional(),
@@ -75,6 +86,8 @@ const envSchema = z.object({
   ADMIN_BOOTSTRAP_CLIENT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   REGISTRY_CACHE_TTL: intInRange(1, 3600).optional(),
+  JWKS_MAX_AGE: intInRange(0, 7 * DAY_SECONDS).optional(),
+  KEY_ROTATION_INTERVAL: intInRange(1, 3650 * DAY_SECONDS).optional(),
 });
 
 /**
@@ -112,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX ?? 'login:',
     keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
+    previousKeyEncryptionKey: e.KEY_ENCRYPTION_KEY_PREVIOUS,
     keysDir: e.KEYS_DIR ?? './keys',
     workers: e.WORKERS ?? 1,
     migrateOnStart: e.MIGRATE_ON_START ?? true,
@@ -121,5 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     logLevel: e.LOG_LEVEL ?? 'info',
     registryCacheTtlSeconds: e.REGISTRY_CACHE_TTL ?? 60,
+    jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
+    keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
   };
 }
