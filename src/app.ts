@@ -16,6 +16,9 @@ import { clientRoutes } from './clients/client-routes.js';
 import type { ProviderMetadataValidator } from './clients/client-service.js';
 import type { Db } from './db/database.js';
 import type { ChangeBus } from './events/change-bus.js';
+import { jwksEndpoint, type JwksDocument } from './issuer/jwks-endpoint.js';
+import { JWKS_PATH } from './issuer/provider.js';
+import { keyRoutes, type KeyRouteDependencies } from './keys/key-routes.js';
 import type { Logger } from './observability/logger.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
 
@@ -28,6 +31,11 @@ export interface AppDependencies {
   readonly clients: ClientRegistry;
   /** The provider in force (it is replaced, not mutated, when signing keys change). */
   readonly currentProvider: () => Provider;
+  /** The JWKS document of the signing keys in force. */
+  readonly currentJwks: () => JwksDocument;
+  /** Seconds resource servers may cache the JWKS. */
+  readonly jwksMaxAgeSeconds: number;
+  readonly signingKeys: KeyRouteDependencies;
   readonly validateClientMetadata: ProviderMetadataValidator;
   /** Resolves when PostgreSQL and the token store answer; rejects naming the one that does not. */
   readonly checkReadiness: () => Promise<void>;
@@ -76,8 +84,8 @@ export function createApp(deps: AppDependencies): Koa {
   const adminRoutes: AdminRoute[] = [
     ...resourceServerRoutes(deps.db, deps.bus),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
+    ...keyRoutes(deps.signingKeys),
   ];
-  let openApiDocument: Record<string, unknown> | undefined;
   adminRoutes.push({
     method: 'get',
     path: '/openapi.json',
@@ -89,7 +97,7 @@ export function createApp(deps: AppDependencies): Koa {
     },
   });
   // Built once every route, this one included, is declared.
-  openApiDocument = buildOpenApiDocument(adminRoutes, deps.issuer);
+  const openApiDocument = buildOpenApiDocument(adminRoutes, deps.issuer);
   const adminRouter = routerFor(adminRoutes);
   adminRouter.prefix('/admin');
   const adminApi = compose<Koa.ParameterizedContext>([
@@ -103,6 +111,8 @@ export function createApp(deps: AppDependencies): Koa {
     if (ctx.path === '/admin' || ctx.path.startsWith('/admin/')) return adminApi(ctx, async () => {});
     return next();
   });
+
+  app.use(jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds));
 
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   app.use(async function delegateToProvider(ctx) {

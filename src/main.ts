@@ -8,13 +8,14 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createServices, prepareDatabase, resolveKeyEncryptionKey } from './services.js';
+import { resolveKeyEncryptionKey } from './keys/key-encryption.js';
+import { createServices, prepareDatabase } from './services.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function serve(config: Config, logger: Logger, prepare: boolean): Promise<void> {
-  const services = await createServices(config, logger, { prepare });
-  const app = createApp({ ...services, issuer: config.issuer });
+  const services = await createServices(config, logger, { prepare, background: true });
+  const app = createApp({ ...services, issuer: config.issuer, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds });
   const server = app.listen(config.port);
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;

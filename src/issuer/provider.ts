@@ -20,11 +20,20 @@ export interface ProviderDependencies {
   readonly resourceServers: ResourceServerRegistry;
   readonly tokenStore: TokenStore;
   readonly keyRing: KeyRing;
-  /** Cookie signing keys are derived from it, so every instance signs alike with no extra setting. */
-  readonly keyEncryptionKey: KeyEncryptionKey;
+  /**
+   * Cookie signing keys are derived from them, so every instance signs alike with no extra setting:
+   * the first signs, the others (a previous key-encryption key) still verify.
+   */
+  readonly keyEncryptionKeys: readonly KeyEncryptionKey[];
 }
 
+/** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
+export const JWKS_PATH = '/jwks';
+
 const ASYMMETRIC_ALGS = [...SIGNING_ALGS];
+
+const cookieSigningKey = (kek: KeyEncryptionKey) =>
+  Buffer.from(hkdfSync('sha256', kek.key, Buffer.alloc(0), 'cookie-signing', 32)).toString('base64url');
 
 /** The scopes the token will carry, wherever the grant keeps them. */
 function requestedScopes(ctx: KoaContextWithOIDC): string[] {
@@ -41,9 +50,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   const configuration: Configuration = {
     adapter: (model: string) => (model === 'Client' ? clients.providerAdapter() : deps.tokenStore.adapter(model)),
     jwks: { keys: deps.keyRing.privateJwks as NonNullable<Configuration['jwks']>['keys'] },
-    cookies: {
-      keys: [Buffer.from(hkdfSync('sha256', deps.keyEncryptionKey.key, Buffer.alloc(0), 'cookie-signing', 32)).toString('base64url')],
-    },
+    cookies: { keys: deps.keyEncryptionKeys.map(cookieSigningKey) },
+    routes: { jwks: JWKS_PATH },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
     responseTypes: ['code'],

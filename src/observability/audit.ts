@@ -1,9 +1,12 @@
 /** The audit trail: who changed what, when. Details never hold a secret (callers pass summaries). */
 import type { Db } from '../db/database.js';
 
+/** The actor recorded for changes the server (or one of its scripts) makes by itself. */
+export const SYSTEM_ACTOR = 'system';
+
 /** One audited change. */
 export interface AuditEntry {
-  /** The admin client id that made the change (or `bootstrap` for the start-up script). */
+  /** The admin client id that made the change, or SYSTEM_ACTOR. */
   readonly actor: string;
   /** Dotted verb, e.g. `client.create`, `resource_server.create`. */
   readonly action: string;

@@ -30,6 +30,9 @@ const CONTRACT_ROUTES = [
   ['post', '/admin/clients'],
   ['get', '/admin/clients'],
   ['get', '/admin/clients/{client_id}'],
+  ['get', '/admin/keys'],
+  ['post', '/admin/keys/rotate'],
+  ['post', '/admin/keys/{kid}/revoke'],
   ['get', '/admin/openapi.json'],
 ] as const;
 

@@ -52,7 +52,7 @@ export function testServerEnv(port: number, overrides: Record<string, string> = 
     REDIS_URL: process.env.TEST_REDIS_URL!,
     REDIS_KEY_PREFIX: process.env.TEST_RUN_REDIS_PREFIX!,
     // The same key-encryption key for every server of the run: they share one database of keys.
-    KEY_ENCRYPTION_KEY: testKeyEncryptionKey,
+    KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
     ADMIN_BOOTSTRAP_CLIENT_ID: admin.clientId,
     ADMIN_BOOTSTRAP_CLIENT_SECRET: admin.clientSecret,
     LOG_LEVEL: 'info',
@@ -60,8 +60,8 @@ export function testServerEnv(port: number, overrides: Record<string, string> = 
   };
 }
 
-// Derived from the run's prefix so that every test file of one run agrees on it.
-const testKeyEncryptionKey = Buffer.from(
+/** The key-encryption key of every test server (base64): derived from the run's prefix, so every file of one run agrees on it. */
+export const TEST_KEY_ENCRYPTION_KEY = Buffer.from(
   (process.env.TEST_RUN_REDIS_PREFIX ?? randomBytes(16).toString('hex')).padEnd(32, '0').slice(0, 32),
 ).toString('base64');
 
