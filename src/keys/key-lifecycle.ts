@@ -11,6 +11,7 @@ import type { ChangeContext } from '../shared/change-context.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
 import {
   insertSigningKey,
+  resealPrivateKey,
   selectPublishedKeys,
   SIGNING_ALGS,
   tryWithKeyLock,
@@ -255,5 +256,32 @@ export async function listSigningKeys(db: Db, policy: KeyPolicy, limit: number, 
       retiresAt: state === 'current' ? scheduled : row.retires_at,
       expiresAt: row.expires_at,
     };
+  });
+}
+
+/**
+ * Re-encrypts every stored private key that `to` did not seal, in one transaction.
+ * @param keks every key-encryption key that may have sealed a stored key, by id.
+ * @returns how many keys were rewrapped.
+ */
+export async function rewrapSigningKeys(db: Db, keks: ReadonlyMap<string, KeyEncryptionKey>, to: KeyEncryptionKey, actor: string): Promise<number> {
+  return withKeyLock(db, async (trx) => {
+    const rows = await trx.selectFrom('signing_keys').select(['kid', 'kek_id', 'private_jwk_encrypted']).where('kek_id', '!=', to.id).execute();
+    for (const row of rows) {
+      await trx
+        .updateTable('signing_keys')
+        .set({ private_jwk_encrypted: resealPrivateKey(row, keks, to), kek_id: to.id })
+        .where('kid', '=', row.kid)
+        .execute();
+    }
+    if (rows.length > 0) {
+      await recordAudit(trx, {
+        actor,
+        action: 'key.rewrap',
+        target: to.id,
+        details: { rewrapped: rows.length, from_kek_ids: [...new Set(rows.map((r) => r.kek_id))] },
+      });
+    }
+    return rows.length;
   });
 }

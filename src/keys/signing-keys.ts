@@ -98,6 +98,11 @@ export function unsealPrivateJwk(row: SealedPrivateKey, keks: ReadonlyMap<string
   return JSON.parse(decryptWithKek(kekFor(row, keks), row.private_jwk_encrypted, sealingContext(row.kid, row.kek_id))) as JWK;
 }
 
+/** The private part of a stored key sealed again, under `to`. */
+export function resealPrivateKey(row: SealedPrivateKey, keks: ReadonlyMap<string, KeyEncryptionKey>, to: KeyEncryptionKey): string {
+  return encryptWithKek(to, JSON.stringify(unsealPrivateJwk(row, keks)), sealingContext(row.kid, to.id));
+}
+
 function kekFor(row: SealedPrivateKey, keks: ReadonlyMap<string, KeyEncryptionKey>): KeyEncryptionKey {
   const kek = keks.get(row.kek_id);
   if (!kek) {

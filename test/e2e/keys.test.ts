@@ -1,11 +1,13 @@
 /**
  * Signing keys end to end: the admin routes, the JWKS's caching headers, the 409 on a next key younger
  * than JWKS_MAX_AGE, revocation of a retired and of the current key, the periodic pass (scheduled
- * rotation and the janitor), and encryption at rest.
+ * rotation and the janitor), encryption at rest, and rewrapping under a new key-encryption key.
  *
  * Every file of the run shares the keys: each test leaves a current and a next key per algorithm.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRemoteJWKSet, jwtVerify, type JWK } from 'jose';
 import type { AuthorizationServer } from 'oauth4webapi';
@@ -14,7 +16,7 @@ import { keyEncryptionKeyFromBase64 } from '../../src/keys/key-encryption.js';
 import { unsealPrivateJwk } from '../../src/keys/signing-keys.js';
 import { kidOf, kidOfToken, listKeys, onInstance, publishedKids, sleep, within } from '../helpers/keys.js';
 import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
-import { startServer, TEST_KEY_ENCRYPTION_KEY, type RunningServer } from '../helpers/server.js';
+import { startServer, TEST_KEY_ENCRYPTION_KEY, testServerEnv, type RunningServer } from '../helpers/server.js';
 
 const ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
 const JWKS_MAX_AGE = 3;
@@ -240,4 +242,40 @@ describe('encryption at rest', () => {
     const everything = dumps.join('\n');
     expect(privateMaterial.filter((value) => everything.includes(value))).toEqual([]);
   });
+});
+
+describe('key-encryption key rotation', () => {
+  const rewrap = (current: string, previous: string) =>
+    spawnSync(process.execPath, ['dist/scripts/rewrap-keys.js'], {
+      env: testServerEnv(server.port, { KEY_ENCRYPTION_KEY: current, KEY_ENCRYPTION_KEY_PREVIOUS: previous }),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+  const kekIds = async () => (await db.query<{ kek_id: string }>('select distinct kek_id from signing_keys')).rows.map((r) => r.kek_id);
+
+  it('`npm run keys:rewrap` reseals every stored key under the new key-encryption key, and servers run on the new one alone', async () => {
+    const oldKek = TEST_KEY_ENCRYPTION_KEY;
+    const newKek = randomBytes(32).toString('base64');
+    const stored = (await db.query('select kid from signing_keys')).rowCount!;
+    try {
+      const first = rewrap(newKek, oldKek);
+      expect({ status: first.status, stdout: first.stdout }).toEqual({ status: 0, stdout: expect.stringContaining(`Rewrapped ${stored} signing key(s)`) });
+      expect(await kekIds()).toEqual([keyEncryptionKeyFromBase64(newKek).id]);
+      expect(rewrap(newKek, oldKek).stdout).toContain('Rewrapped 0 signing key(s)');
+      expect(await auditEntries('key.rewrap', keyEncryptionKeyFromBase64(newKek).id)).toEqual([
+        { actor: 'system', details: { rewrapped: stored, from_kek_ids: [keyEncryptionKeyFromBase64(oldKek).id] } },
+      ]);
+
+      const resealed = await startInstance({ KEY_ENCRYPTION_KEY: newKek });
+      expect((await publishedKids(onInstance(as.jwks_uri!, resealed.port))).sort()).toEqual((await publishedKids(as.jwks_uri!)).sort());
+      const token = await issueJwt({ ...as, token_endpoint: onInstance(as.token_endpoint!, resealed.port) });
+      await expect(freshResourceServerVerify(token)).resolves.toBeDefined();
+      // One that knows only the old key cannot open the keys, and says what to configure.
+      await expect(startServer({ issuerPort: server.port })).rejects.toThrow(/KEY_ENCRYPTION_KEY_PREVIOUS/);
+    } finally {
+      // The rest of the run uses the old key-encryption key.
+      expect(rewrap(oldKek, newKek).status).toBe(0);
+    }
+    expect(await kekIds()).toEqual([keyEncryptionKeyFromBase64(oldKek).id]);
+  }, 60_000);
 });
