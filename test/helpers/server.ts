@@ -92,7 +92,11 @@ export async function startServer(
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
 
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${output}`)), 30_000);
+    const timer = setTimeout(() => {
+      // Not left running: a stray child keeps jest from exiting after the run.
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start in time:\n${output}`));
+    }, 30_000);
     const check = () => {
       if (output.includes('listening on port')) {
         clearTimeout(timer);
