@@ -76,6 +76,18 @@ describe('GET /admin/keys', () => {
     for (const key of listed) expect(Object.keys(key).sort()).toEqual(['activates_at', 'alg', 'created_at', 'expires_at', 'kid', 'retires_at', 'state']);
     expect((await publishedKids(as.jwks_uri!)).sort()).toEqual(listed.map((k) => k.kid).sort());
   });
+
+  it('pages with a cursor, visiting every key once', async () => {
+    const paged: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const answer = await adminCall(server.issuer, admin, 'GET', `/keys?limit=3${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(answer.status).toBe(200);
+      paged.push(...answer.body.items.map((k: { kid: string }) => k.kid));
+      cursor = answer.body.next_cursor;
+    } while (cursor);
+    expect(paged).toEqual((await keys()).map((k) => k.kid));
+  });
 });
 
 describe('the JWKS', () => {
