@@ -7,13 +7,14 @@ import { createClient } from '../src/clients/client-service.js';
 import { ADMIN_SCOPES, adminAudience } from '../src/admin/admin-auth.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
-import { adminClientMetadata, createServices, SYSTEM_ACTOR } from '../src/services.js';
+import { SYSTEM_ACTOR } from '../src/observability/audit.js';
+import { adminClientMetadata, createServices } from '../src/services.js';
 
 try {
   const config = { ...loadConfig(), adminBootstrap: undefined };
   // stdout carries the JSON answer alone: logs go to stderr, and only warnings unless asked for more.
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
-  const services = await createServices(config, logger, { prepare: true });
+  const services = await createServices(config, logger, { prepare: true, background: false });
   try {
     const { client, secret } = await createClient(
       { db: services.db, bus: services.bus, actor: SYSTEM_ACTOR },

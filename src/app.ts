@@ -25,6 +25,9 @@ import { httpDuration, httpRequests } from './observability/metrics.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import type { SignInLimiter } from './interactions/sign-in-limiter.js';
 import type { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
+import { jwksEndpoint, type JwksDocument } from './issuer/jwks-endpoint.js';
+import { JWKS_PATH } from './issuer/provider.js';
+import { keyRoutes, type KeyRouteDependencies } from './keys/key-routes.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
 import type { TokenStore } from './tokens/token-store.js';
 
@@ -44,6 +47,11 @@ export interface AppDependencies {
   readonly trustProxy: boolean;
   /** The provider in force (it is replaced, not mutated, when signing keys change). */
   readonly currentProvider: () => Provider;
+  /** The JWKS document of the signing keys in force. */
+  readonly currentJwks: () => JwksDocument;
+  /** Seconds resource servers may cache the JWKS. */
+  readonly jwksMaxAgeSeconds: number;
+  readonly signingKeys: KeyRouteDependencies;
   readonly validateClientMetadata: ProviderMetadataValidator;
   /** Resolves when PostgreSQL and the token store answer; rejects naming the one that does not. */
   readonly checkReadiness: () => Promise<void>;
@@ -128,6 +136,7 @@ export function createApp(deps: AppDependencies): Koa {
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
     ...auditRoutes(deps.db),
     ...accountRoutes(deps.db, deps.bus, deps.tokenStore),
+    ...keyRoutes(deps.signingKeys),
   ];
   adminRoutes.push({
     method: 'get',
@@ -154,6 +163,8 @@ export function createApp(deps: AppDependencies): Koa {
     if (ctx.path === '/admin' || ctx.path.startsWith('/admin/')) return adminApi(ctx, async () => {});
     return next();
   });
+
+  app.use(jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds));
 
   const interactions = interactionRoutes(deps);
   app.use(interactions.routes());

@@ -26,6 +26,8 @@ export interface Config {
   readonly redisKeyPrefix: string;
   /** base64 of 32 bytes, or `undefined` to use (and create) the development key in `keysDir`. */
   readonly keyEncryptionKey: string | undefined;
+  /** base64 of 32 bytes: a retired key-encryption key still accepted for decryption while keys are rewrapped. */
+  readonly previousKeyEncryptionKey: string | undefined;
   readonly keysDir: string;
   readonly workers: number;
   readonly migrateOnStart: boolean;
@@ -42,6 +44,13 @@ export interface Config {
    * `X-Forwarded-For`, which that proxy appended, rather than the proxy's own address.
    */
   readonly trustProxy: boolean;
+  /**
+   * Seconds resource servers may cache the JWKS (its `Cache-Control: max-age`), and so how long a
+   * `next` key is published before it may sign.
+   */
+  readonly jwksMaxAgeSeconds: number;
+  /** Seconds a key signs before the next one takes over by itself. */
+  readonly keyRotationIntervalSeconds: number;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -62,6 +71,10 @@ const urlWithScheme = (schemes: string[]) =>
 
 const booleanFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
 
+const keyEncryptionKey = z.string().refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes');
+
+const DAY_SECONDS = 86_400;
+
 const envSchema = z.object({
   NODE_ENV: z.string().optional(),
   PORT: intInRange(0, 65535).optional(),
@@ -73,10 +86,8 @@ const envSchema = z.object({
   PGLITE_DIR: z.string().min(1).optional(),
   REDIS_URL: urlWithScheme(['redis:', 'rediss:']).optional(),
   REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]*$/, 'may hold only letters, digits, ":", "_" and "-"').optional(),
-  KEY_ENCRYPTION_KEY: z
-    .string()
-    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes')
-    .optional(),
+  KEY_ENCRYPTION_KEY: keyEncryptionKey.optional(),
+  KEY_ENCRYPTION_KEY_PREVIOUS: keyEncryptionKey.optional(),
   KEYS_DIR: z.string().min(1).optional(),
   WORKERS: intInRange(1, 64).optional(),
   MIGRATE_ON_START: booleanFlag.optional(),
@@ -90,6 +101,8 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}(,[A-Za-z0-9.:[\]-]+:\d{1,5})*$/, 'must be host:port,host:port,...')
     .optional(),
   TRUST_PROXY: booleanFlag.optional(),
+  JWKS_MAX_AGE: intInRange(0, 7 * DAY_SECONDS).optional(),
+  KEY_ROTATION_INTERVAL: intInRange(1, 3650 * DAY_SECONDS).optional(),
 });
 
 /**
@@ -128,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX ?? 'login:',
     keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
+    previousKeyEncryptionKey: e.KEY_ENCRYPTION_KEY_PREVIOUS,
     keysDir: e.KEYS_DIR ?? './keys',
     workers: e.WORKERS ?? 1,
     migrateOnStart: e.MIGRATE_ON_START ?? true,
@@ -143,5 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };
     }),
     trustProxy: e.TRUST_PROXY ?? false,
+    jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
+    keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
   };
 }

@@ -9,14 +9,15 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { createLogger, type Logger } from './observability/logger.js';
+import { resolveKeyEncryptionKey } from './keys/key-encryption.js';
 import { metricsPortOf, serveMetrics } from './observability/metrics.js';
-import { createServices, prepareDatabase, resolveKeyEncryptionKey } from './services.js';
+import { createServices, prepareDatabase } from './services.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function serve(config: Config, logger: Logger, prepare: boolean): Promise<void> {
-  const services = await createServices(config, logger, { prepare });
-  const app = createApp({ ...services, issuer: config.issuer, trustProxy: config.trustProxy });
+  const services = await createServices(config, logger, { prepare, background: true });
+  const app = createApp({ ...services, issuer: config.issuer, trustProxy: config.trustProxy, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds });
   const server = app.listen(config.port);
   // Bounds on slow clients: a request must arrive whole, and be answered, within these.
   server.headersTimeout = 10_000;

@@ -15,16 +15,18 @@ import { ConfigError } from './config.js';
 import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
 import { MemoryChangeBus, RedisChangeBus, type ChangeBus } from './events/change-bus.js';
 import { ADDRESS_FAILURES, EMAIL_FAILURES, SignInLimiter } from './interactions/sign-in-limiter.js';
+import { IssuerState } from './issuer/issuer-state.js';
+import type { JwksDocument } from './issuer/jwks-endpoint.js';
 import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
 import { buildProvider } from './issuer/provider.js';
 import { installOperationalEdges } from './issuer/operational-edges.js';
 import { installTokenEdges } from './issuer/token-edges.js';
-import {
-  keyEncryptionKeyFromBase64,
-  loadOrCreateDevKeyEncryptionKey,
-  type KeyEncryptionKey,
-} from './keys/key-encryption.js';
-import { ensureSigningKeys, loadKeyRing } from './keys/signing-keys.js';
+import { DEFAULT_JWT_TTL_SECONDS } from './issuer/token-policy.js';
+import { keyEncryptionKeysById, resolveKeyEncryptionKeys, type KeyEncryptionKey } from './keys/key-encryption.js';
+import { ensureSigningKeys, type KeyPolicy } from './keys/key-lifecycle.js';
+import { KeyMaintenance } from './keys/key-maintenance.js';
+import type { KeyRouteDependencies } from './keys/key-routes.js';
+import { SYSTEM_ACTOR } from './observability/audit.js';
 import type { Logger } from './observability/logger.js';
 import { isStoreUnavailableError } from './observability/store-health.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
@@ -48,19 +50,12 @@ export interface Services {
   readonly resourceServers: ResourceServerRegistry;
   readonly limiter: SignInLimiter;
   readonly currentProvider: () => Provider;
+  /** The JWKS document of the signing keys in force. */
+  readonly currentJwks: () => JwksDocument;
+  readonly signingKeys: KeyRouteDependencies;
   readonly validateClientMetadata: ProviderMetadataValidator;
   readonly checkReadiness: () => Promise<void>;
   close(): Promise<void>;
-}
-
-/** The actor recorded in the audit trail for changes the server makes by itself. */
-export const SYSTEM_ACTOR = 'system';
-
-/** The key-encryption key from the environment, or the development one in `keys/`. */
-export function resolveKeyEncryptionKey(config: Config): KeyEncryptionKey {
-  return config.keyEncryptionKey
-    ? keyEncryptionKeyFromBase64(config.keyEncryptionKey)
-    : loadOrCreateDevKeyEncryptionKey(config.keysDir);
 }
 
 /** Metadata of an admin client: client credentials for the admin audience, both admin scopes. */
@@ -85,7 +80,7 @@ export async function prepareDatabase(config: Config, logger: Logger, db: Db, ke
     const applied = await migrateToLatest(db);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   }
-  await ensureSigningKeys(db, kek);
+  await ensureSigningKeys(db, kek, SYSTEM_ACTOR);
   const audience = adminAudience(config.issuer);
   const existing = await db.selectFrom('resource_servers').select('id').where('identifier', '=', audience).executeTakeFirst();
   if (!existing) {
@@ -165,12 +160,18 @@ async function openShortLivedStores(config: Config, logger: Logger): Promise<Sho
   };
 }
 
-/** Opens the stores and builds the provider. */
-export async function createServices(config: Config, logger: Logger, options: { prepare: boolean }): Promise<Services> {
+/**
+ * Opens the stores and builds the provider.
+ * @param options.prepare migrate and create missing keys first (see `prepareDatabase`).
+ * @param options.background follow key changes made elsewhere and run the periodic key work: what a
+ *   server does, and a one-shot script does not.
+ */
+export async function createServices(config: Config, logger: Logger, options: { prepare: boolean; background: boolean }): Promise<Services> {
   if (config.workers > 1 && !config.databaseUrl) throw new ConfigError('DATABASE_URL', 'is required when WORKERS > 1 (the embedded database serves one process)');
   if (config.workers > 1 && !config.redisUrl) throw new ConfigError('REDIS_URL', 'is required when WORKERS > 1 (the in-process store serves one process)');
 
-  const kek = resolveKeyEncryptionKey(config);
+  const keks = resolveKeyEncryptionKeys(config);
+  const kek = keks[0];
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
   if (options.prepare) await prepareDatabase(config, logger, db, kek);
 
@@ -182,17 +183,33 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const resourceServers = new ResourceServerRegistry(db, [], config.registryCacheTtlSeconds, logger);
   await resourceServers.start(bus);
 
-  const keyRing = await loadKeyRing(db, new Map([[kek.id, kek]]));
-  const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKey: kek, clientAuthFailures });
-  installOperationalEdges(provider, clients, logger);
-  installTokenEdges(provider, { clients, accounts, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
-  // The provider answers these as a bare server_error; the cause belongs in our logs.
-  provider.on('server_error', (_ctx: unknown, error: Error) => {
-    // An outage fails every request alike: one short line each, not a stack trace each.
-    if (isStoreUnavailableError(error)) logger.warn({ reason: error.message }, 'store unavailable');
-    else logger.error({ err: error }, 'provider server error');
+  const issuerState = await IssuerState.start({
+    db,
+    bus,
+    logger,
+    keks: keyEncryptionKeysById(keks),
+    follow: options.background,
+    buildProvider: (keyRing) => {
+      const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientAuthFailures });
+      installOperationalEdges(provider, clients, logger);
+      installTokenEdges(provider, { clients, accounts, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
+      // The provider answers these as a bare server_error; the cause belongs in our logs.
+      provider.on('server_error', (_ctx: unknown, error: Error) => {
+        // An outage fails every request alike: one short line each, not a stack trace each.
+        if (isStoreUnavailableError(error)) logger.warn({ reason: error.message }, 'store unavailable');
+        else logger.error({ err: error }, 'provider server error');
+      });
+      return provider;
+    },
   });
-  const currentProvider = () => provider;
+  const currentProvider = () => issuerState.provider;
+  const keyPolicy: KeyPolicy = {
+    jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
+    rotationIntervalSeconds: config.keyRotationIntervalSeconds,
+    longestJwtLifetimeSeconds: () => resourceServers.longestJwtLifetime(DEFAULT_JWT_TTL_SECONDS),
+  };
+  const keyMaintenance = new KeyMaintenance({ db, bus, actor: SYSTEM_ACTOR, kek, policy: keyPolicy }, logger);
+  if (options.background) keyMaintenance.start();
 
   const validateClientMetadata: ProviderMetadataValidator = async (clientId, metadata) => {
     const { resources: _resources, scope, ...rfc7591 } = metadata;
@@ -218,6 +235,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
     resourceServers,
     limiter,
     currentProvider,
+    currentJwks: () => issuerState.jwks,
+    signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },
     validateClientMetadata,
     checkReadiness: async () => {
       await Promise.all([
@@ -226,6 +245,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
       ]);
     },
     close: async () => {
+      await issuerState.close();
+      await keyMaintenance.close();
       await bus.close();
       await tokenStore.close();
       redis?.disconnect();

@@ -32,11 +32,17 @@ export interface ProviderDependencies {
   readonly resourceServers: ResourceServerRegistry;
   readonly tokenStore: TokenStore;
   readonly keyRing: KeyRing;
-  /** Cookie signing keys are derived from it, so every instance signs alike with no extra setting. */
-  readonly keyEncryptionKey: KeyEncryptionKey;
+  /**
+   * Cookie signing keys are derived from them, so every instance signs alike with no extra setting:
+   * the first signs, the others (a previous key-encryption key) still verify.
+   */
+  readonly keyEncryptionKeys: readonly KeyEncryptionKey[];
   /** Failed client authentications, per client and address. */
   readonly clientAuthFailures: FailureCounter;
 }
+
+/** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
+export const JWKS_PATH = '/jwks';
 
 const ASYMMETRIC_ALGS = [...SIGNING_ALGS];
 
@@ -53,6 +59,9 @@ const REFRESH_TOKEN_TTL_SECONDS = 14 * DAY;
 const GRANT_TTL_SECONDS = REFRESH_TOKEN_TTL_SECONDS;
 /** How long a person has to finish signing in or consenting. */
 const INTERACTION_TTL_SECONDS = HOUR;
+
+const cookieSigningKey = (kek: KeyEncryptionKey) =>
+  Buffer.from(hkdfSync('sha256', kek.key, Buffer.alloc(0), 'cookie-signing', 32)).toString('base64url');
 
 /** The scopes the token will carry, wherever the grant keeps them. */
 function requestedScopes(ctx: KoaContextWithOIDC): string[] {
@@ -72,10 +81,11 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     adapter: (model: string) => (model === 'Client' ? clients.providerAdapter() : clientBoundAdapter(deps.tokenStore.adapter(model), clients)),
     jwks: { keys: deps.keyRing.privateJwks as NonNullable<Configuration['jwks']>['keys'] },
     cookies: {
-      keys: [Buffer.from(hkdfSync('sha256', deps.keyEncryptionKey.key, Buffer.alloc(0), 'cookie-signing', 32)).toString('base64url')],
+      keys: deps.keyEncryptionKeys.map(cookieSigningKey),
       long: { httpOnly: true, sameSite: 'lax', secure: https },
       short: { httpOnly: true, sameSite: 'lax', secure: https },
     },
+    routes: { jwks: JWKS_PATH },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },

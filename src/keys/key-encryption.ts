@@ -5,6 +5,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Config } from '../config.js';
 
 /** A key-encryption key and its id (derived from the key, so it needs no separate setting). */
 export interface KeyEncryptionKey {
@@ -39,6 +40,21 @@ export function loadOrCreateDevKeyEncryptionKey(keysDir: string): KeyEncryptionK
   }
   return keyEncryptionKeyFromBase64(readFileSync(file, 'utf8').trim());
 }
+
+/** The key-encryption key from the environment, or the development one in `keysDir`. */
+export function resolveKeyEncryptionKey(config: Config): KeyEncryptionKey {
+  return config.keyEncryptionKey ? keyEncryptionKeyFromBase64(config.keyEncryptionKey) : loadOrCreateDevKeyEncryptionKey(config.keysDir);
+}
+
+/** Every key-encryption key that may open a stored key: the one in force (which seals) first, then the previous one. */
+export function resolveKeyEncryptionKeys(config: Config): [KeyEncryptionKey, ...KeyEncryptionKey[]] {
+  const current = resolveKeyEncryptionKey(config);
+  return config.previousKeyEncryptionKey ? [current, keyEncryptionKeyFromBase64(config.previousKeyEncryptionKey)] : [current];
+}
+
+/** Key-encryption keys by id, as a stored key names the one that sealed it. */
+export const keyEncryptionKeysById = (keks: readonly KeyEncryptionKey[]): ReadonlyMap<string, KeyEncryptionKey> =>
+  new Map(keks.map((kek) => [kek.id, kek]));
 
 /** Encrypts `plaintext` under `kek`; the result is `iv.tag.ciphertext` in base64url. */
 export function encryptWithKek(kek: KeyEncryptionKey, plaintext: string, associatedData: string): string {

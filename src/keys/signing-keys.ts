@@ -1,16 +1,21 @@
 /**
  * Signing keys: generated here, stored in PostgreSQL with the private part encrypted, loaded into a
  * `KeyRing` that the issuer signs with and publishes. One key per algorithm and state: a key is never
- * used with two algorithms. States follow the lifecycle next -> current -> retired (or revoked).
+ * used with two algorithms. States follow the lifecycle next -> current -> retired (or revoked); the
+ * changes between them are in key-lifecycle.ts.
  */
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
+import type { SigningKeysTable } from '../db/schema.js';
 import { decryptWithKek, encryptWithKek, type KeyEncryptionKey } from './key-encryption.js';
 
 /** The JWS algorithms a resource server may choose for its JWT access tokens. */
 export const SIGNING_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
+
+/** The states whose keys are published (until a retired key's `expires_at`); `revoked` keys never are. */
+const PUBLISHED_STATES = ['current', 'next', 'retired'] as const satisfies ReadonlyArray<SigningKeysTable['state']>;
 
 /** The signing keys in force, as the issuer uses them. */
 export interface KeyRing {
@@ -20,10 +25,31 @@ export interface KeyRing {
   readonly publicJwks: JWK[];
   /** The `kid` that signs new tokens, per algorithm. */
   readonly currentKid: Readonly<Record<SigningAlg, string>>;
+  /** Names the published keys and their states: two key rings with equal fingerprints are the same. */
+  readonly fingerprint: string;
 }
 
-// Serialises key generation across processes and hosts sharing the database.
+// Serialises every change of signing keys across processes and hosts sharing the database.
 const KEY_LOCK_ID = 7_300_001;
+
+/** Runs `work` in a transaction holding the signing-key lock, waiting for the lock if another holds it. */
+export async function withKeyLock<T>(db: Db, work: (trx: Db) => Promise<T>): Promise<T> {
+  return db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${KEY_LOCK_ID})`.execute(trx);
+    return work(trx);
+  });
+}
+
+/**
+ * Runs `work` in a transaction holding the signing-key lock, or does nothing and resolves
+ * `undefined` when another process holds it (periodic work: that process is doing it).
+ */
+export async function tryWithKeyLock<T>(db: Db, work: (trx: Db) => Promise<T>): Promise<T | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_xact_lock(${KEY_LOCK_ID}) as locked`.execute(trx);
+    return rows[0]?.locked ? work(trx) : undefined;
+  });
+}
 
 async function generateSigningKey(alg: SigningAlg): Promise<{ kid: string; privateJwk: JWK; publicJwk: JWK }> {
   const options = alg === 'EdDSA' ? { crv: 'Ed25519', extractable: true } : { extractable: true };
@@ -37,7 +63,11 @@ async function generateSigningKey(alg: SigningAlg): Promise<{ kid: string; priva
 /** Associated data binding a sealed private key to its row. */
 const sealingContext = (kid: string, kekId: string) => `signing-key:${kid}:${kekId}`;
 
-async function insertKey(db: Db, kek: KeyEncryptionKey, alg: SigningAlg, state: 'next' | 'current'): Promise<void> {
+/**
+ * Generates a key for `alg` and stores it in `state` (`current` only when an algorithm has no key
+ * at all yet; otherwise new keys start as `next`). Returns its `kid`.
+ */
+export async function insertSigningKey(db: Db, kek: KeyEncryptionKey, alg: SigningAlg, state: 'next' | 'current', now: Date): Promise<string> {
   const { kid, privateJwk, publicJwk } = await generateSigningKey(alg);
   await db
     .insertInto('signing_keys')
@@ -48,29 +78,59 @@ async function insertKey(db: Db, kek: KeyEncryptionKey, alg: SigningAlg, state: 
       public_jwk: JSON.stringify(publicJwk),
       private_jwk_encrypted: encryptWithKek(kek, JSON.stringify(privateJwk), sealingContext(kid, kek.id)),
       kek_id: kek.id,
-      activates_at: state === 'current' ? new Date() : null,
+      // Set here (millisecond precision) so keyset cursors round-trip through JavaScript dates.
+      created_at: now,
+      activates_at: state === 'current' ? now : null,
     })
     .execute();
+  return kid;
 }
 
-/**
- * Makes sure every algorithm has a `current` and a `next` key, generating what is missing.
- * Safe to call from several processes at once: they take turns under an advisory lock.
- */
-export async function ensureSigningKeys(db: Db, kek: KeyEncryptionKey): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await sql`select pg_advisory_xact_lock(${KEY_LOCK_ID})`.execute(trx);
-    const rows = await trx
-      .selectFrom('signing_keys')
-      .select(['alg', 'state'])
-      .where('state', 'in', ['current', 'next'])
-      .execute();
-    for (const alg of SIGNING_ALGS) {
-      for (const state of ['current', 'next'] as const) {
-        if (!rows.some((r) => r.alg === alg && r.state === state)) await insertKey(trx, kek, alg, state);
-      }
-    }
-  });
+/** A stored key's sealed private part and what opens it. */
+export interface SealedPrivateKey {
+  readonly kid: string;
+  readonly kek_id: string;
+  readonly private_jwk_encrypted: string;
+}
+
+/** The private JWK of a stored key; `keks` must hold the key-encryption key that sealed it. */
+export function unsealPrivateJwk(row: SealedPrivateKey, keks: ReadonlyMap<string, KeyEncryptionKey>): JWK {
+  return JSON.parse(decryptWithKek(kekFor(row, keks), row.private_jwk_encrypted, sealingContext(row.kid, row.kek_id))) as JWK;
+}
+
+/** The private part of a stored key sealed again, under `to`. */
+export function resealPrivateKey(row: SealedPrivateKey, keks: ReadonlyMap<string, KeyEncryptionKey>, to: KeyEncryptionKey): string {
+  return encryptWithKek(to, JSON.stringify(unsealPrivateJwk(row, keks)), sealingContext(row.kid, to.id));
+}
+
+function kekFor(row: SealedPrivateKey, keks: ReadonlyMap<string, KeyEncryptionKey>): KeyEncryptionKey {
+  const kek = keks.get(row.kek_id);
+  if (!kek) {
+    throw new Error(
+      `signing key ${row.kid} is sealed by key-encryption key ${row.kek_id}, which is not configured ` +
+        '(give it as KEY_ENCRYPTION_KEY_PREVIOUS until `npm run keys:rewrap` has run)',
+    );
+  }
+  return kek;
+}
+
+/** The published keys: a retired key leaves the JWKS at its `expires_at`, even before the janitor deletes it. */
+export function selectPublishedKeys(db: Db, now: Date) {
+  return db
+    .selectFrom('signing_keys')
+    .where('state', 'in', PUBLISHED_STATES)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]));
+}
+
+const fingerprintOf = (rows: ReadonlyArray<{ kid: string; state: string }>): string =>
+  rows
+    .map((row) => `${row.kid}:${row.state}`)
+    .sort()
+    .join(',');
+
+/** The fingerprint of the key ring `loadKeyRing` would load now: a cheap query to poll for changes. */
+export async function keyRingFingerprint(db: Db): Promise<string> {
+  return fingerprintOf(await selectPublishedKeys(db, new Date()).select(['kid', 'state']).execute());
 }
 
 /**
@@ -78,22 +138,19 @@ export async function ensureSigningKeys(db: Db, kek: KeyEncryptionKey): Promise<
  * @param keks every key-encryption key that may have sealed a stored key, by id.
  */
 export async function loadKeyRing(db: Db, keks: ReadonlyMap<string, KeyEncryptionKey>): Promise<KeyRing> {
-  const rows = await db
-    .selectFrom('signing_keys')
+  const rows = await selectPublishedKeys(db, new Date())
     .selectAll()
-    .where('state', 'in', ['current', 'next', 'retired'])
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', new Date())]))
-    // current first: oidc-provider signs ID tokens with the first key matching the algorithm.
+    // current first: oidc-provider signs ID tokens with the first key matching the algorithm. The
+    // order is total, so every instance publishes the same document (and the same ETag).
     .orderBy(sql`case state when 'current' then 0 when 'next' then 1 else 2 end`)
     .orderBy('created_at', 'desc')
+    .orderBy('kid')
     .execute();
 
   const currentKid: Partial<Record<SigningAlg, string>> = {};
   const privateJwks: JWK[] = [];
   for (const row of rows) {
-    const kek = keks.get(row.kek_id);
-    if (!kek) throw new Error(`signing key ${row.kid} is sealed by key-encryption key ${row.kek_id}, which is not configured`);
-    privateJwks.push(JSON.parse(decryptWithKek(kek, row.private_jwk_encrypted, sealingContext(row.kid, row.kek_id))) as JWK);
+    privateJwks.push(unsealPrivateJwk(row, keks));
     if (row.state === 'current') currentKid[row.alg as SigningAlg] ??= row.kid;
   }
   for (const alg of SIGNING_ALGS) {
@@ -103,6 +160,6 @@ export async function loadKeyRing(db: Db, keks: ReadonlyMap<string, KeyEncryptio
     privateJwks,
     publicJwks: rows.map((r) => r.public_jwk as JWK),
     currentKid: currentKid as Record<SigningAlg, string>,
+    fingerprint: fingerprintOf(rows),
   };
 }
-

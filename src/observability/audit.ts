@@ -2,9 +2,12 @@
 import type { Db } from '../db/database.js';
 import type { PageCursor } from '../shared/pagination.js';
 
+/** The actor recorded for changes the server (or one of its scripts) makes by itself. */
+export const SYSTEM_ACTOR = 'system';
+
 /** One audited change. */
 export interface AuditEntry {
-  /** The admin client id that made the change (or `bootstrap` for the start-up script). */
+  /** The admin client id that made the change, or SYSTEM_ACTOR. */
   readonly actor: string;
   /** Dotted verb, e.g. `client.create`, `resource_server.create`. */
   readonly action: string;

@@ -47,7 +47,7 @@ export const revocations = new Counter({
   registers: [registry],
 });
 
-/** Signing key changes, by kind (rotate, revoke, expire). */
+/** Signing key changes, by kind (rotate, forced_rotate, revoke, remove), one per key. */
 export const keyRotations = new Counter({
   name: 'login_key_changes_total',
   help: 'Signing key rotations, revocations and removals',

@@ -44,6 +44,9 @@ const CONTRACT_ROUTES = [
   ['patch', '/admin/accounts/{id}'],
   ['delete', '/admin/accounts/{id}'],
   ['post', '/admin/accounts/{id}/password'],
+  ['get', '/admin/keys'],
+  ['post', '/admin/keys/rotate'],
+  ['post', '/admin/keys/{kid}/revoke'],
   ['get', '/admin/openapi.json'],
 ] as const;
 

@@ -52,7 +52,7 @@ export function testServerEnv(port: number, overrides: Record<string, string> = 
     REDIS_URL: process.env.TEST_REDIS_URL!,
     REDIS_KEY_PREFIX: process.env.TEST_RUN_REDIS_PREFIX!,
     // The same key-encryption key for every server of the run: they share one database of keys.
-    KEY_ENCRYPTION_KEY: testKeyEncryptionKey,
+    KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
     ADMIN_BOOTSTRAP_CLIENT_ID: admin.clientId,
     ADMIN_BOOTSTRAP_CLIENT_SECRET: admin.clientSecret,
     LOG_LEVEL: 'info',
@@ -62,8 +62,8 @@ export function testServerEnv(port: number, overrides: Record<string, string> = 
   };
 }
 
-// Derived from the run's prefix so that every test file of one run agrees on it.
-const testKeyEncryptionKey = Buffer.from(
+/** The key-encryption key of every test server (base64): derived from the run's prefix, so every file of one run agrees on it. */
+export const TEST_KEY_ENCRYPTION_KEY = Buffer.from(
   (process.env.TEST_RUN_REDIS_PREFIX ?? randomBytes(16).toString('hex')).padEnd(32, '0').slice(0, 32),
 ).toString('base64');
 
@@ -94,7 +94,11 @@ export async function startServer(
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
 
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${output}`)), 30_000);
+    const timer = setTimeout(() => {
+      // Not left running: a stray child keeps jest from exiting after the run.
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start in time:\n${output}`));
+    }, 30_000);
     const check = () => {
       if (output.includes('listening on port')) {
         clearTimeout(timer);

@@ -33,6 +33,18 @@ describe('loadConfig', () => {
       workers: 1,
       migrateOnStart: true,
       adminBootstrap: undefined,
+      previousKeyEncryptionKey: undefined,
+      jwksMaxAgeSeconds: 600,
+      keyRotationIntervalSeconds: 30 * 86_400,
+    });
+  });
+
+  it('reads the key settings', () => {
+    const previous = Buffer.alloc(32, 3).toString('base64');
+    expect(loadConfig({ JWKS_MAX_AGE: '60', KEY_ROTATION_INTERVAL: '86400', KEY_ENCRYPTION_KEY_PREVIOUS: previous })).toMatchObject({
+      jwksMaxAgeSeconds: 60,
+      keyRotationIntervalSeconds: 86_400,
+      previousKeyEncryptionKey: previous,
     });
   });
 
@@ -61,6 +73,9 @@ describe('loadConfig', () => {
     ['DATABASE_URL', 'mysql://db/login'],
     ['REDIS_URL', 'not a url'],
     ['KEY_ENCRYPTION_KEY', Buffer.alloc(16).toString('base64')],
+    ['KEY_ENCRYPTION_KEY_PREVIOUS', 'not base64 of 32 bytes'],
+    ['JWKS_MAX_AGE', 'ten minutes'],
+    ['KEY_ROTATION_INTERVAL', '0'],
     ['MIGRATE_ON_START', 'yes'],
     ['LOG_LEVEL', 'loud'],
   ])('an invalid %s (%s) is refused, naming the variable', (variable, value) => {

@@ -1,0 +1,25 @@
+/**
+ * `npm run keys:rewrap`: re-encrypts every stored private signing key under KEY_ENCRYPTION_KEY, in one
+ * transaction. Keys sealed by the previous key-encryption key are opened with
+ * KEY_ENCRYPTION_KEY_PREVIOUS, which can be dropped from the configuration once this has run.
+ */
+import { ConfigError, loadConfig } from '../src/config.js';
+import { openDatabase } from '../src/db/database.js';
+import { keyEncryptionKeysById, resolveKeyEncryptionKeys } from '../src/keys/key-encryption.js';
+import { rewrapSigningKeys } from '../src/keys/key-lifecycle.js';
+import { SYSTEM_ACTOR } from '../src/observability/audit.js';
+
+try {
+  const config = loadConfig();
+  const keks = resolveKeyEncryptionKeys(config);
+  const db = await openDatabase(config.databaseUrl, config.pgliteDir);
+  try {
+    const rewrapped = await rewrapSigningKeys(db, keyEncryptionKeysById(keks), keks[0], SYSTEM_ACTOR);
+    console.log(`Rewrapped ${rewrapped} signing key(s) under key-encryption key ${keks[0].id}`);
+  } finally {
+    await db.destroy();
+  }
+} catch (error) {
+  console.error(error instanceof ConfigError ? `Configuration error: ${error.message}` : `Rewrap failed: ${(error as Error).message}`);
+  process.exit(error instanceof ConfigError ? 2 : 1);
+}

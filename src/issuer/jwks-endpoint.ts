@@ -1,0 +1,53 @@
+/**
+ * The JWKS that resource servers validate JWTs with, served in front of oidc-provider's own route so
+ * it carries what caches need: `Cache-Control: max-age` (JWKS_MAX_AGE, which the key lifecycle relies
+ * on) and a strong ETag answered with 304 on `If-None-Match`.
+ */
+import type { Context, Next } from 'koa';
+import type { KeyRing } from '../keys/signing-keys.js';
+import { sha256Base64Url } from '../shared/secrets.js';
+
+/** The JWKS as served: the body and its strong ETag, made once per key ring. */
+export interface JwksDocument {
+  readonly body: string;
+  readonly etag: string;
+}
+
+/** The published public keys of `keyRing` as a JWK Set document. */
+export function jwksDocument(keyRing: KeyRing): JwksDocument {
+  const body = JSON.stringify({ keys: keyRing.publicJwks });
+  return { body, etag: `"${sha256Base64Url(body)}"` };
+}
+
+/**
+ * Whether an If-None-Match header matches `etag` (RFC 9110 section 13.1.2: `*`, or the tag in the
+ * list, compared weakly). Not Koa's `ctx.fresh`: it ignores the header when the request carries
+ * `Cache-Control: no-cache`, which fetch() adds to every conditional request, while an origin server
+ * answers 304 regardless.
+ */
+function matchesIfNoneMatch(header: string, etag: string): boolean {
+  return header
+    .split(',')
+    .map((tag) => tag.trim().replace(/^W\//, ''))
+    .some((tag) => tag === '*' || tag === etag);
+}
+
+/** Koa middleware answering GET and HEAD of `path` with the document in force. */
+export function jwksEndpoint(path: string, currentJwks: () => JwksDocument, maxAgeSeconds: number) {
+  const cacheControl = `public, max-age=${maxAgeSeconds}`;
+  return async function serveJwks(ctx: Context, next: Next): Promise<void> {
+    if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    const document = currentJwks();
+    ctx.status = 200;
+    ctx.type = 'application/jwk-set+json; charset=utf-8';
+    ctx.etag = document.etag;
+    ctx.set('Cache-Control', cacheControl);
+    // A public document, as oidc-provider serves it: browser-based resource servers may fetch it.
+    ctx.set('Access-Control-Allow-Origin', '*');
+    if (matchesIfNoneMatch(ctx.get('if-none-match'), document.etag)) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.body = document.body;
+  };
+}
