@@ -18,7 +18,7 @@ import { ADDRESS_FAILURES, EMAIL_FAILURES, SignInLimiter } from './interactions/
 import { IssuerState } from './issuer/issuer-state.js';
 import type { JwksDocument } from './issuer/jwks-endpoint.js';
 import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
-import { buildProvider } from './issuer/provider.js';
+import { buildProvider, ID_TOKEN_TTL_SECONDS } from './issuer/provider.js';
 import { installOperationalEdges } from './issuer/operational-edges.js';
 import { installTokenEdges } from './issuer/token-edges.js';
 import { DEFAULT_JWT_TTL_SECONDS } from './issuer/token-policy.js';
@@ -206,7 +206,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const keyPolicy: KeyPolicy = {
     jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
     rotationIntervalSeconds: config.keyRotationIntervalSeconds,
-    longestJwtLifetimeSeconds: () => resourceServers.longestJwtLifetime(DEFAULT_JWT_TTL_SECONDS),
+    // ID tokens are JWTs too: a logout's id_token_hint must still verify while the token lives.
+    longestJwtLifetimeSeconds: () => Math.max(resourceServers.longestJwtLifetime(DEFAULT_JWT_TTL_SECONDS), ID_TOKEN_TTL_SECONDS),
   };
   const keyMaintenance = new KeyMaintenance({ db, bus, actor: SYSTEM_ACTOR, kek, policy: keyPolicy }, logger);
   if (options.background) keyMaintenance.start();

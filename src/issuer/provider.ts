@@ -48,6 +48,8 @@ const ASYMMETRIC_ALGS = [...SIGNING_ALGS];
 
 const HOUR = 60 * 60;
 const DAY = 24 * HOUR;
+/** ID tokens live an hour; a retired key stays published at least as long (see services.ts). */
+export const ID_TOKEN_TTL_SECONDS = HOUR;
 /** A sign-in lasts a working day; then the person signs in again. */
 const SESSION_TTL_SECONDS = 12 * HOUR;
 /**
@@ -94,7 +96,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
       AuthorizationCode: 60,
-      IdToken: HOUR,
+      IdToken: ID_TOKEN_TTL_SECONDS,
       RefreshToken: (ctx) => ctx?.oidc?.entities.RotatedRefreshToken?.remainingTTL ?? REFRESH_TOKEN_TTL_SECONDS,
       Session: SESSION_TTL_SECONDS,
       Grant: GRANT_TTL_SECONDS,
