@@ -11,7 +11,11 @@ import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'login_' });
 // Workers answer the primary's aggregation requests from this registry, not prom-client's global one.
-if (cluster.isWorker) AggregatorRegistry.setRegistries([registry]);
+// prom-client installs a worker's answering listener only when an AggregatorRegistry is constructed.
+if (cluster.isWorker) {
+  AggregatorRegistry.setRegistries([registry]);
+  new AggregatorRegistry();
+}
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -94,13 +98,15 @@ export const httpDuration = new Histogram({
  * aggregates every worker (prom-client asks them over the cluster channel).
  */
 export async function serveMetrics(port: number): Promise<Server> {
-  const aggregator = cluster.isPrimary && cluster.workers && Object.keys(cluster.workers).length > 0 ? new AggregatorRegistry() : undefined;
+  const aggregator = cluster.isPrimary ? new AggregatorRegistry() : undefined;
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end();
       return;
     }
-    const body = aggregator ? aggregator.clusterMetrics() : registry.metrics();
+    // Decided per request: the primary may serve before its workers are forked.
+    const hasWorkers = Object.keys(cluster.workers ?? {}).length > 0;
+    const body = aggregator && hasWorkers ? aggregator.clusterMetrics() : registry.metrics();
     body.then(
       (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
       () => res.writeHead(503).end(),
