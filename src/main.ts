@@ -56,8 +56,14 @@ async function main(): Promise<void> {
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
   await prepareDatabase(config, logger, db, resolveKeyEncryptionKey(config));
   await db.destroy();
+  // Announced once every worker listens, so whoever waits for the line can use all of them.
+  let listening = 0;
+  cluster.on('listening', () => {
+    if (++listening === config.workers) {
+      console.log(`Issuer ${config.issuer} listening on port ${config.port} with ${config.workers} workers`);
+    }
+  });
   for (let i = 0; i < config.workers; i++) cluster.fork();
-  console.log(`Issuer ${config.issuer} listening on port ${config.port} with ${config.workers} workers`);
   let stopping = false;
   cluster.on('exit', (worker, code) => {
     if (stopping) return;
