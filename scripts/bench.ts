@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { discover } from './bench/http.js';
 import { LoadGenerator } from './bench/load-protocol.js';
-import { freePort, MemorySampler, startServerProcess, type ServerProcess } from './bench/processes.js';
+import { freePort, ProcessSampler, startServerProcess, type ServerProcess } from './bench/processes.js';
 import { createProjectStores, provisionProject, startProject, type ProjectStores } from './bench/project-server.js';
 import {
   judgeTargets,
@@ -39,7 +39,7 @@ const HELP = `npm run bench [-- options]
   --workers N      worker processes for the scaling comparison (default 2; 1 skips it)
   --only IDS       comma-separated scenario ids (see bench/results.json), for development
   --quick          short windows, for development
-  --cpu-prof       run the project under node --cpu-prof; profiles land in bench/profiles/
+  --cpu-prof       run the project and the peer under node --cpu-prof (bench/profiles/)
   --soak N         instead: hold a mixed load on the project for N seconds, report memory over time
 Environment: DATABASE_URL (a server where a database may be created; default
 postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379).`;
@@ -114,18 +114,22 @@ async function measure(comparison: Comparison, generator: LoadGenerator, setting
       // A side's first window gets a longer warm-up: the JIT compiles its hot path then.
       const warmup = round === 0 ? 3 * settings.warmup : settings.warmup;
       if (warmup > 0) await generator.run({ ...job, seconds: warmup });
-      const sampler = new MemorySampler(() => contender.server.servingPids());
+      const sampler = new ProcessSampler(() => contender.server.servingPids());
       const stats = await generator.run(job);
-      const peakRss = Math.max(0, ...sampler.stop().values());
-      windows.get(contender)!.push({ round, stats, peakRss });
+      const usage = sampler.stop();
+      const peakRss = Math.max(0, ...usage.peakRss.values());
+      // Revocation jobs also issue tokens between their timed parts: CPU time there is not per request.
+      const cpuPerRequestUs = job.kind === 'fixed' && stats.requests > 0 ? (usage.cpuSeconds / stats.requests) * 1e6 : undefined;
+      windows.get(contender)!.push({ round, stats, peakRss, ...(cpuPerRequestUs !== undefined ? { cpuPerRequestUs } : {}) });
       log(
         `  ${comparison.id} round ${round + 1} ${contender.label}: ${stats.rps.toFixed(0)} req/s, p50 ${stats.p50.toFixed(2)} ms, ` +
-          `p99 ${stats.p99.toFixed(2)} ms, ${stats.errors} errors, ${(peakRss / MIB).toFixed(0)} MiB`,
+          `p99 ${stats.p99.toFixed(2)} ms, ${stats.errors} errors, ${(peakRss / MIB).toFixed(0)} MiB` +
+          (cpuPerRequestUs !== undefined ? `, ${cpuPerRequestUs.toFixed(0)} µs CPU/request` : ''),
       );
     }
   }
   const contenders = comparison.contenders.map((c) => summarize(c.role, c.label, windows.get(c)!));
-  return { id: comparison.id, title: comparison.title, ...(comparison.note ? { note: comparison.note } : {}), contenders, ratios: ratiosOf(contenders) };
+  return { id: comparison.id, title: comparison.title, ...(comparison.note ? { note: comparison.note } : {}), contenders, ...ratiosOf(contenders) };
 }
 
 /** Everything started, stopped in reverse order at the end (also on Ctrl-C). */
@@ -165,16 +169,20 @@ function machine(settings: Settings) {
 }
 
 async function startProjectTarget(stores: ProjectStores, workers: number, settings: Settings, cleanup: Cleanup): Promise<ProjectTarget> {
-  const nodeFlags = settings.cpuProf && workers === 1 ? ['--cpu-prof', `--cpu-prof-dir=${BENCH_DIR}profiles`] : [];
-  const server = await startProject(stores, workers, nodeFlags);
+  const server = await startProject(stores, workers, workers === 1 ? profilerFlags(settings, 'project') : []);
   cleanup.add(() => server.stop());
   const endpoints = await discover(server.baseUrl);
   return { server, endpoints, fixtures: await provisionProject(server.baseUrl, endpoints.token, stores.admin) };
 }
 
-async function startHelper(name: string, entry: string, env: Record<string, string>, cleanup: Cleanup): Promise<ServerProcess> {
+/** Node flags that write a CPU profile of `name` to bench/profiles/ when it stops, if asked for. */
+function profilerFlags(settings: Settings, name: string): string[] {
+  return settings.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${BENCH_DIR}profiles`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+}
+
+async function startHelper(name: string, entry: string, env: Record<string, string>, cleanup: Cleanup, nodeFlags: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
-  const server = await startServerProcess({ name, entry, port, ready: /listening on port/, env: { NODE_ENV: 'production', PORT: String(port), ...env } });
+  const server = await startServerProcess({ name, entry, port, nodeFlags, ready: /listening on port/, env: { NODE_ENV: 'production', PORT: String(port), ...env } });
   cleanup.add(() => server.stop());
   return server;
 }
@@ -184,7 +192,7 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   log(`Node ${info.node}, ${info.cores} cores (${info.cpu}), load average ${info.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`);
   const project = await startProjectTarget(stores, 1, settings, cleanup);
   const peerSecret = randomBytes(32).toString('base64url');
-  const peer = await startHelper('peer', PEER_ENTRY, { PEER_CLIENT_SECRET: peerSecret }, cleanup);
+  const peer = await startHelper('peer', PEER_ENTRY, { PEER_CLIENT_SECRET: peerSecret }, cleanup, profilerFlags(settings, 'peer'));
   const floor = await startHelper('floor', FLOOR_ENTRY, {}, cleanup);
   const peerTarget = { server: peer, endpoints: await discover(peer.baseUrl), clientSecret: peerSecret };
 
@@ -217,7 +225,7 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   const notesText = notes(results);
   if (notesText) console.log(`\n${notesText}`);
   console.log(`\n${targetsTable(targets)}\n\nWritten to bench/results.json`);
-  if (settings.cpuProf) console.log('CPU profile of the project: bench/profiles/ (written when it stops)');
+  if (settings.cpuProf) console.log('CPU profiles: bench/profiles/project.cpuprofile and peer.cpuprofile');
 }
 
 async function runSoak(settings: Settings, seconds: number, stores: ProjectStores, generator: LoadGenerator, cleanup: Cleanup): Promise<void> {

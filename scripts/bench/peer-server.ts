@@ -14,8 +14,8 @@ const secret = process.env.PEER_CLIENT_SECRET!;
 
 const resourceServers: Record<string, ResourceServer> = {
   [PEER_RESOURCES.opaque]: { scope: PEER_SCOPE, audience: PEER_RESOURCES.opaque, accessTokenTTL: 3600, accessTokenFormat: 'opaque' },
-  [PEER_RESOURCES.rs256]: { scope: PEER_SCOPE, audience: PEER_RESOURCES.rs256, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } },
-  [PEER_RESOURCES.es256]: { scope: PEER_SCOPE, audience: PEER_RESOURCES.es256, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } },
+  [PEER_RESOURCES.rs256]: { scope: PEER_SCOPE, audience: PEER_RESOURCES.rs256, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256', kid: 'RS256-current' } } },
+  [PEER_RESOURCES.es256]: { scope: PEER_SCOPE, audience: PEER_RESOURCES.es256, accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256', kid: 'ES256-current' } } },
 };
 const defaultResourceOf: Record<string, string> = {
   [PEER_CLIENTS.opaque]: PEER_RESOURCES.opaque,
@@ -33,15 +33,26 @@ const client = (clientId: string): ClientMetadata => ({
   token_endpoint_auth_method: 'client_secret_basic',
 });
 
-const privateJwk = (type: 'rsa' | 'ec') =>
-  (type === 'rsa'
-    ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-    : generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  ).privateKey.export({ format: 'jwk' }) as JWK;
+const ALGS = { RS256: 'rsa', PS256: 'rsa', ES256: 'ec', EdDSA: 'ed25519' } as const;
+
+function privateJwk(alg: keyof typeof ALGS, kid: string): JWK {
+  const type = ALGS[alg];
+  const { privateKey } =
+    type === 'rsa'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
+      : type === 'ec'
+        ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        : generateKeyPairSync('ed25519');
+  return { ...(privateKey.export({ format: 'jwk' }) as JWK), kid, alg, use: 'sig' };
+}
+
+// The same key set as the project publishes (a current and a next key for each algorithm it offers),
+// so that the JWKS scenario serves documents of the same size. The first key of an algorithm signs.
+const keys = Object.keys(ALGS).flatMap((alg) => [privateJwk(alg as keyof typeof ALGS, `${alg}-current`), privateJwk(alg as keyof typeof ALGS, `${alg}-next`)]);
 
 const provider = new Provider(`http://127.0.0.1:${port}`, {
   clients: Object.values(PEER_CLIENTS).map(client),
-  jwks: { keys: [{ ...privateJwk('rsa'), kid: 'rs256', alg: 'RS256', use: 'sig' }, { ...privateJwk('ec'), kid: 'es256', alg: 'ES256', use: 'sig' }] },
+  jwks: { keys },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   features: {
     devInteractions: { enabled: false },

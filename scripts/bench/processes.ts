@@ -2,7 +2,7 @@
  * The processes the benchmark starts and watches: servers as child processes, ready once they print
  * that they listen, and their resident memory read from /proc (Linux only; elsewhere it reads as 0).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
@@ -115,26 +115,63 @@ export function residentMemory(pid: number): { rss: number; hwm: number } {
   }
 }
 
-/** Samples the resident memory of a set of processes while a measurement runs. */
-export class MemorySampler {
+/** Clock ticks per second, the unit of CPU times in /proc/<pid>/stat. */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time the process has used so far (user and system), in seconds; 0 when /proc cannot say. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** What a set of processes used while a measurement ran. */
+export interface ProcessUsage {
+  /** Highest resident size seen per process, in bytes. */
+  readonly peakRss: Map<number, number>;
+  /** CPU seconds the processes used meanwhile, all of them together. */
+  readonly cpuSeconds: number;
+}
+
+/**
+ * Samples a set of processes while a measurement runs: resident memory every `intervalMs`, and CPU
+ * time at the start and the end. CPU time per request is the figure that drifts least on a shared
+ * machine: other load takes CPU away from the server, but not what each request costs it.
+ */
+export class ProcessSampler {
   readonly #peaks = new Map<number, number>();
+  readonly #cpuAtStart = new Map<number, number>();
   readonly #timer: NodeJS.Timeout;
 
-  /** Starts sampling `pids()` every `intervalMs`; `onSample` sees each sample (for time series). */
+  /** Starts sampling `pids()`; `onSample` sees each memory sample (for time series). */
   constructor(
     private readonly pids: () => number[],
     intervalMs = 250,
     private readonly onSample?: (rssByPid: Map<number, number>) => void,
   ) {
+    for (const pid of pids()) this.#cpuAtStart.set(pid, cpuSeconds(pid));
     this.#sample();
     this.#timer = setInterval(() => this.#sample(), intervalMs);
   }
 
-  /** Stops sampling; the highest resident size seen per process, in bytes. */
-  stop(): Map<number, number> {
+  /** Stops sampling. */
+  stop(): ProcessUsage {
     clearInterval(this.#timer);
     this.#sample();
-    return this.#peaks;
+    let cpu = 0;
+    for (const [pid, atStart] of this.#cpuAtStart) cpu += cpuSeconds(pid) - atStart;
+    return { peakRss: this.#peaks, cpuSeconds: cpu };
   }
 
   #sample(): void {

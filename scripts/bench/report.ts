@@ -14,6 +14,8 @@ export interface WindowResult {
   readonly stats: LoadStats;
   /** Highest resident memory of any serving process during the window, in bytes. */
   readonly peakRss: number;
+  /** CPU time the serving processes spent per response, in microseconds (fixed-request jobs only). */
+  readonly cpuPerRequestUs?: number;
 }
 
 /** A contender of a scenario over every round. */
@@ -28,6 +30,8 @@ export interface ContenderResult {
   /** Summed over the rounds. */
   readonly errors: number;
   readonly peakRssMiB: number;
+  /** Mean over the rounds, when measured. */
+  readonly cpuPerRequestUs: number | undefined;
   /** (highest - lowest) / mean of the rounds' req/s: the noise between rounds. */
   readonly spread: number;
 }
@@ -40,6 +44,11 @@ export interface ComparisonResult {
   readonly contenders: readonly ContenderResult[];
   /** req/s of the project (or of the several workers) over each other contender's. */
   readonly ratios: Readonly<Record<string, number>>;
+  /**
+   * The same comparison by CPU time per request (the other's over the project's, so above 1 means
+   * the project is cheaper): what the ratios would be if each side had the same CPU to itself.
+   */
+  readonly cpuRatios: Readonly<Record<string, number>>;
 }
 
 /** Averages the windows of one contender. */
@@ -47,6 +56,7 @@ export function summarize(role: Role, label: string, windows: readonly WindowRes
   const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
   const rates = windows.map((w) => w.stats.rps);
   const rps = mean(rates);
+  const cpu = windows.map((w) => w.cpuPerRequestUs).filter((us) => us !== undefined);
   return {
     role,
     label,
@@ -56,15 +66,25 @@ export function summarize(role: Role, label: string, windows: readonly WindowRes
     p99: mean(windows.map((w) => w.stats.p99)),
     errors: windows.reduce((sum, w) => sum + w.stats.errors, 0),
     peakRssMiB: Math.max(...windows.map((w) => w.peakRss)) / MIB,
+    cpuPerRequestUs: cpu.length === windows.length ? mean(cpu) : undefined,
     spread: rps > 0 ? (Math.max(...rates) - Math.min(...rates)) / rps : 0,
   };
 }
 
-/** Ratios of the contender measured for the project (`workers` when present) over every other one. */
-export function ratiosOf(contenders: readonly ContenderResult[]): Record<string, number> {
-  const subject = contenders.find((c) => c.role === 'workers') ?? contenders.find((c) => c.role === 'project');
-  if (!subject) return {};
-  return Object.fromEntries(contenders.filter((c) => c !== subject).map((c) => [c.label, c.rps > 0 ? subject.rps / c.rps : 0]));
+/** The contender the ratios are about: the project, or its several workers when they are measured. */
+const subjectOf = (contenders: readonly ContenderResult[]) => contenders.find((c) => c.role === 'workers') ?? contenders.find((c) => c.role === 'project');
+
+/** Ratios of the project (or its several workers) over every other contender: by req/s, and by CPU time per request. */
+export function ratiosOf(contenders: readonly ContenderResult[]): Pick<ComparisonResult, 'ratios' | 'cpuRatios'> {
+  const subject = subjectOf(contenders);
+  const others = contenders.filter((c) => c !== subject);
+  if (!subject) return { ratios: {}, cpuRatios: {} };
+  const cpuRatio = (other: ContenderResult) =>
+    subject.cpuPerRequestUs && other.cpuPerRequestUs !== undefined ? [[other.label, other.cpuPerRequestUs / subject.cpuPerRequestUs]] : [];
+  return {
+    ratios: Object.fromEntries(others.map((c) => [c.label, c.rps > 0 ? subject.rps / c.rps : 0])),
+    cpuRatios: Object.fromEntries(others.flatMap(cpuRatio)),
+  };
 }
 
 /** Whether a target was met; `n/a` when the machine cannot show it, `not measured` when this run did not. */
@@ -140,19 +160,20 @@ export function judgeTargets({ comparisons, connections, cores, workers }: Targe
 /** The results table, one row per contender, ratios on the project's rows. */
 export function resultsTable(comparisons: readonly ComparisonResult[]): string {
   const rows = [
-    '| scenario | side | req/s | p50 ms | p99 ms | errors | peak RSS MiB | round spread | ratio |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| scenario | side | req/s | p50 ms | p99 ms | errors | peak RSS MiB | CPU µs/req | round spread | req/s ratio | CPU ratio |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   ];
+  const list = (ratios: Readonly<Record<string, number>>) =>
+    Object.entries(ratios)
+      .map(([label, value]) => `${fmt(value)}x ${label}`)
+      .join(', ');
   for (const comparison of comparisons) {
+    const subject = subjectOf(comparison.contenders);
     comparison.contenders.forEach((c, i) => {
-      const isSubject = c.role === 'workers' || (c.role === 'project' && !comparison.contenders.some((o) => o.role === 'workers'));
-      const ratio = isSubject
-        ? Object.entries(comparison.ratios)
-            .map(([label, value]) => `${fmt(value)}x ${label}`)
-            .join(', ')
-        : '';
+      const cpu = c.cpuPerRequestUs === undefined ? '-' : fmt(c.cpuPerRequestUs, 0);
       rows.push(
-        `| ${i === 0 ? comparison.title : ''} | ${c.label} | ${fmt(c.rps, 0)} | ${fmt(c.p50)} | ${fmt(c.p99)} | ${c.errors} | ${fmt(c.peakRssMiB, 0)} | ${fmt(c.spread * 100, 0)} % | ${ratio} |`,
+        `| ${i === 0 ? comparison.title : ''} | ${c.label} | ${fmt(c.rps, 0)} | ${fmt(c.p50)} | ${fmt(c.p99)} | ${c.errors} | ${fmt(c.peakRssMiB, 0)} | ${cpu} | ` +
+          `${fmt(c.spread * 100, 0)} % | ${c === subject ? list(comparison.ratios) : ''} | ${c === subject ? list(comparison.cpuRatios) : ''} |`,
       );
     });
   }

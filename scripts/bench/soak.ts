@@ -4,7 +4,7 @@
  */
 import { formPost, tokenRequest, type Endpoints } from './http.js';
 import type { LoadGenerator, LoadStats, MixedJob } from './load-protocol.js';
-import { MemorySampler, type ServerProcess } from './processes.js';
+import { ProcessSampler, type ServerProcess } from './processes.js';
 import { PROJECT_SCOPE, type ProjectFixtures } from './project-server.js';
 
 const MIB = 1024 * 1024;
@@ -65,7 +65,7 @@ export async function soak(options: {
 }): Promise<SoakResult> {
   const started = performance.now();
   const samples: { at: number; rss: number }[] = [];
-  const sampler = new MemorySampler(
+  const sampler = new ProcessSampler(
     () => options.server.servingPids(),
     1000,
     (sample) => samples.push({ at: (performance.now() - started) / 1000, rss: Math.max(0, ...sample.values()) }),
@@ -85,7 +85,7 @@ export async function soak(options: {
     options.onInterval(interval);
     pending = { requests: 0, errors: 0, ticks: 0 };
   });
-  const peaks = sampler.stop();
+  const { peakRss } = sampler.stop();
 
   const tenth = options.seconds / 10;
   const meanOver = (from: number, to: number) => {
@@ -100,7 +100,7 @@ export async function soak(options: {
     stats,
     baselineMiB,
     finalMiB,
-    peakMiB: Math.max(0, ...peaks.values()) / MIB,
+    peakMiB: Math.max(0, ...peakRss.values()) / MIB,
     growth: baselineMiB > 0 ? finalMiB / baselineMiB - 1 : 0,
   };
 }
