@@ -31,7 +31,7 @@ import { comparisons, scalingComparison, type Comparison, type Contender, type P
 import { soak, type SoakResult } from './bench/soak.js';
 
 const HELP = `npm run bench [-- options]
-  --duration N     seconds measured per side per round (default 5; --quick: 2)
+  --duration N     seconds measured per side per round (default 4; --quick: 2)
   --warmup N       seconds of load before each measured window, three times that in the first
                    round (default 1; --quick: 0.5)
   --rounds N       rounds per scenario, alternating the order of the sides (default 2)
@@ -86,7 +86,7 @@ function parseSettings(argv: string[]): Settings {
     return parsed;
   };
   return {
-    seconds: number('duration', values.duration, values.quick ? 2 : 5, 0.5),
+    seconds: number('duration', values.duration, values.quick ? 2 : 4, 0.5),
     warmup: number('warmup', values.warmup, values.quick ? 0.5 : 1, 0),
     rounds: Math.round(number('rounds', values.rounds, 2, 1)),
     connections: Math.round(number('connections', values.connections, 32, 1)),
