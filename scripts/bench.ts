@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { discover } from './bench/http.js';
 import { LoadGenerator } from './bench/load-protocol.js';
-import { freePort, ProcessSampler, startServerProcess, type ServerProcess } from './bench/processes.js';
+import { freePort, ProcessSampler, residentMemory, startServerProcess, type ServerProcess } from './bench/processes.js';
 import { createProjectStores, provisionProject, startProject, type ProjectStores } from './bench/project-server.js';
 import {
   judgeTargets,
@@ -198,12 +198,19 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
 
   const selected = (id: string) => !settings.only || settings.only.includes(id);
   const results: ComparisonResult[] = [];
+  // VmHWM: the peak resident size of each process over its whole life, spikes between samples included.
+  const highWater: Record<string, number> = {};
+  const recordHighWater = (server: ServerProcess) => {
+    highWater[server.name] = Math.max(0, ...server.servingPids().map((pid) => residentMemory(pid).hwm)) / MIB;
+  };
   for (const comparison of comparisons(project, peerTarget, floor).filter((c) => selected(c.id))) {
     log(`${comparison.title}`);
     results.push(await measure(comparison, generator, settings));
   }
   if (settings.workers > 1 && selected('opaque-issuance-workers')) {
     // The project alone now: the peer and the floor would only take memory.
+    recordHighWater(peer);
+    recordHighWater(floor);
     await peer.stop();
     await floor.stop();
     const several = await startProject(stores, settings.workers);
@@ -211,10 +218,12 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
     const comparison = scalingComparison(project, { ...project, server: several }, settings.workers);
     log(comparison.title);
     results.push(await measure(comparison, generator, settings));
+    recordHighWater(several);
   }
+  for (const server of [project.server, peer, floor]) if (!(server.name in highWater)) recordHighWater(server);
 
   const targets = judgeTargets({ comparisons: results, connections: settings.connections, cores: info.cores, workers: settings.workers });
-  const report = { ...info, loadAverageAtEnd: loadavg(), comparisons: results, targets };
+  const report = { ...info, loadAverageAtEnd: loadavg(), comparisons: results, targets, highWaterMiB: highWater };
   mkdirSync(BENCH_DIR, { recursive: true });
   writeFileSync(`${BENCH_DIR}results.json`, JSON.stringify(report, null, 2) + '\n');
 
@@ -224,6 +233,8 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   console.log(resultsTable(results));
   const notesText = notes(results);
   if (notesText) console.log(`\n${notesText}`);
+  const highWaterText = Object.entries(highWater).map(([name, mib]) => `${name} ${mib.toFixed(0)} MiB`).join(', ');
+  console.log(`\nPeak resident size over each process's life (VmHWM): ${highWaterText}`);
   console.log(`\n${targetsTable(targets)}\n\nWritten to bench/results.json`);
   if (settings.cpuProf) console.log('CPU profiles: bench/profiles/project.cpuprofile and peer.cpuprofile');
 }

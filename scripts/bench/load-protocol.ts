@@ -33,7 +33,7 @@ export interface FixedJob extends JobBase {
 /**
  * Revocation, where every request must revoke a distinct live token: cycles of issuing `batch` tokens
  * (not timed) then revoking them all (timed) until `seconds` of revoking have passed. Batches rather
- * than one pool, because a stock oidc-provider's in-memory adapter keeps only about its last 1,000
+ * than one pool, because a stock oidc-provider's in-memory adapter keeps only its last 1,000 to 2,000
  * entries: a larger pool would be revoking forgotten tokens, a cheaper path.
  */
 export interface RevocationJob extends JobBase {
