@@ -42,6 +42,23 @@ const NEVER_SECONDS = 100 * 365 * 24 * 60 * 60;
  */
 const CONSUME_SCRIPT = "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'consumed', ARGV[1]) end";
 
+/**
+ * Replaces a record: deletes it (a `consumed` mark and an old TTL go with it), writes the payload, and
+ * sets the TTL when there is one (ARGV[2], empty for none). A script rather than MULTI/EXEC: it is as
+ * atomic (a concurrent find sees the old record or the new one, never none), and unlike a transaction
+ * it rides ioredis's auto-pipeline, so the upserts of concurrent requests share one write to Redis.
+ */
+const UPSERT_SCRIPT =
+  "redis.call('DEL', KEYS[1]) redis.call('HSET', KEYS[1], 'payload', ARGV[1]) if ARGV[2] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end";
+
+/**
+ * Adds members (ARGV[2..]) to a set that lives as long as its longest-lived member (TTL ARGV[1]). GT
+ * alone would not do: it treats a key without a TTL (a set SADD just created) as never expiring, so NX
+ * gives a new set its first TTL. A one-key script, like UPSERT_SCRIPT: atomic, and auto-pipelined.
+ */
+const JOIN_SET_SCRIPT =
+  "redis.call('SADD', KEYS[1], unpack(ARGV, 2)) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') redis.call('EXPIRE', KEYS[1], ARGV[1], 'GT')";
+
 /** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
 async function exec(transaction: ChainableCommander): Promise<unknown[]> {
   const replies = await transaction.exec();
@@ -142,11 +159,7 @@ export class RedisTokenStore implements TokenStore {
     const plan = planUpsert(model, id, payload, expiresIn);
     const key = this.#key(plan.key);
     const indexKeys = plan.indexKeys.map((indexKey) => this.#key(indexKey));
-    // A transaction on the one record key: a concurrent find sees the old record or the new one, never
-    // none. Deleted first so an upsert replaces the record, including a `consumed` mark and an old TTL.
-    const record = this.#redis.multi().del(key).hset(key, 'payload', JSON.stringify(plan.stored));
-    if (plan.ttl !== undefined) record.expire(key, plan.ttl);
-    const writes: Promise<unknown>[] = [exec(record)];
+    const writes: Promise<unknown>[] = [this.#redis.eval(UPSERT_SCRIPT, 1, key, JSON.stringify(plan.stored), plan.ttl ?? '')];
     for (const indexKey of indexKeys) {
       writes.push(plan.ttl === undefined ? this.#redis.set(indexKey, plan.idDigest) : this.#redis.set(indexKey, plan.idDigest, 'EX', plan.ttl));
     }
@@ -156,14 +169,9 @@ export class RedisTokenStore implements TokenStore {
     await Promise.all(writes);
   }
 
-  /**
-   * Adds members to a set (a grant index, an account set) that lives as long as its longest-lived
-   * member. GT alone would not do: it treats a key without a TTL (a set SADD just created) as never
-   * expiring, so NX gives a new set its first TTL. One transaction on the set's slot, so the set is
-   * never left without a TTL.
-   */
+  /** Adds members to a set (a grant index, an account set) kept as long as its longest-lived member. */
   #joinSet(setKey: string, members: readonly string[], ttl: number): Promise<unknown> {
-    return exec(this.#redis.multi().sadd(setKey, ...members).expire(setKey, ttl, 'NX').expire(setKey, ttl, 'GT'));
+    return this.#redis.eval(JOIN_SET_SCRIPT, 1, setKey, ttl, ...members);
   }
 
   async #findRecord(key: string, id: string | undefined): Promise<AdapterPayload | undefined> {

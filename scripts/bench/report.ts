@@ -1,0 +1,198 @@
+/**
+ * From windows to answers: the mean of each contender's rounds, the ratios between contenders of one
+ * run (absolute figures drift on a shared machine; ratios measured side by side much less), the
+ * targets of the benchmark's issue, and their rendering as markdown.
+ */
+import type { LoadStats } from './load-protocol.js';
+import type { Role } from './scenarios.js';
+
+const MIB = 1024 * 1024;
+
+/** One measured window of one contender. */
+export interface WindowResult {
+  readonly round: number;
+  readonly stats: LoadStats;
+  /** Highest resident memory of any serving process during the window, in bytes. */
+  readonly peakRss: number;
+  /** CPU time the serving processes spent per response, in microseconds (fixed-request jobs only). */
+  readonly cpuPerRequestUs?: number;
+}
+
+/** A contender of a scenario over every round. */
+export interface ContenderResult {
+  readonly role: Role;
+  readonly label: string;
+  readonly windows: readonly WindowResult[];
+  /** Means over the rounds. */
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  /** Summed over the rounds. */
+  readonly errors: number;
+  readonly peakRssMiB: number;
+  /** Mean over the rounds, when measured. */
+  readonly cpuPerRequestUs: number | undefined;
+  /** (highest - lowest) / mean of the rounds' req/s: the noise between rounds. */
+  readonly spread: number;
+}
+
+/** A scenario with its contenders and their ratios. */
+export interface ComparisonResult {
+  readonly id: string;
+  readonly title: string;
+  readonly note?: string;
+  readonly contenders: readonly ContenderResult[];
+  /** req/s of the project (or of the several workers) over each other contender's. */
+  readonly ratios: Readonly<Record<string, number>>;
+  /**
+   * The same comparison by CPU time per request (the other's over the project's, so above 1 means
+   * the project is cheaper): what the ratios would be if each side had the same CPU to itself.
+   */
+  readonly cpuRatios: Readonly<Record<string, number>>;
+}
+
+/** Averages the windows of one contender. */
+export function summarize(role: Role, label: string, windows: readonly WindowResult[]): ContenderResult {
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  const rates = windows.map((w) => w.stats.rps);
+  const rps = mean(rates);
+  const cpu = windows.map((w) => w.cpuPerRequestUs).filter((us) => us !== undefined);
+  return {
+    role,
+    label,
+    windows,
+    rps,
+    p50: mean(windows.map((w) => w.stats.p50)),
+    p99: mean(windows.map((w) => w.stats.p99)),
+    errors: windows.reduce((sum, w) => sum + w.stats.errors, 0),
+    peakRssMiB: Math.max(...windows.map((w) => w.peakRss)) / MIB,
+    cpuPerRequestUs: cpu.length === windows.length ? mean(cpu) : undefined,
+    spread: rps > 0 ? (Math.max(...rates) - Math.min(...rates)) / rps : 0,
+  };
+}
+
+/** The contender the ratios are about: the project, or its several workers when they are measured. */
+const subjectOf = (contenders: readonly ContenderResult[]) => contenders.find((c) => c.role === 'workers') ?? contenders.find((c) => c.role === 'project');
+
+/** Ratios of the project (or its several workers) over every other contender: by req/s, and by CPU time per request. */
+export function ratiosOf(contenders: readonly ContenderResult[]): Pick<ComparisonResult, 'ratios' | 'cpuRatios'> {
+  const subject = subjectOf(contenders);
+  const others = contenders.filter((c) => c !== subject);
+  if (!subject) return { ratios: {}, cpuRatios: {} };
+  const cpuRatio = (other: ContenderResult) =>
+    subject.cpuPerRequestUs && other.cpuPerRequestUs !== undefined ? [[other.label, other.cpuPerRequestUs / subject.cpuPerRequestUs]] : [];
+  return {
+    ratios: Object.fromEntries(others.map((c) => [c.label, c.rps > 0 ? subject.rps / c.rps : 0])),
+    cpuRatios: Object.fromEntries(others.flatMap(cpuRatio)),
+  };
+}
+
+/** Whether a target was met; `n/a` when the machine cannot show it, `not measured` when this run did not. */
+export type TargetStatus = 'met' | 'not met' | 'n/a' | 'not measured';
+
+/** One target of the issue, as this run found it. */
+export interface TargetResult {
+  readonly target: string;
+  readonly measured: string;
+  readonly status: TargetStatus;
+  readonly reason?: string;
+}
+
+/** What the targets are judged on. */
+export interface TargetInputs {
+  readonly comparisons: readonly ComparisonResult[];
+  readonly connections: number;
+  readonly cores: number;
+  readonly workers: number;
+}
+
+const fmt = (value: number, digits = 2) => value.toFixed(digits);
+
+/** The issue's targets, judged on this run. */
+export function judgeTargets({ comparisons, connections, cores, workers }: TargetInputs): TargetResult[] {
+  const byId = new Map(comparisons.map((c) => [c.id, c]));
+  const ratio = (id: string, label: string) => byId.get(id)?.ratios[label];
+  const results: TargetResult[] = [];
+
+  const atLeast = (target: string, id: string, label: string, minimum: number) => {
+    const value = ratio(id, label);
+    results.push(
+      value === undefined
+        ? { target, measured: '-', status: 'not measured' }
+        : { target, measured: `${fmt(value)}x`, status: value >= minimum ? 'met' : 'not met' },
+    );
+  };
+  atLeast('Opaque issuance >= 1.0x peer', 'opaque-issuance', 'peer', 1.0);
+  atLeast('Introspection (opaque) >= 1.5x peer', 'introspection-opaque', 'peer', 1.5);
+
+  const introspection = byId.get('introspection-opaque')?.contenders.find((c) => c.role === 'project');
+  results.push(
+    !introspection
+      ? { target: 'Introspection p99 <= 10 ms at 32 connections', measured: '-', status: 'not measured' }
+      : connections !== 32
+        ? { target: 'Introspection p99 <= 10 ms at 32 connections', measured: `${fmt(introspection.p99)} ms`, status: 'not measured', reason: `run with ${connections} connections` }
+        : { target: 'Introspection p99 <= 10 ms at 32 connections', measured: `${fmt(introspection.p99)} ms`, status: introspection.p99 <= 10 ? 'met' : 'not met' },
+  );
+  atLeast('RS256 JWT issuance >= 0.9x peer', 'jwt-rs256-issuance', 'peer', 0.9);
+  atLeast('JWKS >= 1.0x peer', 'jwks', 'peer', 1.0);
+
+  const projectResults = comparisons.flatMap((c) => c.contenders.filter((r) => r.role === 'project' || r.role === 'workers'));
+  const errors = projectResults.reduce((sum, r) => sum + r.errors, 0);
+  results.push({ target: 'Zero errors in every scenario (project)', measured: String(errors), status: projectResults.length === 0 ? 'not measured' : errors === 0 ? 'met' : 'not met' });
+
+  const peak = Math.max(0, ...projectResults.map((r) => r.peakRssMiB));
+  results.push({ target: 'Resident memory < 200 MiB per process under load', measured: `${fmt(peak, 0)} MiB`, status: projectResults.length === 0 ? 'not measured' : peak < 200 ? 'met' : 'not met' });
+
+  const scaling = ratio('opaque-issuance-workers', 'WORKERS=1');
+  const scalingTarget = `WORKERS=${Math.max(2, workers)} >= 1.6x WORKERS=1 (opaque issuance)`;
+  if (scaling === undefined) results.push({ target: scalingTarget, measured: '-', status: 'not measured' });
+  else if (cores < workers + 1) {
+    results.push({
+      target: scalingTarget,
+      measured: `${fmt(scaling)}x`,
+      status: scaling >= 1.6 ? 'met' : 'n/a',
+      reason: `${cores} cores for ${workers} workers, the load generator and Redis: the workers cannot each have a core`,
+    });
+  } else results.push({ target: scalingTarget, measured: `${fmt(scaling)}x`, status: scaling >= 1.6 ? 'met' : 'not met' });
+  return results;
+}
+
+/** The results table, one row per contender, ratios on the project's rows. */
+export function resultsTable(comparisons: readonly ComparisonResult[]): string {
+  const rows = [
+    '| scenario | side | req/s | p50 ms | p99 ms | errors | peak RSS MiB | CPU µs/req | round spread | req/s ratio | CPU ratio |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+  ];
+  const list = (ratios: Readonly<Record<string, number>>) =>
+    Object.entries(ratios)
+      .map(([label, value]) => `${fmt(value)}x ${label}`)
+      .join(', ');
+  for (const comparison of comparisons) {
+    const subject = subjectOf(comparison.contenders);
+    comparison.contenders.forEach((c, i) => {
+      const cpu = c.cpuPerRequestUs === undefined ? '-' : fmt(c.cpuPerRequestUs, 0);
+      rows.push(
+        `| ${i === 0 ? comparison.title : ''} | ${c.label} | ${fmt(c.rps, 0)} | ${fmt(c.p50)} | ${fmt(c.p99)} | ${c.errors} | ${fmt(c.peakRssMiB, 0)} | ${cpu} | ` +
+          `${fmt(c.spread * 100, 0)} % | ${c === subject ? list(comparison.ratios) : ''} | ${c === subject ? list(comparison.cpuRatios) : ''} |`,
+      );
+    });
+  }
+  return rows.join('\n');
+}
+
+/** The targets table. */
+export function targetsTable(targets: readonly TargetResult[]): string {
+  return [
+    '| target | measured | status |',
+    '| --- | ---: | --- |',
+    ...targets.map((t) => `| ${t.target} | ${t.measured} | ${t.status}${t.reason ? ` (${t.reason})` : ''} |`),
+  ].join('\n');
+}
+
+/** Notes under the table: scenarios without a peer, and why. */
+export function notes(comparisons: readonly ComparisonResult[]): string {
+  return comparisons
+    .filter((c) => c.note)
+    .map((c) => `- ${c.title}: ${c.note}.`)
+    .join('\n');
+}
