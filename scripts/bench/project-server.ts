@@ -83,6 +83,8 @@ export async function startProject(stores: ProjectStores, workers: number, nodeF
       ADMIN_BOOTSTRAP_CLIENT_SECRET: stores.admin.clientSecret,
       WORKERS: String(workers),
       LOG_LEVEL: 'warn',
+      // Two project processes run side by side in the scaling scenario: any free metrics port each.
+      METRICS_PORT: '0',
     },
   });
 }
