@@ -4,8 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { freePort } from '../../scripts/bench/processes.js';
 
 /** The compiled server, by absolute path so a test may start it in another working directory. */
 export const SERVER_ENTRY = resolve('dist/src/main.js');
@@ -29,17 +29,8 @@ export function testAdmin(issuer: string): { clientId: string; clientSecret: str
   return { clientId: `test-admin-${new URL(issuer).port}`, clientSecret: 'test-admin-secret-0123456789abcdefghijklmnopqrstuvwxyz' };
 }
 
-/** A port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
+/** A port that was free a moment ago (the benchmark's helper: one implementation for both). */
+export { freePort };
 
 /** The environment of a test server: this run's stores and the test admin client. */
 export function testServerEnv(port: number, overrides: Record<string, string> = {}): Record<string, string> {
