@@ -10,7 +10,13 @@ import type { ChangeBus } from '../events/change-bus.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
 import type { ResourceServer } from './resource-server.js';
 import { selectResourceServer, selectResourceServerPage } from './resource-server-repository.js';
-import { createResourceServer, deleteResourceServer, rotateIntrospectionSecret, updateResourceServer } from './resource-server-service.js';
+import {
+  createResourceServer,
+  deleteResourceServer,
+  rotateIntrospectionSecret,
+  updateResourceServer,
+  type ResourceServerInput,
+} from './resource-server-service.js';
 
 /** Each resource server field's schema, shared by create (with defaults) and update (all optional). */
 const resourceServerFields = {
@@ -42,6 +48,19 @@ export const resourceServerCreateSchema = z
       }
     });
   });
+
+/** The service input a validated body stands for. */
+function inputFromBody(body: z.output<typeof resourceServerCreateSchema>): ResourceServerInput {
+  return {
+    identifier: body.identifier,
+    name: body.name,
+    scopes: body.scopes,
+    sensitiveScopes: body.sensitive_scopes,
+    tokenFormat: body.token_format,
+    accessTokenTtl: body.access_token_ttl,
+    signingAlg: body.signing_alg,
+  };
+}
 
 /** The JSON form of a resource server in every answer. */
 export const resourceServerSchema = z.object({
@@ -91,23 +110,12 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
       problems: [400, 409, 413, 415, 422],
       handler: async (ctx) => {
         const body = parseOrProblem(resourceServerCreateSchema, await readJsonBody(ctx));
-        const { resourceServer, introspectionSecret } = await createResourceServer(
-            { db, bus, actor: actorOf(ctx) },
-            {
-              identifier: body.identifier,
-              name: body.name,
-              scopes: body.scopes,
-              sensitiveScopes: body.sensitive_scopes,
-              tokenFormat: body.token_format,
-              accessTokenTtl: body.access_token_ttl,
-              signingAlg: body.signing_alg,
-            },
-          );
-          ctx.status = 201;
-          ctx.set('Location', `/admin/resource-servers/${resourceServer.id}`);
-          ctx.set('Cache-Control', 'no-store');
-          const presented = presentResourceServer(resourceServer);
-          ctx.body = { ...presented, introspection: { ...presented.introspection, client_secret: introspectionSecret } };
+        const { resourceServer, introspectionSecret } = await createResourceServer({ db, bus, actor: actorOf(ctx) }, inputFromBody(body));
+        ctx.status = 201;
+        ctx.set('Location', `/admin/resource-servers/${resourceServer.id}`);
+        ctx.set('Cache-Control', 'no-store');
+        const presented = presentResourceServer(resourceServer);
+        ctx.body = { ...presented, introspection: { ...presented.introspection, client_secret: introspectionSecret } };
       },
     },
     listRoute({
@@ -143,19 +151,8 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
         }
         const { id: _id, introspection: _introspection, created_at: _created, updated_at: _updated, ...fields } = presentResourceServer(current);
         const body = parseOrProblem(resourceServerCreateSchema, { ...fields, ...patch });
-        const updated = await updateResourceServer(
-          { db, bus, actor: actorOf(ctx) },
-          current.id,
-          {
-            name: body.name,
-            scopes: body.scopes,
-            sensitiveScopes: body.sensitive_scopes,
-            tokenFormat: body.token_format,
-            accessTokenTtl: body.access_token_ttl,
-            signingAlg: body.signing_alg,
-          },
-          protectedIdentifiers,
-        );
+        const { identifier: _identifier, ...changes } = inputFromBody(body);
+        const updated = await updateResourceServer({ db, bus, actor: actorOf(ctx) }, current.id, changes, protectedIdentifiers);
         ctx.body = presentResourceServer(updated);
       },
     },
