@@ -5,7 +5,7 @@
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Logger } from '../observability/logger.js';
-import { RegistryCache } from '../shared/registry-cache.js';
+import { issuedAfterRevocation, RegistryCache } from '../shared/registry-cache.js';
 import type { Account } from './account.js';
 import { selectAccount } from './account-repository.js';
 
@@ -35,6 +35,6 @@ export class AccountRegistry {
   async allowsTokenIssuedAt(id: string, issuedAt: number): Promise<boolean> {
     const account = await this.getActive(id);
     if (!account) return false;
-    return account.tokensRevokedAt === null || issuedAt > account.tokensRevokedAt;
+    return issuedAfterRevocation(account.tokensRevokedAt, issuedAt);
   }
 }

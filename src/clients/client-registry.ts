@@ -8,7 +8,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Logger } from '../observability/logger.js';
-import { RegistryCache } from '../shared/registry-cache.js';
+import { issuedAfterRevocation, RegistryCache } from '../shared/registry-cache.js';
 import { secretMatchesAnyDigest } from '../shared/secrets.js';
 import type { ClientWithSecrets } from './client.js';
 import { OPENID_SCOPES } from './client-service.js';
@@ -58,7 +58,7 @@ export class ClientRegistry {
   async allowsTokenIssuedAt(clientId: string, issuedAt: number): Promise<boolean> {
     const client = await this.getActive(clientId);
     if (!client) return false;
-    return client.tokensRevokedAt === null || issuedAt > client.tokensRevokedAt;
+    return issuedAfterRevocation(client.tokensRevokedAt, issuedAt);
   }
 
   /** The oidc-provider adapter for the Client model (read-only: clients change through the admin API). */

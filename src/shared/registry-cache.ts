@@ -78,3 +78,11 @@ export class RegistryCache<V> {
     return value;
   }
 }
+
+/**
+ * Whether a token issued at `issuedAt` outlives a bulk revocation at `tokensRevokedAt` (both epoch
+ * seconds; `null`: never revoked). Tokens of the revocation's own second are dead too.
+ */
+export function issuedAfterRevocation(tokensRevokedAt: number | null, issuedAt: number): boolean {
+  return tokensRevokedAt === null || issuedAt > tokensRevokedAt;
+}
