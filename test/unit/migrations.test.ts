@@ -1,5 +1,6 @@
 /** Every migration goes up and comes back down on a real PostgreSQL, leaving nothing behind. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -36,6 +37,27 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.destroy();
   await adminQuery(`drop database if exists ${database} with (force)`);
+});
+
+describe('npm run migrate', () => {
+  it('applies the migrations to DATABASE_URL, then has nothing left to do', async () => {
+    const other = `${database}_script`;
+    await adminQuery(`create database ${other}`);
+    try {
+      const url = new URL(adminUrl);
+      url.pathname = `/${other}`;
+      const run = () =>
+        spawnSync(process.execPath, ['dist/scripts/migrate.js'], { env: { PATH: process.env.PATH ?? '', DATABASE_URL: url.toString() }, encoding: 'utf8', timeout: 30_000 });
+      const first = run();
+      expect(first.status).toBe(0);
+      expect(first.stdout).toContain(`Applied: ${Object.keys(migrations).join(', ')}`);
+      const second = run();
+      expect(second.status).toBe(0);
+      expect(second.stdout).toContain('Already up to date');
+    } finally {
+      await adminQuery(`drop database if exists ${other} with (force)`);
+    }
+  });
 });
 
 describe('migrations', () => {
