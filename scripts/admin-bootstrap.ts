@@ -7,7 +7,7 @@ import { createClient } from '../src/clients/client-service.js';
 import { ADMIN_SCOPES, adminAudience } from '../src/admin/admin-auth.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
-import { SYSTEM_ACTOR } from '../src/observability/audit.js';
+import { SYSTEM_ACTOR } from '../src/audit/audit.js';
 import { adminClientMetadata, createServices } from '../src/services.js';
 
 try {

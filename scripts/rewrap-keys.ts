@@ -7,7 +7,7 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/database.js';
 import { keyEncryptionKeysById, resolveKeyEncryptionKeys } from '../src/keys/key-encryption.js';
 import { rewrapSigningKeys } from '../src/keys/key-lifecycle.js';
-import { SYSTEM_ACTOR } from '../src/observability/audit.js';
+import { SYSTEM_ACTOR } from '../src/audit/audit.js';
 
 try {
   const config = loadConfig();

@@ -9,7 +9,8 @@ import { adminAudience, ADMIN_SCOPES } from './admin/admin-auth.js';
 import type { ClientMetadata } from './clients/client.js';
 import { ClientRegistry } from './clients/client-registry.js';
 import { selectClientWithSecrets } from './clients/client-repository.js';
-import { createClient, OPENID_SCOPES, updateClient, type ProviderMetadataValidator } from './clients/client-service.js';
+import { createClient, updateClient, type ProviderMetadataValidator } from './clients/client-service.js';
+import { OPENID_SCOPES } from './clients/client.js';
 import type { Config } from './config.js';
 import { ConfigError } from './config.js';
 import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
@@ -19,14 +20,15 @@ import { IssuerState } from './issuer/issuer-state.js';
 import type { JwksDocument } from './issuer/jwks-endpoint.js';
 import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
 import { buildProvider, ID_TOKEN_TTL_SECONDS } from './issuer/provider.js';
-import { installOperationalEdges } from './issuer/operational-edges.js';
-import { installTokenEdges } from './issuer/token-edges.js';
+import { installIntrospection } from './issuer/introspection.js';
+import { instrumentProvider } from './issuer/provider-instrumentation.js';
+import { installRevocation } from './issuer/revocation.js';
 import { DEFAULT_JWT_TTL_SECONDS } from './issuer/token-policy.js';
 import { keyEncryptionKeysById, resolveKeyEncryptionKeys, type KeyEncryptionKey } from './keys/key-encryption.js';
 import { ensureSigningKeys, type KeyPolicy } from './keys/key-lifecycle.js';
 import { KeyMaintenance } from './keys/key-maintenance.js';
 import type { KeyRouteDependencies } from './keys/key-routes.js';
-import { SYSTEM_ACTOR } from './observability/audit.js';
+import { SYSTEM_ACTOR } from './audit/audit.js';
 import type { Logger } from './observability/logger.js';
 import { isStoreUnavailableError } from './observability/store-health.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
@@ -191,8 +193,10 @@ export async function createServices(config: Config, logger: Logger, options: { 
     follow: options.background,
     buildProvider: (keyRing) => {
       const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientAuthFailures });
-      installOperationalEdges(provider, clients, logger);
-      installTokenEdges(provider, { clients, accounts, resourceServers, tokenStore, verifier: new JwtAccessTokenVerifier(keyRing, config.issuer) });
+      instrumentProvider(provider, clients, logger);
+      const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
+      installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });
+      installRevocation(provider, { tokenStore, verifier });
       // The provider answers these as a bare server_error; the cause belongs in our logs.
       provider.on('server_error', (_ctx: unknown, error: Error) => {
         // An outage fails every request alike: one short line each, not a stack trace each.

@@ -4,7 +4,7 @@
  * grants are deleted from the token store. Passwords are hashed here and never leave this module.
  */
 import { randomUUID } from 'node:crypto';
-import { recordAudit } from '../observability/audit.js';
+import { recordAudit } from '../audit/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
 import type { Account } from './account.js';
 import { deleteAccount as deleteAccountRow, insertAccount, updateAccount as updateAccountRow, type AccountChanges } from './account-repository.js';

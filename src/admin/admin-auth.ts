@@ -5,7 +5,6 @@
  */
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
-import type { ClientRegistry } from '../clients/client-registry.js';
 import { Problem } from './problem.js';
 
 /** The scopes of the admin audience. */
@@ -14,6 +13,11 @@ export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 /** The admin audience of an issuer. */
 export const adminAudience = (issuer: string): string => `${issuer}/admin`;
+
+/** What admin authentication asks of the client registry: whether a client's token still counts. */
+export interface TokenIssuerCheck {
+  allowsTokenIssuedAt(clientId: string, issuedAt: number): Promise<boolean>;
+}
 
 /** Who is calling, for the audit trail. */
 export interface AdminPrincipal {
@@ -27,7 +31,7 @@ const unauthorized = (description: string) =>
   });
 
 /** Middleware that authenticates the bearer token and puts the principal on `ctx.state.admin`. */
-export function adminAuthentication(currentProvider: () => Provider, clients: ClientRegistry, issuer: string) {
+export function adminAuthentication(currentProvider: () => Provider, clients: TokenIssuerCheck, issuer: string) {
   const audience = adminAudience(issuer);
   return async function authenticateAdmin(ctx: Context, next: Next): Promise<void> {
     const header = ctx.get('authorization');

@@ -5,7 +5,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { z } from 'zod';
-import { setRoute } from '../observability/logger.js';
+import { setRoute } from '../shared/request-context.js';
 import { toPage, type PageCursor } from '../shared/pagination.js';
 import { Problem } from './problem.js';
 import { listQuerySchema, pageOf, parseListQuery } from './schemas.js';

@@ -4,7 +4,8 @@
  */
 import type { Context, Next } from 'koa';
 import { ZodError } from 'zod';
-import { requestContext, type Logger } from '../observability/logger.js';
+import { type Logger } from '../observability/logger.js';
+import { requestContext } from '../shared/request-context.js';
 import { isStoreUnavailableError } from '../observability/store-health.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/errors.js';
 

@@ -11,7 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import { issuedAfterRevocation, RegistryCache } from '../shared/registry-cache.js';
 import { secretMatchesAnyDigest } from '../shared/secrets.js';
 import type { ClientWithSecrets } from './client.js';
-import { OPENID_SCOPES } from './client-service.js';
+import { OPENID_SCOPES } from './client.js';
 import { selectClientWithSecrets } from './client-repository.js';
 
 const OPENID_SCOPE_SET = new Set<string>(OPENID_SCOPES);

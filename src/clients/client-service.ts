@@ -3,11 +3,11 @@
  * one transaction with its audit entry, then a change event so every instance drops its cached copy.
  */
 import type { Db } from '../db/database.js';
-import { recordAudit } from '../observability/audit.js';
+import { recordAudit } from '../audit/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
 import { ConflictError, InvalidInputError, NotFoundError } from '../shared/errors.js';
 import { generateIdentifier, generateSecret, sha256Hex } from '../shared/secrets.js';
-import type { Client, ClientMetadata, ClientTrust } from './client.js';
+import { OPENID_SCOPES, type Client, type ClientMetadata, type ClientTrust } from './client.js';
 import {
   deleteClientRow,
   insertClient,
@@ -16,9 +16,6 @@ import {
   updateClient as updateClientRow,
   type ClientChanges,
 } from './client-repository.js';
-
-/** OpenID Connect scopes any login client may ask for, on top of its resources' scopes. */
-export const OPENID_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
 
 /** What an admin gives to register a client. */
 export interface ClientInput {

@@ -15,6 +15,9 @@ export interface ClientMetadata {
   jwks_uri?: string;
 }
 
+/** OpenID Connect scopes any login client may ask for, on top of its resources' scopes. */
+export const OPENID_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
+
 /** Who a client is to the company: its own software, or a third party. */
 export type ClientTrust = 'internal' | 'external';
 

@@ -1,6 +1,6 @@
 /**
  * Verification of the JWT access tokens this server issued, for the introspection and revocation
- * edges (oidc-provider itself refuses structured tokens there).
+ * steps (oidc-provider itself refuses structured tokens there).
  */
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import type { KeyRing } from '../keys/signing-keys.js';

@@ -7,7 +7,7 @@ import { hkdfSync } from 'node:crypto';
 import Provider, { errors, type Account, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRegistry } from '../accounts/account-registry.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
-import { OPENID_SCOPES } from '../clients/client-service.js';
+import { OPENID_SCOPES } from '../clients/client.js';
 import { trustedProviderMarkup } from '../interactions/html.js';
 import { interactionPath } from '../interactions/interaction-routes.js';
 import { installProviderPageHeaders } from '../interactions/page-headers.js';
@@ -18,10 +18,9 @@ import type { ResourceServerRegistry } from '../resource-servers/resource-server
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import type { FailureCounter } from '../limits/failure-counter.js';
-import { requestContext } from '../observability/logger.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
-import { TooManyFailedAttempts } from './operational-edges.js';
-import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './token-edges.js';
+import { checkClientSecretsAgainstDigests } from './client-authentication.js';
+import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
@@ -215,27 +214,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
 
   const provider = new Provider(deps.issuer, configuration);
 
-  // The maintainers' suggested extension point for stored secret digests (node-oidc-provider#631):
-  // the provider's own comparison would need the plaintext, which we never keep.
-  // Failed attempts are counted per client and address in the shared store; successes cost nothing
-  // extra. Once over the limit the caller gets 429, and this instance refuses even a right secret.
-  const blockedUntil = new Map<string, number>();
-  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
-    const key = `client-auth:${this.clientId}:${requestContext.getStore()?.ip ?? ''}`;
-    const until = blockedUntil.get(key);
-    if (until !== undefined) {
-      if (until > Date.now()) throw new TooManyFailedAttempts(Math.ceil((until - Date.now()) / 1000));
-      blockedUntil.delete(key);
-    }
-    if (await clients.verifySecret(this.clientId, actual)) return true;
-    const retryAfter = await deps.clientAuthFailures.recordFailure(key);
-    if (retryAfter > 0) {
-      if (blockedUntil.size > 10_000) blockedUntil.clear();
-      blockedUntil.set(key, Date.now() + retryAfter * 1000);
-      throw new TooManyFailedAttempts(retryAfter);
-    }
-    return false;
-  } as unknown as (actual: string) => boolean;
+  checkClientSecretsAgainstDigests(provider, clients, deps.clientAuthFailures);
 
   // Every URL the provider builds (discovery, redirects to the pages, cookies' Secure flag) comes from
   // the configured issuer, never from the request's Host header or a client's X-Forwarded-* headers:

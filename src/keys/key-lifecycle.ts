@@ -6,7 +6,7 @@
  */
 import type { Db } from '../db/database.js';
 import type { PageCursor } from '../shared/pagination.js';
-import { recordAudit } from '../observability/audit.js';
+import { recordAudit } from '../audit/audit.js';
 import { keyRotations } from '../observability/metrics.js';
 import type { ChangeContext } from '../shared/change-context.js';
 import type { KeyEncryptionKey } from './key-encryption.js';

@@ -1,5 +1,5 @@
 /** What happens when a backing store fails: it is counted, and the request answers 503, not 500. */
-import { requestContext } from './logger.js';
+import { requestContext } from '../shared/request-context.js';
 import { storeDuration, storeErrors } from './metrics.js';
 
 /** The backing stores. */

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { insertClient, selectClientIdsUsingResource } from '../clients/client-repository.js';
 import { rotateClientSecret } from '../clients/client-service.js';
 import type { SigningAlg } from '../keys/signing-keys.js';
-import { recordAudit } from '../observability/audit.js';
+import { recordAudit } from '../audit/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 import { generateIdentifier, generateSecret, sha256Hex } from '../shared/secrets.js';

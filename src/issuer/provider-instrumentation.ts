@@ -1,25 +1,16 @@
 /**
- * The operational edge around every oidc-provider route: route names and issuance metrics, a 503
- * (not a 500) when a backing store failed, and `Retry-After` on 429s. Installed before the token
- * edges, so it sees their final answer.
+ * Instrumentation of every oidc-provider route: route names and issuance metrics, a 503 (not a 500)
+ * when a backing store failed, and `Retry-After` on 429s. Installed before the introspection and
+ * revocation steps, so it sees their final answer.
  */
 import type Provider from 'oidc-provider';
-import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientRegistry } from '../clients/client-registry.js';
-import { requestContext, setRoute, type Logger } from '../observability/logger.js';
+import { type Logger } from '../observability/logger.js';
+import { requestContext, setRoute } from '../shared/request-context.js';
 import { isStoreUnavailableError } from '../observability/store-health.js';
 import { introspectionDuration, introspections, revocations, tokensIssued } from '../observability/metrics.js';
 import { looksLikeJwt } from './jwt-access-token.js';
-
-/** Answered when a client has failed authentication too often from one address. */
-export class TooManyFailedAttempts extends errors.OIDCProviderError {
-  constructor(retryAfterSeconds: number) {
-    super(429, 'too_many_requests');
-    this.error_description = 'too many failed client authentication attempts; retry later';
-    const context = requestContext.getStore();
-    if (context) context.retryAfterSeconds = retryAfterSeconds;
-  }
-}
 
 async function countIssuedToken(ctx: KoaContextWithOIDC, clients: ClientRegistry): Promise<void> {
   const token = ctx.oidc.entities.ClientCredentials ?? ctx.oidc.entities.AccessToken;
@@ -29,8 +20,8 @@ async function countIssuedToken(ctx: KoaContextWithOIDC, clients: ClientRegistry
   tokensIssued.inc({ grant: String(ctx.oidc.params?.grant_type ?? 'unknown'), format, trust });
 }
 
-/** Installs the edge on `provider`; install it before the token edges. */
-export function installOperationalEdges(provider: Provider, clients: ClientRegistry, logger: Logger): void {
+/** Instruments `provider`; install it before the introspection and revocation steps. */
+export function instrumentProvider(provider: Provider, clients: ClientRegistry, logger: Logger): void {
   provider.use(async (ctx, next) => {
     const started = performance.now();
     const context = requestContext.getStore();
@@ -38,7 +29,7 @@ export function installOperationalEdges(provider: Provider, clients: ClientRegis
     try {
       await next();
     } catch (error) {
-      // The token edges run after the provider's own error handling: their failures land here.
+      // The introspection and revocation steps run after the provider's own error handling: their failures land here.
       failed = true;
       if (!context?.storeUnavailable && !isStoreUnavailableError(error)) {
         logger.error({ err: error }, 'request failed');

@@ -1,7 +1,8 @@
 /**
- * The edges around oidc-provider's introspection and revocation endpoints. The provider authenticates
- * the caller and handles opaque tokens; it refuses JWT access tokens (`unsupported_token_type`), which
- * CONTRACT.md section 5 wants answered, so these steps finish those requests after it.
+ * Introspection (RFC 7662) around oidc-provider's endpoint. The provider authenticates the caller and
+ * answers for opaque tokens; it refuses JWT access tokens (`unsupported_token_type`), which this server
+ * answers too, so a step after it finishes those requests. Who may learn that a token is active (audience
+ * isolation) is decided here for both formats.
  */
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
@@ -12,8 +13,8 @@ import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
 
-/** What the edges consult. */
-export interface TokenEdgeDependencies {
+/** What introspection (and revocation) consult. */
+export interface TokenEndpointDependencies {
   readonly clients: ClientRegistry;
   readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
@@ -36,7 +37,7 @@ export interface IntrospectedToken {
  * token) still allows it.
  */
 export async function introspectionAllowed(
-  deps: Pick<TokenEdgeDependencies, 'clients' | 'accounts' | 'resourceServers'>,
+  deps: Pick<TokenEndpointDependencies, 'clients' | 'accounts' | 'resourceServers'>,
   callerClientId: string,
   token: IntrospectedToken,
 ): Promise<boolean> {
@@ -63,14 +64,15 @@ export function opaqueTokenId(value: string): string {
   return sha256Base64Url(value).slice(0, 32);
 }
 
-const refusedStructuredToken = (ctx: KoaContextWithOIDC): boolean =>
+/** Whether the provider refused the request only because its token is a JWT, which we answer. */
+export const refusedStructuredToken = (ctx: KoaContextWithOIDC): boolean =>
   ctx.status === 400 &&
   (ctx.body as { error?: string } | undefined)?.error === 'unsupported_token_type' &&
   ctx.oidc.client !== undefined &&
   typeof ctx.oidc.params?.token === 'string' &&
   looksLikeJwt(ctx.oidc.params.token);
 
-async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEdgeDependencies): Promise<void> {
+async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEndpointDependencies): Promise<void> {
   const caller = ctx.oidc.client!;
   const claims = await deps.verifier.verify(ctx.oidc.params!.token as string);
   ctx.status = 200;
@@ -110,27 +112,13 @@ function completeActiveAnswer(ctx: KoaContextWithOIDC): void {
   body.token_type ??= ctx.oidc.entities.RefreshToken ? 'refresh_token' : 'Bearer';
 }
 
-async function revokeJwt(ctx: KoaContextWithOIDC, deps: TokenEdgeDependencies): Promise<void> {
-  const claims = await deps.verifier.verify(ctx.oidc.params!.token as string);
-  // RFC 7009: an invalid token, or one of another client, is answered 200 all the same.
-  if (claims && claims.client_id === ctx.oidc.client!.clientId) {
-    await deps.tokenStore.revokeJwt(claims.jti, claims.exp);
-  }
-  ctx.status = 200;
-  ctx.body = '';
-}
-
-/** Installs the edges on `provider` (they run around its own route handling). */
-export function installTokenEdges(provider: Provider, deps: TokenEdgeDependencies): void {
+/** Installs the introspection step on `provider` (it runs around the provider's own handling). */
+export function installIntrospection(provider: Provider, deps: TokenEndpointDependencies): void {
   provider.use(async (ctx, next) => {
     await next();
     const oidcCtx = ctx as KoaContextWithOIDC;
-    const route = oidcCtx.oidc?.route;
-    if (route === 'introspection') {
-      if (refusedStructuredToken(oidcCtx)) await introspectJwt(oidcCtx, deps);
-      else if (ctx.status === 200 && (ctx.body as { active?: boolean }).active === true) completeActiveAnswer(oidcCtx);
-    } else if (route === 'revocation' && refusedStructuredToken(oidcCtx)) {
-      await revokeJwt(oidcCtx, deps);
-    }
+    if (oidcCtx.oidc?.route !== 'introspection') return;
+    if (refusedStructuredToken(oidcCtx)) await introspectJwt(oidcCtx, deps);
+    else if (ctx.status === 200 && (ctx.body as { active?: boolean }).active === true) completeActiveAnswer(oidcCtx);
   });
 }
