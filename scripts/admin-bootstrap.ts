@@ -3,12 +3,10 @@
  * Logs go to stderr so stdout stays machine-readable. With the embedded database, run it while the
  * server is stopped (PGlite serves one process at a time).
  */
-import { createClient } from '../src/clients/client-service.js';
-import { ADMIN_SCOPES, adminAudience } from '../src/admin/admin-auth.js';
+import { createAdminClient } from '../src/admin/admin-bootstrap.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logger.js';
-import { SYSTEM_ACTOR } from '../src/audit/audit.js';
-import { adminClientMetadata, createServices } from '../src/services.js';
+import { createServices } from '../src/services.js';
 
 try {
   const config = { ...loadConfig(), adminBootstrap: undefined };
@@ -16,20 +14,8 @@ try {
   const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 2);
   const services = await createServices(config, logger, { prepare: true, background: false });
   try {
-    const { client, secret } = await createClient(
-      { db: services.db, bus: services.bus, actor: SYSTEM_ACTOR },
-      services.validateClientMetadata,
-      { clientName: 'Admin', trust: 'internal', metadata: adminClientMetadata(config.issuer) },
-    );
-    process.stdout.write(
-      JSON.stringify({
-        client_id: client.clientId,
-        client_secret: secret,
-        token_endpoint: `${config.issuer}/token`,
-        resource: adminAudience(config.issuer),
-        scope: ADMIN_SCOPES.join(' '),
-      }) + '\n',
-    );
+    const credentials = await createAdminClient({ ...services, issuer: config.issuer });
+    process.stdout.write(JSON.stringify(credentials) + '\n');
   } finally {
     await services.close();
   }

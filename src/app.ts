@@ -8,55 +8,45 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
-import type { AccountRegistry } from './accounts/account-registry.js';
 import { accountRoutes } from './accounts/account-routes.js';
 import { adminAudience, adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
 import { routerFor, type AdminRoute } from './admin/admin-route.js';
 import { buildOpenApiDocument } from './admin/openapi.js';
 import { problemHandler } from './admin/problem.js';
-import type { ClientRegistry } from './clients/client-registry.js';
 import { clientRoutes } from './clients/client-routes.js';
-import type { ProviderMetadataValidator } from './clients/client-service.js';
-import type { Db } from './db/database.js';
-import type { ChangeBus } from './events/change-bus.js';
 import { auditRoutes } from './audit/audit-routes.js';
-import { type Logger } from './observability/logger.js';
 import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
 import { httpDuration, httpRequests } from './observability/metrics.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
-import type { SignInLimiter } from './interactions/sign-in-limiter.js';
-import type { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
-import { jwksEndpoint, type JwksDocument } from './issuer/jwks-endpoint.js';
+import { jwksEndpoint } from './issuer/jwks-endpoint.js';
 import { JWKS_PATH } from './issuer/provider.js';
-import { keyRoutes, type KeyRouteDependencies } from './keys/key-routes.js';
+import { keyRoutes } from './keys/key-routes.js';
+import type { Services } from './services.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
-import type { TokenStore } from './tokens/token-store.js';
 
-/** What the application routes to. */
-export interface AppDependencies {
+/** What the application routes to: the services, and the settings the routes read. */
+export type AppDependencies = Pick<
+  Services,
+  | 'logger'
+  | 'db'
+  | 'bus'
+  | 'clients'
+  | 'accounts'
+  | 'resourceServers'
+  | 'tokenStore'
+  | 'limiter'
+  | 'currentProvider'
+  | 'currentJwks'
+  | 'signingKeys'
+  | 'validateClientMetadata'
+  | 'checkReadiness'
+> & {
   readonly issuer: string;
-  readonly logger: Logger;
-  readonly db: Db;
-  readonly bus: ChangeBus;
-  readonly clients: ClientRegistry;
-  readonly accounts: AccountRegistry;
-  readonly resourceServers: ResourceServerRegistry;
-  /** Holds sessions and grants, which end with their account. */
-  readonly tokenStore: TokenStore;
-  readonly limiter: SignInLimiter;
   /** Client addresses come from our proxy's X-Forwarded-For entry. */
   readonly trustProxy: boolean;
-  /** The provider in force (it is replaced, not mutated, when signing keys change). */
-  readonly currentProvider: () => Provider;
-  /** The JWKS document of the signing keys in force. */
-  readonly currentJwks: () => JwksDocument;
   /** Seconds resource servers may cache the JWKS. */
   readonly jwksMaxAgeSeconds: number;
-  readonly signingKeys: KeyRouteDependencies;
-  readonly validateClientMetadata: ProviderMetadataValidator;
-  /** Resolves when PostgreSQL and the token store answer; rejects naming the one that does not. */
-  readonly checkReadiness: () => Promise<void>;
-}
+};
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** OAuth form bodies larger than this answer 413. */

@@ -126,6 +126,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES) throw new ConfigError('REDIS_URL', 'is required when NODE_ENV=production (or REDIS_CLUSTER_NODES)');
   }
+  if ((e.WORKERS ?? 1) > 1) {
+    // Every worker must see the same clients, keys and tokens: the embedded stores serve one process.
+    if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when WORKERS > 1 (the embedded database serves one process)');
+    if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES) {
+      throw new ConfigError('REDIS_URL', 'is required when WORKERS > 1, or REDIS_CLUSTER_NODES (the in-process store serves one process)');
+    }
+  }
   if (Boolean(e.ADMIN_BOOTSTRAP_CLIENT_ID) !== Boolean(e.ADMIN_BOOTSTRAP_CLIENT_SECRET)) {
     const missing = e.ADMIN_BOOTSTRAP_CLIENT_ID ? 'ADMIN_BOOTSTRAP_CLIENT_SECRET' : 'ADMIN_BOOTSTRAP_CLIENT_ID';
     throw new ConfigError(missing, 'must be set together with its pair');

@@ -9,6 +9,9 @@ import type { ClientRegistry } from '../clients/client-registry.js';
 import type { FailureCounter } from '../limits/failure-counter.js';
 import { requestContext } from '../shared/request-context.js';
 
+/** Client authentication: at most this many failures per client and address in a window. */
+export const CLIENT_AUTH_FAILURES = { maxFailures: 20, windowSeconds: 60 } as const;
+
 /** Answered when a client has failed authentication too often from one address. */
 export class TooManyFailedAttempts extends errors.OIDCProviderError {
   constructor(retryAfterSeconds: number) {
@@ -19,28 +22,51 @@ export class TooManyFailedAttempts extends errors.OIDCProviderError {
   }
 }
 
+/** What checking a client secret consults. */
+export interface ClientSecretCheckDependencies {
+  readonly clients: ClientRegistry;
+  /** Failed client authentications, per client and address. */
+  readonly failures: FailureCounter;
+}
+
 /**
- * Routes `provider`'s client secret comparison to the stored digests, through the maintainers'
- * suggested extension point (node-oidc-provider#631). Failed attempts are counted per client and
- * address in `failures`; successes cost nothing extra. Once over the limit the caller gets 429, and
- * this instance refuses even a right secret until the block ends.
+ * Checks a client's secret against the stored digests, counting failures per client and address.
+ * The one check every path that authenticates clients with a secret goes through (the provider's, and
+ * any dedicated path in front of it), so that lockout is the same everywhere.
+ * @returns whether the secret is right.
+ * @throws TooManyFailedAttempts once the client has failed too often from `address`.
  */
-export function checkClientSecretsAgainstDigests(provider: Provider, clients: ClientRegistry, failures: FailureCounter): void {
+export type ClientSecretCheck = (clientId: string, secret: string, address: string) => Promise<boolean>;
+
+/** Makes the client secret check (see `ClientSecretCheck`). */
+export function clientSecretCheck(deps: ClientSecretCheckDependencies): ClientSecretCheck {
+  // A blocked caller is refused here without asking the shared store again until the block ends.
   const blockedUntil = new Map<string, number>();
-  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
-    const key = `client-auth:${this.clientId}:${requestContext.getStore()?.ip ?? ''}`;
+  return async (clientId, secret, address) => {
+    const key = `client-auth:${clientId}:${address}`;
     const until = blockedUntil.get(key);
     if (until !== undefined) {
       if (until > Date.now()) throw new TooManyFailedAttempts(Math.ceil((until - Date.now()) / 1000));
       blockedUntil.delete(key);
     }
-    if (await clients.verifySecret(this.clientId, actual)) return true;
-    const retryAfter = await failures.recordFailure(key);
+    if (await deps.clients.verifySecret(clientId, secret)) return true;
+    const retryAfter = await deps.failures.recordFailure(key);
     if (retryAfter > 0) {
       if (blockedUntil.size > 10_000) blockedUntil.clear();
       blockedUntil.set(key, Date.now() + retryAfter * 1000);
       throw new TooManyFailedAttempts(retryAfter);
     }
     return false;
+  };
+}
+
+/**
+ * Routes `provider`'s client secret comparison to `check`, through the maintainers' suggested
+ * extension point (node-oidc-provider#631): the provider's own comparison would need the plaintext,
+ * which we never keep.
+ */
+export function checkClientSecretsWith(provider: Provider, check: ClientSecretCheck): void {
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
+    return check(this.clientId, actual, requestContext.getStore()?.ip ?? '');
   } as unknown as (actual: string) => boolean;
 }

@@ -17,9 +17,8 @@ import { SIGNING_ALGS, type KeyRing } from '../keys/signing-keys.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
-import type { FailureCounter } from '../limits/failure-counter.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
-import { checkClientSecretsAgainstDigests } from './client-authentication.js';
+import { checkClientSecretsWith, type ClientSecretCheck } from './client-authentication.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
@@ -36,8 +35,8 @@ export interface ProviderDependencies {
    * the first signs, the others (a previous key-encryption key) still verify.
    */
   readonly keyEncryptionKeys: readonly KeyEncryptionKey[];
-  /** Failed client authentications, per client and address. */
-  readonly clientAuthFailures: FailureCounter;
+  /** Checks client secrets (and counts failures); it outlives the provider, which is rebuilt. */
+  readonly clientSecretCheck: ClientSecretCheck;
 }
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
@@ -214,7 +213,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
 
   const provider = new Provider(deps.issuer, configuration);
 
-  checkClientSecretsAgainstDigests(provider, clients, deps.clientAuthFailures);
+  checkClientSecretsWith(provider, deps.clientSecretCheck);
 
   // Every URL the provider builds (discovery, redirects to the pages, cookies' Secure flag) comes from
   // the configured issuer, never from the request's Host header or a client's X-Forwarded-* headers:

@@ -1,0 +1,69 @@
+/**
+ * Opening the stores: the short-lived state (tokens, change events, failure counters) in Redis, or in
+ * this process when no Redis is configured (one instance only).
+ */
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Config } from './config.js';
+import { MemoryChangeBus, RedisChangeBus, type ChangeBus } from './events/change-bus.js';
+import { ADDRESS_FAILURES, EMAIL_FAILURES, SignInLimiter } from './interactions/sign-in-limiter.js';
+import { CLIENT_AUTH_FAILURES } from './issuer/client-authentication.js';
+import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from './limits/failure-counter.js';
+import type { Logger } from './observability/logger.js';
+import { measuredTokenStore } from './tokens/measured-token-store.js';
+import { MemoryTokenStore } from './tokens/memory-token-store.js';
+import { RedisTokenStore } from './tokens/redis-token-store.js';
+import type { TokenStore } from './tokens/token-store.js';
+
+/**
+ * Connection options that fail fast: while Redis is away a command errors at once (no offline queue
+ * growing in memory) or after a 1 s timeout, so requests answer 503 within 2 s. ioredis keeps
+ * reconnecting in the background and recovers by itself.
+ */
+const REDIS_OPTIONS = {
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: 1_000,
+  connectTimeout: 1_000,
+  retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
+  // Batches the commands issued in one tick into one round trip (see RedisTokenStore).
+  enableAutoPipelining: true,
+} satisfies RedisOptions;
+
+/** The short-lived state: tokens, change events and failure counters, in Redis or in process. */
+export interface ShortLivedStores {
+  tokenStore: TokenStore;
+  bus: ChangeBus;
+  clientAuthFailures: FailureCounter;
+  limiter: SignInLimiter;
+  redis?: Redis | Cluster;
+}
+
+/** Opens Redis (a server or a Cluster) when configured, else the in-process stores of one instance. */
+export async function openShortLivedStores(config: Config, logger: Logger): Promise<ShortLivedStores> {
+  if (!config.redisUrl && !config.redisClusterNodes) {
+    logger.warn('REDIS_URL is not set: tokens live in this process only (one instance, lost on restart)');
+    return {
+      tokenStore: new MemoryTokenStore(),
+      bus: new MemoryChangeBus(),
+      clientAuthFailures: new MemoryFailureCounter(CLIENT_AUTH_FAILURES),
+      limiter: new SignInLimiter(new MemoryFailureCounter(EMAIL_FAILURES), new MemoryFailureCounter(ADDRESS_FAILURES)),
+    };
+  }
+  const redis = config.redisClusterNodes
+    ? new Cluster([...config.redisClusterNodes], { lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true, redisOptions: REDIS_OPTIONS })
+    : new Redis(config.redisUrl!, REDIS_OPTIONS);
+  // Without a listener, ioredis reports every failed reconnection as an unhandled error event.
+  redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis connection error'));
+  await redis.connect();
+  return {
+    tokenStore: measuredTokenStore(new RedisTokenStore(redis, config.redisKeyPrefix)),
+    bus: await RedisChangeBus.connect(redis, config.redisKeyPrefix),
+    clientAuthFailures: new RedisFailureCounter(redis, `${config.redisKeyPrefix}failures:`, CLIENT_AUTH_FAILURES),
+    limiter: new SignInLimiter(
+      new RedisFailureCounter(redis, `${config.redisKeyPrefix}signin:email:`, EMAIL_FAILURES),
+      new RedisFailureCounter(redis, `${config.redisKeyPrefix}signin:address:`, ADDRESS_FAILURES),
+    ),
+    redis,
+  };
+}
