@@ -1,4 +1,4 @@
-/** Admin routes for accounts (CONTRACT.md section 6). No answer, log or audit entry holds a password. */
+/** Admin routes for accounts (docs/admin-api.md, "Accounts"). No answer, log or audit entry holds a password. */
 import { z } from 'zod';
 import type { AdminPrincipal } from '../admin/admin-auth.js';
 import { listRoute, type AdminRoute } from '../admin/admin-route.js';

@@ -1,4 +1,4 @@
-/** Admin routes for clients (CONTRACT.md section 6). */
+/** Admin routes for clients (docs/admin-api.md, "Clients"). */
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { listRoute, type AdminRoute } from '../admin/admin-route.js';

@@ -103,7 +103,7 @@ async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEndpointDepende
   };
 }
 
-/** Fills the fields CONTRACT.md section 5 promises that the provider leaves out for opaque tokens. */
+/** Fills in what docs/protocol.md ("Introspection") promises and the provider leaves out for opaque tokens. */
 function completeActiveAnswer(ctx: KoaContextWithOIDC): void {
   const body = ctx.body as Record<string, unknown>;
   const token = ctx.oidc.params!.token as string;

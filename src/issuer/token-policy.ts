@@ -1,5 +1,5 @@
 /**
- * The token format policy (CONTRACT.md section 4) as one pure function: who asks, for which
+ * The token format policy (docs/protocol.md, "Token format policy") as one pure function: who asks, for which
  * audience, with which scopes -> JWT or opaque, with its lifetime and signing algorithm.
  */
 import type { ClientTrust } from '../clients/client.js';

@@ -1,4 +1,4 @@
-/** Admin routes for signing keys (CONTRACT.md section 6). */
+/** Admin routes for signing keys (docs/admin-api.md, "Signing keys"). */
 import { z } from 'zod';
 import type { AdminPrincipal } from '../admin/admin-auth.js';
 import type { AdminRoute } from '../admin/admin-route.js';

@@ -1,4 +1,4 @@
-/** Admin routes for resource servers (CONTRACT.md section 6). */
+/** Admin routes for resource servers (docs/admin-api.md, "Resource servers"). */
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { listRoute, type AdminRoute } from '../admin/admin-route.js';

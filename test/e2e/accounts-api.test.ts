@@ -1,4 +1,4 @@
-/** The account routes of the admin API (CONTRACT.md section 6), and what a person notices of them. */
+/** The account routes of the admin API (docs/admin-api.md, "Accounts"), and what a person notices of them. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { authorizationUrl, Browser, createAccount, signIn } from '../helpers/login.js';

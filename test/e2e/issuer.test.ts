@@ -90,7 +90,7 @@ describe('discovery', () => {
   });
 });
 
-describe('token format policy (CONTRACT.md section 4)', () => {
+describe('token format policy (docs/protocol.md, "Token format policy")', () => {
   it('internal client, JWT audience, no sensitive scope: an RFC 9068 JWT that verifies against the JWKS', async () => {
     const { accessToken, expiresIn } = await issueToken(as, internal.client_id, internal.client_secret, {
       resource: jwtApi.identifier,
@@ -200,7 +200,7 @@ describe('client errors', () => {
   });
 });
 
-describe('introspection (CONTRACT.md section 5)', () => {
+describe('introspection (docs/protocol.md, "Introspection")', () => {
   it('answers an opaque token to its audience with every promised field', async () => {
     const { accessToken } = await issueToken(as, external.client_id, external.client_secret, { resource: opaqueApi.identifier, scope: 'ledger:read' });
     const answer = await introspect(as, opaqueApi.introspection.client_id, opaqueApi.introspection.client_secret, accessToken);
@@ -247,7 +247,7 @@ describe('introspection (CONTRACT.md section 5)', () => {
   });
 });
 
-describe('revocation (CONTRACT.md section 5)', () => {
+describe('revocation (docs/protocol.md, "Revocation")', () => {
   it('revoking an opaque access token makes it inactive at once', async () => {
     const { accessToken } = await issueToken(as, external.client_id, external.client_secret, { resource: opaqueApi.identifier, scope: 'ledger:read' });
     expect(await revoke(as, external.client_id, external.client_secret, accessToken)).toBe(200);

@@ -1,6 +1,6 @@
 /**
- * CONTRACT.md section 7: after real traffic, no client secret, password, token value or private key is
- * found in any PostgreSQL table, any Redis key or value, or the server's logs.
+ * docs/security.md, "What is never stored or logged": after real traffic, no client secret, password,
+ * token value or private key is found in any PostgreSQL table, any Redis key or value, or the server's logs.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';

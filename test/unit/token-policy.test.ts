@@ -1,4 +1,4 @@
-/** The token format policy, row by row (CONTRACT.md section 4). */
+/** The token format policy, row by row (docs/protocol.md, "Token format policy"). */
 import { describe, expect, it } from '@jest/globals';
 import { decideAccessToken, type PolicyResourceServer } from '../../src/issuer/token-policy.js';
 
