@@ -1,10 +1,10 @@
 // A web app that signs people in with the login server: authorization code flow with PKCE, the ID
 // token validated, userinfo called, all by openid-client. It shows what it learned as JSON.
 //
-//   ISSUER=http://localhost:3000 CLIENT_ID=... CLIENT_SECRET=... node examples/web-app.mjs
+//   ISSUER=http://localhost:3000 CLIENT_ID=... CLIENT_SECRET=... node scripts/example-web-app.mjs
 //   then open http://localhost:4000/
 //
-// Register it first (README.md, "Integrating an application"): a confidential client with
+// Register it first (docs/integrating-apps.md, "A runnable example"): a confidential client with
 // redirect_uris ["http://localhost:4000/callback"] and grant_types ["authorization_code"].
 import { createServer } from 'node:http';
 import * as client from 'openid-client';

@@ -4,7 +4,7 @@
  * validates the ID token and calls userinfo. First for an internal web app (no consent page), then for
  * an external public app through the consent page. Screenshots of the sign-in, consent and error pages
  * are written outside the repository, under os.tmpdir()/login-screenshots/, for a person to look at.
- * And the README's runnable example (scripts/example-web-app.mjs) signs a person in.
+ * And the runnable example of docs/integrating-apps.md (scripts/example-web-app.mjs) signs a person in.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';

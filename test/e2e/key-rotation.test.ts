@@ -12,7 +12,7 @@ import { kidOf, kidOfToken, listKeys, onInstance, publishedKids, sleep, within, 
 import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
-// Longer than jose's 30 s refetch cooldown, as it must be (README, "Signing keys").
+// Longer than jose's 30 s refetch cooldown, as it must be (docs/signing-keys.md, "Settings").
 const JWKS_MAX_AGE = 35;
 const JOSE_COOLDOWN_MS = 30_000;
 
