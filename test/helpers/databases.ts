@@ -23,6 +23,11 @@ export interface ScratchDatabase {
   readonly name: string;
   /** Its URL, for openDatabase or DATABASE_URL. */
   readonly url: string;
+  /**
+   * Takes it away as a stopped server would be (cuts every connection, refuses new ones), or gives it
+   * back: PostgreSQL going down and coming back, for this database alone.
+   */
+  setReachable(reachable: boolean): Promise<void>;
   /** Drops it, cutting any connection still open. */
   drop(): Promise<void>;
 }
@@ -34,5 +39,13 @@ export async function createScratchDatabase(label: string): Promise<ScratchDatab
   await adminQuery(`create database ${name}`);
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
-  return { name, url: url.toString(), drop: () => adminQuery(`drop database if exists ${name} with (force)`) };
+  return {
+    name,
+    url: url.toString(),
+    setReachable: async (reachable) => {
+      await adminQuery(`alter database ${name} with allow_connections ${reachable}`);
+      if (!reachable) await adminQuery(`select pg_terminate_backend(pid) from pg_stat_activity where datname = '${name}'`);
+    },
+    drop: () => adminQuery(`drop database if exists ${name} with (force)`),
+  };
 }
