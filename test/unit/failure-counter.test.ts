@@ -5,7 +5,7 @@
  * seconds to wait), not how the count is stored.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter, type FailurePolicy } from '../../src/limits/failure-counter.js';
 
@@ -14,11 +14,8 @@ const runPrefix = process.env.TEST_RUN_REDIS_PREFIX ?? 'test:failure-counter:';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-let redis: Redis;
-
-beforeAll(() => {
-  redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-});
+// Opened here, not in beforeAll: concurrent tests may start before hooks run.
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
 
 afterAll(async () => {
   await redis.quit();
@@ -36,6 +33,7 @@ async function fail(counter: FailureCounter, key: string, n: number): Promise<nu
   return answers;
 }
 
+// The scenarios that wait for a window to pass run concurrently (each on keys of its own): seconds, not tens of them.
 describe.each(implementations)('%s', (_name, create) => {
   it('lets a key fail up to the limit, then blocks it for the window, and keeps other keys apart', async () => {
     const counter = create({ maxFailures: 3, windowSeconds: 60 });
@@ -72,7 +70,7 @@ describe.each(implementations)('%s', (_name, create) => {
     expect(await counter.recordFailure('carol')).toBeGreaterThan(0);
   });
 
-  it('counts the wait down, and unblocks the key when the window is over', async () => {
+  it.concurrent('counts the wait down, and unblocks the key when the window is over', async () => {
     const counter = create({ maxFailures: 2, windowSeconds: 2 });
     await fail(counter, 'dave', 2);
     expect(await counter.retryAfter('dave')).toBe(2);
@@ -86,7 +84,7 @@ describe.each(implementations)('%s', (_name, create) => {
     expect(await counter.recordFailure('dave')).toBe(0);
   });
 
-  it('runs a fixed window from the first failure: failures spread wider than the window never block', async () => {
+  it.concurrent('runs a fixed window from the first failure: failures spread wider than the window never block', async () => {
     const counter = create({ maxFailures: 3, windowSeconds: 2 });
     expect(await counter.recordFailure('erin')).toBe(0);
     await sleep(1_300);
@@ -97,7 +95,7 @@ describe.each(implementations)('%s', (_name, create) => {
     expect(await counter.retryAfter('erin')).toBe(0);
   });
 
-  it('with restartWindowOnFailure, counts a run of failures however long, each within the window of the last', async () => {
+  it.concurrent('with restartWindowOnFailure, counts a run of failures however long, each within the window of the last', async () => {
     const counter = create({ maxFailures: 3, windowSeconds: 2, restartWindowOnFailure: true });
     expect(await counter.recordFailure('frank')).toBe(0);
     await sleep(1_300);
