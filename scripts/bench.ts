@@ -13,9 +13,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../test/helpers/free-port.js';
 import { discover } from './bench/http.js';
 import { LoadGenerator } from './bench/load-protocol.js';
-import { freePort, ProcessSampler, residentMemory, startServerProcess, type ServerProcess } from './bench/processes.js';
+import { ProcessSampler, residentMemory, startServerProcess, type ServerProcess } from './bench/processes.js';
 import { createProjectStores, provisionProject, startProject, type ProjectStores } from './bench/project-server.js';
 import {
   judgeTargets,

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { fetchToken, send, tokenRequest, type Credentials } from './http.js';
-import { freePort, startServerProcess, type ServerProcess } from './processes.js';
+import { freePort } from '../../test/helpers/free-port.js';
+import { startServerProcess, type ServerProcess } from './processes.js';
 
 /** Where the project keeps its state for one benchmark run. */
 export interface ProjectStores {

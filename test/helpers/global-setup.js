@@ -1,12 +1,10 @@
-// Runs once before the suite: builds the server (end-to-end tests start dist/), and creates this run's
-// own PostgreSQL database and Redis key prefix, which global-teardown.js removes.
-import { execFileSync } from 'node:child_process';
+// Runs once before every run, whichever projects it selects: creates this run's own PostgreSQL
+// database and Redis key prefix, which global-teardown.js removes. (The e2e project builds dist/ in
+// build-setup.js.)
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 export default async function globalSetup() {
-  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-
   const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const runId = `${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   const database = `login_test_${runId}`;

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { freePort } from '../../scripts/bench/processes.js';
+import { freePort } from './free-port.js';
 
 /** The compiled server, by absolute path so a test may start it in another working directory. */
 export const SERVER_ENTRY = resolve('dist/src/main.js');
@@ -29,7 +29,7 @@ export function testAdmin(issuer: string): { clientId: string; clientSecret: str
   return { clientId: `test-admin-${new URL(issuer).port}`, clientSecret: 'test-admin-secret-0123456789abcdefghijklmnopqrstuvwxyz' };
 }
 
-/** A port that was free a moment ago (the benchmark's helper: one implementation for both). */
+/** A port that was free a moment ago (also used by the benchmark: one implementation for both). */
 export { freePort };
 
 /** The environment of a test server: this run's stores and the test admin client. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort } from './server.js';
+import { freePort } from './free-port.js';
 
 const POSTGRES_ROOT = '/usr/lib/postgresql';
 const HOST = '127.0.0.1';

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { freePort } from './server.js';
+import { freePort } from './free-port.js';
 
 const REDIS_SERVER = '/usr/bin/redis-server';
 const HOST = '127.0.0.1';
