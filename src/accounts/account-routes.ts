@@ -4,16 +4,15 @@ import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { listRoute, type AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
-import { Problem } from '../admin/problem.js';
 import { parseOrProblem, timestamp } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
+import { found } from '../shared/errors.js';
 import type { Account } from './account.js';
 import { selectAccount, selectAccountPage } from './account-repository.js';
 import {
   createAccount,
   deleteAccount,
-  DuplicateEmailError,
   setPassword,
   updateAccount,
   type AccountChangeContext,
@@ -61,8 +60,6 @@ export function presentAccount(account: Account): z.output<typeof accountSchema>
   };
 }
 
-const duplicateEmail = () => new Problem(409, 'an account with this email already exists', [{ path: 'email', message: 'is taken' }]);
-
 /** The account routes (under /admin). */
 export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions): AdminRoute[] {
   const changeContext = (ctx: Context): AccountChangeContext => ({ db, bus, sessions, actor: actorOf(ctx) });
@@ -76,15 +73,10 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       problems: [400, 409, 413, 415, 422],
       handler: async (ctx) => {
         const body = parseOrProblem(accountCreateSchema, await readJsonBody(ctx));
-        try {
-          const account = await createAccount(changeContext(ctx), body);
-          ctx.status = 201;
-          ctx.set('Location', `/admin/accounts/${account.id}`);
-          ctx.body = presentAccount(account);
-        } catch (error) {
-          if (error instanceof DuplicateEmailError) throw duplicateEmail();
-          throw error;
-        }
+        const account = await createAccount(changeContext(ctx), body);
+        ctx.status = 201;
+        ctx.set('Location', `/admin/accounts/${account.id}`);
+        ctx.body = presentAccount(account);
       },
     },
     listRoute({
@@ -102,9 +94,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       success: { status: 200, schema: accountSchema },
       problems: [404],
       handler: async (ctx) => {
-        const account = await selectAccount(db, ctx.params.id!);
-        if (!account) throw new Problem(404, `no account ${ctx.params.id}`);
-        ctx.body = presentAccount(account);
+        ctx.body = presentAccount(found(await selectAccount(db, ctx.params.id!), `account ${ctx.params.id}`));
       },
     },
     {
@@ -116,14 +106,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       problems: [400, 404, 409, 413, 415, 422],
       handler: async (ctx) => {
         const body = parseOrProblem(accountUpdateSchema, await readJsonBody(ctx));
-        try {
-          const account = await updateAccount(changeContext(ctx), ctx.params.id!, body);
-          if (!account) throw new Problem(404, `no account ${ctx.params.id}`);
-          ctx.body = presentAccount(account);
-        } catch (error) {
-          if (error instanceof DuplicateEmailError) throw duplicateEmail();
-          throw error;
-        }
+        ctx.body = presentAccount(await updateAccount(changeContext(ctx), ctx.params.id!, body));
       },
     },
     {
@@ -133,7 +116,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       success: { status: 204 },
       problems: [404],
       handler: async (ctx) => {
-        if (!(await deleteAccount(changeContext(ctx), ctx.params.id!))) throw new Problem(404, `no account ${ctx.params.id}`);
+        await deleteAccount(changeContext(ctx), ctx.params.id!);
         ctx.status = 204;
       },
     },
@@ -146,9 +129,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       problems: [400, 404, 413, 415, 422],
       handler: async (ctx) => {
         const body = parseOrProblem(passwordSchema, await readJsonBody(ctx));
-        if (!(await setPassword(changeContext(ctx), ctx.params.id!, body.password))) {
-          throw new Problem(404, `no account ${ctx.params.id}`);
-        }
+        await setPassword(changeContext(ctx), ctx.params.id!, body.password);
         ctx.status = 204;
       },
     },

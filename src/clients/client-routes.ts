@@ -6,10 +6,9 @@ import { readJsonBody } from '../admin/json-body.js';
 import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
-import { NotFoundError } from '../shared/errors.js';
-import type { Client, ClientMetadata, ClientWithSecrets } from './client.js';
-import { selectClientPage, selectClientWithSecrets } from './client-repository.js';
-import { createClient, deleteClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
+import type { Client, ClientMetadata } from './client.js';
+import { selectClientPage } from './client-repository.js';
+import { createClient, deleteClient, existingClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
 
 const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 
@@ -149,7 +148,7 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
       success: { status: 200, schema: clientSchema },
       problems: [404],
       handler: async (ctx) => {
-        ctx.body = presentClient(await clientOr404(db, ctx.params.clientId!));
+        ctx.body = presentClient(await existingClient(db, ctx.params.clientId!));
       },
     },
     {
@@ -161,7 +160,7 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
       problems: [400, 404, 413, 415, 422],
       handler: async (ctx) => {
         const patch = parseOrProblem(clientPatchSchema, await readJsonBody(ctx));
-        const current = await clientOr404(db, ctx.params.clientId!);
+        const current = await existingClient(db, ctx.params.clientId!);
         const { disabled, ...fields } = patch;
         const merged: Record<string, unknown> = { ...editableFields(current), ...fields };
         // Derived again from grant_types unless given, so adding the code flow needs no second field.
@@ -197,7 +196,7 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
       problems: [400, 404, 413, 415, 422],
       handler: async (ctx) => {
         const { grace_seconds } = parseOrProblem(secretRotationSchema, await readJsonBody(ctx, { optional: true }));
-        const current = await clientOr404(db, ctx.params.clientId!);
+        const current = await existingClient(db, ctx.params.clientId!);
         const secret = await rotateClientSecret({ db, bus, actor: actorOf(ctx) }, current.clientId, grace_seconds);
         ctx.set('Cache-Control', 'no-store');
         ctx.body = { client_secret: secret };
@@ -220,11 +219,4 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
 /** The fields of a client as a create body would give them. */
 function editableFields(client: Client): Record<string, unknown> {
   return { client_name: client.clientName, trust: client.trust, ...client.metadata };
-}
-
-/** The application client with this id, or a 404 problem (introspection identities are not clients here). */
-export async function clientOr404(db: Db, clientId: string): Promise<ClientWithSecrets> {
-  const client = await selectClientWithSecrets(db, clientId);
-  if (!client || client.resourceServerId) throw new NotFoundError(`no client ${clientId}`);
-  return client;
 }

@@ -2,22 +2,12 @@
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import type { AdminRoute } from '../admin/admin-route.js';
-import { Problem } from '../admin/problem.js';
 import { listQuerySchema, pageOf, parseListQuery, parseOrProblem, timestamp } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { toPage } from '../shared/pagination.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
-import {
-  KeyAlreadyRevokedError,
-  listSigningKeys,
-  NextKeyTooYoungError,
-  revokeSigningKey,
-  rotateSigningKeys,
-  UnknownKeyError,
-  type KeyPolicy,
-  type SigningKeyView,
-} from './key-lifecycle.js';
+import { listSigningKeys, revokeSigningKey, rotateSigningKeys, type KeyPolicy, type SigningKeyView } from './key-lifecycle.js';
 import { SIGNING_ALGS } from './signing-keys.js';
 
 /** What the key routes work with. */
@@ -89,14 +79,7 @@ export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
       problems: [409, 422],
       handler: async (ctx) => {
         const { force } = parseOrProblem(rotateQuerySchema, ctx.query, ['query']);
-        try {
-          await rotateSigningKeys(changeBy(actorOf(ctx)), { force: force === 'true' });
-        } catch (error) {
-          if (error instanceof NextKeyTooYoungError) {
-            throw new Problem(409, error.message, undefined, { 'Retry-After': String(error.retryAfterSeconds) });
-          }
-          throw error;
-        }
+        await rotateSigningKeys(changeBy(actorOf(ctx)), { force: force === 'true' });
         await deps.refresh();
         ctx.status = 204;
       },
@@ -110,13 +93,7 @@ export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
       success: { status: 204 },
       problems: [404, 409],
       handler: async (ctx) => {
-        try {
-          await revokeSigningKey(changeBy(actorOf(ctx)), ctx.params.kid!);
-        } catch (error) {
-          if (error instanceof UnknownKeyError) throw new Problem(404, error.message);
-          if (error instanceof KeyAlreadyRevokedError) throw new Problem(409, error.message);
-          throw error;
-        }
+        await revokeSigningKey(changeBy(actorOf(ctx)), ctx.params.kid!);
         await deps.refresh();
         ctx.status = 204;
       },

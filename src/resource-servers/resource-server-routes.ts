@@ -7,12 +7,14 @@ import { Problem } from '../admin/problem.js';
 import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
+import { NotFoundError } from '../shared/errors.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
 import type { ResourceServer } from './resource-server.js';
-import { selectResourceServer, selectResourceServerPage } from './resource-server-repository.js';
+import { selectResourceServerPage } from './resource-server-repository.js';
 import {
   createResourceServer,
   deleteResourceServer,
+  existingResourceServer,
   rotateIntrospectionSecret,
   updateResourceServer,
   type ResourceServerInput,
@@ -186,9 +188,8 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
   ];
 }
 
-/** The resource server with this id, or a 404 problem (also for ids that are not UUIDs). */
-export async function resourceServerOr404(db: Db, id: string): Promise<ResourceServer> {
-  const rs = z.uuid().safeParse(id).success ? await selectResourceServer(db, id) : undefined;
-  if (!rs) throw new Problem(404, `no resource server ${id}`);
-  return rs;
+/** The resource server with this id; a 404 also for ids that are not UUIDs, which no row can have. */
+async function resourceServerOr404(db: Db, id: string): Promise<ResourceServer> {
+  if (!z.uuid().safeParse(id).success) throw new NotFoundError(`no resource server ${id}`);
+  return existingResourceServer(db, id);
 }
