@@ -33,26 +33,34 @@ export function parseOrProblem<T extends z.ZodType>(schema: T, value: unknown, p
   return result.data;
 }
 
-/** The query of every list route. */
-export const listQuerySchema = z.object({
-  limit: z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .refine((n) => n >= 1, 'must be at least 1')
-    .optional(),
-  cursor: z.string().max(1024).optional(),
-});
-
-/** Reads `?limit=&cursor=`: `limit` is capped at MAX_PAGE_SIZE; a cursor not made by us is a 422. */
-export function parseListQuery(query: unknown): { limit: number; after: PageCursor | undefined } {
-  const parsed = parseOrProblem(listQuerySchema, query, ['query']);
-  const after = parsed.cursor === undefined ? undefined : decodeCursor(parsed.cursor);
-  if (parsed.cursor !== undefined && !after) {
-    throw new Problem(422, 'invalid fields', [{ path: 'query.cursor', message: 'is not a cursor from a previous page' }]);
-  }
-  return { limit: Math.min(parsed.limit ?? DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), after };
-}
+/**
+ * The query of every list route: `limit` (capped at MAX_PAGE_SIZE) and `cursor`, decoded into the
+ * position it stands for; a cursor not made by us, or holding an id no row can have, is a 422.
+ */
+export const listQuery = (cursorId: z.ZodType<string>) =>
+  z.object({
+    limit: z
+      .string()
+      .regex(/^\d+$/, 'must be a whole number')
+      .transform(Number)
+      .refine((n) => n >= 1, 'must be at least 1')
+      .transform((n) => Math.min(n, MAX_PAGE_SIZE))
+      .optional()
+      .describe(`items per page, at most ${MAX_PAGE_SIZE} (default ${DEFAULT_PAGE_SIZE})`),
+    cursor: z
+      .string()
+      .max(1024)
+      .transform((value, ctx): PageCursor => {
+        const cursor = decodeCursor(value, cursorId);
+        if (!cursor) {
+          ctx.addIssue({ code: 'custom', message: 'is not a cursor from a previous page' });
+          return z.NEVER;
+        }
+        return cursor;
+      })
+      .optional()
+      .describe('next_cursor of the previous page'),
+  });
 
 /** An ISO 8601 timestamp in an answer. */
 export const timestamp = z.iso.datetime();

@@ -1,11 +1,10 @@
 /** Admin routes for signing keys (CONTRACT.md section 6). */
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
-import type { AdminRoute } from '../admin/admin-route.js';
-import { listQuerySchema, pageOf, parseListQuery, parseOrProblem, timestamp } from '../admin/schemas.js';
+import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
+import { timestamp } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
-import { toPage } from '../shared/pagination.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
 import { listSigningKeys, revokeSigningKey, rotateSigningKeys, type KeyPolicy, type SigningKeyView } from './key-lifecycle.js';
 import { SIGNING_ALGS } from './signing-keys.js';
@@ -53,22 +52,18 @@ export function presentSigningKey(key: SigningKeyView): z.output<typeof signingK
 export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
   const changeBy = (actor: string) => ({ db: deps.db, bus: deps.bus, actor, kek: deps.kek, policy: deps.policy });
   return [
-    {
-      method: 'get',
+    listRoute({
       path: '/keys',
       summary:
         'List the published signing keys. For a next key, activates_at is when the scheduled rotation will promote it; ' +
         'for the current key, retires_at is when it will retire it',
-      query: listQuerySchema,
-      success: { status: 200, schema: pageOf(signingKeySchema) },
-      problems: [422],
-      handler: async (ctx) => {
-        const { limit, after } = parseListQuery(ctx.query);
-        const keys = await listSigningKeys(deps.db, deps.policy, limit, after);
-        ctx.body = toPage(keys, limit, (key) => ({ createdAt: key.createdAt.toISOString(), id: key.kid }), presentSigningKey);
-      },
-    },
-    {
+      item: signingKeySchema,
+      selectPage: (limit, after) => listSigningKeys(deps.db, deps.policy, limit, after),
+      cursorOf: (key) => ({ createdAt: key.createdAt.toISOString(), id: key.kid }),
+      present: presentSigningKey,
+      cursorId: z.string(),
+    }),
+    adminRoute({
       method: 'post',
       path: '/keys/rotate',
       summary:
@@ -77,26 +72,26 @@ export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
       query: rotateQuerySchema,
       success: { status: 204 },
       problems: [409, 422],
-      handler: async (ctx) => {
-        const { force } = parseOrProblem(rotateQuerySchema, ctx.query, ['query']);
-        await rotateSigningKeys(changeBy(actorOf(ctx)), { force: force === 'true' });
+      handler: async (ctx, { query }) => {
+        await rotateSigningKeys(changeBy(actorOf(ctx)), { force: query.force === 'true' });
         await deps.refresh();
         ctx.status = 204;
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'post',
       path: '/keys/:kid/revoke',
       summary:
         'Revoke a compromised key: it leaves the JWKS at once and its tokens introspect inactive. ' +
         'A revoked current key is replaced by the next one at once',
+      params: z.object({ kid: z.string() }),
       success: { status: 204 },
       problems: [404, 409],
-      handler: async (ctx) => {
-        await revokeSigningKey(changeBy(actorOf(ctx)), ctx.params.kid!);
+      handler: async (ctx, { params }) => {
+        await revokeSigningKey(changeBy(actorOf(ctx)), params.kid);
         await deps.refresh();
         ctx.status = 204;
       },
-    },
+    }),
   ];
 }
