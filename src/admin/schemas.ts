@@ -34,6 +34,25 @@ export function parseOrProblem<T extends z.ZodType>(schema: T, value: unknown, p
 }
 
 /**
+ * The record a PATCH leaves: `patch` laid over `current` (the fields as a create body would give them),
+ * then validated whole by `createSchema`, so a change can never leave a record that creating it would
+ * have refused. A `null` in the patch removes the field, so the create schema's default applies again.
+ * Answers a 422 problem, like `parseOrProblem`, when the merged record is refused.
+ */
+export function mergePatch<T extends z.ZodType>(
+  createSchema: T,
+  current: Readonly<Record<string, unknown>>,
+  patch: Readonly<Record<string, unknown>>,
+): z.output<T> {
+  const merged: Record<string, unknown> = { ...current };
+  for (const [field, value] of Object.entries(patch)) {
+    if (value === null) delete merged[field];
+    else if (value !== undefined) merged[field] = value;
+  }
+  return parseOrProblem(createSchema, merged);
+}
+
+/**
  * The query of every list route: `limit` (capped at MAX_PAGE_SIZE) and `cursor`, decoded into the
  * position it stands for; a cursor not made by us, or holding an id no row can have, is a 422.
  */

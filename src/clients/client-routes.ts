@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
-import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Client, ClientMetadata } from './client.js';
@@ -165,11 +165,9 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
       handler: async (ctx, { params, body: patch }) => {
         const current = await existingClient(db, params.clientId);
         const { disabled, ...fields } = patch;
-        const merged: Record<string, unknown> = { ...editableFields(current), ...fields };
-        // Derived again from grant_types unless given, so adding the code flow needs no second field.
-        if (fields.response_types === undefined) delete merged.response_types;
-        for (const key of ['jwks', 'jwks_uri'] as const) if (merged[key] === null) delete merged[key];
-        const body = parseOrProblem(clientCreateSchema, merged);
+        // response_types is derived again from grant_types unless given, so adding the code flow needs no second field.
+        const { response_types: _derived, ...unchanged } = editableFields(current);
+        const body = mergePatch(clientCreateSchema, unchanged, fields);
         const client = await updateClient({ db, bus, actor: actorOf(ctx) }, validate, current.clientId, {
           clientName: body.client_name,
           trust: body.trust,

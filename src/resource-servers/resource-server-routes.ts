@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
 import { Problem } from '../admin/problem.js';
-import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
@@ -154,7 +154,7 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
           throw new Problem(422, 'invalid fields', [{ path: 'identifier', message: 'cannot change: clients refer to it' }]);
         }
         const { id: _id, introspection: _introspection, created_at: _created, updated_at: _updated, ...fields } = presentResourceServer(current);
-        const body = parseOrProblem(resourceServerCreateSchema, { ...fields, ...patch });
+        const body = mergePatch(resourceServerCreateSchema, fields, patch);
         const { identifier: _identifier, ...changes } = inputFromBody(body);
         const updated = await updateResourceServer({ db, bus, actor: actorOf(ctx) }, current.id, changes, protectedIdentifiers);
         ctx.body = presentResourceServer(updated);
