@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
-import { timestamp } from '../admin/schemas.js';
+import { timestamp, uuidId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { found } from '../shared/errors.js';
@@ -38,7 +38,7 @@ export const accountUpdateSchema = z
 export const passwordSchema = z.strictObject({ password });
 
 /** The path parameters of the routes of one account: its id is a UUID, so no other value is looked up. */
-const accountParams = z.object({ id: z.uuid() });
+const accountParams = z.object({ id: uuidId });
 
 /** The JSON form of an account in every answer. */
 export const accountSchema = z.object({
@@ -87,7 +87,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       selectPage: (limit, after) => selectAccountPage(db, limit, after),
       cursorOf: (a) => ({ createdAt: a.createdAt.toISOString(), id: a.id }),
       present: presentAccount,
-      cursorId: z.string(),
+      cursorId: uuidId,
     }),
     adminRoute({
       method: 'get',

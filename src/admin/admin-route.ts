@@ -10,8 +10,8 @@ import { z } from 'zod';
 import { setRoute } from '../shared/request-context.js';
 import { DEFAULT_PAGE_SIZE, toPage, type PageCursor } from '../shared/pagination.js';
 import { readJsonBody } from './json-body.js';
-import { Problem } from './problem.js';
-import { listQuery, pageOf, parseOrProblem } from './schemas.js';
+import { fieldErrorsFrom, Problem } from './problem.js';
+import { listQuery, pageOf, parseOrProblem, unstorableErrors } from './schemas.js';
 
 /** A declared schema's parsed value, or `undefined` for a part the route does not declare. */
 export type Parsed<S> = S extends z.ZodType ? z.output<S> : undefined;
@@ -57,12 +57,16 @@ export const adminRoute = <P extends Schema = undefined, Q extends Schema = unde
 /** The `:name` parameters of a Koa-style path. */
 export const pathParameters = (path: string): string[] => [...path.matchAll(/:([A-Za-z_]+)/g)].map((m) => m[1]!);
 
-/** Parses the path parameters; a refused one is a 404 (it names nothing that can exist). */
+/**
+ * Parses the path parameters. A refused one names nothing that can exist, so the answer is a 404
+ * without a lookup, whatever the schema (text PostgreSQL cannot hold is refused here too).
+ */
 function parseParams(schema: z.ZodType, params: Record<string, string>): unknown {
+  const [unstorable] = unstorableErrors(params);
   const result = schema.safeParse(params);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  throw new Problem(404, `no such ${issue.path.map(String).join('.') || 'path'}: ${issue.message}`);
+  const reason = unstorable ?? (result.success ? undefined : fieldErrorsFrom(result.error)[0]);
+  if (reason) throw new Problem(404, `no such ${reason.path}: ${reason.message}`);
+  return result.data;
 }
 
 /** A router serving `routes`; throws at once for a route whose path parameters are not all in its `params`. */

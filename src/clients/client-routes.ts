@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
-import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList, urlSafeId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Client, ClientMetadata } from './client.js';
@@ -75,8 +75,8 @@ export function metadataFromBody(body: z.output<typeof clientCreateSchema>): Cli
   };
 }
 
-/** The path parameters of the routes of one client. */
-const clientParams = z.object({ clientId: z.string() });
+/** The path parameters of the routes of one client: an id no client can have is a 404 without a lookup. */
+const clientParams = z.object({ clientId: urlSafeId });
 
 /** The JSON form of a client in every answer (never a secret). */
 export const clientSchema = z.object({
@@ -141,7 +141,7 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
       selectPage: (limit, after) => selectClientPage(db, limit, after),
       cursorOf: (c) => ({ createdAt: c.createdAt.toISOString(), id: c.clientId }),
       present: presentClient,
-      cursorId: z.string(),
+      cursorId: urlSafeId,
     }),
     adminRoute({
       method: 'get',

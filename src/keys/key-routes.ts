@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
-import { timestamp } from '../admin/schemas.js';
+import { timestamp, urlSafeId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
@@ -61,7 +61,7 @@ export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
       selectPage: (limit, after) => listSigningKeys(deps.db, deps.policy, limit, after),
       cursorOf: (key) => ({ createdAt: key.createdAt.toISOString(), id: key.kid }),
       present: presentSigningKey,
-      cursorId: z.string(),
+      cursorId: urlSafeId,
     }),
     adminRoute({
       method: 'post',
@@ -84,7 +84,7 @@ export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
       summary:
         'Revoke a compromised key: it leaves the JWKS at once and its tokens introspect inactive. ' +
         'A revoked current key is replaced by the next one at once',
-      params: z.object({ kid: z.string() }),
+      params: z.object({ kid: urlSafeId }),
       success: { status: 204 },
       problems: [404, 409],
       handler: async (ctx, { params }) => {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
 import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
 import { Problem } from '../admin/problem.js';
-import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList, uuidId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { SIGNING_ALGS } from '../keys/signing-keys.js';
@@ -63,7 +63,7 @@ function inputFromBody(body: z.output<typeof resourceServerCreateSchema>): Resou
 }
 
 /** The path parameters of the routes of one resource server: its id is a UUID, so no other value is looked up. */
-const resourceServerParams = z.object({ id: z.uuid() });
+const resourceServerParams = z.object({ id: uuidId });
 
 /** The JSON form of a resource server in every answer. */
 export const resourceServerSchema = z.object({
@@ -127,7 +127,7 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
       selectPage: (limit, after) => selectResourceServerPage(db, limit, after),
       cursorOf: (rs) => ({ createdAt: rs.createdAt.toISOString(), id: rs.id }),
       present: presentResourceServer,
-      cursorId: z.string(),
+      cursorId: uuidId,
     }),
     adminRoute({
       method: 'get',

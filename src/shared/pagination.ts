@@ -23,11 +23,14 @@ export function encodeCursor(cursor: PageCursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-/** Decodes a cursor; `undefined` when it was not made by `encodeCursor` for a row whose id `id` accepts. */
-export function decodeCursor(value: string, id: z.ZodType<string> = z.string()): PageCursor | undefined {
+/**
+ * Decodes a cursor; `undefined` when it was not made by `encodeCursor` for a row whose id `id` accepts.
+ * `createdAt` must be what `toISOString` writes for a four-digit year, which PostgreSQL can always store.
+ */
+export function decodeCursor(value: string, id: z.ZodType<string>): PageCursor | undefined {
   try {
-    const parsed = z.object({ createdAt: z.string(), id }).safeParse(JSON.parse(Buffer.from(value, 'base64url').toString('utf8')));
-    return parsed.success && !Number.isNaN(Date.parse(parsed.data.createdAt)) ? parsed.data : undefined;
+    const parsed = z.strictObject({ createdAt: z.iso.datetime(), id }).safeParse(JSON.parse(Buffer.from(value, 'base64url').toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }
