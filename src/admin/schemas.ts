@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, type PageCursor } from '../shared/pagination.js';
 import { Problem, fieldErrorsFrom, type FieldError } from './problem.js';
 
-/** The id of a row whose key is a PostgreSQL `uuid` (resource servers, accounts): we only ever make v4 UUIDs. */
+/** The id of a row whose key is a PostgreSQL `uuid` (resource servers, accounts): an RFC 9562 UUID, as randomUUID makes. */
 export const uuidId = z.uuid();
 
 /**

@@ -33,8 +33,18 @@ type Call = readonly [method: string, path: string, body?: unknown];
 /** Bodies with one field PostgreSQL cannot store, for every kind of text field; the path its error names. */
 function unstorableBodies(f: Fixtures): Array<readonly [name: string, call: Call, errorPath: string]> {
   const client = { client_name: 'Valid', trust: 'internal', resources: [f.resourceServer.identifier], scope: 'i:read' };
-  const webApp = { client_name: 'Web', trust: 'external', grant_types: ['authorization_code'], token_endpoint_auth_method: 'none', redirect_uris: ['https://app.example.test/cb'] };
-  const jwtClient = { ...client, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [{ kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo' }] } };
+  const webApp = {
+    client_name: 'Web',
+    trust: 'external',
+    grant_types: ['authorization_code'],
+    token_endpoint_auth_method: 'none',
+    redirect_uris: ['https://app.example.test/cb'],
+  };
+  const jwtClient = {
+    ...client,
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: { keys: [{ kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo' }] },
+  };
   let deep: unknown = 'bottom';
   for (let level = 0; level < 1_000; level++) deep = [deep];
   const resourceServer = { identifier: uniqueResource('nul'), name: 'Valid', scopes: ['n:read'] };
@@ -44,13 +54,25 @@ function unstorableBodies(f: Fixtures): Array<readonly [name: string, call: Call
     ['client_name with an unpaired surrogate', ['POST', '/clients', { ...client, client_name: `a${LONE_SURROGATE}b` }], 'client_name'],
     ['scope', ['POST', '/clients', { ...client, scope: `i:read${NUL}` }], 'scope'],
     ['a redirect URI (jsonb)', ['POST', '/clients', { ...webApp, redirect_uris: [`${NUL}https://app.example.test/cb`] }], 'redirect_uris.0'],
-    ['a JWKS member value (jsonb, no schema of its own)', ['POST', '/clients', { ...jwtClient, jwks: { keys: [{ ...jwtClient.jwks.keys[0], kid: `k${NUL}` }] } }], 'jwks.keys.0.kid'],
+    [
+      'a JWKS member value (jsonb, no schema of its own)',
+      ['POST', '/clients', { ...jwtClient, jwks: { keys: [{ ...jwtClient.jwks.keys[0], kid: `k${NUL}` }] } }],
+      'jwks.keys.0.kid',
+    ],
     ['a JWKS member name', ['POST', '/clients', { ...jwtClient, jwks: { keys: [{ ...jwtClient.jwks.keys[0], [`x${NUL}`]: 'y' }] } }], 'jwks.keys.0'],
-    ['a JWKS nested 1 000 levels deep', ['POST', '/clients', { ...jwtClient, jwks: { keys: [{ ...jwtClient.jwks.keys[0], x5c: deep }] } }], expect.stringMatching(/^jwks\.keys\.0\.x5c(\.0)+$/) as unknown as string],
+    [
+      'a JWKS nested 1 000 levels deep',
+      ['POST', '/clients', { ...jwtClient, jwks: { keys: [{ ...jwtClient.jwks.keys[0], x5c: deep }] } }],
+      expect.stringMatching(/^jwks\.keys\.0\.x5c(\.0)+$/) as unknown as string,
+    ],
     ['an unknown field name', ['POST', '/clients', { ...client, [`client_name${NUL}`]: 'x' }], '(body)'],
     ['client_name in a PATCH', ['PATCH', `/clients/${f.clientId}`, { client_name: `a${NUL}` }], 'client_name'],
     ['resource server name', ['POST', '/resource-servers', { ...resourceServer, name: `a${NUL}` }], 'name'],
-    ['resource server identifier (text, unique)', ['POST', '/resource-servers', { ...resourceServer, identifier: `${resourceServer.identifier}${NUL}` }], 'identifier'],
+    [
+      'resource server identifier (text, unique)',
+      ['POST', '/resource-servers', { ...resourceServer, identifier: `${resourceServer.identifier}${NUL}` }],
+      'identifier',
+    ],
     ['a scope of a resource server (jsonb)', ['POST', '/resource-servers', { ...resourceServer, scopes: [`n${NUL}`] }], 'scopes.0'],
     ['resource server name in a PATCH', ['PATCH', `/resource-servers/${f.resourceServer.id}`, { name: `a${NUL}` }], 'name'],
     ['account name', ['POST', '/accounts', { ...account, name: `a${NUL}` }], 'name'],
@@ -64,7 +86,8 @@ function unstorableBodies(f: Fixtures): Array<readonly [name: string, call: Call
 }
 
 /** A resource server identifier of 2 000 characters that takes 6 000 bytes: too large for its unique index. */
-const hugeIdentifier = () => `${uniqueResource('huge')}${Array.from({ length: 1_950 }, (_, i) => String.fromCodePoint(0x4e00 + ((i * 7919) % 20_000))).join('')}`;
+const hugeIdentifier = () =>
+  `${uniqueResource('huge')}${Array.from({ length: 1_950 }, (_, i) => String.fromCodePoint(0x4e00 + ((i * 7919) % 20_000))).join('')}`;
 
 /** Tampered cursors for each list, with ids of the wrong kind for its key column. */
 function tamperedCursors(): Array<readonly [list: string, cursor: string]> {
@@ -120,20 +143,38 @@ const problem = (status: number, title: string) => ({ type: 'about:blank', title
 
 async function expectInvalid(issuer: string, admin: string, [method, path, body]: Call, errorPath: string, label: string): Promise<void> {
   const answer = await adminCall(issuer, admin, method, path, body);
-  expect({ label, status: answer.status, type: answer.headers.get('content-type') }).toEqual({ label, status: 422, type: expect.stringMatching(/^application\/problem\+json/) });
+  expect({ label, status: answer.status, type: answer.headers.get('content-type') }).toEqual({
+    label,
+    status: 422,
+    type: expect.stringMatching(/^application\/problem\+json/),
+  });
   expect(answer.body).toMatchObject({ ...problem(422, 'Unprocessable Content'), detail: 'invalid fields' });
   expect(answer.body.errors).toEqual(expect.arrayContaining([{ path: errorPath, message: expect.any(String) }]));
 }
 
 async function expectCursorRefused(issuer: string, admin: string, list: string, cursor: string): Promise<void> {
   const answer = await adminCall(issuer, admin, 'GET', `${list}?cursor=${encodeURIComponent(cursor)}`);
-  expect({ list, cursor, status: answer.status, type: answer.headers.get('content-type') }).toEqual({ list, cursor, status: 422, type: expect.stringMatching(/^application\/problem\+json/) });
-  expect(answer.body).toEqual({ ...problem(422, 'Unprocessable Content'), detail: 'invalid fields', errors: [{ path: 'query.cursor', message: 'is not a cursor from a previous page' }] });
+  expect({ list, cursor, status: answer.status, type: answer.headers.get('content-type') }).toEqual({
+    list,
+    cursor,
+    status: 422,
+    type: expect.stringMatching(/^application\/problem\+json/),
+  });
+  expect(answer.body).toEqual({
+    ...problem(422, 'Unprocessable Content'),
+    detail: 'invalid fields',
+    errors: [{ path: 'query.cursor', message: 'is not a cursor from a previous page' }],
+  });
 }
 
 async function expectNoSuchId(issuer: string, admin: string, method: string, path: string, body?: unknown): Promise<void> {
   const answer = await adminCall(issuer, admin, method, path, body);
-  expect({ method, path, status: answer.status, type: answer.headers.get('content-type') }).toEqual({ method, path, status: 404, type: expect.stringMatching(/^application\/problem\+json/) });
+  expect({ method, path, status: answer.status, type: answer.headers.get('content-type') }).toEqual({
+    method,
+    path,
+    status: 404,
+    type: expect.stringMatching(/^application\/problem\+json/),
+  });
   expect(answer.body).toMatchObject(problem(404, 'Not Found'));
   expect(answer.body.detail).not.toBe('no such route');
 }
@@ -190,7 +231,13 @@ describe('input PostgreSQL cannot hold', () => {
   });
 
   it('a resource server identifier too large for its unique index: 422 naming it', async () => {
-    await expectInvalid(server.issuer, admin, ['POST', '/resource-servers', { identifier: hugeIdentifier(), name: 'Huge', scopes: ['h'] }], 'identifier', 'huge identifier');
+    await expectInvalid(
+      server.issuer,
+      admin,
+      ['POST', '/resource-servers', { identifier: hugeIdentifier(), name: 'Huge', scopes: ['h'] }],
+      'identifier',
+      'huge identifier',
+    );
   });
 
   it('a path id no row can have (NUL, wrong kind, over-long, not UTF-8): 404 problem+json on every route with an id', async () => {
