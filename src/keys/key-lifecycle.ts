@@ -9,6 +9,7 @@ import type { PageCursor } from '../shared/pagination.js';
 import { recordAudit } from '../audit/audit.js';
 import { keyRotations } from '../observability/metrics.js';
 import type { ChangeContext } from '../shared/change-context.js';
+import { ConflictError, NotFoundError } from '../shared/errors.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
 import {
   insertSigningKey,
@@ -42,8 +43,11 @@ export interface KeyChangeContext extends ChangeContext {
   readonly policy: KeyPolicy;
 }
 
-/** Thrown by a rotation that would promote a `next` key resource servers may not have fetched yet. */
-export class NextKeyTooYoungError extends Error {
+/**
+ * Thrown by a rotation that would promote a `next` key resource servers may not have fetched yet; a
+ * conflict that passes on its own after `retryAfterSeconds`.
+ */
+export class NextKeyTooYoungError extends ConflictError {
   constructor(
     readonly alg: SigningAlg,
     readonly retryAfterSeconds: number,
@@ -52,19 +56,20 @@ export class NextKeyTooYoungError extends Error {
     super(
       `the next ${alg} key becomes safe to sign with in ${retryAfterSeconds} s: resource servers may cache the JWKS ` +
         `for ${jwksMaxAgeSeconds} s (JWKS_MAX_AGE); retry then, or force the rotation`,
+      { retryAfterSeconds },
     );
   }
 }
 
 /** Thrown when no key has the given `kid`. */
-export class UnknownKeyError extends Error {
+export class UnknownKeyError extends NotFoundError {
   constructor(kid: string) {
     super(`no signing key ${kid}`);
   }
 }
 
 /** Thrown when revoking a key that is already revoked. */
-export class KeyAlreadyRevokedError extends Error {
+export class KeyAlreadyRevokedError extends ConflictError {
   constructor(kid: string) {
     super(`signing key ${kid} is already revoked`);
   }
