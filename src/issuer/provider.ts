@@ -8,6 +8,7 @@ import Provider, { errors, type Account, type Configuration, type KoaContextWith
 import type { AccountRegistry } from '../accounts/account-registry.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import { OPENID_SCOPES } from '../clients/client.js';
+import { DPOP_SIGNING_ALGS } from '../admin/dpop-proof.js';
 import { trustedProviderMarkup } from '../interactions/html.js';
 import { interactionPath } from '../interactions/interaction-routes.js';
 import { installProviderPageHeaders } from '../interactions/page-headers.js';
@@ -115,6 +116,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       userinfoSigningAlgValues: ASYMMETRIC_ALGS,
       introspectionSigningAlgValues: ASYMMETRIC_ALGS,
       authorizationSigningAlgValues: ASYMMETRIC_ALGS,
+      // One list for the provider's endpoints and the admin API's own proof check.
+      dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
     features: {
       devInteractions: { enabled: false },

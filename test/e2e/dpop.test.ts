@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { calculateJwkThumbprint, exportJWK } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { adminToken, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { adminCall, adminToken, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
@@ -83,5 +83,86 @@ describe('introspection of DPoP-bound tokens (RFC 9449 section 6.2)', () => {
     const answer = await introspect(as, jwtApi.introspection.client_id, jwtApi.introspection.client_secret, tokens.access_token);
     expect(answer).toMatchObject({ active: true, token_type: 'Bearer' });
     expect(answer).not.toHaveProperty('cnf');
+  });
+});
+
+describe('the admin API with a DPoP-bound admin token', () => {
+  let operator: { client_id: string; client_secret: string };
+
+  beforeAll(async () => {
+    operator = await registerClient(server.issuer, admin, {
+      client_name: 'Bound operator',
+      trust: 'internal',
+      resources: [`${server.issuer}/admin`],
+      scope: 'admin:read admin:write',
+    });
+  });
+
+  /** The DPoP and Authorization headers oauth4webapi sends for `method url`, captured instead of sent. */
+  async function proofFor(token: string, dpop: oauth.DPoPHandle, method: string, url: string): Promise<Headers> {
+    let captured: Headers | undefined;
+    await oauth.protectedResourceRequest(token, method, new URL(url), new Headers(), null, {
+      ...insecure,
+      DPoP: dpop,
+      [oauth.customFetch]: async (_url: string, init: RequestInit) => {
+        captured = new Headers(init.headers);
+        return new Response('{}', { status: 200, headers: { 'content-type': 'application/json' } });
+      },
+    });
+    return captured!;
+  }
+
+  const send = async (url: string, headers: Headers) => {
+    const response = await fetch(url, { headers });
+    return { status: response.status, challenge: response.headers.get('www-authenticate') ?? '', body: await response.text() };
+  };
+
+  it('works with its proof; refuses it as Bearer, without a proof, with a replayed proof, and with a proof for another URL', async () => {
+    const { handle } = await dpopKey(operator);
+    const tokens = await clientCredentials(operator, { scope: 'admin:read' }, handle);
+    expect(tokens.token_type).toBe('dpop');
+    const clientsUrl = `${server.issuer}/admin/clients`;
+
+    // With its proof, through oauth4webapi as a client of a DPoP-protected resource would call it.
+    const ok = await oauth.protectedResourceRequest(tokens.access_token, 'GET', new URL(clientsUrl), new Headers(), null, { ...insecure, DPoP: handle });
+    expect(ok.status).toBe(200);
+
+    // Sent as a bearer token (what a thief without the key would do): 401 with a DPoP challenge.
+    const asBearer = await adminCall(server.issuer, tokens.access_token, 'GET', '/clients');
+    expect(asBearer.status).toBe(401);
+    expect(asBearer.headers.get('www-authenticate')).toMatch(/^DPoP error="invalid_token"/);
+
+    // The DPoP scheme without a proof.
+    const noProof = await send(clientsUrl, new Headers({ authorization: `DPoP ${tokens.access_token}` }));
+    expect(noProof.status).toBe(401);
+    expect(noProof.challenge).toMatch(/^DPoP error="invalid_dpop_proof"/);
+
+    // A proof used once is refused the second time.
+    const headers = await proofFor(tokens.access_token, handle, 'GET', clientsUrl);
+    expect((await send(clientsUrl, headers)).status).toBe(200);
+    const replay = await send(clientsUrl, headers);
+    expect(replay.status).toBe(401);
+    expect(replay.challenge).toMatch(/^DPoP error="invalid_dpop_proof"/);
+    expect(JSON.parse(replay.body).detail).toContain('used before');
+
+    // A fresh proof for another URL, or another method, is refused.
+    const elsewhere = await proofFor(tokens.access_token, handle, 'GET', `${server.issuer}/admin/resource-servers`);
+    const misdirected = await send(clientsUrl, elsewhere);
+    expect(misdirected.status).toBe(401);
+    expect(JSON.parse(misdirected.body).detail).toContain('htu');
+    const posted = await proofFor(tokens.access_token, handle, 'POST', clientsUrl);
+    expect((await send(clientsUrl, posted)).status).toBe(401);
+
+    // A proof signed by another key, even one made for this request, is refused.
+    const { handle: otherKey } = await dpopKey(operator);
+    const stranger = await send(clientsUrl, await proofFor(tokens.access_token, otherKey, 'GET', clientsUrl));
+    expect(stranger.status).toBe(401);
+  });
+
+  it('an unbound admin token keeps working as Bearer, and is refused with the DPoP scheme', async () => {
+    const tokens = await clientCredentials(operator, { scope: 'admin:read' });
+    expect((await adminCall(server.issuer, tokens.access_token, 'GET', '/clients')).status).toBe(200);
+    const asDpop = await send(`${server.issuer}/admin/clients`, new Headers({ authorization: `DPoP ${tokens.access_token}` }));
+    expect(asDpop.status).toBe(401);
   });
 });
