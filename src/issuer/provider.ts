@@ -43,8 +43,6 @@ export interface ProviderDependencies {
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
 export const JWKS_PATH = '/jwks';
 
-const ASYMMETRIC_ALGS = [...SIGNING_ALGS];
-
 const HOUR = 60 * 60;
 const DAY = 24 * HOUR;
 /** ID tokens live an hour; a retired key stays published at least as long (see services.ts). */
@@ -75,6 +73,8 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
 /** Builds the provider. It is rebuilt (not mutated) when the signing keys change. */
 export function buildProvider(deps: ProviderDependencies): Provider {
   const { clients, accounts, resourceServers } = deps;
+  // Only the enabled algorithms (SIGNING_ALGS): discovery's *_signing_alg_values_supported follow.
+  const enabledAlgs = [...deps.keyRing.algs];
   const publicUrl = new URL(deps.issuer);
   const https = publicUrl.protocol === 'https:';
 
@@ -108,14 +108,16 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
     },
-    // Secrets are stored as digests, so nothing may use a client secret as an HMAC key.
+    // Secrets are stored as digests, so nothing may use a client secret as an HMAC key. What we sign
+    // with is limited to the enabled algorithms; what clients sign with (their own keys, never
+    // published here) may be any asymmetric algorithm we can verify.
     enabledJWA: {
-      clientAuthSigningAlgValues: ASYMMETRIC_ALGS,
-      idTokenSigningAlgValues: ASYMMETRIC_ALGS,
-      requestObjectSigningAlgValues: ASYMMETRIC_ALGS,
-      userinfoSigningAlgValues: ASYMMETRIC_ALGS,
-      introspectionSigningAlgValues: ASYMMETRIC_ALGS,
-      authorizationSigningAlgValues: ASYMMETRIC_ALGS,
+      clientAuthSigningAlgValues: [...SIGNING_ALGS],
+      idTokenSigningAlgValues: enabledAlgs,
+      requestObjectSigningAlgValues: [...SIGNING_ALGS],
+      userinfoSigningAlgValues: enabledAlgs,
+      introspectionSigningAlgValues: enabledAlgs,
+      authorizationSigningAlgValues: enabledAlgs,
       // One list for the provider's endpoints and the admin API's own proof check.
       dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
@@ -163,6 +165,10 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           const refused = requested.find((scope) => !allowed.has(scope));
           if (refused !== undefined) throw new errors.InvalidScope('requested scope is not allowed', refused);
           const decision = decideAccessToken(registered.trust, rs, requested);
+          if (decision.format === 'jwt' && deps.keyRing.currentKid[decision.signingAlg] === undefined) {
+            // Registered before SIGNING_ALGS left its algorithm out: no token rather than another algorithm.
+            throw new errors.InvalidTarget(`resource ${resourceIndicator} signs with ${decision.signingAlg}, which this server does not enable`);
+          }
           return {
             audience: rs.identifier,
             scope: rs.scopes.filter((scope) => allowed.has(scope)).join(' '),
