@@ -20,6 +20,7 @@ import { httpDuration, httpRequests } from './observability/metrics.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
 import { JWKS_PATH } from './issuer/provider.js';
+import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
 import type { SigningAlg } from './keys/signing-keys.js';
 import type { Services } from './services.js';
@@ -158,6 +159,7 @@ export function createApp(deps: AppDependencies): Koa {
     return next();
   });
 
+  app.use(protocolMethods(deps.issuer));
   app.use(jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds));
 
   const interactions = interactionRoutes(deps);

@@ -21,6 +21,7 @@ import type { TokenStore } from '../tokens/token-store.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
 import { checkClientSecretsWith, type ClientSecretCheck } from './client-authentication.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
+import { PROTOCOL_ROUTES } from './protocol-routes.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
@@ -41,7 +42,7 @@ export interface ProviderDependencies {
 }
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
-export const JWKS_PATH = '/jwks';
+export const JWKS_PATH = PROTOCOL_ROUTES.jwks;
 
 const HOUR = 60 * 60;
 const DAY = 24 * HOUR;
@@ -86,7 +87,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       long: { httpOnly: true, sameSite: 'lax', secure: https },
       short: { httpOnly: true, sameSite: 'lax', secure: https },
     },
-    routes: { jwks: JWKS_PATH },
+    routes: { ...PROTOCOL_ROUTES },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
