@@ -4,6 +4,7 @@
  * digests.
  */
 import { hkdfSync } from 'node:crypto';
+import type Koa from 'koa';
 import Provider, { errors, type Account, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRegistry } from '../accounts/account-registry.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
@@ -69,6 +70,29 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
   if (typeof fromParams === 'string') return fromParams.split(' ').filter(Boolean);
   const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken ?? ctx.oidc.entities.DeviceCode;
   return source?.scope?.split(' ').filter(Boolean) ?? [];
+}
+
+/**
+ * Lets an internal client's request for `offline_access` count. OpenID Connect Core 11 has the
+ * provider drop `offline_access` unless the request has `prompt=consent`, so that a person agrees to
+ * access that outlives the sign-in; oidc-provider does so. Internal clients (the company's own
+ * software) never show a consent page: the consent step approves them without one
+ * (interaction-routes.ts). So for them the request is read as asking that step too (`consent` is
+ * added to `prompt`): the grant gets `offline_access` and the code exchange a refresh token. External
+ * clients keep the rule. A request with `prompt=none` is left alone (none admits no other value), and
+ * so are parameters inside a request object or a pushed request, which the provider reads itself.
+ */
+async function consentForInternalOfflineAccess(ctx: Koa.ParameterizedContext, clients: ClientRegistry): Promise<void> {
+  const query = new URLSearchParams(ctx.querystring);
+  if (!query.get('scope')?.split(' ').includes('offline_access')) return;
+  // Repeated parameters are the provider's to refuse, as they are.
+  if (query.getAll('prompt').length > 1 || query.getAll('client_id').length !== 1) return;
+  const prompt = (query.get('prompt') ?? '').split(' ').filter(Boolean);
+  if (prompt.includes('consent') || prompt.includes('none')) return;
+  const client = await clients.getActive(query.get('client_id')!);
+  if (client?.trust !== 'internal') return;
+  query.set('prompt', [...prompt, 'consent'].join(' '));
+  ctx.querystring = query.toString();
 }
 
 /** Builds the provider. It is rebuilt (not mutated) when the signing keys change. */
@@ -237,6 +261,10 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     await next();
   });
   installProviderPageHeaders(provider);
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === PROTOCOL_ROUTES.authorization) await consentForInternalOfflineAccess(ctx, clients);
+    await next();
+  });
 
   return provider;
 }

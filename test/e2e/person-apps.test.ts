@@ -18,6 +18,7 @@ let server: RunningServer;
 let admin: string;
 let orders: { identifier: string; introspection: { client_id: string; client_secret: string } };
 let internalApp: client.Configuration;
+let externalApp: client.Configuration;
 
 async function relyingParty(clientId: string, clientSecret: string): Promise<client.Configuration> {
   return client.discovery(new URL(server.issuer), clientId, clientSecret, client.ClientSecretBasic(clientSecret), {
@@ -37,7 +38,8 @@ beforeAll(async () => {
     scope: 'openid profile email offline_access orders:read',
   };
   const internal = await registerClient(server.issuer, admin, { ...common, client_name: 'Shop back office', trust: 'internal' });
-  internalApp = await relyingParty(internal.client_id, internal.client_secret);
+  const external = await registerClient(server.issuer, admin, { ...common, client_name: 'Partner shop', trust: 'external' });
+  [internalApp, externalApp] = await Promise.all([relyingParty(internal.client_id, internal.client_secret), relyingParty(external.client_id, external.client_secret)]);
 }, 60_000);
 
 afterAll(async () => {
@@ -68,6 +70,14 @@ async function completeSignIn(browser: Browser, loginPage: { status: number; bod
   if (after.status === 200 && after.body.includes('>Allow</button>')) after = await browser.navigate(formAction(after, 'Allow'), { form: {} });
   expect(after.url.startsWith(REDIRECT_URI)).toBe(true);
   return new URL(after.url);
+}
+
+/** Signs `account` in to `config`'s client with an ordinary GET authorization request; the tokens. */
+async function signInWith(config: client.Configuration, account: { email: string; password: string }, params: Record<string, string>, exchangeParams?: Record<string, string>) {
+  const { parameters, checks } = await authorizationRequest(params);
+  const browser = new Browser(REDIRECT_URI);
+  const callback = await completeSignIn(browser, await browser.navigate(client.buildAuthorizationUrl(config, parameters).href), account);
+  return client.authorizationCodeGrant(config, callback, checks, exchangeParams);
 }
 
 describe('POST to the authorization and logout endpoints (OpenID Connect Core 3.1.2.1, RP-Initiated Logout 2)', () => {
@@ -136,5 +146,29 @@ describe('POST to the authorization and logout endpoints (OpenID Connect Core 3.
       expect(response.headers.get('allow')).toMatch(allow);
       expect(await response.json()).toMatchObject({ error: 'invalid_request' });
     }
+  });
+});
+
+describe('offline_access', () => {
+  it('an internal app gets a refresh token when it asks for offline_access, without prompt=consent and without a consent page', async () => {
+    const account = await createAccount(server.issuer, admin);
+    const { parameters, checks } = await authorizationRequest({ scope: 'openid offline_access' });
+    const browser = new Browser(REDIRECT_URI);
+    const loginPage = await browser.navigate(client.buildAuthorizationUrl(internalApp, parameters).href);
+    const after = await signIn(browser, loginPage, account.email, account.password);
+    // Straight back to the app: no consent page.
+    expect(after.url.startsWith(REDIRECT_URI)).toBe(true);
+    const tokens = await client.authorizationCodeGrant(internalApp, new URL(after.url), checks);
+    expect(tokens.refresh_token).toBeDefined();
+    expect(tokens.scope?.split(' ')).toContain('offline_access');
+    const refreshed = await client.refreshTokenGrant(internalApp, tokens.refresh_token!);
+    expect(refreshed.access_token).toBeDefined();
+  });
+
+  it('an external app keeps the consent rule: no refresh token without prompt=consent, one with it', async () => {
+    const without = await signInWith(externalApp, await createAccount(server.issuer, admin), { scope: 'openid offline_access' });
+    expect(without.refresh_token).toBeUndefined();
+    const withConsent = await signInWith(externalApp, await createAccount(server.issuer, admin), { scope: 'openid offline_access', prompt: 'consent' });
+    expect(withConsent.refresh_token).toBeDefined();
   });
 });
