@@ -172,10 +172,18 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           const registered = await clients.get(client.clientId);
           return registered?.metadata.resources[0];
         },
-        // Not the granted resource by default: an OpenID client's code exchange (or refresh) without
-        // a `resource` gets the access token for userinfo; it names an API with `resource` to get one
-        // for that API. Without `openid` in the grant, the granted resource is used.
-        useGrantedResource: async () => false,
+        // A code exchange (or refresh) without `resource`: the token is for the granted API when the
+        // scopes it asks for (its `scope` parameter, else the grant's) include one of that API's, so a
+        // person-facing app gets a token its API accepts whether or not it repeats `resource`. Only
+        // OpenID scopes (`openid profile email offline_access`) mean a token for userinfo, which
+        // refuses any token with an audience; an app with an API gets one by a refresh with
+        // `scope=openid ...` (see docs/protocol-notes.md). Without `openid`, the provider always uses
+        // the granted resource.
+        useGrantedResource: async (ctx, model) => {
+          const asked = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : model.scope;
+          const openid: ReadonlySet<string> = new Set(OPENID_SCOPES);
+          return (asked ?? '').split(' ').some((scope) => scope !== '' && !openid.has(scope));
+        },
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
           const registered = await clients.getActive(client.clientId);
           await resourceServers.settled();

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as client from 'openid-client';
 import { Browser, createAccount, formAction, signIn } from '../helpers/login.js';
-import { adminToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { adminToken, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 // Never contacted: the browser stops at the client's redirect URI and the test reads the code from it.
@@ -45,6 +45,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
+
+/** RFC 7662 introspection with the API's own credentials, as the API would. */
+const introspectAsApi = async (token: string) => introspect(await discover(server.issuer), orders.introspection.client_id, orders.introspection.client_secret, token);
 
 /** An authorization request's parameters (code flow, PKCE) and the checks for its callback. */
 async function authorizationRequest(params: Record<string, string>) {
@@ -146,6 +149,46 @@ describe('POST to the authorization and logout endpoints (OpenID Connect Core 3.
       expect(response.headers.get('allow')).toMatch(allow);
       expect(await response.json()).toMatchObject({ error: 'invalid_request' });
     }
+  });
+});
+
+describe('an app that names its API and signs a person in', () => {
+  it('gets a token for its API from a code exchange without resource, and a userinfo token by a refresh with OpenID scopes', async () => {
+    const account = await createAccount(server.issuer, admin, { name: 'Mary Jackson' });
+    const tokens = await signInWith(internalApp, account, { scope: 'openid profile email offline_access orders:read', resource: orders.identifier });
+    // Its token cannot be used at userinfo, so the ID token carries the person's claims.
+    expect(tokens.claims()).toMatchObject({ sub: account.id, email: account.email, name: 'Mary Jackson' });
+
+    // The API accepts it: introspected as the API, it is active and for the API.
+    expect(await introspectAsApi(tokens.access_token)).toMatchObject({ active: true, aud: orders.identifier, sub: account.id, scope: 'orders:read' });
+
+    // Userinfo refuses a token with an audience; a refresh asking for OpenID scopes only gets one for userinfo.
+    expect(tokens.refresh_token).toBeDefined();
+    const forUserinfo = await client.refreshTokenGrant(internalApp, tokens.refresh_token!, { scope: 'openid profile email' });
+    const userinfo = await client.fetchUserInfo(internalApp, forUserinfo.access_token, account.id);
+    expect(userinfo).toMatchObject({ sub: account.id, email: account.email, name: 'Mary Jackson' });
+
+    // A plain refresh keeps giving tokens for the API.
+    const again = await client.refreshTokenGrant(internalApp, forUserinfo.refresh_token ?? tokens.refresh_token!);
+    expect(await introspectAsApi(again.access_token)).toMatchObject({
+      active: true,
+      aud: orders.identifier,
+    });
+  });
+
+  it('repeating resource at the code exchange gives the same kind of token', async () => {
+    const account = await createAccount(server.issuer, admin);
+    const tokens = await signInWith(internalApp, account, { scope: 'openid orders:read', resource: orders.identifier }, { resource: orders.identifier });
+    expect(await introspectAsApi(tokens.access_token)).toMatchObject({
+      active: true,
+      aud: orders.identifier,
+    });
+  });
+
+  it('an app asking only for OpenID scopes still gets a userinfo token from its code exchange', async () => {
+    const account = await createAccount(server.issuer, admin);
+    const tokens = await signInWith(internalApp, account, { scope: 'openid email' });
+    expect(await client.fetchUserInfo(internalApp, tokens.access_token, account.id)).toMatchObject({ sub: account.id, email: account.email });
   });
 });
 
