@@ -3,7 +3,8 @@
  * as bound (JWT and opaque alike), and the admin API demands the proof of a bound admin token.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { calculateJwkThumbprint, exportJWK } from 'jose';
+import { createHash, randomUUID } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { adminCall, adminToken, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -28,7 +29,7 @@ afterAll(async () => {
 async function dpopKey(client: oauth.Client) {
   const keyPair = await oauth.generateKeyPair('ES256');
   const jkt = await calculateJwkThumbprint(await exportJWK(keyPair.publicKey));
-  return { handle: oauth.DPoP(client, keyPair), jkt };
+  return { handle: oauth.DPoP(client, keyPair), jkt, keyPair };
 }
 
 /** A client credentials grant, DPoP-bound when `dpop` is given. */
@@ -157,6 +158,26 @@ describe('the admin API with a DPoP-bound admin token', () => {
     const { handle: otherKey } = await dpopKey(operator);
     const stranger = await send(clientsUrl, await proofFor(tokens.access_token, otherKey, 'GET', clientsUrl));
     expect(stranger.status).toBe(401);
+  });
+
+  it('refuses a proof with a stale iat, and one made for another token (ath), signed by the right key', async () => {
+    const { handle, keyPair } = await dpopKey(operator);
+    const tokens = await clientCredentials(operator, { scope: 'admin:read' }, handle);
+    const other = await clientCredentials(operator, { scope: 'admin:read' }, handle);
+    const clientsUrl = `${server.issuer}/admin/clients`;
+    const jwk = await exportJWK(keyPair.publicKey);
+    const proof = (token: string, iat: number) =>
+      new SignJWT({ htm: 'GET', htu: clientsUrl, ath: createHash('sha256').update(token).digest('base64url'), jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+        .setIssuedAt(iat)
+        .sign(keyPair.privateKey);
+    const now = Math.floor(Date.now() / 1000);
+    const call = async (dpop: string) => (await fetch(clientsUrl, { headers: { authorization: `DPoP ${tokens.access_token}`, dpop } })).status;
+
+    expect(await call(await proof(tokens.access_token, now))).toBe(200);
+    expect(await call(await proof(tokens.access_token, now - 600))).toBe(401);
+    expect(await call(await proof(tokens.access_token, now + 600))).toBe(401);
+    expect(await call(await proof(other.access_token, now))).toBe(401);
   });
 
   it('an unbound admin token keeps working as Bearer, and is refused with the DPoP scheme', async () => {
