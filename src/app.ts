@@ -20,7 +20,9 @@ import { httpDuration, httpRequests } from './observability/metrics.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
 import { JWKS_PATH } from './issuer/provider.js';
+import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
+import type { SigningAlg } from './keys/signing-keys.js';
 import type { Services } from './services.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
 
@@ -46,6 +48,8 @@ export type AppDependencies = Pick<
   readonly trustProxy: boolean;
   /** Seconds resource servers may cache the JWKS. */
   readonly jwksMaxAgeSeconds: number;
+  /** The enabled signing algorithms (`SIGNING_ALGS`). */
+  readonly signingAlgs: readonly SigningAlg[];
 };
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -123,7 +127,7 @@ export function createApp(deps: AppDependencies): Koa {
 
   // Everything under /admin is the admin API: problem+json, bearer auth, and never the provider.
   const adminRoutes: AdminRoute[] = [
-    ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)]),
+    ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)], deps.signingAlgs),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
     ...auditRoutes(deps.db),
     ...accountRoutes(deps.db, deps.bus, deps.tokenStore),
@@ -155,6 +159,7 @@ export function createApp(deps: AppDependencies): Koa {
     return next();
   });
 
+  app.use(protocolMethods(deps.issuer));
   app.use(jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds));
 
   const interactions = interactionRoutes(deps);

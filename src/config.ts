@@ -3,6 +3,7 @@
  * value stops the process with a message naming the variable, so the server never runs half-configured.
  */
 import { z } from 'zod';
+import { DEFAULT_SIGNING_ALGS, SIGNING_ALGS, type SigningAlg } from './keys/signing-keys.js';
 
 /** A configuration problem found at start; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
@@ -51,6 +52,11 @@ export interface Config {
   readonly jwksMaxAgeSeconds: number;
   /** Seconds a key signs before the next one takes over by itself. */
   readonly keyRotationIntervalSeconds: number;
+  /**
+   * The JWS algorithms this deployment signs with and publishes keys for; resource servers may pick
+   * only these. Always includes RS256, which OpenID Connect requires for ID tokens.
+   */
+  readonly signingAlgs: readonly SigningAlg[];
 }
 
 const intInRange = (min: number, max: number) =>
@@ -103,6 +109,14 @@ const envSchema = z.object({
   TRUST_PROXY: booleanFlag.optional(),
   JWKS_MAX_AGE: intInRange(0, 7 * DAY_SECONDS).optional(),
   KEY_ROTATION_INTERVAL: intInRange(1, 3650 * DAY_SECONDS).optional(),
+  SIGNING_ALGS: z
+    .string()
+    .transform((value) => value.split(',').map((alg) => alg.trim()))
+    .refine((algs) => algs.every((alg) => (SIGNING_ALGS as readonly string[]).includes(alg)), `must be a comma-separated list of ${SIGNING_ALGS.join(', ')}`)
+    .refine((algs) => new Set(algs).size === algs.length, 'must not name an algorithm twice')
+    .refine((algs) => algs.includes('RS256'), 'must include RS256 (OpenID Connect requires it for ID tokens)')
+    .transform((algs) => algs as SigningAlg[])
+    .optional(),
 });
 
 /**
@@ -166,5 +180,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY ?? false,
     jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
     keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
+    signingAlgs: e.SIGNING_ALGS ?? DEFAULT_SIGNING_ALGS,
   };
 }

@@ -6,7 +6,7 @@ import { Problem } from '../admin/problem.js';
 import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList, uuidId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
-import { SIGNING_ALGS } from '../keys/signing-keys.js';
+import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
 import type { ResourceServer } from './resource-server.js';
 import { selectResourceServerPage } from './resource-server-repository.js';
 import {
@@ -101,8 +101,20 @@ export function presentResourceServer(rs: ResourceServer): z.output<typeof resou
   };
 }
 
+/**
+ * Refuses an algorithm the deployment does not enable (`SIGNING_ALGS`): it has no key to sign with,
+ * and the resource server would get no token at all.
+ */
+function requireEnabledAlg(alg: SigningAlg, enabledAlgs: readonly SigningAlg[]): void {
+  if (!enabledAlgs.includes(alg)) {
+    throw new Problem(422, 'invalid fields', [
+      { path: 'signing_alg', message: `${alg} is not enabled on this server (SIGNING_ALGS is ${enabledAlgs.join(',')})` },
+    ]);
+  }
+}
+
 /** The resource server routes (under /admin). */
-export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifiers: readonly string[]): AdminRoute[] {
+export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifiers: readonly string[], enabledAlgs: readonly SigningAlg[]): AdminRoute[] {
   return [
     adminRoute({
       method: 'post',
@@ -112,6 +124,7 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
       success: { status: 201, schema: createdResourceServerSchema },
       problems: [400, 409, 413, 415, 422],
       handler: async (ctx, { body }) => {
+        requireEnabledAlg(body.signing_alg, enabledAlgs);
         const { resourceServer, introspectionSecret } = await createResourceServer({ db, bus, actor: actorOf(ctx) }, inputFromBody(body));
         ctx.status = 201;
         ctx.set('Location', `/admin/resource-servers/${resourceServer.id}`);
@@ -155,6 +168,9 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
         }
         const { id: _id, introspection: _introspection, created_at: _created, updated_at: _updated, ...fields } = presentResourceServer(current);
         const body = mergePatch(resourceServerCreateSchema, fields, patch);
+        // Only a change of algorithm is checked: one registered before SIGNING_ALGS left it out can
+        // still be edited, and moved to an enabled algorithm.
+        if (patch.signing_alg !== undefined && patch.signing_alg !== null) requireEnabledAlg(patch.signing_alg, enabledAlgs);
         const { identifier: _identifier, ...changes } = inputFromBody(body);
         const updated = await updateResourceServer({ db, bus, actor: actorOf(ctx) }, current.id, changes, protectedIdentifiers);
         ctx.body = presentResourceServer(updated);

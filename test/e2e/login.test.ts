@@ -90,6 +90,15 @@ async function refresh(client: TestClient, refreshToken: string, resource?: stri
   return oauth.processRefreshTokenResponse(as, client, response);
 }
 
+/** A token for userinfo: a refresh asking for OpenID scopes only. */
+async function refreshForUserinfo(client: TestClient, refreshToken: string, scope = 'openid profile email') {
+  const response = await oauth.refreshTokenGrantRequest(as, client, authOf(client), refreshToken, {
+    ...insecure,
+    additionalParameters: { scope },
+  });
+  return oauth.processRefreshTokenResponse(as, client, response);
+}
+
 /** The OAuth error code a rejected call fails with. */
 async function oauthError(promise: Promise<unknown>): Promise<string> {
   try {
@@ -114,16 +123,21 @@ describe('an internal web app (confidential client)', () => {
     const browser = new Browser(REDIRECT_URI);
     const { start, callback } = await signInThrough(browser, webApp, account, { scope: 'openid profile email offline_access orders:read', prompt: 'consent' });
 
+    // It asked for its API's scope: the code exchange's token is for the API (no `resource` needed),
+    // and the ID token carries the person's claims.
     const tokens = await exchange(webApp, start, callback);
     const idToken = oauth.getValidatedIdTokenClaims(tokens)!;
-    expect(idToken).toMatchObject({ iss: server.issuer, sub: account.id, aud: webApp.client_id, nonce: start.nonce });
-    expect(isJwt(tokens.access_token)).toBe(false);
+    expect(idToken).toMatchObject({ iss: server.issuer, sub: account.id, aud: webApp.client_id, nonce: start.nonce, email: account.email, name: 'Grace Hopper' });
+    expect(isJwt(tokens.access_token)).toBe(true);
+    expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, tokens.access_token)).toMatchObject({ active: true, aud: orders.identifier });
 
-    const userinfo = await oauth.processUserInfoResponse(as, webApp, account.id, await oauth.userInfoRequest(as, webApp, tokens.access_token, insecure));
+    const forUserinfo = await refreshForUserinfo(webApp, tokens.refresh_token!);
+    expect(isJwt(forUserinfo.access_token)).toBe(false);
+    const userinfo = await oauth.processUserInfoResponse(as, webApp, account.id, await oauth.userInfoRequest(as, webApp, forUserinfo.access_token, insecure));
     expect(userinfo).toEqual({ sub: account.id, email: account.email, email_verified: false, name: 'Grace Hopper' });
 
     // Internal client, JWT audience, no sensitive scope: a JWT that verifies against the JWKS.
-    const api = await refresh(webApp, tokens.refresh_token!, orders.identifier);
+    const api = await refresh(webApp, forUserinfo.refresh_token ?? tokens.refresh_token!, orders.identifier);
     expect(isJwt(api.access_token)).toBe(true);
     expect(decodeProtectedHeader(api.access_token).typ).toBe('at+jwt');
     const { payload } = await jwtVerify(api.access_token, createRemoteJWKSet(new URL(as.jwks_uri!)), { issuer: server.issuer, audience: orders.identifier });
@@ -247,14 +261,15 @@ describe('a disabled account', () => {
     const tokens = await exchange(webApp, start, callback);
     const jwt = await refresh(webApp, tokens.refresh_token!, orders.identifier);
     const sensitive = await refresh(webApp, tokens.refresh_token!, orders.identifier);
-    expect(await userinfoStatus(tokens.access_token)).toBe(200);
+    const forUserinfo = await refreshForUserinfo(webApp, tokens.refresh_token!, 'openid email');
+    expect(await userinfoStatus(forUserinfo.access_token)).toBe(200);
 
     const patched = await adminCall(server.issuer, admin, 'PATCH', `/accounts/${account.id}`, { disabled: true });
     expect(patched.status).toBe(200);
     expect(patched.body.disabled).toBe(true);
 
     expect(await oauthError(refresh(webApp, tokens.refresh_token!))).toBe('invalid_grant');
-    expect(await userinfoStatus(tokens.access_token)).toBe(401);
+    expect(await userinfoStatus(forUserinfo.access_token)).toBe(401);
     for (const token of [jwt.access_token, sensitive.access_token]) {
       expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, token)).toEqual({ active: false });
     }
