@@ -14,6 +14,7 @@ import type { ClientRegistry } from '../clients/client-registry.js';
 import type { Db } from '../db/database.js';
 import { type Logger } from '../observability/logger.js';
 import { requestContext } from '../shared/request-context.js';
+import { isStoreUnavailableError } from '../observability/store-health.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { FormBodyError, readFormBody } from './form-body.js';
 import { setPageHeaders } from './page-headers.js';
@@ -165,7 +166,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const password = form.get('password') ?? '';
     const address = requestContext.getStore()?.ip ?? 'unknown';
 
-    const retryAfter = await deps.limiter.retryAfter(email, address);
+    // Counted as a failure before the password is hashed: parallel attempts cannot outrun the limit,
+    // and refused ones cost no argon2 work. A store failure throws: refused (503), never let through.
+    const retryAfter = await deps.limiter.begin(email, address);
     if (retryAfter > 0) {
       ctx.set('Retry-After', String(retryAfter));
       const minutes = Math.ceil(retryAfter / 60);
@@ -177,10 +180,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const found = email && email.length <= 320 ? await selectAccountForSignIn(deps.db, email) : undefined;
     const passwordMatches = await verifyPassword(found?.passwordHash, password);
     if (!found || !passwordMatches || found.account.disabled) {
-      await deps.limiter.recordFailure(email, address);
       return showLogin(ctx, interaction, 400, SIGN_IN_FAILED, email);
     }
-    await deps.limiter.recordSuccess(email);
+    await deps.limiter.succeeded(email, address);
     const result = { login: { accountId: found.account.id, amr: ['pwd'], remember: true } };
     resume(ctx, await deps.currentProvider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false }));
   }
@@ -213,6 +215,11 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         [status, code, description] = [error.status, error.error, error.error_description];
       } else if (error instanceof FormBodyError) {
         [status, code, description] = [error.status, 'invalid_request', error.message];
+      } else if (requestContext.getStore()?.storeUnavailable || isStoreUnavailableError(error)) {
+        // A store failed (a sign-in limit among them): refused, and worth retrying shortly.
+        deps.logger.warn({ err: error }, 'interaction refused: a backing store is unavailable');
+        [status, code, description] = [503, 'temporarily_unavailable', 'the service is unavailable for a moment; try again shortly'];
+        ctx.set('Retry-After', '1');
       } else {
         deps.logger.error({ err: error, requestId: ctx.state.requestId }, 'interaction failed');
       }

@@ -30,32 +30,63 @@ afterAll(async () => {
 
 const newClient = () => registerClient(first.issuer, admin, { client_name: 'Limited', trust: 'internal', resources: [api.identifier], scope: 'x:read' });
 
+const basic = (clientId: string, secret: string) => `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}`;
+
+/** A client credentials request with a raw Authorization header (or none); status and JSON body. */
+async function tokenRequest(server: RunningServer, authorization: string | undefined, body = 'grant_type=client_credentials') {
+  const response = await fetch(`http://localhost:${server.port}/token`, {
+    method: 'POST',
+    headers: { ...(authorization ? { authorization } : {}), 'content-type': 'application/x-www-form-urlencoded' },
+    body,
+  });
+  return { status: response.status, headers: response.headers, body: (await response.json()) as { error?: string; access_token?: string } };
+}
+
 describe('client authentication failures', () => {
-  it('after 20 failures in a minute from one address, 429 with Retry-After, counted across instances', async () => {
+  it('the 20th failure in a minute is the last one answered 401; the next attempt answers 429 with Retry-After, counted across instances', async () => {
     const client = await newClient();
     for (let i = 0; i < 19; i++) {
       expect(await clientCredentials(as, client.client_id, `wrong-${i}`)).toMatchObject({ status: 401, error: 'invalid_client' });
     }
-    // The 20th failure lands on the other instance: the count is shared.
-    const response = await fetch(asSecond.token_endpoint!, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${client.client_id}:wrong-again`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-      },
-      body: 'grant_type=client_credentials',
-    });
+    // The 20th failure lands on the other instance: the count is shared, and it is still a 401.
+    expect(await tokenRequest(second, basic(client.client_id, 'wrong-20th'))).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    // The next attempt, on the first instance, is refused: it never saw the 20th failure itself.
+    const response = await tokenRequest(first, basic(client.client_id, 'wrong-21st'));
     expect(response.status).toBe(429);
     expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(((await response.json()) as { error: string }).error).toBe('too_many_requests');
-    // Locked out on that instance even with the right secret, until the window ends.
+    expect(Number(response.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    expect(response.body.error).toBe('too_many_requests');
+    // Locked out on both instances even with the right secret, until the window ends.
+    expect(await clientCredentials(as, client.client_id, client.client_secret)).toMatchObject({ ok: false, status: 429 });
     expect(await clientCredentials(asSecond, client.client_id, client.client_secret)).toMatchObject({ ok: false, status: 429 });
+  });
+
+  it('25 wrong secrets in parallel over both instances: exactly 20 answer 401, the rest 429; then the right secret answers 429', async () => {
+    const client = await newClient();
+    const answers = await Promise.all(
+      Array.from({ length: 25 }, (_, i) => tokenRequest(i % 2 ? second : first, basic(client.client_id, `parallel-wrong-${i}`)).then((r) => r.status)),
+    );
+    expect(answers.filter((status) => status === 401)).toHaveLength(20);
+    expect(answers.filter((status) => status === 429)).toHaveLength(5);
+    for (const target of [as, asSecond]) {
+      expect(await clientCredentials(target, client.client_id, client.client_secret)).toMatchObject({ ok: false, status: 429 });
+    }
+  });
+
+  it('successes do not count: a client making many parallel requests with its right secret is never refused', async () => {
+    const client = await newClient();
+    const answers = await Promise.all(Array.from({ length: 40 }, () => clientCredentials(as, client.client_id, client.client_secret, { scope: 'x:read' })));
+    expect(answers.filter((a) => a.ok)).toHaveLength(40);
+    // 19 failures after them still answer 401: the successes left nothing counted.
+    for (let i = 0; i < 19; i++) expect(await clientCredentials(as, client.client_id, `wrong-${i}`)).toMatchObject({ status: 401 });
+    expect(await clientCredentials(as, client.client_id, client.client_secret, { scope: 'x:read' })).toMatchObject({ ok: true });
   });
 
   it('another client is not affected', async () => {
     const client = await newClient();
     expect(await clientCredentials(as, client.client_id, client.client_secret, { scope: 'x:read' })).toMatchObject({ ok: true });
   });
+
 });
 
 describe('bodies and headers', () => {

@@ -309,7 +309,7 @@ describe('sign-in protection', () => {
     expect(Math.min(u, w)).toBeGreaterThan(Math.max(u, w) * 0.35);
   });
 
-  it('after 10 failures in a row for one email, answers 429 with Retry-After, even for the right password', async () => {
+  it('the 10th failure in a row for one email is the last one checked; the next attempt answers 429 with Retry-After, even for the right password', async () => {
     const account = await createAccount(server.issuer, admin);
     const browser = new Browser(REDIRECT_URI);
     for (let i = 0; i < 10; i++) expect((await attempt(browser, account.email.toUpperCase(), 'wrong-password-guess')).page.status).toBe(400);
@@ -324,7 +324,23 @@ describe('sign-in protection', () => {
     await signInThrough(browser, webApp, other);
   });
 
-  it('limits failures per client address too', async () => {
+  it('14 wrong passwords for one email in parallel: exactly 10 are checked, the other 4 answer 429; then the right password answers 429', async () => {
+    const account = await createAccount(server.issuer, admin);
+    const browser = new Browser(REDIRECT_URI);
+    const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
+    const pages = await Promise.all(
+      Array.from({ length: 14 }, (_, i) => browser.navigate(action, { form: { email: account.email, password: `parallel-guess-${i}` } })),
+    );
+    expect(pages.filter((page) => page.status === 400)).toHaveLength(10);
+    const refused = pages.filter((page) => page.status === 429);
+    expect(refused).toHaveLength(4);
+    for (const page of refused) expect(Number(page.headers.get('retry-after'))).toBeGreaterThan(0);
+    const blocked = await browser.navigate(action, { form: { email: account.email, password: account.password } });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
+  it('the 50th failure from one address is the last one checked; the next attempt answers 429', async () => {
     const browser = new Browser(REDIRECT_URI);
     const loginPage = await browser.navigate((await authorizationUrl(as, webApp)).url);
     const action = formAction(loginPage);
@@ -338,6 +354,17 @@ describe('sign-in protection', () => {
     // A person at another address is not affected.
     await signInThrough(new Browser(REDIRECT_URI), webApp, await createAccount(server.issuer, admin));
   });
+
+  it('55 attempts from one address in parallel, each for another email: exactly 50 are checked, the other 5 answer 429', async () => {
+    const browser = new Browser(REDIRECT_URI);
+    const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
+    const pages = await Promise.all(
+      Array.from({ length: 55 }, (_, i) => browser.navigate(action, { form: { email: `parallel-spray-${i}-${Date.now()}@example.test`, password: 'Winter2026!!' } })),
+    );
+    expect(pages.filter((page) => page.status === 400)).toHaveLength(50);
+    expect(pages.filter((page) => page.status === 429)).toHaveLength(5);
+  }, 60_000);
+
 });
 
 describe('logout (RP-initiated)', () => {

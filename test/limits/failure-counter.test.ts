@@ -1,0 +1,89 @@
+/**
+ * The failure counters, in Redis and in process, against one contract: N failures are allowed, the
+ * attempt after the Nth is refused and not counted, deciding and counting are one atomic step (so
+ * parallel attempts never get past the limit), and a Redis that cannot be reached refuses (throws).
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter, type FailurePolicy } from '../../src/limits/failure-counter.js';
+import { freePort } from '../helpers/server.js';
+
+const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, enableAutoPipelining: true });
+const prefix = `test:${randomUUID()}:failures:`;
+
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+const kinds: [string, (policy: FailurePolicy) => FailureCounter][] = [
+  ['in process', (policy) => new MemoryFailureCounter(policy)],
+  ['Redis', (policy) => new RedisFailureCounter(redis, `${prefix}${randomUUID()}:`, policy)],
+];
+
+describe.each(kinds)('a failure counter (%s)', (_, make) => {
+  const policy: FailurePolicy = { maxFailures: 10, windowSeconds: 60 };
+
+  it('allows exactly maxFailures failures; the next attempt, failing or not, waits for the rest of the window', async () => {
+    const counter = make(policy);
+    for (let i = 0; i < 10; i++) expect(await counter.admit('k', true)).toBe(0);
+    const wait = await counter.admit('k', false);
+    expect(wait).toBeGreaterThan(55);
+    expect(wait).toBeLessThanOrEqual(60);
+    expect(await counter.admit('k', true)).toBeGreaterThan(0);
+    // Another key is not affected.
+    expect(await counter.admit('other', false)).toBe(0);
+  });
+
+  it('counts first, atomically: of 14 parallel failures exactly 10 are admitted', async () => {
+    const counter = make(policy);
+    const waits = await Promise.all(Array.from({ length: 14 }, () => counter.admit('k', true)));
+    expect(waits.filter((w) => w === 0)).toHaveLength(10);
+    expect(waits.filter((w) => w > 0)).toHaveLength(4);
+  });
+
+  it('a refused attempt is not counted, and successes (not counted, or released) leave room', async () => {
+    const counter = make(policy);
+    for (let i = 0; i < 9; i++) await counter.admit('k', true);
+    // Counted up front and taken back: still 9.
+    expect(await counter.admit('k', true)).toBe(0);
+    await counter.release('k');
+    expect(await counter.admit('k', false)).toBe(0);
+    expect(await counter.admit('k', true)).toBe(0);
+    expect(await counter.admit('k', true)).toBeGreaterThan(0);
+    await counter.reset('k');
+    expect(await counter.admit('k', false)).toBe(0);
+  });
+
+  it('release never goes below zero', async () => {
+    const counter = make(policy);
+    await counter.release('k');
+    await counter.release('k');
+    for (let i = 0; i < 10; i++) expect(await counter.admit('k', true)).toBe(0);
+    expect(await counter.admit('k', true)).toBeGreaterThan(0);
+  });
+
+  it('a window that restarts at every failure waits from the last one', async () => {
+    const counter = make({ maxFailures: 2, windowSeconds: 2, restartWindowOnFailure: true });
+    await counter.admit('k', true);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    await counter.admit('k', true);
+    // 1.2 s after the first failure, the wait is the whole window again.
+    expect(await counter.admit('k', true)).toBe(2);
+  });
+});
+
+describe('a Redis failure counter', () => {
+  it('refuses when Redis cannot be reached: admit throws, it never admits', async () => {
+    const port = await freePort();
+    const away = new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    away.on('error', () => {});
+    const counter = new RedisFailureCounter(away, prefix, { maxFailures: 10, windowSeconds: 60 });
+    await expect(counter.admit('k', true)).rejects.toThrow();
+    await expect(counter.admit('k', false)).rejects.toThrow();
+    away.disconnect();
+  });
+});
