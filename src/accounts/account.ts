@@ -11,3 +11,10 @@ export interface Account {
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
+
+/** Account ids are UUIDs (the server makes them); anything else names no account. */
+const ACCOUNT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether an account could have this id: answered as unknown without a query when not. */
+export const isPossibleAccountId = (id: string): boolean => ACCOUNT_ID.test(id);
+

@@ -5,6 +5,7 @@
  */
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { isPossibleClientId } from '../clients/client.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { FailureCounter } from '../limits/failure-counter.js';
 import { requestContext } from '../shared/request-context.js';
@@ -62,6 +63,8 @@ export function clientSecretCheck(deps: ClientSecretCheckDependencies): ClientSe
     throw new TooManyFailedAttempts(retryAfter);
   };
   return async (clientId, secret, address) => {
+    // An id no client can have is never right; nothing to count (and nothing to store per made-up id).
+    if (!isPossibleClientId(clientId)) return false;
     const key = `client-auth:${clientId}:${address}`;
     const until = blockedUntil.get(key);
     if (until !== undefined) {

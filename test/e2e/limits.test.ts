@@ -89,6 +89,72 @@ describe('client authentication failures', () => {
 
 });
 
+/** The sum of login_store_errors_total over its labels, from the server's /metrics. */
+async function storeErrors(server: RunningServer): Promise<number> {
+  const port = /Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(server.output())?.[1];
+  expect(port).toBeDefined();
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith('login_store_errors_total'))
+    .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
+}
+
+describe('ids that cannot exist', () => {
+  // A NUL, a space, undecodable UTF-8, a character outside the id alphabet, and far too long.
+  const impossible = ['\0abc', 'abc\0', 'a b', '\ufffd', 'x'.repeat(129), "a'b", 'ü'];
+
+  it('are unknown clients at the token, introspection and revocation endpoints: invalid_client, no store error', async () => {
+    const before = await storeErrors(first);
+    for (const clientId of impossible) {
+      const formBasic = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:secret`).toString('base64')}`;
+      // Basic credentials must be VSCHARs (RFC 6749 appendix A): the provider refuses others as badly encoded.
+      const basicAnswer = /^[\x20-\x7e]+$/.test(clientId) ? { status: 401, error: 'invalid_client' } : { status: 400, error: 'invalid_request' };
+      const viaBasic = await tokenRequest(first, formBasic);
+      expect({ clientId, status: viaBasic.status, error: viaBasic.body.error }).toEqual({ clientId, ...basicAnswer });
+      const post = `grant_type=client_credentials&client_id=${encodeURIComponent(clientId)}&client_secret=secret`;
+      const viaPost = await tokenRequest(first, undefined, post);
+      expect({ clientId, status: viaPost.status, error: viaPost.body.error }).toEqual({ clientId, status: 401, error: 'invalid_client' });
+      for (const endpoint of [as.introspection_endpoint!, as.revocation_endpoint!]) {
+        for (const [headers, body] of [
+          [{ authorization: formBasic }, 'token=some-token'],
+          [{}, `token=some-token&client_id=${encodeURIComponent(clientId)}&client_secret=secret`],
+        ] as const) {
+          const response = await fetch(endpoint, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body });
+          const expected = 'authorization' in headers ? basicAnswer : { status: 401, error: 'invalid_client' };
+          const error = ((await response.json()) as { error: string }).error;
+          expect({ endpoint, clientId, status: response.status, error }).toEqual({ endpoint, clientId, ...expected });
+        }
+      }
+    }
+    // A raw NUL and raw invalid UTF-8 in Basic (not form-encoded): refused as badly encoded or unknown, never a store error.
+    for (const raw of [Buffer.from('\0abc:secret'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(':secret')])]) {
+      const answer = await tokenRequest(first, `Basic ${raw.toString('base64')}`);
+      expect([400, 401]).toContain(answer.status);
+      expect(['invalid_request', 'invalid_client']).toContain(answer.body.error);
+    }
+    const undecodable = await tokenRequest(first, undefined, 'grant_type=client_credentials&client_id=%FF%FE&client_secret=secret');
+    expect(undecodable).toMatchObject({ status: 401, body: { error: 'invalid_client' } });
+    expect(await storeErrors(first)).toBe(before);
+  });
+
+  it('are unknown clients at the authorization and end session endpoints: the error page, no store error', async () => {
+    const before = await storeErrors(first);
+    for (const clientId of [...impossible, '%FF%FE']) {
+      const param = clientId === '%FF%FE' ? clientId : encodeURIComponent(clientId);
+      const auth = await fetch(`${first.issuer}/auth?client_id=${param}&response_type=code&scope=openid&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb`, {
+        headers: { accept: 'text/html' },
+      });
+      expect({ clientId, status: auth.status }).toEqual({ clientId, status: 400 });
+      expect(await auth.text()).toContain('invalid_client');
+      const end = await fetch(`${first.issuer}/session/end?client_id=${param}`, { headers: { accept: 'text/html' } });
+      expect({ clientId, status: end.status }).toEqual({ clientId, status: 400 });
+      expect(await end.text()).toMatch(/invalid_client|invalid_request/);
+    }
+    expect(await storeErrors(first)).toBe(before);
+  });
+});
+
 describe('bodies and headers', () => {
   it('a form body over 64 KiB answers 413 with an OAuth JSON error', async () => {
     const response = await fetch(as.token_endpoint!, {
