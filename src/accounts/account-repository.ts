@@ -3,7 +3,7 @@ import { sql, type Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { AccountsTable } from '../db/schema.js';
 import type { PageCursor } from '../shared/pagination.js';
-import { isPossibleAccountId, type Account } from './account.js';
+import { isPossibleAccountId, isPossibleEmail, type Account } from './account.js';
 
 type Row = Selectable<AccountsTable>;
 
@@ -53,8 +53,9 @@ export async function selectAccount(db: Db, id: string): Promise<Account | undef
   return row && toAccount(row);
 }
 
-/** The account with this email (any case) and its password hash, for sign-in. */
+/** The account with this email (any case) and its password hash, for sign-in; none, without a query, for an email no account can have. */
 export async function selectAccountForSignIn(db: Db, email: string): Promise<{ account: Account; passwordHash: string } | undefined> {
+  if (!isPossibleEmail(email)) return undefined;
   const row = await db
     .selectFrom('accounts')
     .selectAll()

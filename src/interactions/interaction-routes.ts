@@ -8,6 +8,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import Provider, { errors } from 'oidc-provider';
 import { selectAccountForSignIn } from '../accounts/account-repository.js';
+import { isPossibleEmail } from '../accounts/account.js';
 import type { AccountRegistry } from '../accounts/account-registry.js';
 import { verifyPassword } from '../accounts/password.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
@@ -165,6 +166,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const email = (form.get('email') ?? '').trim();
     const password = form.get('password') ?? '';
     const address = requestContext.getStore()?.ip ?? 'unknown';
+    // An email no account can have (a NUL, undecodable UTF-8, too long) is not shown back in the form.
+    const shownEmail = isPossibleEmail(email) ? email : undefined;
 
     // Counted as a failure before the password is hashed: parallel attempts cannot outrun the limit,
     // and refused ones cost no argon2 work. A store failure throws: refused (503), never let through.
@@ -172,15 +175,15 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     if (retryAfter > 0) {
       ctx.set('Retry-After', String(retryAfter));
       const minutes = Math.ceil(retryAfter / 60);
-      return showLogin(ctx, interaction, 429, `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`, email);
+      return showLogin(ctx, interaction, 429, `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`, shownEmail);
     }
 
-    // The same work whatever is wrong: an unknown email is checked against a dummy hash, and a
-    // disabled account's password is checked before it is refused.
-    const found = email && email.length <= 320 ? await selectAccountForSignIn(deps.db, email) : undefined;
+    // The same work whatever is wrong: an unknown email (or one no account can have) is checked
+    // against a dummy hash, and a disabled account's password is checked before it is refused.
+    const found = await selectAccountForSignIn(deps.db, email);
     const passwordMatches = await verifyPassword(found?.passwordHash, password);
     if (!found || !passwordMatches || found.account.disabled) {
-      return showLogin(ctx, interaction, 400, SIGN_IN_FAILED, email);
+      return showLogin(ctx, interaction, 400, SIGN_IN_FAILED, shownEmail);
     }
     await deps.limiter.succeeded(email, address);
     const result = { login: { accountId: found.account.id, amr: ['pwd'], remember: true } };

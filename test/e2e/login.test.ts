@@ -365,6 +365,24 @@ describe('sign-in protection', () => {
     expect(pages.filter((page) => page.status === 429)).toHaveLength(5);
   }, 60_000);
 
+  it('an email no account can have (a NUL, undecodable UTF-8, too long) is a failed sign-in: the form again, with its error', async () => {
+    const browser = new Browser(REDIRECT_URI);
+    const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
+    const emails = ['person\0@example.test', '\0', `${'a'.repeat(400)}@example.test`];
+    for (const email of emails) {
+      const page = await browser.navigate(action, { form: { email, password: 'wrong-password-guess' } });
+      expect({ email, status: page.status }).toEqual({ email, status: 400 });
+      expect(page.body).toContain('The email or password is not right.');
+      expect(page.body).toContain('name="password"');
+    }
+    // Raw bytes that are not UTF-8, in the email and in the password.
+    for (const rawForm of ['email=person%FF%FE%40example.test&password=x', 'email=%C0%80%40example.test&password=%FF']) {
+      const page = await browser.navigate(action, { rawForm });
+      expect({ rawForm, status: page.status }).toEqual({ rawForm, status: 400 });
+      expect(page.body).toContain('The email or password is not right.');
+    }
+  });
+
 });
 
 describe('logout (RP-initiated)', () => {
