@@ -155,6 +155,22 @@ describe('ids that cannot exist', () => {
   });
 });
 
+/** A POST through node:http with a body sent in chunks (Transfer-Encoding: chunked, no Content-Length). */
+function chunkedPost(port: number, path: string, headers: Record<string, string>, chunks: Buffer[]) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text }));
+    });
+    // The server may answer and close before the last chunks are written: only errors before an answer count.
+    req.on('error', reject);
+    expect(req.getHeader('content-length')).toBeUndefined();
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+  });
+}
+
 describe('bodies and headers', () => {
   it('a form body over 64 KiB answers 413 with an OAuth JSON error', async () => {
     const response = await fetch(as.token_endpoint!, {
@@ -164,6 +180,39 @@ describe('bodies and headers', () => {
     });
     expect(response.status).toBe(413);
     expect(((await response.json()) as { error: string }).error).toBe('invalid_request');
+  });
+
+  it('a chunked form body (no Content-Length) over 64 KiB answers 413 too, counted as it arrives', async () => {
+    const chunk = Buffer.from(`&padding=${'a'.repeat(8 * 1024)}`);
+    const answer = await chunkedPost(first.port, '/token', { 'content-type': 'application/x-www-form-urlencoded' }, [
+      Buffer.from('grant_type=client_credentials'),
+      ...Array.from({ length: 9 }, () => chunk),
+    ]);
+    expect(answer.status).toBe(413);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('a chunked form body within 64 KiB (over the 56 KiB the provider would read itself) is served', async () => {
+    const client = await newClient();
+    const answer = await chunkedPost(
+      first.port,
+      '/token',
+      { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(client.client_id, client.client_secret) },
+      [Buffer.from('grant_type=client_credentials&scope=x%3Aread'), ...Array.from({ length: 7 }, () => Buffer.from(`&padding=${'a'.repeat(8 * 1024)}`))],
+    );
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toHaveProperty('access_token');
+  });
+
+  it('a chunked admin JSON body over 1 MiB answers 413 problem+json', async () => {
+    const chunk = Buffer.from(' '.repeat(64 * 1024));
+    const answer = await chunkedPost(first.port, '/admin/clients', { 'content-type': 'application/json', authorization: `Bearer ${admin}` }, [
+      Buffer.from('{"client_name":"x"'),
+      ...Array.from({ length: 17 }, () => chunk),
+      Buffer.from('}'),
+    ]);
+    expect(answer.status).toBe(413);
+    expect(answer.headers['content-type']).toMatch(/application\/problem\+json/);
   });
 
   it('token answers carry Cache-Control: no-store', async () => {

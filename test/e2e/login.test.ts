@@ -383,6 +383,17 @@ describe('sign-in protection', () => {
     }
   });
 
+  it('a chunked sign-in form (no Content-Length) over the form limit answers 413, counted as it arrives', async () => {
+    const browser = new Browser(REDIRECT_URI);
+    const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
+    const page = await browser.navigate(action, { rawForm: `email=a%40example.test&password=${'x'.repeat(9 * 1024)}`, chunked: true });
+    expect(page.status).toBe(413);
+    expect(page.body).toContain('invalid_request');
+    // Within the limit, a chunked form is read as any other.
+    const small = await browser.navigate(action, { rawForm: 'email=a%40example.test&password=wrong-password-guess', chunked: true });
+    expect(small.status).toBe(400);
+  });
+
 });
 
 describe('logout (RP-initiated)', () => {

@@ -20,6 +20,8 @@ export interface RequestOptions {
   method?: string;
   form?: Record<string, string>;
   rawForm?: string;
+  /** Sends the form as a stream: chunked, without Content-Length. */
+  chunked?: boolean;
 }
 
 /** A browser-like client: one cookie jar, one client address (sent as X-Forwarded-For). */
@@ -38,12 +40,15 @@ export class Browser {
     if (this.#cookies.size) headers.cookie = [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ');
     const form = init.form ? new URLSearchParams(init.form).toString() : init.rawForm;
     if (form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
+    // A stream body goes out chunked (Transfer-Encoding: chunked, no Content-Length).
+    const body = form !== undefined && init.chunked ? ReadableStream.from([new TextEncoder().encode(form)]) : form;
     const response = await fetch(url, {
       method: init.method ?? (form !== undefined ? 'POST' : 'GET'),
       headers,
-      body: form,
+      body,
       redirect: 'manual',
-    });
+      ...(init.chunked ? { duplex: 'half' } : {}),
+    } as RequestInit);
     for (const cookie of response.headers.getSetCookie()) {
       this.setCookies.push(cookie);
       const [pair] = cookie.split(';');
