@@ -207,6 +207,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     try {
       await handler(ctx);
     } catch (error) {
+      const context = requestContext.getStore();
       let status = 500;
       let code = 'server_error';
       let description: string | undefined;
@@ -218,15 +219,16 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         [status, code, description] = [error.status, error.error, error.error_description];
       } else if (error instanceof FormBodyError) {
         [status, code, description] = [error.status, 'invalid_request', error.message];
-      } else if (requestContext.getStore()?.storeUnavailable || isStoreUnavailableError(error)) {
+      } else if (context?.storeUnavailable || isStoreUnavailableError(error)) {
         // A store failed (a sign-in limit among them): refused, and worth retrying shortly.
         deps.logger.warn({ err: error }, 'interaction refused: a backing store is unavailable');
         [status, code, description] = [503, 'temporarily_unavailable', 'the service is unavailable for a moment; try again shortly'];
         ctx.set('Retry-After', '1');
       } else {
-        deps.logger.error({ err: error, requestId: ctx.state.requestId }, 'interaction failed');
+        deps.logger.error({ err: error }, 'interaction failed');
       }
-      sendPage(ctx, status, errorPage({ error: code, description, requestId: ctx.state.requestId as string | undefined }));
+      // The reference people can quote is the request id of this answer (its X-Request-Id).
+      sendPage(ctx, status, errorPage({ error: code, description, requestId: context?.requestId }));
     }
   };
 

@@ -394,6 +394,19 @@ describe('sign-in protection', () => {
     expect(small.status).toBe(400);
   });
 
+  it('error pages show the reference of their request: its X-Request-Id', async () => {
+    const browser = new Browser(REDIRECT_URI);
+    // Our interaction error page (no sign-in session here) and the provider's (an unknown client).
+    for (const page of [
+      await browser.request(`${server.issuer}/interaction/no-such-interaction`),
+      await browser.request(`${server.issuer}/auth?client_id=nobody&response_type=code&scope=openid`),
+    ]) {
+      expect(page.status).toBe(400);
+      const requestId = page.headers.get('x-request-id');
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(page.body).toContain(`<code>${requestId}</code>`);
+    }
+  });
 });
 
 describe('logout (RP-initiated)', () => {
