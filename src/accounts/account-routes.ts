@@ -1,6 +1,7 @@
 /** Admin routes for accounts (CONTRACT.md section 6). No answer, log or audit entry holds a password. */
+import type { Context } from 'koa';
 import { z } from 'zod';
-import type { AdminPrincipal } from '../admin/admin-auth.js';
+import { actorOf } from '../admin/admin-auth.js';
 import { listRoute, type AdminRoute } from '../admin/admin-route.js';
 import { readJsonBody } from '../admin/json-body.js';
 import { Problem } from '../admin/problem.js';
@@ -64,7 +65,7 @@ const duplicateEmail = () => new Problem(409, 'an account with this email alread
 
 /** The account routes (under /admin). */
 export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions): AdminRoute[] {
-  const changeContext = (principal: unknown): AccountChangeContext => ({ db, bus, sessions, actor: (principal as AdminPrincipal).clientId });
+  const changeContext = (ctx: Context): AccountChangeContext => ({ db, bus, sessions, actor: actorOf(ctx) });
   return [
     {
       method: 'post',
@@ -76,7 +77,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       handler: async (ctx) => {
         const body = parseOrProblem(accountCreateSchema, await readJsonBody(ctx));
         try {
-          const account = await createAccount(changeContext(ctx.state.admin), body);
+          const account = await createAccount(changeContext(ctx), body);
           ctx.status = 201;
           ctx.set('Location', `/admin/accounts/${account.id}`);
           ctx.body = presentAccount(account);
@@ -116,7 +117,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       handler: async (ctx) => {
         const body = parseOrProblem(accountUpdateSchema, await readJsonBody(ctx));
         try {
-          const account = await updateAccount(changeContext(ctx.state.admin), ctx.params.id!, body);
+          const account = await updateAccount(changeContext(ctx), ctx.params.id!, body);
           if (!account) throw new Problem(404, `no account ${ctx.params.id}`);
           ctx.body = presentAccount(account);
         } catch (error) {
@@ -132,7 +133,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       success: { status: 204 },
       problems: [404],
       handler: async (ctx) => {
-        if (!(await deleteAccount(changeContext(ctx.state.admin), ctx.params.id!))) throw new Problem(404, `no account ${ctx.params.id}`);
+        if (!(await deleteAccount(changeContext(ctx), ctx.params.id!))) throw new Problem(404, `no account ${ctx.params.id}`);
         ctx.status = 204;
       },
     },
@@ -145,7 +146,7 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       problems: [400, 404, 413, 415, 422],
       handler: async (ctx) => {
         const body = parseOrProblem(passwordSchema, await readJsonBody(ctx));
-        if (!(await setPassword(changeContext(ctx.state.admin), ctx.params.id!, body.password))) {
+        if (!(await setPassword(changeContext(ctx), ctx.params.id!, body.password))) {
           throw new Problem(404, `no account ${ctx.params.id}`);
         }
         ctx.status = 204;

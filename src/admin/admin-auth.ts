@@ -55,8 +55,7 @@ export function adminAuthentication(currentProvider: () => Provider, clients: To
 /** Middleware demanding `admin:read` for safe methods and `admin:write` for the rest. */
 export async function requireAdminScope(ctx: Context, next: Next): Promise<void> {
   const needed: AdminScope = ctx.method === 'GET' || ctx.method === 'HEAD' ? 'admin:read' : 'admin:write';
-  const principal = ctx.state.admin as AdminPrincipal;
-  if (!principal.scopes.has(needed)) {
+  if (!adminOf(ctx).scopes.has(needed)) {
     throw new Problem(403, `the access token lacks the scope ${needed}`, undefined, {
       'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${needed}"`,
     });
@@ -64,5 +63,18 @@ export async function requireAdminScope(ctx: Context, next: Next): Promise<void>
   await next();
 }
 
+/**
+ * The admin principal `adminAuthentication` put on the request. `ctx.state` is untyped: a cast would
+ * turn a principal that was never set into an `undefined` actor in the audit trail, so its absence
+ * throws instead (a route mounted outside the admin authentication).
+ */
+export function adminOf(ctx: Context): AdminPrincipal {
+  const principal: unknown = ctx.state.admin;
+  if (!principal || typeof principal !== 'object' || typeof (principal as AdminPrincipal).clientId !== 'string') {
+    throw new Error('no authenticated admin principal on this request');
+  }
+  return principal as AdminPrincipal;
+}
+
 /** The admin client making the request, for the audit trail (set by `adminAuthentication`). */
-export const actorOf = (ctx: Context): string => (ctx.state.admin as AdminPrincipal).clientId;
+export const actorOf = (ctx: Context): string => adminOf(ctx).clientId;

@@ -1,6 +1,6 @@
 /** Admin routes for signing keys (CONTRACT.md section 6). */
 import { z } from 'zod';
-import type { AdminPrincipal } from '../admin/admin-auth.js';
+import { actorOf } from '../admin/admin-auth.js';
 import type { AdminRoute } from '../admin/admin-route.js';
 import { Problem } from '../admin/problem.js';
 import { listQuerySchema, pageOf, parseListQuery, parseOrProblem, timestamp } from '../admin/schemas.js';
@@ -90,7 +90,7 @@ export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
       handler: async (ctx) => {
         const { force } = parseOrProblem(rotateQuerySchema, ctx.query, ['query']);
         try {
-          await rotateSigningKeys(changeBy((ctx.state.admin as AdminPrincipal).clientId), { force: force === 'true' });
+          await rotateSigningKeys(changeBy(actorOf(ctx)), { force: force === 'true' });
         } catch (error) {
           if (error instanceof NextKeyTooYoungError) {
             throw new Problem(409, error.message, undefined, { 'Retry-After': String(error.retryAfterSeconds) });
@@ -111,7 +111,7 @@ export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
       problems: [404, 409],
       handler: async (ctx) => {
         try {
-          await revokeSigningKey(changeBy((ctx.state.admin as AdminPrincipal).clientId), ctx.params.kid!);
+          await revokeSigningKey(changeBy(actorOf(ctx)), ctx.params.kid!);
         } catch (error) {
           if (error instanceof UnknownKeyError) throw new Problem(404, error.message);
           if (error instanceof KeyAlreadyRevokedError) throw new Problem(409, error.message);
