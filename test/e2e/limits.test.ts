@@ -3,9 +3,10 @@
  * instances, no-store on token answers, security headers, and a forged Host header.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import type { AuthorizationServer } from 'oauth4webapi';
-import { adminToken, clientCredentials, discover, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { adminCall, adminToken, clientCredentials, discover, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 let first: RunningServer;
@@ -15,9 +16,13 @@ let asSecond: AuthorizationServer;
 let api: Awaited<ReturnType<typeof registerResourceServer>>;
 let admin: string;
 
+// The second instance bootstraps an admin client whose secret has +, / and = (base64, not base64url).
+const PLUS_CLIENT_ID = `limits-plus-${randomBytes(6).toString('hex')}`;
+const PLUS_SECRET = `ab+cd/ef==${randomBytes(24).toString('hex')}+/=`;
+
 beforeAll(async () => {
   first = await startServer();
-  second = await startServer({ issuerPort: first.port });
+  second = await startServer({ issuerPort: first.port, env: { ADMIN_BOOTSTRAP_CLIENT_ID: PLUS_CLIENT_ID, ADMIN_BOOTSTRAP_CLIENT_SECRET: PLUS_SECRET } });
   as = await discover(first.issuer);
   asSecond = { ...as, token_endpoint: `http://localhost:${second.port}/token` };
   admin = await adminToken(first.issuer);
@@ -87,6 +92,25 @@ describe('client authentication failures', () => {
     expect(await clientCredentials(as, client.client_id, client.client_secret, { scope: 'x:read' })).toMatchObject({ ok: true });
   });
 
+  it('a secret with +, / and =, form-encoded in Basic as RFC 6749 2.3.1 says, authenticates', async () => {
+    // The bootstrap admin client of the second instance has such a secret (openssl rand -base64 makes them).
+    expect(PLUS_SECRET).toMatch(/\+/);
+    expect(await clientCredentials(asSecond, PLUS_CLIENT_ID, PLUS_SECRET, { scope: 'admin:read' })).toMatchObject({ ok: true });
+    // Sent without the form encoding, its + reads as a space: why the walkthrough now uses hex secrets.
+    expect(await tokenRequest(second, basic(PLUS_CLIENT_ID, PLUS_SECRET), 'grant_type=client_credentials&scope=admin%3Aread')).toMatchObject({ status: 401 });
+  });
+
+  it('every secret the server makes is base64url: safe in Basic credentials as it is', async () => {
+    const base64url = /^[A-Za-z0-9_-]{43}$/;
+    const client = await newClient();
+    expect(client.client_secret).toMatch(base64url);
+    expect(api.introspection.client_secret).toMatch(base64url);
+    const rotated = await adminCall(first.issuer, admin, 'POST', `/clients/${client.client_id}/secret`, {});
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.client_secret).toMatch(base64url);
+    // Sent raw (as curl -u does), such a secret authenticates.
+    expect(await tokenRequest(first, basic(client.client_id, rotated.body.client_secret), 'grant_type=client_credentials&scope=x%3Aread')).toMatchObject({ status: 200 });
+  });
 });
 
 /** The sum of login_store_errors_total over its labels, from the server's /metrics. */
