@@ -4,6 +4,7 @@
  * of it).
  */
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
@@ -16,6 +17,7 @@ import { problemHandler } from './admin/problem.js';
 import { clientRoutes } from './clients/client-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
 import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
+import { hasBody, readBodyWithin } from './shared/request-body.js';
 import { httpDuration, httpRequests } from './observability/metrics.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
@@ -56,6 +58,12 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** OAuth form bodies larger than this answer 413. */
 const MAX_FORM_BODY_BYTES = 64 * 1024;
 
+function refuseLargeBody(ctx: Koa.Context): void {
+  ctx.status = 413;
+  // The rest of the body is not read.
+  ctx.set('Connection', 'close');
+  ctx.body = { error: 'invalid_request', error_description: `the body must not exceed ${MAX_FORM_BODY_BYTES} bytes` };
+}
 
 /** The address a request comes from: the socket's, or the one our own proxy appended to X-Forwarded-For. */
 function clientAddress(ctx: Koa.Context, trustProxy: boolean): string {
@@ -97,10 +105,10 @@ export function createApp(deps: AppDependencies): Koa {
   });
 
   app.use(async function limitOAuthBodies(ctx, next) {
-    // The provider parses form bodies itself; a body too large to be a real request is refused before.
+    // A declared body too large to be a real request is refused before anything else (the admin API
+    // has its own, larger limit; bodies sent without a length are counted as they are read).
     if (ctx.method === 'POST' && (ctx.request.length ?? 0) > MAX_FORM_BODY_BYTES && !ctx.path.startsWith('/admin')) {
-      ctx.status = 413;
-      ctx.body = { error: 'invalid_request', error_description: `the body must not exceed ${MAX_FORM_BODY_BYTES} bytes` };
+      refuseLargeBody(ctx);
       return;
     }
     await next();
@@ -175,6 +183,14 @@ export function createApp(deps: AppDependencies): Koa {
     if (!callback) {
       callback = provider.callback();
       callbacks.set(provider, callback);
+    }
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && hasBody(ctx.req)) {
+      // Read here, counting bytes as they arrive, so that a chunked body is held to the same limit as
+      // a declared one (the provider's own reader would answer 400, at 56 KiB); the provider then
+      // parses what was read (its documented `req.body` path).
+      const body = await readBodyWithin(ctx.req, MAX_FORM_BODY_BYTES);
+      if (!body) return refuseLargeBody(ctx);
+      (ctx.req as IncomingMessage & { body?: Buffer }).body = body;
     }
     ctx.respond = false;
     await callback(ctx.req, ctx.res);

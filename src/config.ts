@@ -3,6 +3,7 @@
  * value stops the process with a message naming the variable, so the server never runs half-configured.
  */
 import { z } from 'zod';
+import { CLIENT_ID_PATTERN } from './clients/client.js';
 import { DEFAULT_SIGNING_ALGS, SIGNING_ALGS, type SigningAlg } from './keys/signing-keys.js';
 
 /** A configuration problem found at start; `variable` names the environment variable at fault. */
@@ -97,7 +98,7 @@ const envSchema = z.object({
   KEYS_DIR: z.string().min(1).optional(),
   WORKERS: intInRange(1, 64).optional(),
   MIGRATE_ON_START: booleanFlag.optional(),
-  ADMIN_BOOTSTRAP_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1-128 URL-safe characters').optional(),
+  ADMIN_BOOTSTRAP_CLIENT_ID: z.string().regex(CLIENT_ID_PATTERN, 'must be 1-128 URL-safe characters').optional(),
   ADMIN_BOOTSTRAP_CLIENT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   REGISTRY_CACHE_TTL: intInRange(1, 3600).optional(),

@@ -20,6 +20,7 @@ import type { ResourceServerRegistry } from '../resource-servers/resource-server
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
+import { requestContext } from '../shared/request-context.js';
 import { checkClientSecretsWith, type ClientSecretCheck } from './client-authentication.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
@@ -248,7 +249,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       ctx.body = errorPage({
         error: String(out.error),
         description: out.error_description === undefined ? undefined : String(out.error_description),
-        requestId: String(ctx.res.getHeader('x-request-id') ?? '') || undefined,
+        requestId: requestContext.getStore()?.requestId,
       });
     },
   };

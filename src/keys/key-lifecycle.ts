@@ -62,6 +62,9 @@ export class NextKeyTooYoungError extends ConflictError {
   }
 }
 
+/** What a kid can look like: a JWK thumbprint, base64url (with room to spare for other hashes). */
+const POSSIBLE_KID = /^[A-Za-z0-9_-]{1,128}$/;
+
 /** Thrown when no key has the given `kid`. */
 export class UnknownKeyError extends NotFoundError {
   constructor(kid: string) {
@@ -186,6 +189,9 @@ export async function rotateSigningKeys(change: KeyChangeContext, options: { for
  * one. The row stays, unpublished, until every token it could have signed has expired.
  */
 export async function revokeSigningKey(change: KeyChangeContext, kid: string): Promise<void> {
+  // Kids are JWK thumbprints (base64url): any other id names no key, and is not sent to PostgreSQL
+  // (which refuses a NUL with an error, not an empty answer).
+  if (!POSSIBLE_KID.test(kid)) throw new UnknownKeyError(kid);
   await withKeyLock(change.db, async (trx) => {
     const row = await trx.selectFrom('signing_keys').select(['kid', 'alg', 'state']).where('kid', '=', kid).executeTakeFirst();
     // A key of an algorithm this deployment does not enable is not one of its keys.

@@ -162,6 +162,8 @@ describe('POST /admin/keys/{kid}/revoke', () => {
 
     expect((await revokeKey(kid)).status).toBe(409);
     expect((await revokeKey('no-such-kid')).status).toBe(404);
+    // A kid that cannot exist (a NUL, too long) is unknown too: a 404, not a 500 from PostgreSQL.
+    for (const impossible of ['%00abc', 'x'.repeat(129), '%C3%BC']) expect((await revokeKey(impossible)).status).toBe(404);
   });
 
   it('the current key: the next one signs at once, on every instance within 2 s, and a new next is published', async () => {
