@@ -37,8 +37,13 @@ export interface Config {
   readonly logLevel: string;
   /** Seconds a client, resource server or account stays in the in-process cache without a change event. */
   readonly registryCacheTtlSeconds: number;
-  /** Port of the Prometheus endpoint on 127.0.0.1 (0: any free port, logged at start). */
+  /** Port of the Prometheus endpoint (0: any free port, logged at start). */
   readonly metricsPort: number;
+  /**
+   * Address the Prometheus endpoint listens on: loopback by default (never the public port); `0.0.0.0`
+   * or `::` where a scraper outside the host (a Kubernetes pod's) must reach it.
+   */
+  readonly metricsHost: string;
   /** Redis Cluster seed nodes; when set, they replace REDIS_URL. */
   readonly redisClusterNodes: ReadonlyArray<{ host: string; port: number }> | undefined;
   /**
@@ -103,6 +108,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   REGISTRY_CACHE_TTL: intInRange(1, 3600).optional(),
   METRICS_PORT: intInRange(0, 65535).optional(),
+  METRICS_HOST: z.union([z.ipv4(), z.ipv6()], 'must be an IP address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::').optional(),
   REDIS_CLUSTER_NODES: z
     .string()
     .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}(,[A-Za-z0-9.:[\]-]+:\d{1,5})*$/, 'must be host:port,host:port,...')
@@ -174,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL ?? 'info',
     registryCacheTtlSeconds: e.REGISTRY_CACHE_TTL ?? 60,
     metricsPort: e.METRICS_PORT ?? 9464,
+    metricsHost: e.METRICS_HOST ?? '127.0.0.1',
     redisClusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((node) => {
       const at = node.lastIndexOf(':');
       return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };

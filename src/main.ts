@@ -66,10 +66,11 @@ async function drain(server: Server): Promise<void> {
 }
 
 async function startMetrics(config: Config, logger: Logger) {
-  const server = await serveMetrics(config.metricsPort);
+  const server = await serveMetrics(config.metricsPort, config.metricsHost);
   const port = metricsPortOf(server);
-  logger.info({ port }, 'metrics listening on 127.0.0.1');
-  console.log(`Metrics on http://127.0.0.1:${port}/metrics`);
+  const host = config.metricsHost.includes(':') ? `[${config.metricsHost}]` : config.metricsHost;
+  logger.info({ host: config.metricsHost, port }, 'metrics listening');
+  console.log(`Metrics on http://${host}:${port}/metrics`);
   return server;
 }
 

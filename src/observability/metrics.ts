@@ -1,5 +1,6 @@
 /**
- * Prometheus metrics (prom-client), served on 127.0.0.1:METRICS_PORT, never on the public port.
+ * Prometheus metrics (prom-client), served on METRICS_HOST:METRICS_PORT (loopback unless configured),
+ * never on the public port.
  * With several workers the primary serves the sum of every worker's metrics.
  */
 import cluster from 'node:cluster';
@@ -94,10 +95,10 @@ export const httpDuration = new Histogram({
 });
 
 /**
- * Serves `GET /metrics` on 127.0.0.1:`port` (0: any free port). In a cluster primary the answer
+ * Serves `GET /metrics` on `host`:`port` (0: any free port). In a cluster primary the answer
  * aggregates every worker (prom-client asks them over the cluster channel).
  */
-export async function serveMetrics(port: number): Promise<Server> {
+export async function serveMetrics(port: number, host = '127.0.0.1'): Promise<Server> {
   const aggregator = cluster.isPrimary ? new AggregatorRegistry() : undefined;
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
@@ -114,7 +115,7 @@ export async function serveMetrics(port: number): Promise<Server> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   return server;
 }

@@ -1,10 +1,14 @@
-/** /metrics on 127.0.0.1:METRICS_PORT after real traffic holds the series operators alert on. */
+/**
+ * /metrics on 127.0.0.1:METRICS_PORT after real traffic holds the series operators alert on; with
+ * METRICS_HOST it answers on the configured address instead (a pod's, for Prometheus).
+ */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
 let metrics: string;
+let metricsPort: string;
 
 beforeAll(async () => {
   server = await startServer();
@@ -21,9 +25,9 @@ beforeAll(async () => {
   await revoke(as, internal.client_id, internal.client_secret, jwt.accessToken);
   await adminCall(server.issuer, admin, 'GET', '/clients');
 
-  const port = /Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(server.output())?.[1];
-  expect(port).toBeDefined();
-  const response = await fetch(`http://127.0.0.1:${port}/metrics`);
+  metricsPort = /Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(server.output())?.[1] ?? '';
+  expect(metricsPort).not.toBe('');
+  const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
   expect(response.status).toBe(200);
   metrics = await response.text();
 }, 60_000);
@@ -70,5 +74,30 @@ describe('metrics', () => {
 
   it('are not served on the public port', async () => {
     expect((await fetch(`${server.issuer}/metrics`)).status).toBe(404);
+  });
+});
+
+/**
+ * 127.0.0.2 is a loopback address too (all of 127/8 is), but a socket bound to 127.0.0.1 does not
+ * answer it, while one bound to every address does: the check that tells the two bindings apart.
+ */
+const OTHER_ADDRESS = '127.0.0.2';
+
+describe('METRICS_HOST', () => {
+  it('unset, metrics answer on 127.0.0.1 only', async () => {
+    await expect(fetch(`http://${OTHER_ADDRESS}:${metricsPort}/metrics`)).rejects.toThrow();
+  });
+
+  it('set to 0.0.0.0, metrics answer on the other addresses of the host', async () => {
+    const open = await startServer({ env: { METRICS_HOST: '0.0.0.0' } });
+    try {
+      const port = /Metrics on http:\/\/0\.0\.0\.0:(\d+)\/metrics/.exec(open.output())?.[1];
+      expect(port).toBeDefined();
+      const response = await fetch(`http://${OTHER_ADDRESS}:${port}/metrics`);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain('# TYPE login_http_requests_total counter');
+    } finally {
+      await open.stop();
+    }
   });
 });
