@@ -27,6 +27,7 @@ import { ensureSigningKeys, type KeyPolicy } from './keys/key-lifecycle.js';
 import { KeyMaintenance } from './keys/key-maintenance.js';
 import type { KeyRouteDependencies } from './keys/key-routes.js';
 import type { Logger } from './observability/logger.js';
+import { readinessCheck } from './observability/readiness.js';
 import { isStoreUnavailableError } from './observability/store-health.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
 import { openShortLivedStores } from './stores.js';
@@ -140,12 +141,10 @@ export async function createServices(config: Config, logger: Logger, options: { 
     currentJwks: () => issuerState.jwks,
     signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },
     validateClientMetadata,
-    checkReadiness: async () => {
-      await Promise.all([
-        pingDatabase(db).catch(() => Promise.reject(new Error('PostgreSQL does not answer'))),
-        tokenStore.ping().catch(() => Promise.reject(new Error('the token store does not answer'))),
-      ]);
-    },
+    checkReadiness: readinessCheck([
+      { store: 'postgres', failure: 'PostgreSQL does not answer', check: () => pingDatabase(db) },
+      { store: redis ? 'redis' : 'memory', failure: 'the token store does not answer', check: () => tokenStore.ping() },
+    ]),
     close: async () => {
       await issuerState.close();
       await keyMaintenance.close();

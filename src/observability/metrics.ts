@@ -6,7 +6,7 @@
 import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The registry every metric of this process is in. */
 export const registry = new Registry();
@@ -91,6 +91,36 @@ export const httpDuration = new Histogram({
   help: 'HTTP request latency',
   labelNames: ['route'] as const,
   buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
+/**
+ * Whether each store answered the last readiness check (1) or not (0). With several workers the
+ * primary reports the lowest: one worker cut off from a store is enough to say so.
+ */
+export const storeUp = new Gauge({
+  name: 'login_store_up',
+  help: 'Whether the store answered the last readiness check',
+  labelNames: ['store'] as const,
+  aggregator: 'min',
+  registers: [registry],
+});
+
+/** Published signing keys by algorithm and state (current, next): without a next key no rotation can happen. */
+export const signingKeys = new Gauge({
+  name: 'login_signing_keys',
+  help: 'Signing keys by algorithm and state',
+  labelNames: ['alg', 'state'] as const,
+  aggregator: 'max',
+  registers: [registry],
+});
+
+/** When each algorithm's current signing key is due to be replaced by its next one (Unix time). */
+export const signingKeyRotationDue = new Gauge({
+  name: 'login_signing_key_rotation_due_timestamp_seconds',
+  help: 'When the current signing key of an algorithm is due to be rotated out',
+  labelNames: ['alg'] as const,
+  aggregator: 'max',
   registers: [registry],
 });
 

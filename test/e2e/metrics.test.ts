@@ -24,6 +24,7 @@ beforeAll(async () => {
   await revoke(as, external.client_id, external.client_secret, opaque.accessToken);
   await revoke(as, internal.client_id, internal.client_secret, jwt.accessToken);
   await adminCall(server.issuer, admin, 'GET', '/clients');
+  expect((await fetch(`${server.issuer}/readyz`)).status).toBe(200);
 
   metricsPort = /Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(server.output())?.[1] ?? '';
   expect(metricsPort).not.toBe('');
@@ -70,6 +71,24 @@ describe('metrics', () => {
     expect(sample('login_http_requests_total', { route: 'introspection', status: '200' })).toBeGreaterThanOrEqual(2);
     expect(sample('login_http_requests_total', { route: 'admin GET /clients', status: '200' })).toBeGreaterThanOrEqual(1);
     expect(metrics).not.toMatch(/route="\/admin\/clients\/[^"]+"/);
+  });
+
+  it('report whether each store answered the last readiness check', () => {
+    expect(sample('login_store_up', { store: 'postgres' })).toBe(1);
+    expect(sample('login_store_up', { store: 'redis' })).toBe(1);
+  });
+
+  it('report each enabled algorithm\'s current and next signing keys, and when the current one is due to rotate', () => {
+    // SIGNING_ALGS is unset: RS256, PS256 and ES256 are enabled, EdDSA is not (and has no series).
+    expect(sample('login_signing_keys', { alg: 'EdDSA' })).toBeUndefined();
+    for (const alg of ['RS256', 'PS256', 'ES256']) {
+      expect(sample('login_signing_keys', { alg, state: 'current' })).toBe(1);
+      expect(sample('login_signing_keys', { alg, state: 'next' })).toBe(1);
+      // Keys rotate every 30 days by default: due within them, and not in the past.
+      const due = sample('login_signing_key_rotation_due_timestamp_seconds', { alg })!;
+      expect(due * 1000).toBeGreaterThan(Date.now());
+      expect(due * 1000).toBeLessThanOrEqual(Date.now() + 30 * 86_400_000);
+    }
   });
 
   it('are not served on the public port', async () => {
