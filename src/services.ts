@@ -28,7 +28,7 @@ import { KeyMaintenance } from './keys/key-maintenance.js';
 import type { KeyRouteDependencies } from './keys/key-routes.js';
 import type { Logger } from './observability/logger.js';
 import { readinessCheck } from './observability/readiness.js';
-import { isStoreUnavailableError } from './observability/store-health.js';
+import { isStoreUnavailableError, logStoreUnavailable } from './observability/store-health.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
 import { openShortLivedStores } from './stores.js';
 import type { TokenStore } from './tokens/token-store.js';
@@ -81,7 +81,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
   if (options.prepare) await prepareDatabase(config, logger, db, kek);
 
-  const { tokenStore, bus, clientAuthFailures, limiter, redis } = await openShortLivedStores(config, logger);
+  const shortLived = await openShortLivedStores(config, logger);
+  const { tokenStore, bus, clientAuthFailures, limiter, redis } = shortLived;
   const clients = new ClientRegistry(db, config.registryCacheTtlSeconds, logger);
   clients.follow(bus);
   const accounts = new AccountRegistry(db, config.registryCacheTtlSeconds, logger);
@@ -106,8 +107,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
       installRevocation(provider, { tokenStore, verifier });
       // The provider answers these as a bare server_error; the cause belongs in our logs.
       provider.on('server_error', (_ctx: unknown, error: Error) => {
-        // An outage fails every request alike: one short line each, not a stack trace each.
-        if (isStoreUnavailableError(error)) logger.warn({ reason: error.message }, 'store unavailable');
+        // An outage fails every request alike: a short line now and then, not a stack trace each.
+        if (isStoreUnavailableError(error)) logStoreUnavailable(logger, error);
         else logger.error({ err: error }, 'provider server error');
       });
       return provider;
@@ -143,7 +144,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     validateClientMetadata,
     checkReadiness: readinessCheck([
       { store: 'postgres', failure: 'PostgreSQL does not answer', check: () => pingDatabase(db) },
-      { store: redis ? 'redis' : 'memory', failure: 'the token store does not answer', check: () => tokenStore.ping() },
+      { store: redis ? 'redis' : 'memory', failure: 'the token store does not answer', check: () => shortLived.ping() },
     ]),
     close: async () => {
       await issuerState.close();

@@ -37,6 +37,32 @@ export interface ShortLivedStores {
   clientAuthFailures: FailureCounter;
   limiter: SignInLimiter;
   redis?: Redis | Cluster;
+  /** Resolves when every key can be served: the readiness probe of the short-lived stores. */
+  ping(): Promise<void>;
+}
+
+/** Slots of a Redis Cluster: every one must have a master for every key to be served. */
+const CLUSTER_SLOTS = 16_384;
+
+/**
+ * Whether a Redis Cluster can serve every key: every slot has a master the client is connected to,
+ * each of those masters answers PING, and the cluster itself says `cluster_state:ok`. Pinging one node
+ * (what a standalone check does) says nothing of the other shards; and the cluster's own state turns
+ * to fail only after its node timeout (15 s by default), while ioredis drops a lost master from its
+ * pool at once. One round trip to each master, in parallel.
+ */
+async function pingCluster(cluster: Cluster): Promise<void> {
+  const connected = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+  const masters = new Set<Redis>();
+  for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
+    const key = cluster.slots[slot]?.[0];
+    const master = key === undefined ? undefined : connected.get(key);
+    if (!master) throw new Error(`no reachable Redis Cluster master serves slot ${slot}`);
+    masters.add(master);
+  }
+  const [first] = masters;
+  const [info] = await Promise.all([first!.cluster('INFO'), ...[...masters].map((master) => master.ping())]);
+  if (!/^cluster_state:ok\r?$/m.test(String(info))) throw new Error('the Redis Cluster is not ok');
 }
 
 /** Opens Redis (a server or a Cluster) when configured, else the in-process stores of one instance. */
@@ -48,6 +74,7 @@ export async function openShortLivedStores(config: Config, logger: Logger): Prom
       bus: new MemoryChangeBus(),
       clientAuthFailures: new MemoryFailureCounter(CLIENT_AUTH_FAILURES),
       limiter: new SignInLimiter(new MemoryFailureCounter(EMAIL_FAILURES), new MemoryFailureCounter(ADDRESS_FAILURES)),
+      ping: async () => undefined,
     };
   }
   const redis = config.redisClusterNodes
@@ -65,5 +92,6 @@ export async function openShortLivedStores(config: Config, logger: Logger): Prom
       new RedisFailureCounter(redis, `${config.redisKeyPrefix}signin:address:`, ADDRESS_FAILURES),
     ),
     redis,
+    ping: redis instanceof Cluster ? () => pingCluster(redis) : async () => void (await redis.ping()),
   };
 }
