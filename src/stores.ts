@@ -9,6 +9,7 @@ import { ADDRESS_FAILURES, EMAIL_FAILURES, SignInLimiter } from './interactions/
 import { CLIENT_AUTH_FAILURES } from './issuer/client-authentication.js';
 import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from './limits/failure-counter.js';
 import type { Logger } from './observability/logger.js';
+import { isStoreUnavailableError, logStoreUnavailable } from './observability/store-health.js';
 import { measuredTokenStore } from './tokens/measured-token-store.js';
 import { MemoryTokenStore } from './tokens/memory-token-store.js';
 import { RedisTokenStore } from './tokens/redis-token-store.js';
@@ -80,8 +81,9 @@ export async function openShortLivedStores(config: Config, logger: Logger): Prom
   const redis = config.redisClusterNodes
     ? new Cluster([...config.redisClusterNodes], { lazyConnect: true, enableOfflineQueue: false, enableAutoPipelining: true, redisOptions: REDIS_OPTIONS })
     : new Redis(config.redisUrl!, REDIS_OPTIONS);
-  // Without a listener, ioredis reports every failed reconnection as an unhandled error event.
-  redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis connection error'));
+  // Without a listener, ioredis reports every failed reconnection as an unhandled error event. Each
+  // reconnection attempt of an outage fails alike: the outage's short line, not a stack per attempt.
+  redis.on('error', (error: Error) => (isStoreUnavailableError(error) ? logStoreUnavailable(logger, error) : logger.warn({ err: error }, 'redis connection error')));
   await redis.connect();
   return {
     tokenStore: measuredTokenStore(new RedisTokenStore(redis, config.redisKeyPrefix)),
