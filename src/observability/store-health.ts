@@ -30,11 +30,12 @@ export async function measureStoreCall<T>(store: StoreName, operation: string, c
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
 const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Connection is closed|Stream isn't writeable|Command timed out|ECONNREFUSED|Reached the max retries per request limit/i;
 /**
- * What a Redis Cluster answers while a shard fails over or is lost (server error prefixes), and what
- * ioredis's cluster client says while it cannot map slots to reachable masters. A MOVED or ASK that
- * reaches us means ioredis ran out of redirections during a failover.
+ * What Redis answers while unable to serve (a Cluster shard failing over or lost, a server loading
+ * its data, or full: at its maxmemory with noeviction, see docs/recovery.md), and what ioredis's
+ * cluster client says while it cannot map slots to reachable masters. A MOVED or ASK that reaches us
+ * means ioredis ran out of redirections during a failover.
  */
-const CLUSTER_UNAVAILABLE = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|MASTERDOWN|LOADING|READONLY)\b|Failed to refresh slots cache|None of startup nodes is available|Too many Cluster redirections|Cluster isn't ready/;
+const REDIS_UNAVAILABLE = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|MASTERDOWN|LOADING|READONLY|OOM)\b|Failed to refresh slots cache|None of startup nodes is available|Too many Cluster redirections|Cluster isn't ready/;
 
 /** Whether `error` says a store could not be reached (as opposed to a bug or bad input). */
 export function isStoreUnavailableError(error: unknown): boolean {
@@ -42,7 +43,7 @@ export function isStoreUnavailableError(error: unknown): boolean {
   const { code, message } = error as { code?: unknown; message?: unknown };
   return (
     (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) ||
-    (typeof message === 'string' && (UNAVAILABLE_MESSAGES.test(message) || CLUSTER_UNAVAILABLE.test(message)))
+    (typeof message === 'string' && (UNAVAILABLE_MESSAGES.test(message) || REDIS_UNAVAILABLE.test(message)))
   );
 }
 

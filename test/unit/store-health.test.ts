@@ -15,6 +15,7 @@ describe('isStoreUnavailableError', () => {
     ['ioredis unable to map slots', new Error('Failed to refresh slots cache.')],
     ['ioredis with no seed node', new Error('None of startup nodes is available')],
     ['ioredis redirected in circles', new Error('Too many Cluster redirections. Last error: Error: CLUSTERDOWN The cluster is down')],
+    ['a Redis full under noeviction', new Error("OOM command not allowed when used memory > 'maxmemory'.")],
     ["ioredis's cluster client while reconnecting", new Error("Cluster isn't ready and enableOfflineQueue options is false")],
   ])('%s is an outage', (_case, error) => {
     expect(isStoreUnavailableError(error)).toBe(true);
