@@ -19,6 +19,7 @@ import { auditRoutes } from './audit/audit-routes.js';
 import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
 import { hasBody, readBodyWithin } from './shared/request-body.js';
 import { httpDuration, httpRequests } from './observability/metrics.js';
+import { requestTracing } from './observability/tracing.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
 import { JWKS_PATH } from './issuer/provider.js';
@@ -97,12 +98,15 @@ export function createApp(deps: AppDependencies): Koa {
       const seconds = (performance.now() - started) / 1000;
       const route = context.route ?? 'other';
       const status = ctx.res.statusCode;
-      deps.logger.info({ method: ctx.method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
+      // 'finish' fires outside the request's async context: its ids are given here.
+      deps.logger.info({ requestId: context.requestId, traceId: context.traceId, method: ctx.method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
       httpRequests.inc({ route, method: ctx.method, status });
       httpDuration.observe({ route }, seconds);
     });
     await requestContext.run(context, next);
   });
+  // OpenTelemetry's server span, inside the request context (nothing when tracing is off).
+  for (const middleware of requestTracing()) app.use(middleware);
 
   app.use(async function limitOAuthBodies(ctx, next) {
     // A declared body too large to be a real request is refused before anything else (the admin API

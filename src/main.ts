@@ -11,6 +11,7 @@ import { openDatabase } from './db/database.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { resolveKeyEncryptionKey } from './keys/key-encryption.js';
 import { metricsPortOf, serveMetrics } from './observability/metrics.js';
+import { startTracing, stopTracing } from './observability/tracing.js';
 import { createServices, prepareDatabase } from './services.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -34,6 +35,7 @@ async function serve(config: Config, logger: Logger, prepare: boolean): Promise<
     await drain(server);
     metrics?.close();
     await services.close();
+    await stopTracing();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
@@ -86,6 +88,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  // Before anything is built: the database and the app pick their tracing hooks when made.
+  startTracing();
 
   if (config.workers === 1 || !cluster.isPrimary) {
     await serve(config, logger, cluster.isPrimary);

@@ -41,6 +41,7 @@ export function instrumentProvider(provider: Provider, clients: ClientRegistry, 
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
     if (route) setRoute(route);
+    if (context && oidcCtx.oidc?.client) context.clientId = oidcCtx.oidc.client.clientId;
 
     if (failed || (ctx.status >= 500 && context?.storeUnavailable && typeof ctx.body === 'object')) {
       ctx.status = 503;

@@ -2,6 +2,7 @@
 import { requestContext } from '../shared/request-context.js';
 import type { Logger } from './logger.js';
 import { storeDuration, storeErrors } from './metrics.js';
+import { traceStoreCall } from './tracing.js';
 
 /** The backing stores. */
 export type StoreName = 'redis' | 'postgres';
@@ -17,7 +18,7 @@ export function recordStoreFailure(store: StoreName): void {
 export async function measureStoreCall<T>(store: StoreName, operation: string, call: () => Promise<T>): Promise<T> {
   const stop = storeDuration.startTimer({ store, operation });
   try {
-    return await call();
+    return await traceStoreCall(store, operation, call);
   } catch (error) {
     recordStoreFailure(store);
     throw error;
