@@ -51,6 +51,12 @@ export interface Config {
   readonly jwksMaxAgeSeconds: number;
   /** Seconds a key signs before the next one takes over by itself. */
   readonly keyRotationIntervalSeconds: number;
+  /**
+   * The hottest requests (introspection with a client secret) are answered by a dedicated path in front
+   * of oidc-provider, which answers everything else (docs/dedicated-paths.md). `false`: the provider
+   * answers everything.
+   */
+  readonly dedicatedPaths: boolean;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -103,6 +109,7 @@ const envSchema = z.object({
   TRUST_PROXY: booleanFlag.optional(),
   JWKS_MAX_AGE: intInRange(0, 7 * DAY_SECONDS).optional(),
   KEY_ROTATION_INTERVAL: intInRange(1, 3650 * DAY_SECONDS).optional(),
+  DEDICATED_PATHS: booleanFlag.optional(),
 });
 
 /**
@@ -166,5 +173,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY ?? false,
     jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
     keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
+    dedicatedPaths: e.DEDICATED_PATHS ?? true,
   };
 }

@@ -36,7 +36,13 @@ describe('loadConfig', () => {
       previousKeyEncryptionKey: undefined,
       jwksMaxAgeSeconds: 600,
       keyRotationIntervalSeconds: 30 * 86_400,
+      dedicatedPaths: true,
     });
+  });
+
+  it('DEDICATED_PATHS=false turns the dedicated paths off', () => {
+    expect(loadConfig({ DEDICATED_PATHS: 'false' }).dedicatedPaths).toBe(false);
+    expect(loadConfig({ DEDICATED_PATHS: 'true' }).dedicatedPaths).toBe(true);
   });
 
   it('reads the key settings', () => {
@@ -78,6 +84,7 @@ describe('loadConfig', () => {
     ['KEY_ROTATION_INTERVAL', '0'],
     ['MIGRATE_ON_START', 'yes'],
     ['LOG_LEVEL', 'loud'],
+    ['DEDICATED_PATHS', 'off'],
   ])('an invalid %s (%s) is refused, naming the variable', (variable, value) => {
     expect(errorOf({ [variable]: value }).variable).toBe(variable);
   });
