@@ -41,6 +41,8 @@ export interface ProviderDependencies {
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
 export const JWKS_PATH = '/jwks';
+/** The introspection endpoint (the provider's default), which the dedicated path answers too. */
+export const INTROSPECTION_PATH = '/token/introspection';
 
 const ASYMMETRIC_ALGS = [...SIGNING_ALGS];
 
@@ -85,7 +87,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       long: { httpOnly: true, sameSite: 'lax', secure: https },
       short: { httpOnly: true, sameSite: 'lax', secure: https },
     },
-    routes: { jwks: JWKS_PATH },
+    routes: { jwks: JWKS_PATH, introspection: INTROSPECTION_PATH },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
