@@ -18,11 +18,13 @@ import { auditRoutes } from './audit/audit-routes.js';
 import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
 import { httpDuration, httpRequests } from './observability/metrics.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
+import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
-import { JWKS_PATH } from './issuer/provider.js';
+import { INTROSPECTION_PATH, JWKS_PATH } from './issuer/provider.js';
 import { keyRoutes } from './keys/key-routes.js';
 import type { Services } from './services.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
+import { requestWithBody } from './shared/read-ahead-body.js';
 
 /** What the application routes to: the services, and the settings the routes read. */
 export type AppDependencies = Pick<
@@ -36,6 +38,8 @@ export type AppDependencies = Pick<
   | 'tokenStore'
   | 'limiter'
   | 'currentProvider'
+  | 'currentJwtVerifier'
+  | 'checkClientSecret'
   | 'currentJwks'
   | 'signingKeys'
   | 'validateClientMetadata'
@@ -46,6 +50,8 @@ export type AppDependencies = Pick<
   readonly trustProxy: boolean;
   /** Seconds resource servers may cache the JWKS. */
   readonly jwksMaxAgeSeconds: number;
+  /** Answer the hottest requests on dedicated paths in front of the provider (docs/dedicated-paths.md). */
+  readonly dedicatedPaths: boolean;
 };
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -101,6 +107,11 @@ export function createApp(deps: AppDependencies): Koa {
     }
     await next();
   });
+
+  if (deps.dedicatedPaths) {
+    // First after the body limit: the hottest request needs none of the routing below.
+    app.use(dedicatedIntrospection({ ...deps, introspectionPath: INTROSPECTION_PATH }));
+  }
 
   const health = new Router();
   health.use(async (ctx, next) => {
@@ -172,7 +183,8 @@ export function createApp(deps: AppDependencies): Koa {
       callbacks.set(provider, callback);
     }
     ctx.respond = false;
-    await callback(ctx.req, ctx.res);
+    // A dedicated path that read the body and left the request to the provider gives the body back.
+    await callback(requestWithBody(ctx.req), ctx.res);
   });
 
   return app;

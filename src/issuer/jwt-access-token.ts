@@ -16,6 +16,8 @@ export interface VerifiedJwtAccessToken extends JWTPayload {
 
 /** Whether `value` is shaped like a JWS (a JWT access token) rather than an opaque token. */
 export function looksLikeJwt(value: string): boolean {
+  // A value without a dot is no JWS for jose either; deciding it here spares an error per opaque token.
+  if (!value.includes('.')) return false;
   try {
     return Boolean(decodeProtectedHeader(value));
   } catch {
