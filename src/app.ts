@@ -4,7 +4,6 @@
  * of it).
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
@@ -17,12 +16,13 @@ import { problemHandler } from './admin/problem.js';
 import { clientRoutes } from './clients/client-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
 import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
-import { hasBody, readBodyWithin } from './shared/request-body.js';
+import { hasBody, readBodyWithin, type RequestWithBody } from './shared/request-body.js';
 import { httpDuration, httpRequests } from './observability/metrics.js';
 import { requestTracing } from './observability/tracing.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
+import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
-import { JWKS_PATH } from './issuer/provider.js';
+import { INTROSPECTION_PATH, JWKS_PATH } from './issuer/provider.js';
 import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
 import type { SigningAlg } from './keys/signing-keys.js';
@@ -41,6 +41,8 @@ export type AppDependencies = Pick<
   | 'tokenStore'
   | 'limiter'
   | 'currentProvider'
+  | 'currentJwtVerifier'
+  | 'checkClientSecret'
   | 'currentJwks'
   | 'signingKeys'
   | 'validateClientMetadata'
@@ -53,6 +55,8 @@ export type AppDependencies = Pick<
   readonly jwksMaxAgeSeconds: number;
   /** The enabled signing algorithms (`SIGNING_ALGS`). */
   readonly signingAlgs: readonly SigningAlg[];
+  /** Answer the hottest requests on dedicated paths in front of the provider (docs/dedicated-paths.md). */
+  readonly dedicatedPaths: boolean;
 };
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -117,6 +121,11 @@ export function createApp(deps: AppDependencies): Koa {
     }
     await next();
   });
+
+  if (deps.dedicatedPaths) {
+    // First after the body limit: the hottest request needs none of the routing below.
+    app.use(dedicatedIntrospection({ ...deps, introspectionPath: INTROSPECTION_PATH }));
+  }
 
   const health = new Router();
   health.use(async (ctx, next) => {
@@ -188,16 +197,18 @@ export function createApp(deps: AppDependencies): Koa {
       callback = provider.callback();
       callbacks.set(provider, callback);
     }
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && hasBody(ctx.req)) {
+    const req = ctx.req as RequestWithBody;
+    // A dedicated path that read the body and left the request to the provider has kept it already.
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && req.body === undefined && hasBody(req)) {
       // Read here, counting bytes as they arrive, so that a chunked body is held to the same limit as
       // a declared one (the provider's own reader would answer 400, at 56 KiB); the provider then
       // parses what was read (its documented `req.body` path).
-      const body = await readBodyWithin(ctx.req, MAX_FORM_BODY_BYTES);
+      const body = await readBodyWithin(req, MAX_FORM_BODY_BYTES);
       if (!body) return refuseLargeBody(ctx);
-      (ctx.req as IncomingMessage & { body?: Buffer }).body = body;
+      req.body = body;
     }
     ctx.respond = false;
-    await callback(ctx.req, ctx.res);
+    await callback(req, ctx.res);
   });
 
   return app;

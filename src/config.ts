@@ -63,6 +63,12 @@ export interface Config {
    * only these. Always includes RS256, which OpenID Connect requires for ID tokens.
    */
   readonly signingAlgs: readonly SigningAlg[];
+  /**
+   * The hottest requests (introspection with a client secret) are answered by a dedicated path in front
+   * of oidc-provider, which answers everything else (docs/dedicated-paths.md). `false`: the provider
+   * answers everything.
+   */
+  readonly dedicatedPaths: boolean;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -124,6 +130,7 @@ const envSchema = z.object({
     .refine((algs) => algs.includes('RS256'), 'must include RS256 (OpenID Connect requires it for ID tokens)')
     .transform((algs) => algs as SigningAlg[])
     .optional(),
+  DEDICATED_PATHS: booleanFlag.optional(),
 });
 
 /**
@@ -189,5 +196,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
     keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
     signingAlgs: e.SIGNING_ALGS ?? DEFAULT_SIGNING_ALGS,
+    dedicatedPaths: e.DEDICATED_PATHS ?? true,
   };
 }

@@ -47,6 +47,8 @@ export interface Services {
   /** The one client secret check (with lockout) of every path that authenticates clients. */
   readonly checkClientSecret: ClientSecretCheck;
   readonly currentProvider: () => Provider;
+  /** The JWT access token verifier of the provider in force (shared with the dedicated paths). */
+  readonly currentJwtVerifier: () => JwtAccessTokenVerifier;
   /** The JWKS document of the signing keys in force. */
   readonly currentJwks: () => JwksDocument;
   readonly signingKeys: KeyRouteDependencies;
@@ -91,6 +93,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   await resourceServers.start(bus);
   // Made once, outside the provider: its lockout state survives the provider's rebuild on a key change.
   const checkClientSecret = clientSecretCheck({ clients, failures: clientAuthFailures });
+  // One verifier per provider: what it remembers of verified tokens goes when the keys change.
+  const verifiers = new WeakMap<Provider, JwtAccessTokenVerifier>();
 
   const issuerState = await IssuerState.start({
     db,
@@ -105,6 +109,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
       installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });
       installRevocation(provider, { tokenStore, verifier });
+      verifiers.set(provider, verifier);
       // The provider answers these as a bare server_error; the cause belongs in our logs.
       provider.on('server_error', (_ctx: unknown, error: Error) => {
         // An outage fails every request alike: a short line now and then, not a stack trace each.
@@ -139,6 +144,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     limiter,
     checkClientSecret,
     currentProvider,
+    currentJwtVerifier: () => verifiers.get(issuerState.provider)!,
     currentJwks: () => issuerState.jwks,
     signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },
     validateClientMetadata,

@@ -37,6 +37,8 @@ export function instrumentProvider(provider: Provider, clients: ClientRegistry, 
         ctx.body = { error: 'server_error', error_description: 'oops! something went wrong' };
         return;
       }
+      // The same line as for a store failure inside the provider (its server_error event, services.ts).
+      logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'store unavailable');
     }
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;

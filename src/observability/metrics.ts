@@ -28,6 +28,18 @@ export const tokensIssued = new Counter({
   registers: [registry],
 });
 
+/**
+ * Requests a dedicated path (docs/dedicated-paths.md) took up, by route and outcome: `answered` there,
+ * or `provider` when it left them to oidc-provider. The share left to the provider is the first thing
+ * to look at when a dedicated path seems not to pay.
+ */
+export const dedicatedPathRequests = new Counter({
+  name: 'login_dedicated_path_requests_total',
+  help: 'Requests a dedicated path took up: answered there, or left to oidc-provider',
+  labelNames: ['route', 'outcome'] as const,
+  registers: [registry],
+});
+
 /** Introspection answers, by outcome. */
 export const introspections = new Counter({
   name: 'login_introspections_total',

@@ -58,6 +58,12 @@ describe('metrics', () => {
     expect(sample('login_introspection_duration_seconds_count')).toBeGreaterThanOrEqual(2);
   });
 
+  it('count what the dedicated introspection path answered (nothing, when DEDICATED_PATHS=false)', () => {
+    const answered = sample('login_dedicated_path_requests_total', { route: 'introspection', outcome: 'answered' });
+    if (process.env.DEDICATED_PATHS === 'false') expect(answered).toBeUndefined();
+    else expect(answered).toBe(2);
+  });
+
   it('count revocations, key changes and store calls', () => {
     expect(sample('login_revocations_total', { kind: 'opaque' })).toBeGreaterThanOrEqual(1);
     expect(sample('login_revocations_total', { kind: 'jwt' })).toBeGreaterThanOrEqual(1);

@@ -36,7 +36,13 @@ describe('loadConfig', () => {
       previousKeyEncryptionKey: undefined,
       jwksMaxAgeSeconds: 600,
       keyRotationIntervalSeconds: 30 * 86_400,
+      dedicatedPaths: true,
     });
+  });
+
+  it('DEDICATED_PATHS=false turns the dedicated paths off', () => {
+    expect(loadConfig({ DEDICATED_PATHS: 'false' }).dedicatedPaths).toBe(false);
+    expect(loadConfig({ DEDICATED_PATHS: 'true' }).dedicatedPaths).toBe(true);
   });
 
   it('reads the key settings', () => {
@@ -80,6 +86,7 @@ describe('loadConfig', () => {
     ['LOG_LEVEL', 'loud'],
     ['METRICS_HOST', 'metrics.internal'],
     ['METRICS_HOST', '0.0.0.0:9464'],
+    ['DEDICATED_PATHS', 'off'],
   ])('an invalid %s (%s) is refused, naming the variable', (variable, value) => {
     expect(errorOf({ [variable]: value }).variable).toBe(variable);
   });
