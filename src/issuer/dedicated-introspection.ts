@@ -314,6 +314,8 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     if (method !== 'client_secret_basic' && method !== 'client_secret_post') return false;
 
     const context = requestContext.getStore();
+    // Named as the provider names it once it has found the client (traces and logs carry it).
+    if (context) context.clientId = candidate.clientId;
     let introspected: IntrospectionAnswer | undefined;
     try {
       let authenticated: boolean;
