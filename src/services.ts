@@ -80,7 +80,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
   if (options.prepare) await prepareDatabase(config, logger, db, kek);
 
-  const { tokenStore, bus, clientAuthFailures, limiter, redis } = await openShortLivedStores(config, logger);
+  const { tokenStore, bus, clientAuthFailures, limiter, userCodeFailures, devicePolls, redis } = await openShortLivedStores(config, logger);
   const clients = new ClientRegistry(db, config.registryCacheTtlSeconds, logger);
   clients.follow(bus);
   const accounts = new AccountRegistry(db, config.registryCacheTtlSeconds, logger);
@@ -97,7 +97,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     keks: keyEncryptionKeysById(keks),
     follow: options.background,
     buildProvider: (keyRing) => {
-      const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientSecretCheck: checkClientSecret });
+      const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientSecretCheck: checkClientSecret, userCodeFailures, devicePolls });
       instrumentProvider(provider, clients, logger);
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
       installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });

@@ -6,18 +6,19 @@ import { readJsonBody } from '../admin/json-body.js';
 import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
+import { DEVICE_CODE_GRANT } from '../issuer/device-flow.js';
 import { NotFoundError } from '../shared/errors.js';
 import type { Client, ClientMetadata, ClientWithSecrets } from './client.js';
 import { selectClientPage, selectClientWithSecrets } from './client-repository.js';
 import { createClient, deleteClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
 
-const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
+const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token', DEVICE_CODE_GRANT] as const;
 
 /** Each client field's schema, shared by create (with defaults) and update (all optional). */
 const clientFields = {
   client_name: z.string().trim().min(1).max(200),
   trust: z.enum(['internal', 'external']),
-  grant_types: uniqueList(z.enum(GRANT_TYPES), 3).min(1),
+  grant_types: uniqueList(z.enum(GRANT_TYPES), GRANT_TYPES.length).min(1),
   redirect_uris: uniqueList(absoluteUri, 50),
   response_types: uniqueList(z.enum(['code']), 1),
   token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),

@@ -13,12 +13,14 @@ import { interactionPath } from '../interactions/interaction-routes.js';
 import { installProviderPageHeaders } from '../interactions/page-headers.js';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/pages.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption.js';
+import type { FailureCounter } from '../limits/failure-counter.js';
 import { SIGNING_ALGS, type KeyRing } from '../keys/signing-keys.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
 import { checkClientSecretsWith, type ClientSecretCheck } from './client-authentication.js';
+import { CODE_VERIFICATION_PATH, DEVICE_AUTHORIZATION_PATH, deviceFlowFeature, installDevicePollingLimit, installUserCodeLimit } from './device-flow.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
@@ -37,6 +39,10 @@ export interface ProviderDependencies {
   readonly keyEncryptionKeys: readonly KeyEncryptionKey[];
   /** Checks client secrets (and counts failures); it outlives the provider, which is rebuilt. */
   readonly clientSecretCheck: ClientSecretCheck;
+  /** Counts wrong device flow user codes (see device-flow.ts); it outlives the provider too. */
+  readonly userCodeFailures: FailureCounter;
+  /** Counts device code polls (slow_down); it outlives the provider too. */
+  readonly devicePolls: FailureCounter;
 }
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
@@ -85,7 +91,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       long: { httpOnly: true, sameSite: 'lax', secure: https },
       short: { httpOnly: true, sameSite: 'lax', secure: https },
     },
-    routes: { jwks: JWKS_PATH },
+    routes: { jwks: JWKS_PATH, code_verification: CODE_VERIFICATION_PATH, device_authorization: DEVICE_AUTHORIZATION_PATH },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
@@ -120,6 +126,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       devInteractions: { enabled: false },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
+      deviceFlow: deviceFlowFeature(deps.userCodeFailures),
       introspection: {
         enabled: true,
         // Audience isolation: only the token's audience (or its own client) learns it is active.
@@ -227,6 +234,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     await next();
   });
   installProviderPageHeaders(provider);
+  installUserCodeLimit(provider, deps.userCodeFailures);
+  installDevicePollingLimit(provider, deps.devicePolls);
 
   return provider;
 }
