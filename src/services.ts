@@ -18,6 +18,7 @@ import { installIntrospection } from './issuer/introspection.js';
 import { IssuerState } from './issuer/issuer-state.js';
 import type { JwksDocument } from './issuer/jwks-endpoint.js';
 import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
+import { logoutDeliveringFetch } from './issuer/backchannel-logout.js';
 import { buildProvider, ID_TOKEN_TTL_SECONDS } from './issuer/provider.js';
 import { instrumentProvider } from './issuer/provider-instrumentation.js';
 import { installRevocation } from './issuer/revocation.js';
@@ -90,6 +91,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
   // Made once, outside the provider: its lockout state survives the provider's rebuild on a key change.
   const checkClientSecret = clientSecretCheck({ clients, failures: clientAuthFailures });
 
+  const outboundFetch = logoutDeliveringFetch(config.logoutDelivery, logger);
   const issuerState = await IssuerState.start({
     db,
     bus,
@@ -97,7 +99,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     keks: keyEncryptionKeysById(keks),
     follow: options.background,
     buildProvider: (keyRing) => {
-      const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientSecretCheck: checkClientSecret, userCodeFailures, devicePolls });
+      const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientSecretCheck: checkClientSecret, userCodeFailures, devicePolls, fetch: outboundFetch });
       instrumentProvider(provider, clients, logger);
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
       installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });

@@ -43,6 +43,8 @@ export interface ProviderDependencies {
   readonly userCodeFailures: FailureCounter;
   /** Counts device code polls (slow_down); it outlives the provider too. */
   readonly devicePolls: FailureCounter;
+  /** The provider's outgoing requests; it delivers back-channel logout tokens (backchannel-logout.ts). */
+  readonly fetch: NonNullable<Configuration['fetch']>;
 }
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
@@ -91,6 +93,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       long: { httpOnly: true, sameSite: 'lax', secure: https },
       short: { httpOnly: true, sameSite: 'lax', secure: https },
     },
+    fetch: deps.fetch,
     routes: { jwks: JWKS_PATH, code_verification: CODE_VERIFICATION_PATH, device_authorization: DEVICE_AUTHORIZATION_PATH },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
@@ -127,6 +130,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
       deviceFlow: deviceFlowFeature(deps.userCodeFailures),
+      backchannelLogout: { enabled: true },
       introspection: {
         enabled: true,
         // Audience isolation: only the token's audience (or its own client) learns it is active.
