@@ -22,6 +22,7 @@ import { clientBoundAdapter } from './client-bound-adapter.js';
 import { checkClientSecretsWith, type ClientSecretCheck } from './client-authentication.js';
 import { CODE_VERIFICATION_PATH, DEVICE_AUTHORIZATION_PATH, deviceFlowFeature, installDevicePollingLimit, installUserCodeLimit } from './device-flow.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
+import { installJwtIntrospection } from './jwt-introspection.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
@@ -131,6 +132,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       clientCredentials: { enabled: true },
       deviceFlow: deviceFlowFeature(deps.userCodeFailures),
       backchannelLogout: { enabled: true },
+      // Answers are signed by jwt-introspection.ts; enabled for discovery's signing algorithms.
+      jwtIntrospection: { enabled: true },
       introspection: {
         enabled: true,
         // Audience isolation: only the token's audience (or its own client) learns it is active.
@@ -240,6 +243,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   installProviderPageHeaders(provider);
   installUserCodeLimit(provider, deps.userCodeFailures);
   installDevicePollingLimit(provider, deps.devicePolls);
+  installJwtIntrospection(provider, { issuer: deps.issuer, keyRing: deps.keyRing, resourceServers });
 
   return provider;
 }
