@@ -23,6 +23,7 @@ import { checkClientSecretsWith, type ClientSecretCheck } from './client-authent
 import { CODE_VERIFICATION_PATH, DEVICE_AUTHORIZATION_PATH, deviceFlowFeature, installDevicePollingLimit, installUserCodeLimit } from './device-flow.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { installJwtIntrospection } from './jwt-introspection.js';
+import { refuseUnsupportedParameters } from './unsupported-requests.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
@@ -111,6 +112,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       Interaction: INTERACTION_TTL_SECONDS,
     },
     responseTypes: ['code'],
+    extraParams: refuseUnsupportedParameters,
     clientDefaults: {
       grant_types: ['client_credentials'],
       response_types: [],
