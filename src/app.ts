@@ -5,6 +5,7 @@
  */
 import { sessionsWithBackchannelLogout } from './issuer/backchannel-logout.js';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
@@ -17,11 +18,14 @@ import { problemHandler } from './admin/problem.js';
 import { clientRoutes } from './clients/client-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
 import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
+import { hasBody, readBodyWithin } from './shared/request-body.js';
 import { httpDuration, httpRequests } from './observability/metrics.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
 import { JWKS_PATH } from './issuer/provider.js';
+import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
+import type { SigningAlg } from './keys/signing-keys.js';
 import type { Services } from './services.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
 
@@ -47,12 +51,20 @@ export type AppDependencies = Pick<
   readonly trustProxy: boolean;
   /** Seconds resource servers may cache the JWKS. */
   readonly jwksMaxAgeSeconds: number;
+  /** The enabled signing algorithms (`SIGNING_ALGS`). */
+  readonly signingAlgs: readonly SigningAlg[];
 };
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** OAuth form bodies larger than this answer 413. */
 const MAX_FORM_BODY_BYTES = 64 * 1024;
 
+function refuseLargeBody(ctx: Koa.Context): void {
+  ctx.status = 413;
+  // The rest of the body is not read.
+  ctx.set('Connection', 'close');
+  ctx.body = { error: 'invalid_request', error_description: `the body must not exceed ${MAX_FORM_BODY_BYTES} bytes` };
+}
 
 /** The address a request comes from: the socket's, or the one our own proxy appended to X-Forwarded-For. */
 function clientAddress(ctx: Koa.Context, trustProxy: boolean): string {
@@ -94,10 +106,10 @@ export function createApp(deps: AppDependencies): Koa {
   });
 
   app.use(async function limitOAuthBodies(ctx, next) {
-    // The provider parses form bodies itself; a body too large to be a real request is refused before.
+    // A declared body too large to be a real request is refused before anything else (the admin API
+    // has its own, larger limit; bodies sent without a length are counted as they are read).
     if (ctx.method === 'POST' && (ctx.request.length ?? 0) > MAX_FORM_BODY_BYTES && !ctx.path.startsWith('/admin')) {
-      ctx.status = 413;
-      ctx.body = { error: 'invalid_request', error_description: `the body must not exceed ${MAX_FORM_BODY_BYTES} bytes` };
+      refuseLargeBody(ctx);
       return;
     }
     await next();
@@ -124,7 +136,7 @@ export function createApp(deps: AppDependencies): Koa {
 
   // Everything under /admin is the admin API: problem+json, bearer auth, and never the provider.
   const adminRoutes: AdminRoute[] = [
-    ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)]),
+    ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)], deps.signingAlgs),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
     ...auditRoutes(deps.db),
     ...accountRoutes(deps.db, deps.bus, sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger)),
@@ -156,6 +168,7 @@ export function createApp(deps: AppDependencies): Koa {
     return next();
   });
 
+  app.use(protocolMethods(deps.issuer));
   app.use(jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds));
 
   const interactions = interactionRoutes(deps);
@@ -171,6 +184,14 @@ export function createApp(deps: AppDependencies): Koa {
     if (!callback) {
       callback = provider.callback();
       callbacks.set(provider, callback);
+    }
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && hasBody(ctx.req)) {
+      // Read here, counting bytes as they arrive, so that a chunked body is held to the same limit as
+      // a declared one (the provider's own reader would answer 400, at 56 KiB); the provider then
+      // parses what was read (its documented `req.body` path).
+      const body = await readBodyWithin(ctx.req, MAX_FORM_BODY_BYTES);
+      if (!body) return refuseLargeBody(ctx);
+      (ctx.req as IncomingMessage & { body?: Buffer }).body = body;
     }
     ctx.respond = false;
     await callback(ctx.req, ctx.res);

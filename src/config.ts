@@ -4,6 +4,8 @@
  */
 import type { LogoutDeliveryPolicy } from './issuer/backchannel-logout.js';
 import { z } from 'zod';
+import { CLIENT_ID_PATTERN } from './clients/client.js';
+import { DEFAULT_SIGNING_ALGS, SIGNING_ALGS, type SigningAlg } from './keys/signing-keys.js';
 
 /** A configuration problem found at start; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
@@ -54,6 +56,11 @@ export interface Config {
   readonly jwksMaxAgeSeconds: number;
   /** Seconds a key signs before the next one takes over by itself. */
   readonly keyRotationIntervalSeconds: number;
+  /**
+   * The JWS algorithms this deployment signs with and publishes keys for; resource servers may pick
+   * only these. Always includes RS256, which OpenID Connect requires for ID tokens.
+   */
+  readonly signingAlgs: readonly SigningAlg[];
 }
 
 const intInRange = (min: number, max: number) =>
@@ -94,7 +101,7 @@ const envSchema = z.object({
   KEYS_DIR: z.string().min(1).optional(),
   WORKERS: intInRange(1, 64).optional(),
   MIGRATE_ON_START: booleanFlag.optional(),
-  ADMIN_BOOTSTRAP_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/, 'must be 1-128 URL-safe characters').optional(),
+  ADMIN_BOOTSTRAP_CLIENT_ID: z.string().regex(CLIENT_ID_PATTERN, 'must be 1-128 URL-safe characters').optional(),
   ADMIN_BOOTSTRAP_CLIENT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   REGISTRY_CACHE_TTL: intInRange(1, 3600).optional(),
@@ -107,6 +114,14 @@ const envSchema = z.object({
   BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS: booleanFlag.optional(),
   JWKS_MAX_AGE: intInRange(0, 7 * DAY_SECONDS).optional(),
   KEY_ROTATION_INTERVAL: intInRange(1, 3650 * DAY_SECONDS).optional(),
+  SIGNING_ALGS: z
+    .string()
+    .transform((value) => value.split(',').map((alg) => alg.trim()))
+    .refine((algs) => algs.every((alg) => (SIGNING_ALGS as readonly string[]).includes(alg)), `must be a comma-separated list of ${SIGNING_ALGS.join(', ')}`)
+    .refine((algs) => new Set(algs).size === algs.length, 'must not name an algorithm twice')
+    .refine((algs) => algs.includes('RS256'), 'must include RS256 (OpenID Connect requires it for ID tokens)')
+    .transform((algs) => algs as SigningAlg[])
+    .optional(),
 });
 
 /**
@@ -171,5 +186,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logoutDelivery: { allowLoopback: !production, allowPrivateNetworks: e.BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS ?? false },
     jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
     keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
+    signingAlgs: e.SIGNING_ALGS ?? DEFAULT_SIGNING_ALGS,
   };
 }

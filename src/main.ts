@@ -17,7 +17,7 @@ const SHUTDOWN_GRACE_MS = 10_000;
 
 async function serve(config: Config, logger: Logger, prepare: boolean): Promise<void> {
   const services = await createServices(config, logger, { prepare, background: true });
-  const app = createApp({ ...services, issuer: config.issuer, trustProxy: config.trustProxy, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds });
+  const app = createApp({ ...services, issuer: config.issuer, trustProxy: config.trustProxy, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, signingAlgs: config.signingAlgs });
   const server = app.listen(config.port);
   // Bounds on slow clients: a request must arrive whole, and be answered, within these.
   server.headersTimeout = 10_000;

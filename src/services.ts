@@ -64,7 +64,7 @@ export async function prepareDatabase(config: Config, logger: Logger, db: Db, ke
     const applied = await migrateToLatest(db);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   }
-  await ensureSigningKeys(db, kek, SYSTEM_ACTOR);
+  await ensureSigningKeys(db, kek, SYSTEM_ACTOR, config.signingAlgs);
   await ensureAdminAudience(db, config.issuer);
 }
 
@@ -97,6 +97,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     bus,
     logger,
     keks: keyEncryptionKeysById(keks),
+    algs: config.signingAlgs,
     follow: options.background,
     buildProvider: (keyRing) => {
       const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientSecretCheck: checkClientSecret, userCodeFailures, devicePolls, fetch: outboundFetch });
@@ -115,6 +116,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
   });
   const currentProvider = () => issuerState.provider;
   const keyPolicy: KeyPolicy = {
+    algs: config.signingAlgs,
     jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
     rotationIntervalSeconds: config.keyRotationIntervalSeconds,
     // ID tokens are JWTs too: a logout's id_token_hint must still verify while the token lives.

@@ -6,7 +6,7 @@ import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Logger } from '../observability/logger.js';
 import { issuedAfterRevocation, RegistryCache } from '../shared/registry-cache.js';
-import type { Account } from './account.js';
+import { isPossibleAccountId, type Account } from './account.js';
 import { selectAccount } from './account-repository.js';
 
 /** Cached access to accounts, for the provider's `findAccount` and for introspection. */
@@ -14,7 +14,7 @@ export class AccountRegistry {
   readonly #cache: RegistryCache<Account>;
 
   constructor(db: Db, ttlSeconds: number, logger: Logger) {
-    this.#cache = new RegistryCache({ kind: 'account', ttlSeconds, logger, load: (id) => selectAccount(db, id) });
+    this.#cache = new RegistryCache({ kind: 'account', ttlSeconds, logger, load: (id) => selectAccount(db, id), isPossibleId: isPossibleAccountId });
   }
 
   /** Drops cache entries whenever any instance publishes an account change. */

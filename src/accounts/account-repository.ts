@@ -3,11 +3,9 @@ import { sql, type Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { AccountsTable } from '../db/schema.js';
 import type { PageCursor } from '../shared/pagination.js';
-import type { Account } from './account.js';
+import { isPossibleAccountId, isPossibleEmail, type Account } from './account.js';
 
 type Row = Selectable<AccountsTable>;
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function toAccount(row: Row): Account {
   return {
@@ -50,13 +48,14 @@ export async function insertAccount(db: Db, account: NewAccount): Promise<Accoun
 
 /** The account with this id, or undefined (also for ids that are not UUIDs). */
 export async function selectAccount(db: Db, id: string): Promise<Account | undefined> {
-  if (!UUID.test(id)) return undefined;
+  if (!isPossibleAccountId(id)) return undefined;
   const row = await db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst();
   return row && toAccount(row);
 }
 
-/** The account with this email (any case) and its password hash, for sign-in. */
+/** The account with this email (any case) and its password hash, for sign-in; none, without a query, for an email no account can have. */
 export async function selectAccountForSignIn(db: Db, email: string): Promise<{ account: Account; passwordHash: string } | undefined> {
+  if (!isPossibleEmail(email)) return undefined;
   const row = await db
     .selectFrom('accounts')
     .selectAll()
@@ -69,7 +68,7 @@ export async function selectAccountForSignIn(db: Db, email: string): Promise<{ a
 export async function selectAccountPage(db: Db, limit: number, after: PageCursor | undefined): Promise<Account[]> {
   let query = db.selectFrom('accounts').selectAll();
   if (after) {
-    const afterId = UUID.test(after.id) ? after.id : '00000000-0000-0000-0000-000000000000';
+    const afterId = isPossibleAccountId(after.id) ? after.id : '00000000-0000-0000-0000-000000000000';
     query = query.where((eb) =>
       eb.or([
         eb('created_at', '>', new Date(after.createdAt)),
@@ -92,7 +91,7 @@ export interface AccountChanges {
 
 /** Applies `changes`; the updated account, or undefined when there is none with this id. */
 export async function updateAccount(db: Db, id: string, changes: AccountChanges): Promise<Account | undefined> {
-  if (!UUID.test(id)) return undefined;
+  if (!isPossibleAccountId(id)) return undefined;
   const row = await db
     .updateTable('accounts')
     .set({
@@ -111,7 +110,7 @@ export async function updateAccount(db: Db, id: string, changes: AccountChanges)
 
 /** Deletes the account; whether there was one. */
 export async function deleteAccount(db: Db, id: string): Promise<boolean> {
-  if (!UUID.test(id)) return false;
+  if (!isPossibleAccountId(id)) return false;
   const result = await db.deleteFrom('accounts').where('id', '=', id).executeTakeFirst();
   return result.numDeletedRows > 0n;
 }

@@ -1,18 +1,17 @@
 /** Admin routes for accounts (docs/admin-api.md, "Accounts"). No answer, log or audit entry holds a password. */
+import type { Context } from 'koa';
 import { z } from 'zod';
-import type { AdminPrincipal } from '../admin/admin-auth.js';
-import { listRoute, type AdminRoute } from '../admin/admin-route.js';
-import { readJsonBody } from '../admin/json-body.js';
-import { Problem } from '../admin/problem.js';
-import { parseOrProblem, timestamp } from '../admin/schemas.js';
+import { actorOf } from '../admin/admin-auth.js';
+import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
+import { timestamp, uuidId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
+import { found } from '../shared/errors.js';
 import type { Account } from './account.js';
 import { selectAccount, selectAccountPage } from './account-repository.js';
 import {
   createAccount,
   deleteAccount,
-  DuplicateEmailError,
   setPassword,
   updateAccount,
   type AccountChangeContext,
@@ -38,6 +37,9 @@ export const accountUpdateSchema = z
 /** The body of `POST /admin/accounts/{id}/password`. */
 export const passwordSchema = z.strictObject({ password });
 
+/** The path parameters of the routes of one account: its id is a UUID, so no other value is looked up. */
+const accountParams = z.object({ id: uuidId });
+
 /** The JSON form of an account in every answer. */
 export const accountSchema = z.object({
   id: z.uuid(),
@@ -60,32 +62,24 @@ export function presentAccount(account: Account): z.output<typeof accountSchema>
   };
 }
 
-const duplicateEmail = () => new Problem(409, 'an account with this email already exists', [{ path: 'email', message: 'is taken' }]);
-
 /** The account routes (under /admin). */
 export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions): AdminRoute[] {
-  const changeContext = (principal: unknown): AccountChangeContext => ({ db, bus, sessions, actor: (principal as AdminPrincipal).clientId });
+  const changeContext = (ctx: Context): AccountChangeContext => ({ db, bus, sessions, actor: actorOf(ctx) });
   return [
-    {
+    adminRoute({
       method: 'post',
       path: '/accounts',
       summary: `Create an account; the password needs at least ${MIN_PASSWORD_LENGTH} characters`,
       body: accountCreateSchema,
       success: { status: 201, schema: accountSchema },
       problems: [400, 409, 413, 415, 422],
-      handler: async (ctx) => {
-        const body = parseOrProblem(accountCreateSchema, await readJsonBody(ctx));
-        try {
-          const account = await createAccount(changeContext(ctx.state.admin), body);
-          ctx.status = 201;
-          ctx.set('Location', `/admin/accounts/${account.id}`);
-          ctx.body = presentAccount(account);
-        } catch (error) {
-          if (error instanceof DuplicateEmailError) throw duplicateEmail();
-          throw error;
-        }
+      handler: async (ctx, { body }) => {
+        const account = await createAccount(changeContext(ctx), body);
+        ctx.status = 201;
+        ctx.set('Location', `/admin/accounts/${account.id}`);
+        ctx.body = presentAccount(account);
       },
-    },
+    }),
     listRoute({
       path: '/accounts',
       summary: 'List accounts',
@@ -93,63 +87,55 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       selectPage: (limit, after) => selectAccountPage(db, limit, after),
       cursorOf: (a) => ({ createdAt: a.createdAt.toISOString(), id: a.id }),
       present: presentAccount,
+      cursorId: uuidId,
     }),
-    {
+    adminRoute({
       method: 'get',
       path: '/accounts/:id',
       summary: 'Read an account',
+      params: accountParams,
       success: { status: 200, schema: accountSchema },
       problems: [404],
-      handler: async (ctx) => {
-        const account = await selectAccount(db, ctx.params.id!);
-        if (!account) throw new Problem(404, `no account ${ctx.params.id}`);
-        ctx.body = presentAccount(account);
+      handler: async (ctx, { params }) => {
+        ctx.body = presentAccount(found(await selectAccount(db, params.id), `account ${params.id}`));
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'patch',
       path: '/accounts/:id',
       summary: 'Change an account; {"disabled": true} ends its sessions and grants at once',
+      params: accountParams,
       body: accountUpdateSchema,
       success: { status: 200, schema: accountSchema },
       problems: [400, 404, 409, 413, 415, 422],
-      handler: async (ctx) => {
-        const body = parseOrProblem(accountUpdateSchema, await readJsonBody(ctx));
-        try {
-          const account = await updateAccount(changeContext(ctx.state.admin), ctx.params.id!, body);
-          if (!account) throw new Problem(404, `no account ${ctx.params.id}`);
-          ctx.body = presentAccount(account);
-        } catch (error) {
-          if (error instanceof DuplicateEmailError) throw duplicateEmail();
-          throw error;
-        }
+      handler: async (ctx, { params, body }) => {
+        ctx.body = presentAccount(await updateAccount(changeContext(ctx), params.id, body));
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'delete',
       path: '/accounts/:id',
       summary: 'Delete an account, its sessions and its grants',
+      params: accountParams,
       success: { status: 204 },
       problems: [404],
-      handler: async (ctx) => {
-        if (!(await deleteAccount(changeContext(ctx.state.admin), ctx.params.id!))) throw new Problem(404, `no account ${ctx.params.id}`);
+      handler: async (ctx, { params }) => {
+        await deleteAccount(changeContext(ctx), params.id);
         ctx.status = 204;
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'post',
       path: '/accounts/:id/password',
       summary: 'Set a new password; the account is signed out everywhere',
+      params: accountParams,
       body: passwordSchema,
       success: { status: 204 },
       problems: [400, 404, 413, 415, 422],
-      handler: async (ctx) => {
-        const body = parseOrProblem(passwordSchema, await readJsonBody(ctx));
-        if (!(await setPassword(changeContext(ctx.state.admin), ctx.params.id!, body.password))) {
-          throw new Problem(404, `no account ${ctx.params.id}`);
-        }
+      handler: async (ctx, { params, body }) => {
+        await setPassword(changeContext(ctx), params.id, body.password);
         ctx.status = 204;
       },
-    },
+    }),
   ];
 }

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { recordAudit } from '../audit/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
+import { ConflictError, found, NotFoundError } from '../shared/errors.js';
 import type { Account } from './account.js';
 import { deleteAccount as deleteAccountRow, insertAccount, updateAccount as updateAccountRow, type AccountChanges } from './account-repository.js';
 import { hashPassword } from './password.js';
@@ -22,9 +23,9 @@ export interface AccountChangeContext extends ChangeContext {
 }
 
 /** Another account already has this email (whatever its case). */
-export class DuplicateEmailError extends Error {
+export class DuplicateEmailError extends ConflictError {
   constructor() {
-    super('an account with this email already exists');
+    super('an account with this email already exists', { field: { path: 'email', message: 'is taken' } });
   }
 }
 
@@ -73,21 +74,18 @@ export interface AccountUpdate {
 /**
  * Changes an account. Disabling it ends its sessions and grants at once: its tokens (JWTs included)
  * are dead from this instant, and stay dead if it is enabled again.
- * @returns the account, or undefined when there is none with this id.
+ * @returns the account; NotFoundError when there is none with this id.
  */
-export async function updateAccount(change: AccountChangeContext, id: string, update: AccountUpdate): Promise<Account | undefined> {
+export async function updateAccount(change: AccountChangeContext, id: string, update: AccountUpdate): Promise<Account> {
   const disabling = update.disabled === true;
   const changes: AccountChanges = { ...update, ...(disabling ? { tokensRevokedAt: new Date() } : {}) };
   const account = await withUniqueEmail(() =>
     change.db.transaction().execute(async (trx) => {
-      const updated = await updateAccountRow(trx, id, changes);
-      if (updated) {
-        await recordAudit(trx, { actor: change.actor, action: 'account.update', target: id, details: { ...update } });
-      }
+      const updated = found(await updateAccountRow(trx, id, changes), `account ${id}`);
+      await recordAudit(trx, { actor: change.actor, action: 'account.update', target: id, details: { ...update } });
       return updated;
     }),
   );
-  if (!account) return undefined;
   await change.bus.publish({ kind: 'account', id });
   if (disabling) await change.sessions.revokeAccount(id);
   return account;
@@ -95,35 +93,27 @@ export async function updateAccount(change: AccountChangeContext, id: string, up
 
 /**
  * Sets a new password. Like a reset after a compromise, it ends the account's sessions and grants:
- * whoever knew the old password is signed out everywhere.
- * @returns whether the account exists.
+ * whoever knew the old password is signed out everywhere. NotFoundError when there is no such account.
  */
-export async function setPassword(change: AccountChangeContext, id: string, password: string): Promise<boolean> {
+export async function setPassword(change: AccountChangeContext, id: string, password: string): Promise<void> {
   const passwordHash = await hashPassword(password);
-  const account = await change.db.transaction().execute(async (trx) => {
-    const updated = await updateAccountRow(trx, id, { passwordHash, tokensRevokedAt: new Date() });
-    if (updated) await recordAudit(trx, { actor: change.actor, action: 'account.password', target: id, details: {} });
-    return updated;
+  await change.db.transaction().execute(async (trx) => {
+    found(await updateAccountRow(trx, id, { passwordHash, tokensRevokedAt: new Date() }), `account ${id}`);
+    await recordAudit(trx, { actor: change.actor, action: 'account.password', target: id, details: {} });
   });
-  if (!account) return false;
   await change.bus.publish({ kind: 'account', id });
   await change.sessions.revokeAccount(id);
-  return true;
 }
 
 /**
  * Deletes an account, its sessions and its grants. Its tokens die with it (an unknown account's
- * tokens introspect inactive).
- * @returns whether the account existed.
+ * tokens introspect inactive). NotFoundError when there is no such account.
  */
-export async function deleteAccount(change: AccountChangeContext, id: string): Promise<boolean> {
-  const deleted = await change.db.transaction().execute(async (trx) => {
-    const existed = await deleteAccountRow(trx, id);
-    if (existed) await recordAudit(trx, { actor: change.actor, action: 'account.delete', target: id, details: {} });
-    return existed;
+export async function deleteAccount(change: AccountChangeContext, id: string): Promise<void> {
+  await change.db.transaction().execute(async (trx) => {
+    if (!(await deleteAccountRow(trx, id))) throw new NotFoundError(`no account ${id}`);
+    await recordAudit(trx, { actor: change.actor, action: 'account.delete', target: id, details: {} });
   });
-  if (!deleted) return false;
   await change.bus.publish({ kind: 'account', id });
   await change.sessions.revokeAccount(id);
-  return true;
 }

@@ -1,10 +1,12 @@
 /**
- * Admin API authorisation: a bearer access token this server issued for the admin audience, holding
+ * Admin API authorisation: an access token this server issued for the admin audience, holding
  * `admin:read` (reads) or `admin:write` (everything else). Admin tokens are opaque, so a revoked one
- * stops working at once.
+ * stops working at once. A DPoP-bound token (RFC 9449) counts only with `Authorization: DPoP` and a
+ * valid proof for this request; sent as a bearer token it is refused, like a stolen one would be.
  */
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
+import { checkDpopProof, DPOP_SIGNING_ALGS, InvalidDpopProofError } from './dpop-proof.js';
 import { Problem } from './problem.js';
 
 /** The scopes of the admin audience. */
@@ -23,31 +25,64 @@ export interface TokenIssuerCheck {
 export interface AdminPrincipal {
   readonly clientId: string;
   readonly scopes: ReadonlySet<string>;
+  /** How the token was presented, for the challenge of a 403. */
+  readonly scheme: 'Bearer' | 'DPoP';
 }
 
-const unauthorized = (description: string) =>
+const DPOP_ALGS = `algs="${DPOP_SIGNING_ALGS.join(' ')}"`;
+
+/** A 401 whose challenge names the scheme the token was (or must be) presented with. */
+const unauthorized = (description: string, scheme: 'Bearer' | 'DPoP' = 'Bearer', error = 'invalid_token') =>
   new Problem(401, description, undefined, {
-    'WWW-Authenticate': `Bearer error="invalid_token", error_description="${description}"`,
+    'WWW-Authenticate': `${scheme} error="${error}", error_description="${description}"${scheme === 'DPoP' ? `, ${DPOP_ALGS}` : ''}`,
   });
 
-/** Middleware that authenticates the bearer token and puts the principal on `ctx.state.admin`. */
+// Keyed by the request's context rather than kept on the untyped `ctx.state`, so reading it needs no cast
+// and nothing but adminAuthentication can set it.
+const principals = new WeakMap<Context, AdminPrincipal>();
+
+/** Middleware that authenticates the access token (Bearer, or DPoP with its proof) and records the principal for `principalOf`. */
 export function adminAuthentication(currentProvider: () => Provider, clients: TokenIssuerCheck, issuer: string) {
   const audience = adminAudience(issuer);
   return async function authenticateAdmin(ctx: Context, next: Next): Promise<void> {
     const header = ctx.get('authorization');
-    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
+    const match = /^(Bearer|DPoP) ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
     if (!match) {
-      throw new Problem(401, 'a bearer access token is required', undefined, { 'WWW-Authenticate': 'Bearer' });
+      throw new Problem(401, 'an access token is required', undefined, { 'WWW-Authenticate': `Bearer, DPoP ${DPOP_ALGS}` });
     }
-    const token = await currentProvider().ClientCredentials.find(match[1]!);
+    const scheme = match[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+    const value = match[2]!;
+    const provider = currentProvider();
+    const token = await provider.ClientCredentials.find(value);
     const audiences = ([] as string[]).concat((token?.aud as string | string[] | undefined) ?? []);
     if (!token || !token.isValid || !audiences.includes(audience)) {
-      throw unauthorized('the access token is invalid, expired, revoked or not for the admin API');
+      throw unauthorized('the access token is invalid, expired, revoked or not for the admin API', scheme);
+    }
+    const proof = ctx.get('dpop');
+    if (token.jkt) {
+      // A bound token is worth nothing without the key: the scheme, then the proof for this request.
+      if (scheme !== 'DPoP') throw unauthorized('this access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof', 'DPoP');
+      if (!proof) throw unauthorized('a DPoP proof is required', 'DPoP', 'invalid_dpop_proof');
+      try {
+        await checkDpopProof(provider, proof, {
+          method: ctx.method,
+          url: `${issuer}${ctx.path}`,
+          accessToken: value,
+          jkt: token.jkt,
+          clientId: token.clientId!,
+        });
+      } catch (error) {
+        if (error instanceof InvalidDpopProofError) throw unauthorized(error.message, 'DPoP', 'invalid_dpop_proof');
+        throw error;
+      }
+    } else if (scheme === 'DPoP' || proof) {
+      // As oidc-provider does at userinfo: a proof (or the DPoP scheme) with an unbound token is an error.
+      throw unauthorized('this access token is not DPoP-bound: send it as Authorization: Bearer without a DPoP proof');
     }
     if (!(await clients.allowsTokenIssuedAt(token.clientId!, token.iat!))) {
       throw unauthorized('the access token was revoked');
     }
-    ctx.state.admin = { clientId: token.clientId!, scopes: new Set((token.scope ?? '').split(' ')) } satisfies AdminPrincipal;
+    principals.set(ctx, { clientId: token.clientId!, scopes: new Set((token.scope ?? '').split(' ')), scheme });
     await next();
   };
 }
@@ -55,14 +90,24 @@ export function adminAuthentication(currentProvider: () => Provider, clients: To
 /** Middleware demanding `admin:read` for safe methods and `admin:write` for the rest. */
 export async function requireAdminScope(ctx: Context, next: Next): Promise<void> {
   const needed: AdminScope = ctx.method === 'GET' || ctx.method === 'HEAD' ? 'admin:read' : 'admin:write';
-  const principal = ctx.state.admin as AdminPrincipal;
+  const principal = principalOf(ctx);
   if (!principal.scopes.has(needed)) {
     throw new Problem(403, `the access token lacks the scope ${needed}`, undefined, {
-      'WWW-Authenticate': `Bearer error="insufficient_scope", scope="${needed}"`,
+      'WWW-Authenticate': `${principal.scheme} error="insufficient_scope", scope="${needed}"`,
     });
   }
   await next();
 }
 
-/** The admin client making the request, for the audit trail (set by `adminAuthentication`). */
-export const actorOf = (ctx: Context): string => (ctx.state.admin as AdminPrincipal).clientId;
+/**
+ * Who is making the request, as `adminAuthentication` found. Throws (a 500) when it did not run: a route
+ * mounted outside the admin API's middleware is a wiring bug, never an anonymous caller.
+ */
+export function principalOf(ctx: Context): AdminPrincipal {
+  const principal = principals.get(ctx);
+  if (!principal) throw new Error('admin route reached without adminAuthentication');
+  return principal;
+}
+
+/** The admin client making the request, for the audit trail. */
+export const actorOf = (ctx: Context): string => principalOf(ctx).clientId;

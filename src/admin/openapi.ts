@@ -22,6 +22,19 @@ const problemSchema = {
   },
 };
 
+/** The OpenAPI parameters a params or query schema declares (each property one parameter). */
+function parametersOf(schema: z.ZodType | undefined, where: 'path' | 'query'): Record<string, unknown>[] {
+  if (!schema) return [];
+  const { properties = {}, required = [] } = jsonSchema(schema, 'input') as { properties?: Record<string, Record<string, unknown>>; required?: string[] };
+  return Object.entries(properties).map(([name, { description, ...rest }]) => ({
+    name,
+    in: where,
+    required: where === 'path' || required.includes(name),
+    ...(description ? { description } : {}),
+    schema: rest,
+  }));
+}
+
 /** `/clients/:clientId` -> `/clients/{clientId}` */
 export const openApiPath = (koaPath: string): string => `/admin${koaPath.replace(/:([A-Za-z_]+)/g, '{$1}')}`;
 
@@ -29,17 +42,7 @@ export const openApiPath = (koaPath: string): string => `/admin${koaPath.replace
 export function buildOpenApiDocument(routes: readonly AdminRoute[], issuer: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const route of routes) {
-    const parameters = [
-      ...[...route.path.matchAll(/:([A-Za-z_]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })),
-      ...(route.query
-        ? Object.entries((jsonSchema(route.query, 'input').properties ?? {}) as Record<string, unknown>).map(([name, schema]) => ({
-            name,
-            in: 'query',
-            required: false,
-            schema,
-          }))
-        : []),
-    ];
+    const parameters = [...parametersOf(route.params, 'path'), ...parametersOf(route.query, 'query')];
     const responses: Record<string, unknown> = {
       [route.success.status]: route.success.schema
         ? { description: 'Success', content: { 'application/json': { schema: jsonSchema(route.success.schema, 'output') } } }

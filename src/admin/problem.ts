@@ -57,7 +57,10 @@ function asProblem(error: unknown): Problem | undefined {
   }
   if (error instanceof ZodError) return new Problem(422, 'invalid fields', fieldErrorsFrom(error));
   if (error instanceof NotFoundError) return new Problem(404, error.message);
-  if (error instanceof ConflictError) return new Problem(409, error.message);
+  if (error instanceof ConflictError) {
+    const { field, retryAfterSeconds } = error.details;
+    return new Problem(409, error.message, field ? [field] : undefined, retryAfterSeconds === undefined ? {} : { 'Retry-After': String(retryAfterSeconds) });
+  }
   if (error instanceof InvalidInputError) return new Problem(422, error.message, [{ path: error.path, message: error.message }]);
   return undefined;
 }

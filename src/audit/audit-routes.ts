@@ -34,8 +34,8 @@ export function auditRoutes(db: Db): AdminRoute[] {
       selectPage: (limit, after) => selectAuditPage(db, limit, after),
       cursorOf: (e) => ({ createdAt: e.at.toISOString(), id: e.id }),
       present: presentAuditEvent,
-      // Event ids are a numeric sequence.
-      acceptsCursor: (cursor) => /^\d{1,18}$/.test(cursor.id),
+      // Event ids are a bigint sequence: 18 digits always fit.
+      cursorId: z.string().regex(/^\d{1,18}$/),
     }),
   ];
 }

@@ -11,7 +11,7 @@ import type { Logger } from '../observability/logger.js';
 import { issuedAfterRevocation, RegistryCache } from '../shared/registry-cache.js';
 import { secretMatchesAnyDigest } from '../shared/secrets.js';
 import type { ClientWithSecrets } from './client.js';
-import { OPENID_SCOPES } from './client.js';
+import { isPossibleClientId, OPENID_SCOPES } from './client.js';
 import { selectClientWithSecrets } from './client-repository.js';
 
 const OPENID_SCOPE_SET = new Set<string>(OPENID_SCOPES);
@@ -23,7 +23,13 @@ export class ClientRegistry {
   readonly #cache: RegistryCache<ClientWithSecrets>;
 
   constructor(db: Db, ttlSeconds: number, logger: Logger) {
-    this.#cache = new RegistryCache({ kind: 'client', ttlSeconds, logger, load: (clientId) => selectClientWithSecrets(db, clientId) });
+    this.#cache = new RegistryCache({
+      kind: 'client',
+      ttlSeconds,
+      logger,
+      load: (clientId) => selectClientWithSecrets(db, clientId),
+      isPossibleId: isPossibleClientId,
+    });
   }
 
   /** Drops cache entries whenever any instance publishes a client change. */

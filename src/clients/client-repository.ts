@@ -3,7 +3,7 @@ import { sql, type Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { ClientsTable } from '../db/schema.js';
 import type { PageCursor } from '../shared/pagination.js';
-import type { Client, ClientMetadata, ClientWithSecrets } from './client.js';
+import { isPossibleClientId, type Client, type ClientMetadata, type ClientWithSecrets } from './client.js';
 
 type Row = Selectable<ClientsTable>;
 
@@ -57,6 +57,7 @@ export async function insertClient(db: Db, client: NewClient): Promise<Client> {
 
 /** A client with its unexpired secret digests, or undefined. */
 export async function selectClientWithSecrets(db: Db, clientId: string): Promise<ClientWithSecrets | undefined> {
+  if (!isPossibleClientId(clientId)) return undefined;
   const row = await db.selectFrom('clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
   if (!row) return undefined;
   const secrets = await db

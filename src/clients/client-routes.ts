@@ -1,16 +1,14 @@
 /** Admin routes for clients (docs/admin-api.md, "Clients"). */
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
-import { listRoute, type AdminRoute } from '../admin/admin-route.js';
-import { readJsonBody } from '../admin/json-body.js';
-import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
+import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
+import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList, urlSafeId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { DEVICE_CODE_GRANT } from '../issuer/device-flow.js';
-import { NotFoundError } from '../shared/errors.js';
-import type { Client, ClientMetadata, ClientWithSecrets } from './client.js';
-import { selectClientPage, selectClientWithSecrets } from './client-repository.js';
-import { createClient, deleteClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
+import type { Client, ClientMetadata } from './client.js';
+import { selectClientPage } from './client-repository.js';
+import { createClient, deleteClient, existingClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
 
 const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token', DEVICE_CODE_GRANT] as const;
 
@@ -84,6 +82,9 @@ export function metadataFromBody(body: z.output<typeof clientCreateSchema>): Cli
   };
 }
 
+/** The path parameters of the routes of one client: an id no client can have is a 404 without a lookup. */
+const clientParams = z.object({ clientId: urlSafeId });
+
 /** The JSON form of a client in every answer (never a secret). */
 export const clientSchema = z.object({
   client_id: z.string(),
@@ -123,15 +124,14 @@ export function presentClient(client: Client): z.output<typeof clientSchema> {
 /** The client routes (under /admin). */
 export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataValidator): AdminRoute[] {
   return [
-    {
+    adminRoute({
       method: 'post',
       path: '/clients',
       summary: 'Register a client; its secret (when it has one) is shown in this answer only',
       body: clientCreateSchema,
       success: { status: 201, schema: createdClientSchema },
       problems: [400, 409, 413, 415, 422],
-      handler: async (ctx) => {
-        const body = parseOrProblem(clientCreateSchema, await readJsonBody(ctx));
+      handler: async (ctx, { body }) => {
         const { client, secret } = await createClient({ db, bus, actor: actorOf(ctx) }, validate, {
           clientName: body.client_name,
           trust: body.trust,
@@ -142,7 +142,7 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
         ctx.set('Cache-Control', 'no-store');
         ctx.body = { ...presentClient(client), ...(secret ? { client_secret: secret } : {}) };
       },
-    },
+    }),
     listRoute({
       path: '/clients',
       summary: 'List clients',
@@ -150,33 +150,33 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
       selectPage: (limit, after) => selectClientPage(db, limit, after),
       cursorOf: (c) => ({ createdAt: c.createdAt.toISOString(), id: c.clientId }),
       present: presentClient,
+      cursorId: urlSafeId,
     }),
-    {
+    adminRoute({
       method: 'get',
       path: '/clients/:clientId',
       summary: 'Read a client',
+      params: clientParams,
       success: { status: 200, schema: clientSchema },
       problems: [404],
-      handler: async (ctx) => {
-        ctx.body = presentClient(await clientOr404(db, ctx.params.clientId!));
+      handler: async (ctx, { params }) => {
+        ctx.body = presentClient(await existingClient(db, params.clientId));
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'patch',
       path: '/clients/:clientId',
+      params: clientParams,
       summary: 'Change a client (partial update, validated as a whole); {"disabled": true} stops it everywhere at once',
       body: clientPatchSchema,
       success: { status: 200, schema: clientSchema },
       problems: [400, 404, 413, 415, 422],
-      handler: async (ctx) => {
-        const patch = parseOrProblem(clientPatchSchema, await readJsonBody(ctx));
-        const current = await clientOr404(db, ctx.params.clientId!);
+      handler: async (ctx, { params, body: patch }) => {
+        const current = await existingClient(db, params.clientId);
         const { disabled, ...fields } = patch;
-        const merged: Record<string, unknown> = { ...editableFields(current), ...fields };
-        // Derived again from grant_types unless given, so adding the code flow needs no second field.
-        if (fields.response_types === undefined) delete merged.response_types;
-        for (const key of ['jwks', 'jwks_uri', 'backchannel_logout_uri'] as const) if (merged[key] === null) delete merged[key];
-        const body = parseOrProblem(clientCreateSchema, merged);
+        // response_types is derived again from grant_types unless given, so adding the code flow needs no second field.
+        const { response_types: _derived, ...unchanged } = editableFields(current);
+        const body = mergePatch(clientCreateSchema, unchanged, fields);
         const client = await updateClient({ db, bus, actor: actorOf(ctx) }, validate, current.clientId, {
           clientName: body.client_name,
           trust: body.trust,
@@ -185,55 +185,51 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
         });
         ctx.body = presentClient(client);
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'delete',
       path: '/clients/:clientId',
       summary: 'Delete a client; its tokens stop working everywhere at once',
+      params: clientParams,
       success: { status: 204 },
       problems: [404],
-      handler: async (ctx) => {
-        await deleteClient({ db, bus, actor: actorOf(ctx) }, ctx.params.clientId!);
+      handler: async (ctx, { params }) => {
+        await deleteClient({ db, bus, actor: actorOf(ctx) }, params.clientId);
         ctx.status = 204;
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'post',
       path: '/clients/:clientId/secret',
+      params: clientParams,
       summary: 'Give the client a new secret; the old one keeps working for grace_seconds (default 0)',
       body: secretRotationSchema,
+      bodyOptional: true,
       success: { status: 200, schema: z.object({ client_secret: z.string() }) },
       problems: [400, 404, 413, 415, 422],
-      handler: async (ctx) => {
-        const { grace_seconds } = parseOrProblem(secretRotationSchema, await readJsonBody(ctx, { optional: true }));
-        const current = await clientOr404(db, ctx.params.clientId!);
+      handler: async (ctx, { params, body: { grace_seconds } }) => {
+        const current = await existingClient(db, params.clientId);
         const secret = await rotateClientSecret({ db, bus, actor: actorOf(ctx) }, current.clientId, grace_seconds);
         ctx.set('Cache-Control', 'no-store');
         ctx.body = { client_secret: secret };
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'post',
       path: '/clients/:clientId/revoke-tokens',
       summary: 'Revoke every grant and token of the client, JWT access tokens included',
+      params: clientParams,
       success: { status: 204 },
       problems: [404],
-      handler: async (ctx) => {
-        await revokeClientTokens({ db, bus, actor: actorOf(ctx) }, ctx.params.clientId!);
+      handler: async (ctx, { params }) => {
+        await revokeClientTokens({ db, bus, actor: actorOf(ctx) }, params.clientId);
         ctx.status = 204;
       },
-    },
+    }),
   ];
 }
 
 /** The fields of a client as a create body would give them. */
 function editableFields(client: Client): Record<string, unknown> {
   return { client_name: client.clientName, trust: client.trust, ...client.metadata };
-}
-
-/** The application client with this id, or a 404 problem (introspection identities are not clients here). */
-export async function clientOr404(db: Db, clientId: string): Promise<ClientWithSecrets> {
-  const client = await selectClientWithSecrets(db, clientId);
-  if (!client || client.resourceServerId) throw new NotFoundError(`no client ${clientId}`);
-  return client;
 }

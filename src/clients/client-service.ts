@@ -5,9 +5,9 @@
 import type { Db } from '../db/database.js';
 import { recordAudit } from '../audit/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
-import { ConflictError, InvalidInputError, NotFoundError } from '../shared/errors.js';
+import { ConflictError, found, InvalidInputError } from '../shared/errors.js';
 import { generateIdentifier, generateSecret, sha256Hex } from '../shared/secrets.js';
-import { OPENID_SCOPES, type Client, type ClientMetadata, type ClientTrust } from './client.js';
+import { OPENID_SCOPES, type Client, type ClientMetadata, type ClientTrust, type ClientWithSecrets } from './client.js';
 import {
   deleteClientRow,
   insertClient,
@@ -46,11 +46,13 @@ async function checkResourcesAndScopes(db: Db, metadata: ClientMetadata): Promis
   }
 }
 
-/** The application client (not an introspection identity) with this id, or NotFoundError. */
-async function existingClient(db: Db, clientId: string) {
+/**
+ * The application client with this id, or NotFoundError. A resource server's introspection identity is
+ * not one: it is managed through its resource server.
+ */
+export async function existingClient(db: Db, clientId: string): Promise<ClientWithSecrets> {
   const client = await selectClientWithSecrets(db, clientId);
-  if (!client || client.resourceServerId) throw new NotFoundError(`no client ${clientId}`);
-  return client;
+  return found(client?.resourceServerId ? undefined : client, `client ${clientId}`);
 }
 
 /**
@@ -148,8 +150,7 @@ export async function deleteClient(change: ChangeContext, clientId: string): Pro
  * @returns the new secret, which is never shown again.
  */
 export async function rotateClientSecret(change: ChangeContext, clientId: string, graceSeconds: number, auditTarget = clientId): Promise<string> {
-  const client = await selectClientWithSecrets(change.db, clientId);
-  if (!client) throw new NotFoundError(`no client ${clientId}`);
+  const client = found(await selectClientWithSecrets(change.db, clientId), `client ${clientId}`);
   if (!usesClientSecret(client.metadata)) {
     throw new InvalidInputError('token_endpoint_auth_method', `a client using ${client.metadata.token_endpoint_auth_method} has no secret to rotate`);
   }

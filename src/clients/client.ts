@@ -19,6 +19,16 @@ export interface ClientMetadata {
   backchannel_logout_session_required?: boolean;
 }
 
+/**
+ * What every client id looks like: generated ones are base64url (introspection identities add `rs_`),
+ * the bootstrap admin client's is chosen from the same characters. Anything else (a NUL, a character
+ * outside these, more than 128 of them) names no client, and is answered as unknown without a query.
+ */
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/;
+
+/** Whether a client could have this id (see {@link CLIENT_ID_PATTERN}). */
+export const isPossibleClientId = (clientId: string): boolean => CLIENT_ID_PATTERN.test(clientId);
+
 /** OpenID Connect scopes any login client may ask for, on top of its resources' scopes. */
 export const OPENID_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
 

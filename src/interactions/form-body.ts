@@ -3,6 +3,7 @@
  * oidc-provider parses its own bodies, so nothing parses a body in front of it.
  */
 import type { Context } from 'koa';
+import { readBodyWithin } from '../shared/request-body.js';
 
 /** The forms are two short fields; anything larger is not one of them. */
 const MAX_FORM_BYTES = 8 * 1024;
@@ -17,19 +18,24 @@ export class FormBodyError extends Error {
   }
 }
 
+/**
+ * Every field of an `application/x-www-form-urlencoded` body, repeated names included, read up to
+ * `maxBytes`.
+ */
+export async function readUrlEncodedBody(ctx: Context, maxBytes: number): Promise<URLSearchParams> {
+  if (!ctx.is('application/x-www-form-urlencoded')) throw new FormBodyError(415, 'the form must be application/x-www-form-urlencoded');
+  const body = await readBodyWithin(ctx.req, maxBytes);
+  if (!body) {
+    ctx.set('Connection', 'close');
+    throw new FormBodyError(413, 'the form is too large');
+  }
+  return new URLSearchParams(body.toString('utf8'));
+}
+
 /** The fields of an `application/x-www-form-urlencoded` body (the first value of each name). */
 export async function readFormBody(ctx: Context): Promise<Map<string, string>> {
-  if (!ctx.is('application/x-www-form-urlencoded')) throw new FormBodyError(415, 'the form must be application/x-www-form-urlencoded');
-  if (Number(ctx.get('content-length') || 0) > MAX_FORM_BYTES) throw new FormBodyError(413, 'the form is too large');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_FORM_BYTES) throw new FormBodyError(413, 'the form is too large');
-    chunks.push(chunk);
-  }
   const fields = new Map<string, string>();
-  for (const [name, value] of new URLSearchParams(Buffer.concat(chunks).toString('utf8'))) {
+  for (const [name, value] of await readUrlEncodedBody(ctx, MAX_FORM_BYTES)) {
     if (!fields.has(name)) fields.set(name, value);
   }
   return fields;

@@ -8,12 +8,14 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import Provider, { errors } from 'oidc-provider';
 import { selectAccountForSignIn } from '../accounts/account-repository.js';
+import { isPossibleEmail } from '../accounts/account.js';
 import type { AccountRegistry } from '../accounts/account-registry.js';
 import { verifyPassword } from '../accounts/password.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { Db } from '../db/database.js';
 import { type Logger } from '../observability/logger.js';
 import { requestContext } from '../shared/request-context.js';
+import { isStoreUnavailableError } from '../observability/store-health.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { FormBodyError, readFormBody } from './form-body.js';
 import { setPageHeaders } from './page-headers.js';
@@ -164,23 +166,26 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     const email = (form.get('email') ?? '').trim();
     const password = form.get('password') ?? '';
     const address = requestContext.getStore()?.ip ?? 'unknown';
+    // An email no account can have (a NUL, undecodable UTF-8, too long) is not shown back in the form.
+    const shownEmail = isPossibleEmail(email) ? email : undefined;
 
-    const retryAfter = await deps.limiter.retryAfter(email, address);
+    // Counted as a failure before the password is hashed: parallel attempts cannot outrun the limit,
+    // and refused ones cost no argon2 work. A store failure throws: refused (503), never let through.
+    const retryAfter = await deps.limiter.begin(email, address);
     if (retryAfter > 0) {
       ctx.set('Retry-After', String(retryAfter));
       const minutes = Math.ceil(retryAfter / 60);
-      return showLogin(ctx, interaction, 429, `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`, email);
+      return showLogin(ctx, interaction, 429, `Too many failed attempts. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`, shownEmail);
     }
 
-    // The same work whatever is wrong: an unknown email is checked against a dummy hash, and a
-    // disabled account's password is checked before it is refused.
-    const found = email && email.length <= 320 ? await selectAccountForSignIn(deps.db, email) : undefined;
+    // The same work whatever is wrong: an unknown email (or one no account can have) is checked
+    // against a dummy hash, and a disabled account's password is checked before it is refused.
+    const found = await selectAccountForSignIn(deps.db, email);
     const passwordMatches = await verifyPassword(found?.passwordHash, password);
     if (!found || !passwordMatches || found.account.disabled) {
-      await deps.limiter.recordFailure(email, address);
-      return showLogin(ctx, interaction, 400, SIGN_IN_FAILED, email);
+      return showLogin(ctx, interaction, 400, SIGN_IN_FAILED, shownEmail);
     }
-    await deps.limiter.recordSuccess(email);
+    await deps.limiter.succeeded(email, address);
     const result = { login: { accountId: found.account.id, amr: ['pwd'], remember: true } };
     resume(ctx, await deps.currentProvider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false }));
   }
@@ -202,6 +207,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     try {
       await handler(ctx);
     } catch (error) {
+      const context = requestContext.getStore();
       let status = 500;
       let code = 'server_error';
       let description: string | undefined;
@@ -213,10 +219,16 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
         [status, code, description] = [error.status, error.error, error.error_description];
       } else if (error instanceof FormBodyError) {
         [status, code, description] = [error.status, 'invalid_request', error.message];
+      } else if (context?.storeUnavailable || isStoreUnavailableError(error)) {
+        // A store failed (a sign-in limit among them): refused, and worth retrying shortly.
+        deps.logger.warn({ err: error }, 'interaction refused: a backing store is unavailable');
+        [status, code, description] = [503, 'temporarily_unavailable', 'the service is unavailable for a moment; try again shortly'];
+        ctx.set('Retry-After', '1');
       } else {
-        deps.logger.error({ err: error, requestId: ctx.state.requestId }, 'interaction failed');
+        deps.logger.error({ err: error }, 'interaction failed');
       }
-      sendPage(ctx, status, errorPage({ error: code, description, requestId: ctx.state.requestId as string | undefined }));
+      // The reference people can quote is the request id of this answer (its X-Request-Id).
+      sendPage(ctx, status, errorPage({ error: code, description, requestId: context?.requestId }));
     }
   };
 

@@ -5,11 +5,15 @@
  */
 import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { isPossibleClientId } from '../clients/client.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { FailureCounter } from '../limits/failure-counter.js';
 import { requestContext } from '../shared/request-context.js';
 
-/** Client authentication: at most this many failures per client and address in a window. */
+/**
+ * Client authentication: 20 failures per client and address within a minute (from the first) are
+ * allowed; the next attempt, right or wrong, answers 429 until the minute is over.
+ */
 export const CLIENT_AUTH_FAILURES = { maxFailures: 20, windowSeconds: 60 } as const;
 
 /** Answered when a client has failed authentication too often from one address. */
@@ -34,29 +38,44 @@ export interface ClientSecretCheckDependencies {
  * The one check every path that authenticates clients with a secret goes through (the provider's, and
  * any dedicated path in front of it), so that lockout is the same everywhere.
  * @returns whether the secret is right.
- * @throws TooManyFailedAttempts once the client has failed too often from `address`.
+ * @throws TooManyFailedAttempts once the client has failed too often from `address` (then even for
+ *   the right secret).
  */
 export type ClientSecretCheck = (clientId: string, secret: string, address: string) => Promise<boolean>;
 
-/** Makes the client secret check (see `ClientSecretCheck`). */
+/**
+ * Makes the client secret check (see `ClientSecretCheck`).
+ *
+ * The comparison is local and cheap (SHA-256, constant time), so the secret is compared first and
+ * its outcome is then decided and counted in one atomic step of the shared counter: refused when the
+ * limit is already reached (whatever the secret), else counted when wrong. Parallel wrong secrets
+ * therefore get exactly `maxFailures` 401s, the rest 429, and a right secret after them 429 on every
+ * instance. Nothing is learned from a comparison made past the limit: its answer is 429 either way.
+ * (Counting up front and taking the count back on success, as sign-in does before its argon2 check,
+ * would make a busy client's concurrent requests look like failures and lock it out.)
+ */
 export function clientSecretCheck(deps: ClientSecretCheckDependencies): ClientSecretCheck {
   // A blocked caller is refused here without asking the shared store again until the block ends.
   const blockedUntil = new Map<string, number>();
+  const block = (key: string, retryAfter: number): never => {
+    if (blockedUntil.size > 10_000) blockedUntil.clear();
+    blockedUntil.set(key, Date.now() + retryAfter * 1000);
+    throw new TooManyFailedAttempts(retryAfter);
+  };
   return async (clientId, secret, address) => {
+    // An id no client can have is never right; nothing to count (and nothing to store per made-up id).
+    if (!isPossibleClientId(clientId)) return false;
     const key = `client-auth:${clientId}:${address}`;
     const until = blockedUntil.get(key);
     if (until !== undefined) {
       if (until > Date.now()) throw new TooManyFailedAttempts(Math.ceil((until - Date.now()) / 1000));
       blockedUntil.delete(key);
     }
-    if (await deps.clients.verifySecret(clientId, secret)) return true;
-    const retryAfter = await deps.failures.recordFailure(key);
-    if (retryAfter > 0) {
-      if (blockedUntil.size > 10_000) blockedUntil.clear();
-      blockedUntil.set(key, Date.now() + retryAfter * 1000);
-      throw new TooManyFailedAttempts(retryAfter);
-    }
-    return false;
+    const right = await deps.clients.verifySecret(clientId, secret);
+    // A store failure here throws: the attempt is refused (503), never let through uncounted.
+    const retryAfter = await deps.failures.admit(key, !right);
+    if (retryAfter > 0) return block(key, retryAfter);
+    return right;
   };
 }
 

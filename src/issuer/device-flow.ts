@@ -9,12 +9,12 @@ import { deviceConfirmPage, deviceDonePage, userCodeEntryPage } from '../interac
 import type { FailureCounter, FailurePolicy } from '../limits/failure-counter.js';
 import { requestContext } from '../shared/request-context.js';
 import { sha256Base64Url } from '../shared/secrets.js';
+import { PROTOCOL_ROUTES } from './protocol-routes.js';
 
 /** Where people enter the code (`verification_uri`); the device asks at DEVICE_AUTHORIZATION_PATH. */
-export const CODE_VERIFICATION_PATH = '/device';
-export const DEVICE_AUTHORIZATION_PATH = '/device/auth';
-/** oidc-provider's token endpoint (its default route). */
-const TOKEN_PATH = '/token';
+const CODE_VERIFICATION_PATH = PROTOCOL_ROUTES.code_verification;
+const DEVICE_AUTHORIZATION_PATH = PROTOCOL_ROUTES.device_authorization;
+const TOKEN_PATH = PROTOCOL_ROUTES.token;
 
 /** The grant type a client registers to use the device flow. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -39,13 +39,14 @@ const ALERTS: Record<string, string> = {
 };
 
 /** `features.deviceFlow`: user codes of 8 letters from a set without look-alikes; our pages. */
-export function deviceFlowFeature(wrongCodes: FailureCounter): NonNullable<Configuration['features']>['deviceFlow'] {
+export function deviceFlowFeature(): NonNullable<Configuration['features']>['deviceFlow'] {
   return {
     enabled: true,
     charset: 'base-20',
     mask: '****-****',
     userCodeInputSource: async (ctx, _form, _out, err) => {
-      if (err?.name === 'NotFoundError') await wrongCodes.recordFailure(addressKey());
+      // The attempt was counted up front (installUserCodeLimit); only a wrong code keeps its count.
+      if (err?.name === 'NotFoundError') ctx.state.wrongUserCode = true;
       const typed = err && 'userCode' in err && typeof err.userCode === 'string' ? err.userCode : undefined;
       ctx.type = 'html';
       ctx.body = userCodeEntryPage({
@@ -75,13 +76,23 @@ export function deviceFlowFeature(wrongCodes: FailureCounter): NonNullable<Confi
 
 /**
  * Refuses code submissions from an address that entered too many wrong codes, before the provider
- * looks the code up: 429 with Retry-After and a page that says how long to wait.
+ * looks the code up: 429 with Retry-After and a page that says how long to wait. Each submission is
+ * counted as wrong up front (so parallel guesses cannot slip past the limit) and released unless the
+ * provider found no such code.
  */
 export function installUserCodeLimit(provider: Provider, wrongCodes: FailureCounter): void {
   provider.use(async (ctx, next) => {
     if (ctx.method !== 'POST' || ctx.path !== CODE_VERIFICATION_PATH) return next();
-    const retryAfter = await wrongCodes.retryAfter(addressKey());
-    if (retryAfter === 0) return next();
+    const key = addressKey();
+    const retryAfter = await wrongCodes.admit(key, true);
+    if (retryAfter === 0) {
+      try {
+        await next();
+      } finally {
+        if (!ctx.state.wrongUserCode) await wrongCodes.release(key);
+      }
+      return;
+    }
     const minutes = Math.ceil(retryAfter / 60);
     ctx.status = 429;
     ctx.set('Retry-After', String(retryAfter));
@@ -96,8 +107,8 @@ export function installUserCodeLimit(provider: Provider, wrongCodes: FailureCoun
 /** The polling interval the device is told (RFC 8628 §3.2), in seconds. */
 export const DEVICE_POLL_INTERVAL_SECONDS = 5;
 
-/** A second poll of one device code within the interval is one too many: slow_down. */
-export const DEVICE_POLLS: FailurePolicy = { maxFailures: 2, windowSeconds: DEVICE_POLL_INTERVAL_SECONDS };
+/** One poll of a device code per interval; another within it is one too many: slow_down. */
+export const DEVICE_POLLS: FailurePolicy = { maxFailures: 1, windowSeconds: DEVICE_POLL_INTERVAL_SECONDS };
 
 /**
  * RFC 8628's polling rules, which oidc-provider leaves out: the device authorization answer names the
@@ -122,7 +133,7 @@ export function installDevicePollingLimit(provider: Provider, polls: FailureCoun
     if (ctx.path !== TOKEN_PATH || body?.error !== 'authorization_pending') return;
     const deviceCode = (ctx as unknown as KoaContextWithOIDC).oidc?.params?.device_code;
     if (typeof deviceCode !== 'string') return;
-    if ((await polls.recordFailure(sha256Base64Url(deviceCode))) > 0) {
+    if ((await polls.admit(sha256Base64Url(deviceCode), true)) > 0) {
       ctx.body = { error: 'slow_down', error_description: `poll at most every ${DEVICE_POLL_INTERVAL_SECONDS} seconds` };
     }
   });

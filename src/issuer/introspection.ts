@@ -99,8 +99,19 @@ async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEndpointDepende
     iat: claims.iat,
     iss: claims.iss,
     jti: claims.jti,
-    token_type: 'Bearer',
+    // RFC 9449 section 6.2: a resource server must be able to tell a DPoP-bound token and its key.
+    ...senderConstraint(claims),
   };
+}
+
+/**
+ * How a JWT access token is bound to its sender, as introspection reports it (RFC 9449 section 6.2):
+ * a DPoP-bound token carries `cnf.jkt` and answers `token_type: "DPoP"`; an unbound one is `Bearer`.
+ * The binding comes from the verified token itself, never from the caller.
+ */
+export function senderConstraint(claims: Readonly<Record<string, unknown>>): { token_type: 'Bearer' } | { token_type: 'DPoP'; cnf: { jkt: string } } {
+  const jkt = (claims.cnf as { jkt?: unknown } | undefined)?.jkt;
+  return typeof jkt === 'string' && jkt !== '' ? { token_type: 'DPoP', cnf: { jkt } } : { token_type: 'Bearer' };
 }
 
 /** Fills in what docs/protocol.md ("Introspection") promises and the provider leaves out for opaque tokens. */

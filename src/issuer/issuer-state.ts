@@ -8,7 +8,7 @@ import type Provider from 'oidc-provider';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption.js';
-import { keyRingFingerprint, loadKeyRing, type KeyRing } from '../keys/signing-keys.js';
+import { keyRingFingerprint, loadKeyRing, type KeyRing, type SigningAlg } from '../keys/signing-keys.js';
 import type { Logger } from '../observability/logger.js';
 import { jwksDocument, type JwksDocument } from './jwks-endpoint.js';
 
@@ -22,6 +22,8 @@ export interface IssuerStateOptions {
   readonly logger: Logger;
   /** Every key-encryption key that may have sealed a stored key, by id. */
   readonly keks: ReadonlyMap<string, KeyEncryptionKey>;
+  /** The enabled signing algorithms (`SIGNING_ALGS`). */
+  readonly algs: readonly SigningAlg[];
   /** Builds the provider that signs with `keyRing`. */
   readonly buildProvider: (keyRing: KeyRing) => Provider;
   /** Poll for changes, as servers do; one-shot scripts do not. */
@@ -51,7 +53,7 @@ export class IssuerState {
 
   /** Loads the keys, builds the provider, and (with `follow`) starts following changes. */
   static async start(options: IssuerStateOptions): Promise<IssuerState> {
-    const state = new IssuerState(options, IssuerState.#build(options, await loadKeyRing(options.db, options.keks)));
+    const state = new IssuerState(options, IssuerState.#build(options, await loadKeyRing(options.db, options.keks, options.algs)));
     if (options.follow) {
       options.bus.subscribe((event) => {
         if (event.kind === 'keys') state.#refreshInBackground();
@@ -111,9 +113,9 @@ export class IssuerState {
   }
 
   async #reload(): Promise<void> {
-    const { db, keks, logger } = this.options;
-    if ((await keyRingFingerprint(db)) === this.#snapshot.keyRing.fingerprint) return;
-    const keyRing = await loadKeyRing(db, keks);
+    const { db, keks, logger, algs } = this.options;
+    if ((await keyRingFingerprint(db, algs)) === this.#snapshot.keyRing.fingerprint) return;
+    const keyRing = await loadKeyRing(db, keks, algs);
     this.#snapshot = IssuerState.#build(this.options, keyRing);
     logger.info({ currentKids: keyRing.currentKid }, 'signing keys changed');
   }

@@ -3,8 +3,7 @@
  * steps (oidc-provider itself refuses structured tokens there).
  */
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
-import type { KeyRing } from '../keys/signing-keys.js';
-import { SIGNING_ALGS } from '../keys/signing-keys.js';
+import type { KeyRing, SigningAlg } from '../keys/signing-keys.js';
 
 /** The claims of a verified RFC 9068 access token. */
 export interface VerifiedJwtAccessToken extends JWTPayload {
@@ -26,12 +25,14 @@ export function looksLikeJwt(value: string): boolean {
 /** Verifies JWT access tokens against one key ring; build one per key ring (keys parsed once). */
 export class JwtAccessTokenVerifier {
   readonly #jwks: ReturnType<typeof createLocalJWKSet>;
+  readonly #algs: readonly SigningAlg[];
 
   constructor(
     keyRing: KeyRing,
     private readonly issuer: string,
   ) {
     this.#jwks = createLocalJWKSet({ keys: keyRing.publicJwks });
+    this.#algs = keyRing.algs;
   }
 
   /**
@@ -43,7 +44,7 @@ export class JwtAccessTokenVerifier {
       const { payload } = await jwtVerify(token, this.#jwks, {
         issuer: this.issuer,
         typ: 'at+jwt',
-        algorithms: [...SIGNING_ALGS],
+        algorithms: [...this.#algs],
         requiredClaims: ['jti', 'client_id', 'exp', 'iat', 'aud'],
       });
       return typeof payload.client_id === 'string' ? (payload as VerifiedJwtAccessToken) : undefined;

@@ -15,12 +15,12 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { KeyRing, SigningAlg } from '../keys/signing-keys.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
+import { PROTOCOL_ROUTES } from './protocol-routes.js';
 
 /** The media type of RFC 9701 answers, and of the Accept header that asks for one. */
 export const INTROSPECTION_JWT_TYPE = 'application/token-introspection+jwt';
 
-/** oidc-provider's introspection endpoint (its default route). */
-const INTROSPECTION_PATH = '/token/introspection';
+const INTROSPECTION_PATH = PROTOCOL_ROUTES.introspection;
 
 const asksForJwt = (accept: string | undefined) =>
   accept !== undefined && accept.split(',').some((part) => part.split(';')[0]!.trim().toLowerCase() === INTROSPECTION_JWT_TYPE);
@@ -34,8 +34,10 @@ class IntrospectionSigner {
     private readonly keyRing: KeyRing,
   ) {}
 
-  async sign(alg: SigningAlg, audience: string, answer: Record<string, unknown>): Promise<string> {
-    const kid = this.keyRing.currentKid[alg];
+  async sign(preferredAlg: SigningAlg, audience: string, answer: Record<string, unknown>): Promise<string> {
+    // RS256 is always enabled (OpenID Connect requires it); another algorithm only when configured.
+    const alg: SigningAlg = this.keyRing.currentKid[preferredAlg] ? preferredAlg : 'RS256';
+    const kid = this.keyRing.currentKid[alg]!;
     let key = this.#keys.get(kid);
     if (!key) {
       const jwk = this.keyRing.privateJwks.find((candidate: JWK) => candidate.kid === kid);

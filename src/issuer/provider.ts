@@ -4,10 +4,12 @@
  * digests.
  */
 import { hkdfSync } from 'node:crypto';
+import type Koa from 'koa';
 import Provider, { errors, type Account, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRegistry } from '../accounts/account-registry.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import { OPENID_SCOPES } from '../clients/client.js';
+import { DPOP_SIGNING_ALGS } from '../admin/dpop-proof.js';
 import { trustedProviderMarkup } from '../interactions/html.js';
 import { interactionPath } from '../interactions/interaction-routes.js';
 import { installProviderPageHeaders } from '../interactions/page-headers.js';
@@ -19,10 +21,12 @@ import type { ResourceServerRegistry } from '../resource-servers/resource-server
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
+import { requestContext } from '../shared/request-context.js';
 import { checkClientSecretsWith, type ClientSecretCheck } from './client-authentication.js';
-import { CODE_VERIFICATION_PATH, DEVICE_AUTHORIZATION_PATH, deviceFlowFeature, installDevicePollingLimit, installUserCodeLimit } from './device-flow.js';
+import { deviceFlowFeature, installDevicePollingLimit, installUserCodeLimit } from './device-flow.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { installJwtIntrospection } from './jwt-introspection.js';
+import { PROTOCOL_ROUTES } from './protocol-routes.js';
 import { refuseUnsupportedParameters } from './unsupported-requests.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
@@ -50,9 +54,7 @@ export interface ProviderDependencies {
 }
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
-export const JWKS_PATH = '/jwks';
-
-const ASYMMETRIC_ALGS = [...SIGNING_ALGS];
+export const JWKS_PATH = PROTOCOL_ROUTES.jwks;
 
 const HOUR = 60 * 60;
 const DAY = 24 * HOUR;
@@ -81,9 +83,34 @@ function requestedScopes(ctx: KoaContextWithOIDC): string[] {
   return source?.scope?.split(' ').filter(Boolean) ?? [];
 }
 
+/**
+ * Lets an internal client's request for `offline_access` count. OpenID Connect Core 11 has the
+ * provider drop `offline_access` unless the request has `prompt=consent`, so that a person agrees to
+ * access that outlives the sign-in; oidc-provider does so. Internal clients (the company's own
+ * software) never show a consent page: the consent step approves them without one
+ * (interaction-routes.ts). So for them the request is read as asking that step too (`consent` is
+ * added to `prompt`): the grant gets `offline_access` and the code exchange a refresh token. External
+ * clients keep the rule. A request with `prompt=none` is left alone (none admits no other value), and
+ * so are parameters inside a request object or a pushed request, which the provider reads itself.
+ */
+async function consentForInternalOfflineAccess(ctx: Koa.ParameterizedContext, clients: ClientRegistry): Promise<void> {
+  const query = new URLSearchParams(ctx.querystring);
+  if (!query.get('scope')?.split(' ').includes('offline_access')) return;
+  // Repeated parameters are the provider's to refuse, as they are.
+  if (query.getAll('prompt').length > 1 || query.getAll('client_id').length !== 1) return;
+  const prompt = (query.get('prompt') ?? '').split(' ').filter(Boolean);
+  if (prompt.includes('consent') || prompt.includes('none')) return;
+  const client = await clients.getActive(query.get('client_id')!);
+  if (client?.trust !== 'internal') return;
+  query.set('prompt', [...prompt, 'consent'].join(' '));
+  ctx.querystring = query.toString();
+}
+
 /** Builds the provider. It is rebuilt (not mutated) when the signing keys change. */
 export function buildProvider(deps: ProviderDependencies): Provider {
   const { clients, accounts, resourceServers } = deps;
+  // Only the enabled algorithms (SIGNING_ALGS): discovery's *_signing_alg_values_supported follow.
+  const enabledAlgs = [...deps.keyRing.algs];
   const publicUrl = new URL(deps.issuer);
   const https = publicUrl.protocol === 'https:';
 
@@ -96,7 +123,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       short: { httpOnly: true, sameSite: 'lax', secure: https },
     },
     fetch: deps.fetch,
-    routes: { jwks: JWKS_PATH, code_verification: CODE_VERIFICATION_PATH, device_authorization: DEVICE_AUTHORIZATION_PATH },
+    routes: { ...PROTOCOL_ROUTES },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
@@ -119,20 +146,24 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: 'RS256',
     },
-    // Secrets are stored as digests, so nothing may use a client secret as an HMAC key.
+    // Secrets are stored as digests, so nothing may use a client secret as an HMAC key. What we sign
+    // with is limited to the enabled algorithms; what clients sign with (their own keys, never
+    // published here) may be any asymmetric algorithm we can verify.
     enabledJWA: {
-      clientAuthSigningAlgValues: ASYMMETRIC_ALGS,
-      idTokenSigningAlgValues: ASYMMETRIC_ALGS,
-      requestObjectSigningAlgValues: ASYMMETRIC_ALGS,
-      userinfoSigningAlgValues: ASYMMETRIC_ALGS,
-      introspectionSigningAlgValues: ASYMMETRIC_ALGS,
-      authorizationSigningAlgValues: ASYMMETRIC_ALGS,
+      clientAuthSigningAlgValues: [...SIGNING_ALGS],
+      idTokenSigningAlgValues: enabledAlgs,
+      requestObjectSigningAlgValues: [...SIGNING_ALGS],
+      userinfoSigningAlgValues: enabledAlgs,
+      introspectionSigningAlgValues: enabledAlgs,
+      authorizationSigningAlgValues: enabledAlgs,
+      // One list for the provider's endpoints and the admin API's own proof check.
+      dPoPSigningAlgValues: [...DPOP_SIGNING_ALGS],
     },
     features: {
       devInteractions: { enabled: false },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
-      deviceFlow: deviceFlowFeature(deps.userCodeFailures),
+      deviceFlow: deviceFlowFeature(),
       backchannelLogout: { enabled: true },
       // Answers are signed by jwt-introspection.ts; enabled for discovery's signing algorithms.
       jwtIntrospection: { enabled: true },
@@ -158,10 +189,18 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           const registered = await clients.get(client.clientId);
           return registered?.metadata.resources[0];
         },
-        // Not the granted resource by default: an OpenID client's code exchange (or refresh) without
-        // a `resource` gets the access token for userinfo; it names an API with `resource` to get one
-        // for that API. Without `openid` in the grant, the granted resource is used.
-        useGrantedResource: async () => false,
+        // A code exchange (or refresh) without `resource`: the token is for the granted API when the
+        // scopes it asks for (its `scope` parameter, else the grant's) include one of that API's, so a
+        // person-facing app gets a token its API accepts whether or not it repeats `resource`. Only
+        // OpenID scopes (`openid profile email offline_access`) mean a token for userinfo, which
+        // refuses any token with an audience; an app with an API gets one by a refresh with
+        // `scope=openid ...` (see docs/protocol-notes.md). Without `openid`, the provider always uses
+        // the granted resource.
+        useGrantedResource: async (ctx, model) => {
+          const asked = typeof ctx.oidc.params?.scope === 'string' ? ctx.oidc.params.scope : model.scope;
+          const openid: ReadonlySet<string> = new Set(OPENID_SCOPES);
+          return (asked ?? '').split(' ').some((scope) => scope !== '' && !openid.has(scope));
+        },
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
           const registered = await clients.getActive(client.clientId);
           await resourceServers.settled();
@@ -176,6 +215,10 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           const refused = requested.find((scope) => !allowed.has(scope));
           if (refused !== undefined) throw new errors.InvalidScope('requested scope is not allowed', refused);
           const decision = decideAccessToken(registered.trust, rs, requested);
+          if (decision.format === 'jwt' && deps.keyRing.currentKid[decision.signingAlg] === undefined) {
+            // Registered before SIGNING_ALGS left its algorithm out: no token rather than another algorithm.
+            throw new errors.InvalidTarget(`resource ${resourceIndicator} signs with ${decision.signingAlg}, which this server does not enable`);
+          }
           return {
             audience: rs.identifier,
             scope: rs.scopes.filter((scope) => allowed.has(scope)).join(' '),
@@ -222,7 +265,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       ctx.body = errorPage({
         error: String(out.error),
         description: out.error_description === undefined ? undefined : String(out.error_description),
-        requestId: String(ctx.res.getHeader('x-request-id') ?? '') || undefined,
+        requestId: requestContext.getStore()?.requestId,
       });
     },
   };
@@ -243,6 +286,10 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     await next();
   });
   installProviderPageHeaders(provider);
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === PROTOCOL_ROUTES.authorization) await consentForInternalOfflineAccess(ctx, clients);
+    await next();
+  });
   installUserCodeLimit(provider, deps.userCodeFailures);
   installDevicePollingLimit(provider, deps.devicePolls);
   installJwtIntrospection(provider, { issuer: deps.issuer, keyRing: deps.keyRing, resourceServers });

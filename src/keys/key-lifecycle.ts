@@ -9,12 +9,12 @@ import type { PageCursor } from '../shared/pagination.js';
 import { recordAudit } from '../audit/audit.js';
 import { keyRotations } from '../observability/metrics.js';
 import type { ChangeContext } from '../shared/change-context.js';
+import { ConflictError, NotFoundError } from '../shared/errors.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
 import {
   insertSigningKey,
   resealPrivateKey,
   selectPublishedKeys,
-  SIGNING_ALGS,
   tryWithKeyLock,
   withKeyLock,
   type SigningAlg,
@@ -26,8 +26,10 @@ import {
  */
 export const CLOCK_SKEW_SECONDS = 60;
 
-/** The timing rules of the lifecycle. */
+/** The algorithms and timing rules of the lifecycle. */
 export interface KeyPolicy {
+  /** The enabled algorithms (`SIGNING_ALGS`): only their keys are generated, rotated and listed. */
+  readonly algs: readonly SigningAlg[];
   /** Seconds resource servers may cache the JWKS: a `next` key is published this long before it signs. */
   readonly jwksMaxAgeSeconds: number;
   /** Seconds a key signs before the scheduler rotates it. */
@@ -42,8 +44,11 @@ export interface KeyChangeContext extends ChangeContext {
   readonly policy: KeyPolicy;
 }
 
-/** Thrown by a rotation that would promote a `next` key resource servers may not have fetched yet. */
-export class NextKeyTooYoungError extends Error {
+/**
+ * Thrown by a rotation that would promote a `next` key resource servers may not have fetched yet; a
+ * conflict that passes on its own after `retryAfterSeconds`.
+ */
+export class NextKeyTooYoungError extends ConflictError {
   constructor(
     readonly alg: SigningAlg,
     readonly retryAfterSeconds: number,
@@ -52,19 +57,23 @@ export class NextKeyTooYoungError extends Error {
     super(
       `the next ${alg} key becomes safe to sign with in ${retryAfterSeconds} s: resource servers may cache the JWKS ` +
         `for ${jwksMaxAgeSeconds} s (JWKS_MAX_AGE); retry then, or force the rotation`,
+      { retryAfterSeconds },
     );
   }
 }
 
+/** What a kid can look like: a JWK thumbprint, base64url (with room to spare for other hashes). */
+const POSSIBLE_KID = /^[A-Za-z0-9_-]{1,128}$/;
+
 /** Thrown when no key has the given `kid`. */
-export class UnknownKeyError extends Error {
+export class UnknownKeyError extends NotFoundError {
   constructor(kid: string) {
     super(`no signing key ${kid}`);
   }
 }
 
 /** Thrown when revoking a key that is already revoked. */
-export class KeyAlreadyRevokedError extends Error {
+export class KeyAlreadyRevokedError extends ConflictError {
   constructor(kid: string) {
     super(`signing key ${kid} is already revoked`);
   }
@@ -102,31 +111,33 @@ function scheduledRotation(pair: SigningPair, policy: KeyPolicy): Date {
   return served > published ? served : published;
 }
 
-async function selectSigningPairs(db: Db): Promise<Record<SigningAlg, SigningPair>> {
+async function selectSigningPairs(db: Db, algs: readonly SigningAlg[]): Promise<Record<SigningAlg, SigningPair>> {
   const rows = await db
     .selectFrom('signing_keys')
     .select(['kid', 'alg', 'state', 'created_at', 'activates_at'])
     .where('state', 'in', ['current', 'next'])
+    .where('alg', 'in', [...algs])
     .execute();
   const pairs: Partial<Record<SigningAlg, SigningPair>> = {};
-  for (const alg of SIGNING_ALGS) {
+  for (const alg of algs) {
     const current = rows.find((r) => r.alg === alg && r.state === 'current');
     const next = rows.find((r) => r.alg === alg && r.state === 'next');
     if (!current || !next) throw new Error(`the ${alg} signing keys lack a current or a next key`);
     pairs[alg] = { current, next };
   }
+  // Only the enabled algorithms are present; callers index it with those alone.
   return pairs as Record<SigningAlg, SigningPair>;
 }
 
 /**
- * Makes sure every algorithm has a `current` and a `next` key, generating what is missing. Safe to
- * call from several processes at once: they take turns under the lock.
+ * Makes sure every enabled algorithm has a `current` and a `next` key, generating what is missing.
+ * Safe to call from several processes at once: they take turns under the lock.
  */
-export async function ensureSigningKeys(db: Db, kek: KeyEncryptionKey, actor: string): Promise<void> {
+export async function ensureSigningKeys(db: Db, kek: KeyEncryptionKey, actor: string, algs: readonly SigningAlg[]): Promise<void> {
   await withKeyLock(db, async (trx) => {
     const rows = await trx.selectFrom('signing_keys').select(['alg', 'state']).where('state', 'in', ['current', 'next']).execute();
     const now = new Date();
-    for (const alg of SIGNING_ALGS) {
+    for (const alg of algs) {
       for (const state of ['current', 'next'] as const) {
         if (rows.some((r) => r.alg === alg && r.state === state)) continue;
         const kid = await insertSigningKey(trx, kek, alg, state, now);
@@ -160,15 +171,15 @@ const announceKeyChange = (change: ChangeContext) => change.bus.publish({ kind: 
 export async function rotateSigningKeys(change: KeyChangeContext, options: { force: boolean }): Promise<void> {
   await withKeyLock(change.db, async (trx) => {
     const now = new Date();
-    const pairs = await selectSigningPairs(trx);
+    const pairs = await selectSigningPairs(trx, change.policy.algs);
     if (!options.force) {
-      const waits = SIGNING_ALGS.map((alg) => ({ alg, seconds: change.policy.jwksMaxAgeSeconds - secondsBetween(pairs[alg].next.created_at, now) }));
+      const waits = change.policy.algs.map((alg) => ({ alg, seconds: change.policy.jwksMaxAgeSeconds - secondsBetween(pairs[alg].next.created_at, now) }));
       const longest = waits.reduce((a, b) => (b.seconds > a.seconds ? b : a));
       if (longest.seconds > 0) throw new NextKeyTooYoungError(longest.alg, Math.ceil(longest.seconds), change.policy.jwksMaxAgeSeconds);
     }
-    for (const alg of SIGNING_ALGS) await rotatePair(trx, change, alg, pairs[alg], now, options.force);
+    for (const alg of change.policy.algs) await rotatePair(trx, change, alg, pairs[alg], now, options.force);
   });
-  keyRotations.inc({ kind: options.force ? 'forced_rotate' : 'rotate' }, SIGNING_ALGS.length);
+  keyRotations.inc({ kind: options.force ? 'forced_rotate' : 'rotate' }, change.policy.algs.length);
   await announceKeyChange(change);
 }
 
@@ -178,13 +189,17 @@ export async function rotateSigningKeys(change: KeyChangeContext, options: { for
  * one. The row stays, unpublished, until every token it could have signed has expired.
  */
 export async function revokeSigningKey(change: KeyChangeContext, kid: string): Promise<void> {
+  // Kids are JWK thumbprints (base64url): any other id names no key, and is not sent to PostgreSQL
+  // (which refuses a NUL with an error, not an empty answer).
+  if (!POSSIBLE_KID.test(kid)) throw new UnknownKeyError(kid);
   await withKeyLock(change.db, async (trx) => {
     const row = await trx.selectFrom('signing_keys').select(['kid', 'alg', 'state']).where('kid', '=', kid).executeTakeFirst();
-    if (!row) throw new UnknownKeyError(kid);
+    // A key of an algorithm this deployment does not enable is not one of its keys.
+    if (!row || !change.policy.algs.includes(row.alg as SigningAlg)) throw new UnknownKeyError(kid);
     if (row.state === 'revoked') throw new KeyAlreadyRevokedError(kid);
     const alg = row.alg as SigningAlg;
     const now = new Date();
-    const pairs = await selectSigningPairs(trx);
+    const pairs = await selectSigningPairs(trx, change.policy.algs);
     await trx
       .updateTable('signing_keys')
       .set({ state: 'revoked', expires_at: addSeconds(now, change.policy.longestJwtLifetimeSeconds() + CLOCK_SKEW_SECONDS) })
@@ -212,9 +227,9 @@ export async function revokeSigningKey(change: KeyChangeContext, kid: string): P
 export async function maintainSigningKeys(change: KeyChangeContext): Promise<{ rotated: number; removed: number } | undefined> {
   const outcome = await tryWithKeyLock(change.db, async (trx) => {
     const now = new Date();
-    const pairs = await selectSigningPairs(trx);
+    const pairs = await selectSigningPairs(trx, change.policy.algs);
     let rotated = 0;
-    for (const alg of SIGNING_ALGS) {
+    for (const alg of change.policy.algs) {
       if (scheduledRotation(pairs[alg], change.policy) > now) continue;
       await rotatePair(trx, change, alg, pairs[alg], now, false);
       rotated++;
@@ -240,7 +255,7 @@ export async function maintainSigningKeys(change: KeyChangeContext): Promise<{ r
 
 /** A page of published keys in creation order, `limit + 1` of them (see `toPage`). */
 export async function listSigningKeys(db: Db, policy: KeyPolicy, limit: number, after: PageCursor | undefined): Promise<SigningKeyView[]> {
-  let query = selectPublishedKeys(db, new Date()).select(['kid', 'alg', 'state', 'created_at', 'activates_at', 'retires_at', 'expires_at']);
+  let query = selectPublishedKeys(db, new Date(), policy.algs).select(['kid', 'alg', 'state', 'created_at', 'activates_at', 'retires_at', 'expires_at']);
   if (after) {
     query = query.where((eb) =>
       eb.or([
@@ -249,7 +264,7 @@ export async function listSigningKeys(db: Db, policy: KeyPolicy, limit: number, 
       ]),
     );
   }
-  const [rows, pairs] = await Promise.all([query.orderBy('created_at').orderBy('kid').limit(limit + 1).execute(), selectSigningPairs(db)]);
+  const [rows, pairs] = await Promise.all([query.orderBy('created_at').orderBy('kid').limit(limit + 1).execute(), selectSigningPairs(db, policy.algs)]);
   return rows.map((row) => {
     const alg = row.alg as SigningAlg;
     const state = row.state as SigningKeyView['state'];

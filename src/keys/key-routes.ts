@@ -1,23 +1,12 @@
 /** Admin routes for signing keys (docs/admin-api.md, "Signing keys"). */
 import { z } from 'zod';
-import type { AdminPrincipal } from '../admin/admin-auth.js';
-import type { AdminRoute } from '../admin/admin-route.js';
-import { Problem } from '../admin/problem.js';
-import { listQuerySchema, pageOf, parseListQuery, parseOrProblem, timestamp } from '../admin/schemas.js';
+import { actorOf } from '../admin/admin-auth.js';
+import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
+import { timestamp, urlSafeId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
-import { toPage } from '../shared/pagination.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
-import {
-  KeyAlreadyRevokedError,
-  listSigningKeys,
-  NextKeyTooYoungError,
-  revokeSigningKey,
-  rotateSigningKeys,
-  UnknownKeyError,
-  type KeyPolicy,
-  type SigningKeyView,
-} from './key-lifecycle.js';
+import { listSigningKeys, revokeSigningKey, rotateSigningKeys, type KeyPolicy, type SigningKeyView } from './key-lifecycle.js';
 import { SIGNING_ALGS } from './signing-keys.js';
 
 /** What the key routes work with. */
@@ -63,22 +52,18 @@ export function presentSigningKey(key: SigningKeyView): z.output<typeof signingK
 export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
   const changeBy = (actor: string) => ({ db: deps.db, bus: deps.bus, actor, kek: deps.kek, policy: deps.policy });
   return [
-    {
-      method: 'get',
+    listRoute({
       path: '/keys',
       summary:
         'List the published signing keys. For a next key, activates_at is when the scheduled rotation will promote it; ' +
         'for the current key, retires_at is when it will retire it',
-      query: listQuerySchema,
-      success: { status: 200, schema: pageOf(signingKeySchema) },
-      problems: [422],
-      handler: async (ctx) => {
-        const { limit, after } = parseListQuery(ctx.query);
-        const keys = await listSigningKeys(deps.db, deps.policy, limit, after);
-        ctx.body = toPage(keys, limit, (key) => ({ createdAt: key.createdAt.toISOString(), id: key.kid }), presentSigningKey);
-      },
-    },
-    {
+      item: signingKeySchema,
+      selectPage: (limit, after) => listSigningKeys(deps.db, deps.policy, limit, after),
+      cursorOf: (key) => ({ createdAt: key.createdAt.toISOString(), id: key.kid }),
+      present: presentSigningKey,
+      cursorId: urlSafeId,
+    }),
+    adminRoute({
       method: 'post',
       path: '/keys/rotate',
       summary:
@@ -87,39 +72,26 @@ export function keyRoutes(deps: KeyRouteDependencies): AdminRoute[] {
       query: rotateQuerySchema,
       success: { status: 204 },
       problems: [409, 422],
-      handler: async (ctx) => {
-        const { force } = parseOrProblem(rotateQuerySchema, ctx.query, ['query']);
-        try {
-          await rotateSigningKeys(changeBy((ctx.state.admin as AdminPrincipal).clientId), { force: force === 'true' });
-        } catch (error) {
-          if (error instanceof NextKeyTooYoungError) {
-            throw new Problem(409, error.message, undefined, { 'Retry-After': String(error.retryAfterSeconds) });
-          }
-          throw error;
-        }
+      handler: async (ctx, { query }) => {
+        await rotateSigningKeys(changeBy(actorOf(ctx)), { force: query.force === 'true' });
         await deps.refresh();
         ctx.status = 204;
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'post',
       path: '/keys/:kid/revoke',
       summary:
         'Revoke a compromised key: it leaves the JWKS at once and its tokens introspect inactive. ' +
         'A revoked current key is replaced by the next one at once',
+      params: z.object({ kid: urlSafeId }),
       success: { status: 204 },
       problems: [404, 409],
-      handler: async (ctx) => {
-        try {
-          await revokeSigningKey(changeBy((ctx.state.admin as AdminPrincipal).clientId), ctx.params.kid!);
-        } catch (error) {
-          if (error instanceof UnknownKeyError) throw new Problem(404, error.message);
-          if (error instanceof KeyAlreadyRevokedError) throw new Problem(409, error.message);
-          throw error;
-        }
+      handler: async (ctx, { params }) => {
+        await revokeSigningKey(changeBy(actorOf(ctx)), params.kid);
         await deps.refresh();
         ctx.status = 204;
       },
-    },
+    }),
   ];
 }

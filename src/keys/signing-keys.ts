@@ -10,21 +10,30 @@ import type { Db } from '../db/database.js';
 import type { SigningKeysTable } from '../db/schema.js';
 import { decryptWithKek, encryptWithKek, type KeyEncryptionKey } from './key-encryption.js';
 
-/** The JWS algorithms a resource server may choose for its JWT access tokens. */
+/** The JWS algorithms this server can sign with; a deployment enables some of them (`SIGNING_ALGS`). */
 export const SIGNING_ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'] as const;
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
+
+/**
+ * The algorithms enabled when `SIGNING_ALGS` is not set. Not EdDSA: its keys (OKP, Ed25519) break
+ * widely deployed resource-server libraries that load the whole JWKS (cjose, used by Apache's
+ * mod_oauth2 and mod_auth_openidc), so a deployment publishes them only when it asks for them.
+ */
+export const DEFAULT_SIGNING_ALGS: readonly SigningAlg[] = ['RS256', 'PS256', 'ES256'];
 
 /** The states whose keys are published (until a retired key's `expires_at`); `revoked` keys never are. */
 const PUBLISHED_STATES = ['current', 'next', 'retired'] as const satisfies ReadonlyArray<SigningKeysTable['state']>;
 
 /** The signing keys in force, as the issuer uses them. */
 export interface KeyRing {
+  /** The algorithms this deployment enables: only their keys are loaded, used and published. */
+  readonly algs: readonly SigningAlg[];
   /** Private JWKs the provider may sign with and publishes (public parts): current keys first. */
   readonly privateJwks: JWK[];
   /** Public JWKs of every published key (current, next and retired). */
   readonly publicJwks: JWK[];
-  /** The `kid` that signs new tokens, per algorithm. */
-  readonly currentKid: Readonly<Record<SigningAlg, string>>;
+  /** The `kid` that signs new tokens, per enabled algorithm. */
+  readonly currentKid: Readonly<Partial<Record<SigningAlg, string>>>;
   /** Names the published keys and their states: two key rings with equal fingerprints are the same. */
   readonly fingerprint: string;
 }
@@ -114,11 +123,16 @@ function kekFor(row: SealedPrivateKey, keks: ReadonlyMap<string, KeyEncryptionKe
   return kek;
 }
 
-/** The published keys: a retired key leaves the JWKS at its `expires_at`, even before the janitor deletes it. */
-export function selectPublishedKeys(db: Db, now: Date) {
+/**
+ * The published keys of the enabled algorithms: a retired key leaves the JWKS at its `expires_at`,
+ * even before the janitor deletes it. Keys of other algorithms (left from an earlier setting) stay
+ * stored and unpublished.
+ */
+export function selectPublishedKeys(db: Db, now: Date, algs: readonly SigningAlg[]) {
   return db
     .selectFrom('signing_keys')
     .where('state', 'in', PUBLISHED_STATES)
+    .where('alg', 'in', [...algs])
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]));
 }
 
@@ -129,16 +143,17 @@ const fingerprintOf = (rows: ReadonlyArray<{ kid: string; state: string }>): str
     .join(',');
 
 /** The fingerprint of the key ring `loadKeyRing` would load now: a cheap query to poll for changes. */
-export async function keyRingFingerprint(db: Db): Promise<string> {
-  return fingerprintOf(await selectPublishedKeys(db, new Date()).select(['kid', 'state']).execute());
+export async function keyRingFingerprint(db: Db, algs: readonly SigningAlg[]): Promise<string> {
+  return fingerprintOf(await selectPublishedKeys(db, new Date(), algs).select(['kid', 'state']).execute());
 }
 
 /**
  * Loads the published keys and decrypts their private parts.
  * @param keks every key-encryption key that may have sealed a stored key, by id.
+ * @param algs the enabled algorithms.
  */
-export async function loadKeyRing(db: Db, keks: ReadonlyMap<string, KeyEncryptionKey>): Promise<KeyRing> {
-  const rows = await selectPublishedKeys(db, new Date())
+export async function loadKeyRing(db: Db, keks: ReadonlyMap<string, KeyEncryptionKey>, algs: readonly SigningAlg[]): Promise<KeyRing> {
+  const rows = await selectPublishedKeys(db, new Date(), algs)
     .selectAll()
     // current first: oidc-provider signs ID tokens with the first key matching the algorithm. The
     // order is total, so every instance publishes the same document (and the same ETag).
@@ -153,13 +168,14 @@ export async function loadKeyRing(db: Db, keks: ReadonlyMap<string, KeyEncryptio
     privateJwks.push(unsealPrivateJwk(row, keks));
     if (row.state === 'current') currentKid[row.alg as SigningAlg] ??= row.kid;
   }
-  for (const alg of SIGNING_ALGS) {
+  for (const alg of algs) {
     if (!currentKid[alg]) throw new Error(`no current signing key for ${alg}`);
   }
   return {
+    algs,
     privateJwks,
     publicJwks: rows.map((r) => r.public_jwk as JWK),
-    currentKid: currentKid as Record<SigningAlg, string>,
+    currentKid,
     fingerprint: fingerprintOf(rows),
   };
 }

@@ -1,29 +1,74 @@
 /**
- * Counts failed attempts per key in a fixed window and says when a key must wait. In Redis, so every
+ * Counts failed attempts per key in a window and says when a key must wait. In Redis, so every
  * instance shares the count; in process for the embedded single-instance mode.
+ *
+ * The semantics, the same in both: a policy of N failures allows N failures; once N are counted in the
+ * window, every further attempt is refused (told how long to wait) and not counted, whatever it
+ * carries, until the window ends. Deciding and counting are one atomic step ({@link FailureCounter.admit}),
+ * so parallel attempts can never get past the limit between a check and a count.
  */
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { measureStoreCall } from '../observability/store-health.js';
 
 /** A window of counted failures. */
 export interface FailureCounter {
-  /** Seconds the key must still wait, or 0 when it may try. */
-  retryAfter(key: string): Promise<number>;
-  /** Counts one failure for the key; answers the seconds it must now wait (0 while under the limit). */
-  recordFailure(key: string): Promise<number>;
+  /**
+   * One atomic step: when the key already has `maxFailures` failures in its window, answers the
+   * seconds it must wait and counts nothing; otherwise counts one failure if `countFailure`, and
+   * answers 0 (the attempt may go on).
+   *
+   * Callers that must refuse before doing expensive work count first (`countFailure: true`) and
+   * {@link release} the count when the attempt turns out right; callers whose check is cheap check
+   * first and pass its outcome.
+   */
+  admit(key: string, countFailure: boolean): Promise<number>;
+  /** Takes back one failure counted up front by {@link admit} (the attempt turned out right). */
+  release(key: string): Promise<void>;
   /** Forgets the key's failures (after a success). */
   reset(key: string): Promise<void>;
 }
 
 /** How many failures within how many seconds block a key for the rest of the window. */
 export interface FailurePolicy {
+  /** Failures allowed in a window; the attempt after the last one allowed is refused. */
   readonly maxFailures: number;
   readonly windowSeconds: number;
   /** The window restarts at every failure (a run of failures), instead of running from the first. */
   readonly restartWindowOnFailure?: boolean;
 }
 
-/** Failure counts in Redis: `INCR` plus an expiry set on the first failure of a window. */
+// KEYS[1]: the counter. ARGV: maxFailures, windowSeconds, restart window (1/0), count a failure (1/0).
+// Answers 0 when admitted, else the milliseconds left in the window.
+const ADMIT_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count >= tonumber(ARGV[1]) then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    ttl = tonumber(ARGV[2]) * 1000
+  end
+  return ttl
+end
+if ARGV[4] == '1' then
+  redis.call('INCR', KEYS[1])
+  if ARGV[3] == '1' or count == 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+end
+return 0
+`;
+
+// KEYS[1]: the counter. One failure fewer; the key goes when none is left (never below zero, never
+// recreated without an expiry once the window has ended).
+const RELEASE_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count <= 1 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('DECR', KEYS[1])
+end
+return 0
+`;
+
+/** Failure counts in Redis: each step is one script, so it is atomic across every instance. */
 export class RedisFailureCounter implements FailureCounter {
   constructor(
     private readonly redis: Redis | Cluster,
@@ -31,24 +76,16 @@ export class RedisFailureCounter implements FailureCounter {
     private readonly policy: FailurePolicy,
   ) {}
 
-  async retryAfter(key: string): Promise<number> {
-    const [[, count], [, ttl]] = (await measureStoreCall('redis', 'failures', () => this.redis.multi().get(this.#key(key)).ttl(this.#key(key)).exec())) as [
-      [null, string | null],
-      [null, number],
-    ];
-    return Number(count ?? 0) >= this.policy.maxFailures ? Math.max(1, ttl) : 0;
+  async admit(key: string, countFailure: boolean): Promise<number> {
+    const { maxFailures, windowSeconds, restartWindowOnFailure } = this.policy;
+    const waitMs = (await measureStoreCall('redis', 'failures', () =>
+      this.redis.eval(ADMIT_SCRIPT, 1, this.#key(key), maxFailures, windowSeconds, restartWindowOnFailure ? '1' : '0', countFailure ? '1' : '0'),
+    )) as number;
+    return waitMs > 0 ? Math.max(1, Math.ceil(waitMs / 1000)) : 0;
   }
 
-  async recordFailure(key: string): Promise<number> {
-    const results = (await measureStoreCall('redis', 'failures', () =>
-      this.#expire(this.redis.multi().incr(this.#key(key)), key).ttl(this.#key(key)).exec(),
-    )) as [
-      [null, number],
-      [null, number],
-      [null, number],
-    ];
-    const [[, count], , [, ttl]] = results;
-    return count >= this.policy.maxFailures ? Math.max(1, ttl) : 0;
+  async release(key: string): Promise<void> {
+    await measureStoreCall('redis', 'failures', () => this.redis.eval(RELEASE_SCRIPT, 1, this.#key(key)));
   }
 
   async reset(key: string): Promise<void> {
@@ -58,37 +95,36 @@ export class RedisFailureCounter implements FailureCounter {
   #key(key: string): string {
     return `${this.keyPrefix}${key}`;
   }
-
-  #expire(multi: ChainableCommander, key: string): ChainableCommander {
-    return this.policy.restartWindowOnFailure
-      ? multi.expire(this.#key(key), this.policy.windowSeconds)
-      : multi.expire(this.#key(key), this.policy.windowSeconds, 'NX');
-  }
 }
 
 const MAX_MEMORY_WINDOWS = 100_000;
 
-/** Failure counts in this process (embedded mode: one instance). */
+/** Failure counts in this process (embedded mode: one instance). Each step runs without awaiting, so it is atomic too. */
 export class MemoryFailureCounter implements FailureCounter {
   readonly #windows = new Map<string, { count: number; endsAt: number }>();
 
   constructor(private readonly policy: FailurePolicy) {}
 
-  async retryAfter(key: string): Promise<number> {
+  async admit(key: string, countFailure: boolean): Promise<number> {
     const window = this.#current(key);
-    return window && window.count >= this.policy.maxFailures ? Math.max(1, Math.ceil((window.endsAt - Date.now()) / 1000)) : 0;
-  }
-
-  async recordFailure(key: string): Promise<number> {
+    if (window && window.count >= this.policy.maxFailures) return Math.max(1, Math.ceil((window.endsAt - Date.now()) / 1000));
+    if (!countFailure) return 0;
     if (this.#windows.size > MAX_MEMORY_WINDOWS) for (const stale of this.#windows.keys()) this.#current(stale);
     // Still too many live ones (a spray of made-up keys): the oldest give way first.
     while (this.#windows.size > MAX_MEMORY_WINDOWS) this.#windows.delete(this.#windows.keys().next().value!);
-    const window = this.#current(key) ?? { count: 0, endsAt: 0 };
-    window.count++;
-    if (window.endsAt === 0 || this.policy.restartWindowOnFailure) window.endsAt = Date.now() + this.policy.windowSeconds * 1000;
+    const counted = window ?? { count: 0, endsAt: 0 };
+    counted.count++;
+    if (counted.endsAt === 0 || this.policy.restartWindowOnFailure) counted.endsAt = Date.now() + this.policy.windowSeconds * 1000;
     this.#windows.delete(key);
-    this.#windows.set(key, window);
-    return this.retryAfter(key);
+    this.#windows.set(key, counted);
+    return 0;
+  }
+
+  async release(key: string): Promise<void> {
+    const window = this.#current(key);
+    if (!window) return;
+    if (window.count <= 1) this.#windows.delete(key);
+    else window.count--;
   }
 
   async reset(key: string): Promise<void> {

@@ -1,18 +1,18 @@
 /** Admin routes for resource servers (docs/admin-api.md, "Resource servers"). */
 import { z } from 'zod';
 import { actorOf } from '../admin/admin-auth.js';
-import { listRoute, type AdminRoute } from '../admin/admin-route.js';
-import { readJsonBody } from '../admin/json-body.js';
+import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js';
 import { Problem } from '../admin/problem.js';
-import { absoluteUri, secretRotationSchema, parseOrProblem, scopeName, timestamp, uniqueList } from '../admin/schemas.js';
+import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList, uuidId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
-import { SIGNING_ALGS } from '../keys/signing-keys.js';
+import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
 import type { ResourceServer } from './resource-server.js';
-import { selectResourceServer, selectResourceServerPage } from './resource-server-repository.js';
+import { selectResourceServerPage } from './resource-server-repository.js';
 import {
   createResourceServer,
   deleteResourceServer,
+  existingResourceServer,
   rotateIntrospectionSecret,
   updateResourceServer,
   type ResourceServerInput,
@@ -66,6 +66,9 @@ function inputFromBody(body: z.output<typeof resourceServerCreateSchema>): Resou
   };
 }
 
+/** The path parameters of the routes of one resource server: its id is a UUID, so no other value is looked up. */
+const resourceServerParams = z.object({ id: uuidId });
+
 /** The JSON form of a resource server in every answer. */
 export const resourceServerSchema = z.object({
   id: z.uuid(),
@@ -104,18 +107,30 @@ export function presentResourceServer(rs: ResourceServer): z.output<typeof resou
   };
 }
 
+/**
+ * Refuses an algorithm the deployment does not enable (`SIGNING_ALGS`): it has no key to sign with,
+ * and the resource server would get no token at all.
+ */
+function requireEnabledAlg(alg: SigningAlg, enabledAlgs: readonly SigningAlg[]): void {
+  if (!enabledAlgs.includes(alg)) {
+    throw new Problem(422, 'invalid fields', [
+      { path: 'signing_alg', message: `${alg} is not enabled on this server (SIGNING_ALGS is ${enabledAlgs.join(',')})` },
+    ]);
+  }
+}
+
 /** The resource server routes (under /admin). */
-export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifiers: readonly string[]): AdminRoute[] {
+export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifiers: readonly string[], enabledAlgs: readonly SigningAlg[]): AdminRoute[] {
   return [
-    {
+    adminRoute({
       method: 'post',
       path: '/resource-servers',
       summary: 'Register a resource server (an API); its introspection secret is shown in this answer only',
       body: resourceServerCreateSchema,
       success: { status: 201, schema: createdResourceServerSchema },
       problems: [400, 409, 413, 415, 422],
-      handler: async (ctx) => {
-        const body = parseOrProblem(resourceServerCreateSchema, await readJsonBody(ctx));
+      handler: async (ctx, { body }) => {
+        requireEnabledAlg(body.signing_alg, enabledAlgs);
         const { resourceServer, introspectionSecret } = await createResourceServer({ db, bus, actor: actorOf(ctx) }, inputFromBody(body));
         ctx.status = 201;
         ctx.set('Location', `/admin/resource-servers/${resourceServer.id}`);
@@ -123,7 +138,7 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
         const presented = presentResourceServer(resourceServer);
         ctx.body = { ...presented, introspection: { ...presented.introspection, client_secret: introspectionSecret } };
       },
-    },
+    }),
     listRoute({
       path: '/resource-servers',
       summary: 'List resource servers',
@@ -131,70 +146,68 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
       selectPage: (limit, after) => selectResourceServerPage(db, limit, after),
       cursorOf: (rs) => ({ createdAt: rs.createdAt.toISOString(), id: rs.id }),
       present: presentResourceServer,
+      cursorId: uuidId,
     }),
-    {
+    adminRoute({
       method: 'get',
       path: '/resource-servers/:id',
       summary: 'Read a resource server',
+      params: resourceServerParams,
       success: { status: 200, schema: resourceServerSchema },
       problems: [404],
-      handler: async (ctx) => {
-        ctx.body = presentResourceServer(await resourceServerOr404(db, ctx.params.id!));
+      handler: async (ctx, { params }) => {
+        ctx.body = presentResourceServer(await existingResourceServer(db, params.id));
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'patch',
       path: '/resource-servers/:id',
+      params: resourceServerParams,
       summary: 'Change a resource server (partial update, validated as a whole); the next token follows it',
       body: resourceServerPatchSchema,
       success: { status: 200, schema: resourceServerSchema },
       problems: [400, 404, 409, 413, 415, 422],
-      handler: async (ctx) => {
-        const patch = parseOrProblem(resourceServerPatchSchema, await readJsonBody(ctx));
-        const current = await resourceServerOr404(db, ctx.params.id!);
+      handler: async (ctx, { params, body: patch }) => {
+        const current = await existingResourceServer(db, params.id);
         if (patch.identifier !== undefined && patch.identifier !== current.identifier) {
           throw new Problem(422, 'invalid fields', [{ path: 'identifier', message: 'cannot change: clients refer to it' }]);
         }
         const { id: _id, introspection: _introspection, created_at: _created, updated_at: _updated, ...fields } = presentResourceServer(current);
-        const body = parseOrProblem(resourceServerCreateSchema, { ...fields, ...patch });
+        const body = mergePatch(resourceServerCreateSchema, fields, patch);
+        // Only a change of algorithm is checked: one registered before SIGNING_ALGS left it out can
+        // still be edited, and moved to an enabled algorithm.
+        if (patch.signing_alg !== undefined && patch.signing_alg !== null) requireEnabledAlg(patch.signing_alg, enabledAlgs);
         const { identifier: _identifier, ...changes } = inputFromBody(body);
         const updated = await updateResourceServer({ db, bus, actor: actorOf(ctx) }, current.id, changes, protectedIdentifiers);
         ctx.body = presentResourceServer(updated);
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'delete',
       path: '/resource-servers/:id',
       summary: 'Delete a resource server; 409 while clients still use it',
+      params: resourceServerParams,
       success: { status: 204 },
       problems: [404, 409],
-      handler: async (ctx) => {
-        const current = await resourceServerOr404(db, ctx.params.id!);
-        await deleteResourceServer({ db, bus, actor: actorOf(ctx) }, current.id, protectedIdentifiers);
+      handler: async (ctx, { params }) => {
+        await deleteResourceServer({ db, bus, actor: actorOf(ctx) }, params.id, protectedIdentifiers);
         ctx.status = 204;
       },
-    },
-    {
+    }),
+    adminRoute({
       method: 'post',
       path: '/resource-servers/:id/secret',
+      params: resourceServerParams,
       summary: 'Give the resource server a new introspection secret; the old one keeps working for grace_seconds (default 0)',
       body: secretRotationSchema,
+      bodyOptional: true,
       success: { status: 200, schema: z.object({ client_id: z.string(), client_secret: z.string() }) },
       problems: [400, 404, 413, 415, 422],
-      handler: async (ctx) => {
-        const { grace_seconds } = parseOrProblem(secretRotationSchema, await readJsonBody(ctx, { optional: true }));
-        const current = await resourceServerOr404(db, ctx.params.id!);
-        const { clientId, secret } = await rotateIntrospectionSecret({ db, bus, actor: actorOf(ctx) }, current.id, grace_seconds);
+      handler: async (ctx, { params, body: { grace_seconds } }) => {
+        const { clientId, secret } = await rotateIntrospectionSecret({ db, bus, actor: actorOf(ctx) }, params.id, grace_seconds);
         ctx.set('Cache-Control', 'no-store');
         ctx.body = { client_id: clientId, client_secret: secret };
       },
-    },
+    }),
   ];
-}
-
-/** The resource server with this id, or a 404 problem (also for ids that are not UUIDs). */
-export async function resourceServerOr404(db: Db, id: string): Promise<ResourceServer> {
-  const rs = z.uuid().safeParse(id).success ? await selectResourceServer(db, id) : undefined;
-  if (!rs) throw new Problem(404, `no resource server ${id}`);
-  return rs;
 }

@@ -5,7 +5,7 @@ import { rotateClientSecret } from '../clients/client-service.js';
 import type { SigningAlg } from '../keys/signing-keys.js';
 import { recordAudit } from '../audit/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
-import { ConflictError, NotFoundError } from '../shared/errors.js';
+import { ConflictError, found } from '../shared/errors.js';
 import { generateIdentifier, generateSecret, sha256Hex } from '../shared/secrets.js';
 import type { ResourceServer } from './resource-server.js';
 import {
@@ -26,7 +26,6 @@ export interface ResourceServerInput {
   signingAlg: SigningAlg;
   introspectionResponse: 'json' | 'jwt';
 }
-
 
 /**
  * Registers a resource server with its introspection credentials.
@@ -76,11 +75,9 @@ export async function createResourceServer(
   return { resourceServer, introspectionSecret };
 }
 
-/** The resource server with this id, or NotFoundError. */
-async function existing(db: ChangeContext['db'], id: string): Promise<ResourceServer> {
-  const rs = await selectResourceServer(db, id);
-  if (!rs) throw new NotFoundError(`no resource server ${id}`);
-  return rs;
+/** The resource server with this id (a UUID), or NotFoundError. */
+export async function existingResourceServer(db: ChangeContext['db'], id: string): Promise<ResourceServer> {
+  return found(await selectResourceServer(db, id), `resource server ${id}`);
 }
 
 /** Refuses changes to audiences the server manages itself (the admin API's own). */
@@ -95,7 +92,7 @@ export async function updateResourceServer(
   update: Omit<ResourceServerInput, 'identifier'>,
   protectedIdentifiers: readonly string[],
 ): Promise<ResourceServer> {
-  const current = await existing(change.db, id);
+  const current = await existingResourceServer(change.db, id);
   assertManageable(current, protectedIdentifiers);
   const updated = await change.db.transaction().execute(async (trx) => {
     const row = await updateResourceServerRow(trx, id, update);
@@ -113,7 +110,7 @@ export async function updateResourceServer(
 
 /** Deletes a resource server; ConflictError while clients may still get tokens for it. */
 export async function deleteResourceServer(change: ChangeContext, id: string, protectedIdentifiers: readonly string[]): Promise<void> {
-  const current = await existing(change.db, id);
+  const current = await existingResourceServer(change.db, id);
   assertManageable(current, protectedIdentifiers);
   const users = await selectClientIdsUsingResource(change.db, current.identifier);
   if (users.length > 0) {
@@ -133,7 +130,7 @@ export async function rotateIntrospectionSecret(
   id: string,
   graceSeconds: number,
 ): Promise<{ clientId: string; secret: string }> {
-  const current = await existing(change.db, id);
+  const current = await existingResourceServer(change.db, id);
   const secret = await rotateClientSecret(change, current.introspectionClientId, graceSeconds, id);
   return { clientId: current.introspectionClientId, secret };
 }

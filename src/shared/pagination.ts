@@ -16,18 +16,21 @@ export interface Page<T> {
 export const MAX_PAGE_SIZE = 100;
 export const DEFAULT_PAGE_SIZE = 50;
 
-const cursorShape = z.object({ createdAt: z.string(), id: z.string() });
+
 
 /** Encodes a cursor as an opaque base64url string. */
 export function encodeCursor(cursor: PageCursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
 }
 
-/** Decodes a cursor; `undefined` when it was not made by `encodeCursor`. */
-export function decodeCursor(value: string): PageCursor | undefined {
+/**
+ * Decodes a cursor; `undefined` when it was not made by `encodeCursor` for a row whose id `id` accepts.
+ * `createdAt` must be what `toISOString` writes for a four-digit year, which PostgreSQL can always store.
+ */
+export function decodeCursor(value: string, id: z.ZodType<string>): PageCursor | undefined {
   try {
-    const parsed = cursorShape.safeParse(JSON.parse(Buffer.from(value, 'base64url').toString('utf8')));
-    return parsed.success && !Number.isNaN(Date.parse(parsed.data.createdAt)) ? parsed.data : undefined;
+    const parsed = z.strictObject({ createdAt: z.iso.datetime(), id }).safeParse(JSON.parse(Buffer.from(value, 'base64url').toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }

@@ -24,6 +24,11 @@ export interface RegistryCacheOptions<V> {
   readonly ttlSeconds: number;
   /** Reads the record from PostgreSQL; `undefined` when there is none. */
   readonly load: (id: string) => Promise<V | undefined>;
+  /**
+   * Whether a record could have this id. Ids that cannot (a NUL, the wrong shape, too long) are
+   * unknown at once: no query (PostgreSQL would fail on some, and count as an outage), no cache entry.
+   */
+  readonly isPossibleId: (id: string) => boolean;
   readonly logger: Logger;
 }
 
@@ -45,6 +50,7 @@ export class RegistryCache<V> {
 
   /** The record with this id, from the cache when fresh; `undefined` when there is none. */
   async get(id: string): Promise<V | undefined> {
+    if (!this.options.isPossibleId(id)) return undefined;
     const entry = this.#entries.get(id);
     if (entry && Date.now() - entry.loadedAt < this.options.ttlSeconds * 1000) return entry.value;
 

@@ -19,6 +19,8 @@ import { adminCall, adminToken, discover, introspect, issueToken, registerClient
 import { startServer, TEST_KEY_ENCRYPTION_KEY, testServerEnv, type RunningServer } from '../helpers/server.js';
 
 const ALGS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+/** Every instance of this file's issuer enables every algorithm, EdDSA included (not a default). */
+const ALL_ALGS = { SIGNING_ALGS: ALGS.join(',') };
 const JWKS_MAX_AGE = 3;
 
 let server: RunningServer;
@@ -30,7 +32,7 @@ let db: pg.Client;
 const otherServers: RunningServer[] = [];
 
 beforeAll(async () => {
-  server = await startServer({ env: { JWKS_MAX_AGE: String(JWKS_MAX_AGE) } });
+  server = await startServer({ env: { ...ALL_ALGS, JWKS_MAX_AGE: String(JWKS_MAX_AGE) } });
   as = await discover(server.issuer);
   admin = await adminToken(server.issuer);
   api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('keys'), name: 'Keys', scopes: ['keys:read'] });
@@ -46,7 +48,7 @@ afterAll(async () => {
 
 /** Another instance of the same issuer, stopped after the file. */
 async function startInstance(env: Record<string, string> = {}): Promise<RunningServer> {
-  const instance = await startServer({ issuerPort: server.port, env });
+  const instance = await startServer({ issuerPort: server.port, env: { ...ALL_ALGS, ...env } });
   otherServers.push(instance);
   return instance;
 }
@@ -160,6 +162,8 @@ describe('POST /admin/keys/{kid}/revoke', () => {
 
     expect((await revokeKey(kid)).status).toBe(409);
     expect((await revokeKey('no-such-kid')).status).toBe(404);
+    // A kid that cannot exist (a NUL, too long) is unknown too: a 404, not a 500 from PostgreSQL.
+    for (const impossible of ['%00abc', 'x'.repeat(129), '%C3%BC']) expect((await revokeKey(impossible)).status).toBe(404);
   });
 
   it('the current key: the next one signs at once, on every instance within 2 s, and a new next is published', async () => {
@@ -259,7 +263,7 @@ describe('encryption at rest', () => {
 describe('key-encryption key rotation', () => {
   const rewrap = (current: string, previous: string) =>
     spawnSync(process.execPath, ['dist/scripts/rewrap-keys.js'], {
-      env: testServerEnv(server.port, { KEY_ENCRYPTION_KEY: current, KEY_ENCRYPTION_KEY_PREVIOUS: previous }),
+      env: testServerEnv(server.port, { ...ALL_ALGS, KEY_ENCRYPTION_KEY: current, KEY_ENCRYPTION_KEY_PREVIOUS: previous }),
       encoding: 'utf8',
       timeout: 30_000,
     });

@@ -90,6 +90,15 @@ async function refresh(client: TestClient, refreshToken: string, resource?: stri
   return oauth.processRefreshTokenResponse(as, client, response);
 }
 
+/** A token for userinfo: a refresh asking for OpenID scopes only. */
+async function refreshForUserinfo(client: TestClient, refreshToken: string, scope = 'openid profile email') {
+  const response = await oauth.refreshTokenGrantRequest(as, client, authOf(client), refreshToken, {
+    ...insecure,
+    additionalParameters: { scope },
+  });
+  return oauth.processRefreshTokenResponse(as, client, response);
+}
+
 /** The OAuth error code a rejected call fails with. */
 async function oauthError(promise: Promise<unknown>): Promise<string> {
   try {
@@ -114,16 +123,21 @@ describe('an internal web app (confidential client)', () => {
     const browser = new Browser(REDIRECT_URI);
     const { start, callback } = await signInThrough(browser, webApp, account, { scope: 'openid profile email offline_access orders:read', prompt: 'consent' });
 
+    // It asked for its API's scope: the code exchange's token is for the API (no `resource` needed),
+    // and the ID token carries the person's claims.
     const tokens = await exchange(webApp, start, callback);
     const idToken = oauth.getValidatedIdTokenClaims(tokens)!;
-    expect(idToken).toMatchObject({ iss: server.issuer, sub: account.id, aud: webApp.client_id, nonce: start.nonce });
-    expect(isJwt(tokens.access_token)).toBe(false);
+    expect(idToken).toMatchObject({ iss: server.issuer, sub: account.id, aud: webApp.client_id, nonce: start.nonce, email: account.email, name: 'Grace Hopper' });
+    expect(isJwt(tokens.access_token)).toBe(true);
+    expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, tokens.access_token)).toMatchObject({ active: true, aud: orders.identifier });
 
-    const userinfo = await oauth.processUserInfoResponse(as, webApp, account.id, await oauth.userInfoRequest(as, webApp, tokens.access_token, insecure));
+    const forUserinfo = await refreshForUserinfo(webApp, tokens.refresh_token!);
+    expect(isJwt(forUserinfo.access_token)).toBe(false);
+    const userinfo = await oauth.processUserInfoResponse(as, webApp, account.id, await oauth.userInfoRequest(as, webApp, forUserinfo.access_token, insecure));
     expect(userinfo).toEqual({ sub: account.id, email: account.email, email_verified: false, name: 'Grace Hopper' });
 
     // Internal client, JWT audience, no sensitive scope: a JWT that verifies against the JWKS.
-    const api = await refresh(webApp, tokens.refresh_token!, orders.identifier);
+    const api = await refresh(webApp, forUserinfo.refresh_token ?? tokens.refresh_token!, orders.identifier);
     expect(isJwt(api.access_token)).toBe(true);
     expect(decodeProtectedHeader(api.access_token).typ).toBe('at+jwt');
     const { payload } = await jwtVerify(api.access_token, createRemoteJWKSet(new URL(as.jwks_uri!)), { issuer: server.issuer, audience: orders.identifier });
@@ -247,14 +261,15 @@ describe('a disabled account', () => {
     const tokens = await exchange(webApp, start, callback);
     const jwt = await refresh(webApp, tokens.refresh_token!, orders.identifier);
     const sensitive = await refresh(webApp, tokens.refresh_token!, orders.identifier);
-    expect(await userinfoStatus(tokens.access_token)).toBe(200);
+    const forUserinfo = await refreshForUserinfo(webApp, tokens.refresh_token!, 'openid email');
+    expect(await userinfoStatus(forUserinfo.access_token)).toBe(200);
 
     const patched = await adminCall(server.issuer, admin, 'PATCH', `/accounts/${account.id}`, { disabled: true });
     expect(patched.status).toBe(200);
     expect(patched.body.disabled).toBe(true);
 
     expect(await oauthError(refresh(webApp, tokens.refresh_token!))).toBe('invalid_grant');
-    expect(await userinfoStatus(tokens.access_token)).toBe(401);
+    expect(await userinfoStatus(forUserinfo.access_token)).toBe(401);
     for (const token of [jwt.access_token, sensitive.access_token]) {
       expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, token)).toEqual({ active: false });
     }
@@ -309,7 +324,7 @@ describe('sign-in protection', () => {
     expect(Math.min(u, w)).toBeGreaterThan(Math.max(u, w) * 0.35);
   });
 
-  it('after 10 failures in a row for one email, answers 429 with Retry-After, even for the right password', async () => {
+  it('the 10th failure in a row for one email is the last one checked; the next attempt answers 429 with Retry-After, even for the right password', async () => {
     const account = await createAccount(server.issuer, admin);
     const browser = new Browser(REDIRECT_URI);
     for (let i = 0; i < 10; i++) expect((await attempt(browser, account.email.toUpperCase(), 'wrong-password-guess')).page.status).toBe(400);
@@ -324,7 +339,23 @@ describe('sign-in protection', () => {
     await signInThrough(browser, webApp, other);
   });
 
-  it('limits failures per client address too', async () => {
+  it('14 wrong passwords for one email in parallel: exactly 10 are checked, the other 4 answer 429; then the right password answers 429', async () => {
+    const account = await createAccount(server.issuer, admin);
+    const browser = new Browser(REDIRECT_URI);
+    const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
+    const pages = await Promise.all(
+      Array.from({ length: 14 }, (_, i) => browser.navigate(action, { form: { email: account.email, password: `parallel-guess-${i}` } })),
+    );
+    expect(pages.filter((page) => page.status === 400)).toHaveLength(10);
+    const refused = pages.filter((page) => page.status === 429);
+    expect(refused).toHaveLength(4);
+    for (const page of refused) expect(Number(page.headers.get('retry-after'))).toBeGreaterThan(0);
+    const blocked = await browser.navigate(action, { form: { email: account.email, password: account.password } });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
+  it('the 50th failure from one address is the last one checked; the next attempt answers 429', async () => {
     const browser = new Browser(REDIRECT_URI);
     const loginPage = await browser.navigate((await authorizationUrl(as, webApp)).url);
     const action = formAction(loginPage);
@@ -337,6 +368,59 @@ describe('sign-in protection', () => {
     expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
     // A person at another address is not affected.
     await signInThrough(new Browser(REDIRECT_URI), webApp, await createAccount(server.issuer, admin));
+  });
+
+  it('55 attempts from one address in parallel, each for another email: exactly 50 are checked, the other 5 answer 429', async () => {
+    const browser = new Browser(REDIRECT_URI);
+    const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
+    const pages = await Promise.all(
+      Array.from({ length: 55 }, (_, i) => browser.navigate(action, { form: { email: `parallel-spray-${i}-${Date.now()}@example.test`, password: 'Winter2026!!' } })),
+    );
+    expect(pages.filter((page) => page.status === 400)).toHaveLength(50);
+    expect(pages.filter((page) => page.status === 429)).toHaveLength(5);
+  }, 60_000);
+
+  it('an email no account can have (a NUL, undecodable UTF-8, too long) is a failed sign-in: the form again, with its error', async () => {
+    const browser = new Browser(REDIRECT_URI);
+    const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
+    const emails = ['person\0@example.test', '\0', `${'a'.repeat(400)}@example.test`];
+    for (const email of emails) {
+      const page = await browser.navigate(action, { form: { email, password: 'wrong-password-guess' } });
+      expect({ email, status: page.status }).toEqual({ email, status: 400 });
+      expect(page.body).toContain('The email or password is not right.');
+      expect(page.body).toContain('name="password"');
+    }
+    // Raw bytes that are not UTF-8, in the email and in the password.
+    for (const rawForm of ['email=person%FF%FE%40example.test&password=x', 'email=%C0%80%40example.test&password=%FF']) {
+      const page = await browser.navigate(action, { rawForm });
+      expect({ rawForm, status: page.status }).toEqual({ rawForm, status: 400 });
+      expect(page.body).toContain('The email or password is not right.');
+    }
+  });
+
+  it('a chunked sign-in form (no Content-Length) over the form limit answers 413, counted as it arrives', async () => {
+    const browser = new Browser(REDIRECT_URI);
+    const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
+    const page = await browser.navigate(action, { rawForm: `email=a%40example.test&password=${'x'.repeat(9 * 1024)}`, chunked: true });
+    expect(page.status).toBe(413);
+    expect(page.body).toContain('invalid_request');
+    // Within the limit, a chunked form is read as any other.
+    const small = await browser.navigate(action, { rawForm: 'email=a%40example.test&password=wrong-password-guess', chunked: true });
+    expect(small.status).toBe(400);
+  });
+
+  it('error pages show the reference of their request: its X-Request-Id', async () => {
+    const browser = new Browser(REDIRECT_URI);
+    // Our interaction error page (no sign-in session here) and the provider's (an unknown client).
+    for (const page of [
+      await browser.request(`${server.issuer}/interaction/no-such-interaction`),
+      await browser.request(`${server.issuer}/auth?client_id=nobody&response_type=code&scope=openid`),
+    ]) {
+      expect(page.status).toBe(400);
+      const requestId = page.headers.get('x-request-id');
+      expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(page.body).toContain(`<code>${requestId}</code>`);
+    }
   });
 });
 

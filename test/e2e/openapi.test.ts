@@ -62,6 +62,20 @@ describe('the OpenAPI document', () => {
     expect(documented?.[1][method]).toBeDefined();
   });
 
+  it('documents every path parameter, with the schema that decides which ids can exist', () => {
+    const operations = Object.entries(document.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })));
+    for (const { path, method, op } of operations) {
+      const named = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+      const documented = ((op as { parameters?: Array<{ name: string; in: string; required: boolean; schema: Record<string, unknown> }> }).parameters ?? []).filter((p) => p.in === 'path');
+      expect({ path, method, names: documented.map((p) => p.name) }).toEqual({ path, method, names: named });
+      for (const parameter of documented) {
+        expect(parameter.required).toBe(true);
+        // Each id is constrained (a format or a pattern), not any string.
+        expect({ path, parameter: parameter.name, constrained: 'format' in parameter.schema || 'pattern' in parameter.schema }).toEqual({ path, parameter: parameter.name, constrained: true });
+      }
+    }
+  });
+
   it('documents only operations that exist', async () => {
     const operations = Object.entries(document.paths).flatMap(([path, ops]) => Object.keys(ops).map((method) => [method, path] as const));
     expect(operations.length).toBeGreaterThanOrEqual(DOCUMENTED_ROUTES.length);

@@ -15,6 +15,15 @@ export interface Page {
   readonly body: string;
 }
 
+/** How a request is sent: `form` fields are encoded; `rawForm` is sent as it is (already encoded). */
+export interface RequestOptions {
+  method?: string;
+  form?: Record<string, string>;
+  rawForm?: string;
+  /** Sends the form as a stream: chunked, without Content-Length. */
+  chunked?: boolean;
+}
+
 /** A browser-like client: one cookie jar, one client address (sent as X-Forwarded-For). */
 export class Browser {
   readonly #cookies = new Map<string, string>();
@@ -26,16 +35,20 @@ export class Browser {
   constructor(private readonly stopAt: string) {}
 
   /** One request, without following redirects. */
-  async request(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Page> {
+  async request(url: string, init: RequestOptions = {}): Promise<Page> {
     const headers: Record<string, string> = { 'x-forwarded-for': this.address };
     if (this.#cookies.size) headers.cookie = [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-    if (init.form) headers['content-type'] = 'application/x-www-form-urlencoded';
+    const form = init.form ? new URLSearchParams(init.form).toString() : init.rawForm;
+    if (form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
+    // A stream body goes out chunked (Transfer-Encoding: chunked, no Content-Length).
+    const body = form !== undefined && init.chunked ? ReadableStream.from([new TextEncoder().encode(form)]) : form;
     const response = await fetch(url, {
-      method: init.method ?? (init.form ? 'POST' : 'GET'),
+      method: init.method ?? (form !== undefined ? 'POST' : 'GET'),
       headers,
-      body: init.form ? new URLSearchParams(init.form).toString() : undefined,
+      body,
       redirect: 'manual',
-    });
+      ...(init.chunked ? { duplex: 'half' } : {}),
+    } as RequestInit);
     for (const cookie of response.headers.getSetCookie()) {
       this.setCookies.push(cookie);
       const [pair] = cookie.split(';');
@@ -47,7 +60,7 @@ export class Browser {
   }
 
   /** A request, then its redirects, until a page or a redirect to the client (`stopAt`). */
-  async navigate(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Page> {
+  async navigate(url: string, init: RequestOptions = {}): Promise<Page> {
     let page = await this.request(url, init);
     while (page.status >= 300 && page.status < 400) {
       const next = new URL(page.headers.get('location')!, page.url).href;

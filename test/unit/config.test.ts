@@ -90,3 +90,21 @@ describe('loadConfig', () => {
     });
   });
 });
+
+describe('SIGNING_ALGS', () => {
+  it('defaults to RS256, PS256 and ES256: EdDSA only on request', () => {
+    expect(loadConfig({}).signingAlgs).toEqual(['RS256', 'PS256', 'ES256']);
+    expect(loadConfig({ SIGNING_ALGS: 'RS256, EdDSA' }).signingAlgs).toEqual(['RS256', 'EdDSA']);
+  });
+
+  it.each([
+    ['RS256,HS256', /comma-separated list of RS256, PS256, ES256, EdDSA/],
+    ['ES256,EdDSA', /must include RS256/],
+    ['RS256,RS256', /twice/],
+    ['RS256,', /comma-separated list/],
+  ])('refuses %s, naming the variable', (value, message) => {
+    const error = errorOf({ SIGNING_ALGS: value });
+    expect(error.variable).toBe('SIGNING_ALGS');
+    expect(error.message).toMatch(message);
+  });
+});

@@ -38,6 +38,8 @@ const policy: KeyPolicy = {
   jwksMaxAgeSeconds: JWKS_MAX_AGE,
   rotationIntervalSeconds: ROTATION_INTERVAL,
   longestJwtLifetimeSeconds: () => longestJwtLifetime,
+  // Every algorithm enabled: scheduling is per algorithm, and each must follow it.
+  algs: SIGNING_ALGS,
 };
 
 beforeAll(async () => {
@@ -60,7 +62,7 @@ beforeEach(async () => {
   bus.subscribe((event) => events.push(event));
   longestJwtLifetime = 600;
   change = { db, bus, actor: 'test', kek, policy };
-  await ensureSigningKeys(db, kek, 'test');
+  await ensureSigningKeys(db, kek, 'test', SIGNING_ALGS);
 });
 
 afterEach(async () => {
