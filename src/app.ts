@@ -5,7 +5,6 @@
  */
 import { sessionsWithBackchannelLogout } from './issuer/backchannel-logout.js';
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
@@ -18,11 +17,13 @@ import { problemHandler } from './admin/problem.js';
 import { clientRoutes } from './clients/client-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
 import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
-import { hasBody, readBodyWithin } from './shared/request-body.js';
+import { hasBody, readBodyWithin, type RequestWithBody } from './shared/request-body.js';
 import { httpDuration, httpRequests } from './observability/metrics.js';
+import { requestTracing } from './observability/tracing.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
+import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
-import { JWKS_PATH } from './issuer/provider.js';
+import { INTROSPECTION_PATH, JWKS_PATH } from './issuer/provider.js';
 import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
 import type { SigningAlg } from './keys/signing-keys.js';
@@ -41,6 +42,8 @@ export type AppDependencies = Pick<
   | 'tokenStore'
   | 'limiter'
   | 'currentProvider'
+  | 'currentJwtVerifier'
+  | 'checkClientSecret'
   | 'currentJwks'
   | 'signingKeys'
   | 'validateClientMetadata'
@@ -53,6 +56,8 @@ export type AppDependencies = Pick<
   readonly jwksMaxAgeSeconds: number;
   /** The enabled signing algorithms (`SIGNING_ALGS`). */
   readonly signingAlgs: readonly SigningAlg[];
+  /** Answer the hottest requests on dedicated paths in front of the provider (docs/dedicated-paths.md). */
+  readonly dedicatedPaths: boolean;
 };
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -98,12 +103,15 @@ export function createApp(deps: AppDependencies): Koa {
       const seconds = (performance.now() - started) / 1000;
       const route = context.route ?? 'other';
       const status = ctx.res.statusCode;
-      deps.logger.info({ method: ctx.method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
+      // 'finish' fires outside the request's async context: its ids are given here.
+      deps.logger.info({ requestId: context.requestId, traceId: context.traceId, method: ctx.method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
       httpRequests.inc({ route, method: ctx.method, status });
       httpDuration.observe({ route }, seconds);
     });
     await requestContext.run(context, next);
   });
+  // OpenTelemetry's server span, inside the request context (nothing when tracing is off).
+  for (const middleware of requestTracing()) app.use(middleware);
 
   app.use(async function limitOAuthBodies(ctx, next) {
     // A declared body too large to be a real request is refused before anything else (the admin API
@@ -114,6 +122,11 @@ export function createApp(deps: AppDependencies): Koa {
     }
     await next();
   });
+
+  if (deps.dedicatedPaths) {
+    // First after the body limit: the hottest request needs none of the routing below.
+    app.use(dedicatedIntrospection({ ...deps, introspectionPath: INTROSPECTION_PATH }));
+  }
 
   const health = new Router();
   health.use(async (ctx, next) => {
@@ -185,16 +198,18 @@ export function createApp(deps: AppDependencies): Koa {
       callback = provider.callback();
       callbacks.set(provider, callback);
     }
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && hasBody(ctx.req)) {
+    const req = ctx.req as RequestWithBody;
+    // A dedicated path that read the body and left the request to the provider has kept it already.
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD' && req.body === undefined && hasBody(req)) {
       // Read here, counting bytes as they arrive, so that a chunked body is held to the same limit as
       // a declared one (the provider's own reader would answer 400, at 56 KiB); the provider then
       // parses what was read (its documented `req.body` path).
-      const body = await readBodyWithin(ctx.req, MAX_FORM_BODY_BYTES);
+      const body = await readBodyWithin(req, MAX_FORM_BODY_BYTES);
       if (!body) return refuseLargeBody(ctx);
-      (ctx.req as IncomingMessage & { body?: Buffer }).body = body;
+      req.body = body;
     }
     ctx.respond = false;
-    await callback(ctx.req, ctx.res);
+    await callback(req, ctx.res);
   });
 
   return app;

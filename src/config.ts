@@ -38,8 +38,13 @@ export interface Config {
   readonly logLevel: string;
   /** Seconds a client, resource server or account stays in the in-process cache without a change event. */
   readonly registryCacheTtlSeconds: number;
-  /** Port of the Prometheus endpoint on 127.0.0.1 (0: any free port, logged at start). */
+  /** Port of the Prometheus endpoint (0: any free port, logged at start). */
   readonly metricsPort: number;
+  /**
+   * Address the Prometheus endpoint listens on: loopback by default (never the public port); `0.0.0.0`
+   * or `::` where a scraper outside the host (a Kubernetes pod's) must reach it.
+   */
+  readonly metricsHost: string;
   /** Redis Cluster seed nodes; when set, they replace REDIS_URL. */
   readonly redisClusterNodes: ReadonlyArray<{ host: string; port: number }> | undefined;
   /**
@@ -61,6 +66,12 @@ export interface Config {
    * only these. Always includes RS256, which OpenID Connect requires for ID tokens.
    */
   readonly signingAlgs: readonly SigningAlg[];
+  /**
+   * The hottest requests (introspection with a client secret) are answered by a dedicated path in front
+   * of oidc-provider, which answers everything else (docs/dedicated-paths.md). `false`: the provider
+   * answers everything.
+   */
+  readonly dedicatedPaths: boolean;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -106,6 +117,7 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   REGISTRY_CACHE_TTL: intInRange(1, 3600).optional(),
   METRICS_PORT: intInRange(0, 65535).optional(),
+  METRICS_HOST: z.union([z.ipv4(), z.ipv6()], 'must be an IP address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::').optional(),
   REDIS_CLUSTER_NODES: z
     .string()
     .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}(,[A-Za-z0-9.:[\]-]+:\d{1,5})*$/, 'must be host:port,host:port,...')
@@ -122,6 +134,7 @@ const envSchema = z.object({
     .refine((algs) => algs.includes('RS256'), 'must include RS256 (OpenID Connect requires it for ID tokens)')
     .transform((algs) => algs as SigningAlg[])
     .optional(),
+  DEDICATED_PATHS: booleanFlag.optional(),
 });
 
 /**
@@ -178,6 +191,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL ?? 'info',
     registryCacheTtlSeconds: e.REGISTRY_CACHE_TTL ?? 60,
     metricsPort: e.METRICS_PORT ?? 9464,
+    metricsHost: e.METRICS_HOST ?? '127.0.0.1',
     redisClusterNodes: e.REDIS_CLUSTER_NODES?.split(',').map((node) => {
       const at = node.lastIndexOf(':');
       return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };
@@ -187,5 +201,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
     keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
     signingAlgs: e.SIGNING_ALGS ?? DEFAULT_SIGNING_ALGS,
+    dedicatedPaths: e.DEDICATED_PATHS ?? true,
   };
 }

@@ -11,13 +11,21 @@ import { openDatabase } from './db/database.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { resolveKeyEncryptionKey } from './keys/key-encryption.js';
 import { metricsPortOf, serveMetrics } from './observability/metrics.js';
+import { startTracing, stopTracing } from './observability/tracing.js';
 import { createServices, prepareDatabase } from './services.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function serve(config: Config, logger: Logger, prepare: boolean): Promise<void> {
   const services = await createServices(config, logger, { prepare, background: true });
-  const app = createApp({ ...services, issuer: config.issuer, trustProxy: config.trustProxy, jwksMaxAgeSeconds: config.jwksMaxAgeSeconds, signingAlgs: config.signingAlgs });
+  const app = createApp({
+    ...services,
+    issuer: config.issuer,
+    trustProxy: config.trustProxy,
+    jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
+    signingAlgs: config.signingAlgs,
+    dedicatedPaths: config.dedicatedPaths,
+  });
   const server = app.listen(config.port);
   // Bounds on slow clients: a request must arrive whole, and be answered, within these.
   server.headersTimeout = 10_000;
@@ -34,6 +42,7 @@ async function serve(config: Config, logger: Logger, prepare: boolean): Promise<
     await drain(server);
     metrics?.close();
     await services.close();
+    await stopTracing();
     process.exit(0);
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
@@ -66,10 +75,11 @@ async function drain(server: Server): Promise<void> {
 }
 
 async function startMetrics(config: Config, logger: Logger) {
-  const server = await serveMetrics(config.metricsPort);
+  const server = await serveMetrics(config.metricsPort, config.metricsHost);
   const port = metricsPortOf(server);
-  logger.info({ port }, 'metrics listening on 127.0.0.1');
-  console.log(`Metrics on http://127.0.0.1:${port}/metrics`);
+  const host = config.metricsHost.includes(':') ? `[${config.metricsHost}]` : config.metricsHost;
+  logger.info({ host: config.metricsHost, port }, 'metrics listening');
+  console.log(`Metrics on http://${host}:${port}/metrics`);
   return server;
 }
 
@@ -85,6 +95,8 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
+  // Before anything is built: the database and the app pick their tracing hooks when made.
+  startTracing();
 
   if (config.workers === 1 || !cluster.isPrimary) {
     await serve(config, logger, cluster.isPrimary);

@@ -28,7 +28,8 @@ import { ensureSigningKeys, type KeyPolicy } from './keys/key-lifecycle.js';
 import { KeyMaintenance } from './keys/key-maintenance.js';
 import type { KeyRouteDependencies } from './keys/key-routes.js';
 import type { Logger } from './observability/logger.js';
-import { isStoreUnavailableError } from './observability/store-health.js';
+import { readinessCheck } from './observability/readiness.js';
+import { isStoreUnavailableError, logStoreUnavailable } from './observability/store-health.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
 import { openShortLivedStores } from './stores.js';
 import type { TokenStore } from './tokens/token-store.js';
@@ -47,6 +48,8 @@ export interface Services {
   /** The one client secret check (with lockout) of every path that authenticates clients. */
   readonly checkClientSecret: ClientSecretCheck;
   readonly currentProvider: () => Provider;
+  /** The JWT access token verifier of the provider in force (shared with the dedicated paths). */
+  readonly currentJwtVerifier: () => JwtAccessTokenVerifier;
   /** The JWKS document of the signing keys in force. */
   readonly currentJwks: () => JwksDocument;
   readonly signingKeys: KeyRouteDependencies;
@@ -81,7 +84,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
   if (options.prepare) await prepareDatabase(config, logger, db, kek);
 
-  const { tokenStore, bus, clientAuthFailures, limiter, userCodeFailures, devicePolls, redis } = await openShortLivedStores(config, logger);
+  const shortLived = await openShortLivedStores(config, logger);
+  const { tokenStore, bus, clientAuthFailures, limiter, userCodeFailures, devicePolls, redis } = shortLived;
   const clients = new ClientRegistry(db, config.registryCacheTtlSeconds, logger);
   clients.follow(bus);
   const accounts = new AccountRegistry(db, config.registryCacheTtlSeconds, logger);
@@ -90,6 +94,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   await resourceServers.start(bus);
   // Made once, outside the provider: its lockout state survives the provider's rebuild on a key change.
   const checkClientSecret = clientSecretCheck({ clients, failures: clientAuthFailures });
+  // One verifier per provider: what it remembers of verified tokens goes when the keys change.
+  const verifiers = new WeakMap<Provider, JwtAccessTokenVerifier>();
 
   const outboundFetch = logoutDeliveringFetch(config.logoutDelivery, logger);
   const issuerState = await IssuerState.start({
@@ -105,10 +111,11 @@ export async function createServices(config: Config, logger: Logger, options: { 
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
       installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });
       installRevocation(provider, { tokenStore, verifier });
+      verifiers.set(provider, verifier);
       // The provider answers these as a bare server_error; the cause belongs in our logs.
       provider.on('server_error', (_ctx: unknown, error: Error) => {
-        // An outage fails every request alike: one short line each, not a stack trace each.
-        if (isStoreUnavailableError(error)) logger.warn({ reason: error.message }, 'store unavailable');
+        // An outage fails every request alike: a short line now and then, not a stack trace each.
+        if (isStoreUnavailableError(error)) logStoreUnavailable(logger, error);
         else logger.error({ err: error }, 'provider server error');
       });
       return provider;
@@ -139,15 +146,14 @@ export async function createServices(config: Config, logger: Logger, options: { 
     limiter,
     checkClientSecret,
     currentProvider,
+    currentJwtVerifier: () => verifiers.get(issuerState.provider)!,
     currentJwks: () => issuerState.jwks,
     signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },
     validateClientMetadata,
-    checkReadiness: async () => {
-      await Promise.all([
-        pingDatabase(db).catch(() => Promise.reject(new Error('PostgreSQL does not answer'))),
-        tokenStore.ping().catch(() => Promise.reject(new Error('the token store does not answer'))),
-      ]);
-    },
+    checkReadiness: readinessCheck([
+      { store: 'postgres', failure: 'PostgreSQL does not answer', check: () => pingDatabase(db) },
+      { store: redis ? 'redis' : 'memory', failure: 'the token store does not answer', check: () => shortLived.ping() },
+    ]),
     close: async () => {
       await issuerState.close();
       await keyMaintenance.close();

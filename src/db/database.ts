@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
+import { postgresQueryTracing } from '../observability/tracing.js';
 import type { Database } from './schema.js';
 
 export type { Database };
@@ -16,7 +17,7 @@ export async function openDatabase(url: string | undefined, pgliteDir: string): 
     const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 2_000, query_timeout: 5_000 });
     // An idle client losing its connection must not crash the process; the pool replaces it.
     pool.on('error', () => undefined);
-    return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: postgresQueryTracing() });
   }
   // Loaded lazily: production never pays for the embedded database's WebAssembly.
   const [{ PGlite }, { PGliteDialect }] = await Promise.all([

@@ -11,7 +11,7 @@ import type { ClientRegistry } from '../clients/client-registry.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
-import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
+import { looksLikeJwt, type JwtAccessTokenVerifier, type VerifiedJwtAccessToken } from './jwt-access-token.js';
 
 /** What introspection (and revocation) consult. */
 export interface TokenEndpointDependencies {
@@ -72,24 +72,33 @@ export const refusedStructuredToken = (ctx: KoaContextWithOIDC): boolean =>
   typeof ctx.oidc.params?.token === 'string' &&
   looksLikeJwt(ctx.oidc.params.token);
 
-async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEndpointDependencies): Promise<void> {
-  const caller = ctx.oidc.client!;
-  const claims = await deps.verifier.verify(ctx.oidc.params!.token as string);
-  ctx.status = 200;
-  ctx.body = { active: false };
-  if (!claims) return;
-  // Both store reads go out together (auto-pipelined): the token's own revocation, and its grant's.
+/** An RFC 7662 answer: `{"active": false}`, or an active answer with the fields docs/protocol.md ("Introspection") lists. */
+export type IntrospectionAnswer = Record<string, unknown> & { active: boolean };
+
+/**
+ * The answer for a JWT access token to `callerClientId`, given its verified claims (`undefined`: it did
+ * not verify). Consults the store for the token's revocation and its grant's: both reads go out
+ * together (auto-pipelined). Shared by the provider's step and the dedicated path.
+ */
+export async function jwtIntrospectionAnswer(
+  deps: Omit<TokenEndpointDependencies, 'verifier'>,
+  callerClientId: string,
+  claims: Readonly<VerifiedJwtAccessToken> | undefined,
+): Promise<IntrospectionAnswer> {
+  if (!claims) return { active: false };
   const grantDigest = typeof claims[GRANT_DIGEST_CLAIM] === 'string' ? (claims[GRANT_DIGEST_CLAIM] as string) : undefined;
   const [revoked, grantActive] = await Promise.all([
     deps.tokenStore.isJwtRevoked(claims.jti),
     grantDigest === undefined ? true : deps.tokenStore.isGrantActive(grantDigest),
   ]);
-  if (revoked || !grantActive) return;
+  if (revoked || !grantActive) return { active: false };
   const audiences = ([] as string[]).concat(claims.aud ?? []);
   // A client's own token has its client id as `sub`; a person's token has the account id.
   const accountId = claims.sub !== undefined && claims.sub !== claims.client_id ? claims.sub : undefined;
-  if (!(await introspectionAllowed(deps, caller.clientId, { clientId: claims.client_id, audiences, issuedAt: claims.iat, accountId }))) return;
-  ctx.body = {
+  if (!(await introspectionAllowed(deps, callerClientId, { clientId: claims.client_id, audiences, issuedAt: claims.iat, accountId }))) {
+    return { active: false };
+  }
+  return {
     active: true,
     client_id: claims.client_id,
     sub: claims.sub ?? claims.client_id,
@@ -114,13 +123,21 @@ export function senderConstraint(claims: Readonly<Record<string, unknown>>): { t
   return typeof jkt === 'string' && jkt !== '' ? { token_type: 'DPoP', cnf: { jkt } } : { token_type: 'Bearer' };
 }
 
-/** Fills in what docs/protocol.md ("Introspection") promises and the provider leaves out for opaque tokens. */
-function completeActiveAnswer(ctx: KoaContextWithOIDC): void {
-  const body = ctx.body as Record<string, unknown>;
-  const token = ctx.oidc.params!.token as string;
+async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEndpointDependencies): Promise<void> {
+  const claims = await deps.verifier.verify(ctx.oidc.params!.token as string);
+  ctx.status = 200;
+  ctx.body = { active: false };
+  ctx.body = await jwtIntrospectionAnswer(deps, ctx.oidc.client!.clientId, claims);
+}
+
+/**
+ * Fills in what docs/protocol.md ("Introspection") promises and the provider leaves out of its active
+ * answer for an opaque token (`body`, changed in place; `token` is the introspected value).
+ */
+export function completeActiveAnswer(body: Record<string, unknown>, token: string, refreshToken: boolean): void {
   body.sub ??= body.client_id;
   body.jti ??= opaqueTokenId(token);
-  body.token_type ??= ctx.oidc.entities.RefreshToken ? 'refresh_token' : 'Bearer';
+  body.token_type ??= refreshToken ? 'refresh_token' : 'Bearer';
 }
 
 /** Installs the introspection step on `provider` (it runs around the provider's own handling). */
@@ -130,6 +147,8 @@ export function installIntrospection(provider: Provider, deps: TokenEndpointDepe
     const oidcCtx = ctx as KoaContextWithOIDC;
     if (oidcCtx.oidc?.route !== 'introspection') return;
     if (refusedStructuredToken(oidcCtx)) await introspectJwt(oidcCtx, deps);
-    else if (ctx.status === 200 && (ctx.body as { active?: boolean }).active === true) completeActiveAnswer(oidcCtx);
+    else if (ctx.status === 200 && (ctx.body as { active?: boolean }).active === true) {
+      completeActiveAnswer(ctx.body as Record<string, unknown>, oidcCtx.oidc.params!.token as string, oidcCtx.oidc.entities.RefreshToken !== undefined);
+    }
   });
 }

@@ -22,7 +22,8 @@ export const INTROSPECTION_JWT_TYPE = 'application/token-introspection+jwt';
 
 const INTROSPECTION_PATH = PROTOCOL_ROUTES.introspection;
 
-const asksForJwt = (accept: string | undefined) =>
+/** Whether an Accept header asks for an RFC 9701 answer (the dedicated path leaves those to us). */
+export const asksForJwtIntrospection = (accept: string | undefined): boolean =>
   accept !== undefined && accept.split(',').some((part) => part.split(';')[0]!.trim().toLowerCase() === INTROSPECTION_JWT_TYPE);
 
 /** Signs introspection answers with the current key of each algorithm (keys imported once per ring). */
@@ -62,7 +63,7 @@ export function installJwtIntrospection(provider: Provider, deps: { issuer: stri
   const signer = new IntrospectionSigner(deps.issuer, deps.keyRing);
   provider.use(async (ctx, next) => {
     if (ctx.method !== 'POST' || ctx.path !== INTROSPECTION_PATH) return next();
-    const asked = asksForJwt(ctx.get('accept'));
+    const asked = asksForJwtIntrospection(ctx.get('accept'));
     // The engine would sign (its way) or refuse on this header: it answers JSON, which is signed below.
     if (asked) ctx.req.headers.accept = 'application/json';
     await next();

@@ -37,10 +37,13 @@ export function instrumentProvider(provider: Provider, clients: ClientRegistry, 
         ctx.body = { error: 'server_error', error_description: 'oops! something went wrong' };
         return;
       }
+      // The same line as for a store failure inside the provider (its server_error event, services.ts).
+      logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'store unavailable');
     }
     const oidcCtx = ctx as KoaContextWithOIDC;
     const route = oidcCtx.oidc?.route;
     if (route) setRoute(route);
+    if (context && oidcCtx.oidc?.client) context.clientId = oidcCtx.oidc.client.clientId;
 
     if (failed || (ctx.status >= 500 && context?.storeUnavailable && typeof ctx.body === 'object')) {
       ctx.status = 503;

@@ -55,6 +55,8 @@ export interface ProviderDependencies {
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
 export const JWKS_PATH = PROTOCOL_ROUTES.jwks;
+/** The introspection endpoint, which the dedicated path answers too. */
+export const INTROSPECTION_PATH = PROTOCOL_ROUTES.introspection;
 
 const HOUR = 60 * 60;
 const DAY = 24 * HOUR;

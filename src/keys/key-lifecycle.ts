@@ -7,7 +7,7 @@
 import type { Db } from '../db/database.js';
 import type { PageCursor } from '../shared/pagination.js';
 import { recordAudit } from '../audit/audit.js';
-import { keyRotations } from '../observability/metrics.js';
+import { keyRotations, signingKeyRotationDue, signingKeys } from '../observability/metrics.js';
 import type { ChangeContext } from '../shared/change-context.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
@@ -127,6 +127,27 @@ async function selectSigningPairs(db: Db, algs: readonly SigningAlg[]): Promise<
   }
   // Only the enabled algorithms are present; callers index it with those alone.
   return pairs as Record<SigningAlg, SigningPair>;
+}
+
+/**
+ * Sets the signing-key gauges from the database: how many current and next keys each enabled
+ * algorithm has, and when its current key is due to be rotated out. Tolerates a missing key (that is
+ * what it reports). Algorithms not enabled (SIGNING_ALGS) are not reported: no alert for them.
+ */
+export async function observeSigningKeys(db: Db, policy: KeyPolicy): Promise<void> {
+  const rows = await db
+    .selectFrom('signing_keys')
+    .select(['alg', 'state', 'created_at', 'activates_at'])
+    .where('state', 'in', ['current', 'next'])
+    .execute();
+  for (const alg of policy.algs) {
+    for (const state of ['current', 'next'] as const) signingKeys.set({ alg, state }, rows.filter((r) => r.alg === alg && r.state === state).length);
+    const current = rows.find((r) => r.alg === alg && r.state === 'current');
+    if (current) {
+      const due = addSeconds(current.activates_at ?? current.created_at, policy.rotationIntervalSeconds);
+      signingKeyRotationDue.set({ alg }, Math.round(due.getTime() / 1000));
+    }
+  }
 }
 
 /**

@@ -3,7 +3,7 @@
  * signing-key lock makes sure only one of them does it at a time.
  */
 import type { Logger } from '../observability/logger.js';
-import { maintainSigningKeys, type KeyChangeContext } from './key-lifecycle.js';
+import { maintainSigningKeys, observeSigningKeys, type KeyChangeContext } from './key-lifecycle.js';
 
 /** How often each instance looks for due rotations and expired keys. */
 export const KEY_MAINTENANCE_INTERVAL_MS = 60_000;
@@ -37,6 +37,8 @@ export class KeyMaintenance {
       .then((outcome) => {
         if (outcome && outcome.rotated + outcome.removed > 0) this.logger.info(outcome, 'signing keys maintained');
       })
+      // Every instance reports the keys it sees, whether or not it held the lock for this pass.
+      .then(() => observeSigningKeys(this.change.db, this.change.policy))
       .catch((error: unknown) => this.logger.error({ err: error }, 'signing key maintenance failed'))
       .finally(() => {
         this.#pass = undefined;

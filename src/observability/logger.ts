@@ -29,7 +29,8 @@ export function createLogger(level: string, fd: 1 | 2 = 1): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       mixin: () => {
         const current = requestContext.getStore();
-        return current ? { requestId: current.requestId } : {};
+        if (!current) return {};
+        return current.traceId ? { requestId: current.requestId, traceId: current.traceId } : { requestId: current.requestId };
       },
     },
     pino.destination(fd),

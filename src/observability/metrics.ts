@@ -1,11 +1,12 @@
 /**
- * Prometheus metrics (prom-client), served on 127.0.0.1:METRICS_PORT, never on the public port.
+ * Prometheus metrics (prom-client), served on METRICS_HOST:METRICS_PORT (loopback unless configured),
+ * never on the public port.
  * With several workers the primary serves the sum of every worker's metrics.
  */
 import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AggregatorRegistry, Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The registry every metric of this process is in. */
 export const registry = new Registry();
@@ -24,6 +25,18 @@ export const tokensIssued = new Counter({
   name: 'login_tokens_issued_total',
   help: 'Access tokens issued',
   labelNames: ['grant', 'format', 'trust'] as const,
+  registers: [registry],
+});
+
+/**
+ * Requests a dedicated path (docs/dedicated-paths.md) took up, by route and outcome: `answered` there,
+ * or `provider` when it left them to oidc-provider. The share left to the provider is the first thing
+ * to look at when a dedicated path seems not to pay.
+ */
+export const dedicatedPathRequests = new Counter({
+  name: 'login_dedicated_path_requests_total',
+  help: 'Requests a dedicated path took up: answered there, or left to oidc-provider',
+  labelNames: ['route', 'outcome'] as const,
   registers: [registry],
 });
 
@@ -94,10 +107,40 @@ export const httpDuration = new Histogram({
 });
 
 /**
- * Serves `GET /metrics` on 127.0.0.1:`port` (0: any free port). In a cluster primary the answer
+ * Whether each store answered the last readiness check (1) or not (0). With several workers the
+ * primary reports the lowest: one worker cut off from a store is enough to say so.
+ */
+export const storeUp = new Gauge({
+  name: 'login_store_up',
+  help: 'Whether the store answered the last readiness check',
+  labelNames: ['store'] as const,
+  aggregator: 'min',
+  registers: [registry],
+});
+
+/** Published signing keys by algorithm and state (current, next): without a next key no rotation can happen. */
+export const signingKeys = new Gauge({
+  name: 'login_signing_keys',
+  help: 'Signing keys by algorithm and state',
+  labelNames: ['alg', 'state'] as const,
+  aggregator: 'max',
+  registers: [registry],
+});
+
+/** When each algorithm's current signing key is due to be replaced by its next one (Unix time). */
+export const signingKeyRotationDue = new Gauge({
+  name: 'login_signing_key_rotation_due_timestamp_seconds',
+  help: 'When the current signing key of an algorithm is due to be rotated out',
+  labelNames: ['alg'] as const,
+  aggregator: 'max',
+  registers: [registry],
+});
+
+/**
+ * Serves `GET /metrics` on `host`:`port` (0: any free port). In a cluster primary the answer
  * aggregates every worker (prom-client asks them over the cluster channel).
  */
-export async function serveMetrics(port: number): Promise<Server> {
+export async function serveMetrics(port: number, host = '127.0.0.1'): Promise<Server> {
   const aggregator = cluster.isPrimary ? new AggregatorRegistry() : undefined;
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
@@ -114,7 +157,7 @@ export async function serveMetrics(port: number): Promise<Server> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   return server;
 }

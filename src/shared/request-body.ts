@@ -5,6 +5,12 @@
  */
 import type { IncomingMessage } from 'node:http';
 
+/**
+ * A request whose body was read before oidc-provider saw it: the provider parses `body` when present
+ * (its documented path for bodies read by something in front of it) instead of reading the stream.
+ */
+export type RequestWithBody = IncomingMessage & { body?: Buffer };
+
 /** Whether the request says it has a body (a non-zero Content-Length, or Transfer-Encoding). */
 export function hasBody(req: IncomingMessage): boolean {
   return Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;

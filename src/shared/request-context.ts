@@ -16,6 +16,10 @@ export interface RequestContext {
   storeUnavailable?: boolean;
   /** Set with a 429: how long the caller should wait. */
   retryAfterSeconds?: number;
+  /** The OpenTelemetry trace of the request, when tracing is on: every log line carries it. */
+  traceId?: string;
+  /** The OAuth client the request authenticated as, once known (a trace attribute). */
+  clientId?: string;
 }
 
 /** The request being served, if any. */

@@ -222,7 +222,8 @@ describe('audit trail', () => {
     ]) {
       expect(actions).toContain(action);
     }
-    expect(events.find((e) => e.action === 'client.disable')).toMatchObject({ actor: testAdmin(first.issuer).clientId });
+    // Other servers of the run (this file again, with DEDICATED_PATHS=false) write to the same audit log.
+    expect(events.filter((e) => e.action === 'client.disable').map((e) => e.actor)).toContain(testAdmin(first.issuer).clientId);
     expect(secretsSeen.length).toBeGreaterThan(5);
     for (const secret of secretsSeen) expect(raw).not.toContain(secret);
   });

@@ -17,12 +17,21 @@ const BUS_PORT_OFFSET = 10_000;
 const MAX_NODE_PORT = 55_000;
 const NODE_COUNT = 3;
 const START_TIMEOUT_MS = 15_000;
+const DEFAULT_NODE_TIMEOUT_MS = 15_000;
 
 const run = promisify(execFile);
+
+/** Resolves with a node's `cluster_state` (ok or fail). */
+export async function clusterState(port: number): Promise<string> {
+  const { stdout } = await run(REDIS_CLI, ['-h', HOST, '-p', String(port), 'cluster', 'info']);
+  return /cluster_state:(\w+)/.exec(stdout)?.[1] ?? 'unknown';
+}
 
 /** A running cluster: its nodes, any of which an ioredis `Cluster` can start from. */
 export interface RedisCluster {
   readonly nodes: { host: string; port: number }[];
+  /** Kills the node on `port` with SIGKILL (a crash: the shard it masters is gone); resolves once it has exited. */
+  kill(port: number): Promise<void>;
   /** Kills the nodes and removes their directory. */
   stop(): Promise<void>;
 }
@@ -55,12 +64,13 @@ async function freeNodePorts(count: number): Promise<number[]> {
 }
 
 /** A node process and a promise that resolves once it accepts connections, or rejects if it exits first. */
-function startNode(port: number, dir: string): { child: ChildProcess; ready: Promise<void> } {
+function startNode(port: number, dir: string, nodeTimeoutMs: number): { child: ChildProcess; ready: Promise<void> } {
   const child = spawn(
     REDIS_SERVER,
     [
       '--cluster-enabled', 'yes',
       '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout', String(nodeTimeoutMs),
       '--port', String(port),
       '--bind', HOST,
       '--save', '',
@@ -116,8 +126,10 @@ async function kill(child: ChildProcess): Promise<void> {
  * Starts three `redis-server` nodes in cluster mode in a fresh temporary directory, joins them with
  * `redis-cli --cluster create` and resolves once the cluster serves every slot. On failure, whatever
  * was started is stopped again.
+ * @param options.nodeTimeoutMs how long a node may be unreachable before the others call it failed
+ *   (and, without a replica to promote, the whole cluster down); Redis's default is 15 s.
  */
-export async function startRedisCluster(): Promise<RedisCluster> {
+export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'redis-cluster-'));
   const children: ChildProcess[] = [];
   const stop = async () => {
@@ -126,13 +138,21 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   };
   try {
     const ports = await freeNodePorts(NODE_COUNT);
-    const nodes = ports.map((port) => startNode(port, dir));
+    const nodes = ports.map((port) => startNode(port, dir, options.nodeTimeoutMs ?? DEFAULT_NODE_TIMEOUT_MS));
     children.push(...nodes.map((node) => node.child));
     await Promise.all(nodes.map((node) => node.ready));
     const addresses = ports.map((port) => `${HOST}:${port}`);
     await run(REDIS_CLI, ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes']);
     await waitUntilClusterOk(ports);
-    return { nodes: ports.map((port) => ({ host: HOST, port })), stop };
+    return {
+      nodes: ports.map((port) => ({ host: HOST, port })),
+      kill: async (port) => {
+        const index = ports.indexOf(port);
+        if (index < 0) throw new Error(`no node of this cluster listens on ${port}`);
+        await kill(children[index]!);
+      },
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

@@ -73,9 +73,12 @@ export async function startServer(
   } = {},
 ): Promise<RunningServer> {
   const port = options.port ?? (await freePort());
+  // The jest project that runs the protocol files again with the dedicated paths off sets this (jest.config.js).
+  const dedicatedPaths: Record<string, string> = process.env.DEDICATED_PATHS ? { DEDICATED_PATHS: process.env.DEDICATED_PATHS } : {};
   const env = options.bareEnv
-    ? { PATH: process.env.PATH ?? '', PORT: String(port), ISSUER: `http://localhost:${port}`, METRICS_PORT: '0', ...options.env }
+    ? { PATH: process.env.PATH ?? '', PORT: String(port), ISSUER: `http://localhost:${port}`, METRICS_PORT: '0', ...dedicatedPaths, ...options.env }
     : testServerEnv(port, {
+        ...dedicatedPaths,
         ...(options.issuerPort ? { ISSUER: `http://localhost:${options.issuerPort}` } : {}),
         ...options.env,
       });

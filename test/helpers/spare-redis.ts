@@ -10,7 +10,10 @@ const REDIS_SERVER = '/usr/bin/redis-server';
 const HOST = '127.0.0.1';
 const START_TIMEOUT_MS = 10_000;
 
-/** A running spare Redis. It keeps nothing on disk: after `restart()` it is empty. */
+/**
+ * A running spare Redis. Without `appendOnlyDir` it keeps nothing on disk: after `restart()` it is
+ * empty; with it, every write is in the append-only file, fsynced before it is acknowledged.
+ */
 export interface SpareRedis {
   readonly port: number;
   /** `redis://127.0.0.1:<port>`, for REDIS_URL. */
@@ -45,10 +48,13 @@ function answersPing(port: number): Promise<boolean> {
 }
 
 /** Starts `redis-server` on `port`; resolves with the child once PING answers, rejects if it exits first. */
-async function launch(port: number): Promise<ChildProcess> {
+async function launch(port: number, appendOnlyDir: string | undefined): Promise<ChildProcess> {
+  const persistence = appendOnlyDir
+    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', appendOnlyDir]
+    : ['--appendonly', 'no'];
   const child = spawn(
     REDIS_SERVER,
-    ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+    ['--port', String(port), '--bind', HOST, '--save', '', ...persistence, '--daemonize', 'no'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   // Read on so a full pipe never blocks the server; kept for the error message.
@@ -70,10 +76,11 @@ async function launch(port: number): Promise<ChildProcess> {
 /**
  * Starts a spare Redis on `port` (default: a free one). Call `stop()` in afterAll: it is also the
  * cleanup, and a process exit kills a server left running.
+ * @param options.appendOnlyDir keep an append-only file in this directory (and load the one there).
  */
-export async function startSpareRedis(port?: number): Promise<SpareRedis> {
+export async function startSpareRedis(port?: number, options: { appendOnlyDir?: string } = {}): Promise<SpareRedis> {
   const chosen = port ?? (await freePort());
-  let child: ChildProcess | undefined = await launch(chosen);
+  let child: ChildProcess | undefined = await launch(chosen, options.appendOnlyDir);
   // A test that times out may never reach afterAll; the server must not outlive the test process.
   const killOnExit = () => child?.kill('SIGKILL');
   process.once('exit', killOnExit);
@@ -95,7 +102,7 @@ export async function startSpareRedis(port?: number): Promise<SpareRedis> {
     },
     restart: async () => {
       if (child) throw new Error(`the spare Redis on port ${chosen} is still running`);
-      child = await launch(chosen);
+      child = await launch(chosen, options.appendOnlyDir);
     },
     pause: () => signal('SIGSTOP'),
     resume: () => signal('SIGCONT'),

@@ -36,7 +36,13 @@ describe('loadConfig', () => {
       previousKeyEncryptionKey: undefined,
       jwksMaxAgeSeconds: 600,
       keyRotationIntervalSeconds: 30 * 86_400,
+      dedicatedPaths: true,
     });
+  });
+
+  it('DEDICATED_PATHS=false turns the dedicated paths off', () => {
+    expect(loadConfig({ DEDICATED_PATHS: 'false' }).dedicatedPaths).toBe(false);
+    expect(loadConfig({ DEDICATED_PATHS: 'true' }).dedicatedPaths).toBe(true);
   });
 
   it('reads the key settings', () => {
@@ -78,8 +84,18 @@ describe('loadConfig', () => {
     ['KEY_ROTATION_INTERVAL', '0'],
     ['MIGRATE_ON_START', 'yes'],
     ['LOG_LEVEL', 'loud'],
+    ['METRICS_HOST', 'metrics.internal'],
+    ['METRICS_HOST', '0.0.0.0:9464'],
+    ['DEDICATED_PATHS', 'off'],
   ])('an invalid %s (%s) is refused, naming the variable', (variable, value) => {
     expect(errorOf({ [variable]: value }).variable).toBe(variable);
+  });
+
+  it('serves metrics on loopback unless METRICS_HOST says otherwise', () => {
+    expect(loadConfig({}).metricsHost).toBe('127.0.0.1');
+    expect(loadConfig({ METRICS_HOST: '0.0.0.0' }).metricsHost).toBe('0.0.0.0');
+    expect(loadConfig({ METRICS_HOST: '::' }).metricsHost).toBe('::');
+    expect(errorOf({ METRICS_HOST: 'everywhere' }).message).toMatch(/^METRICS_HOST: must be an IP address/);
   });
 
   it('the bootstrap admin variables come as a pair', () => {

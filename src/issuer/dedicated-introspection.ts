@@ -1,0 +1,363 @@
+/**
+ * The dedicated introspection path (docs/dedicated-paths.md): introspection by a client authenticating
+ * with its secret (Basic or in the form), answered in front of oidc-provider with the provider's own
+ * checks and answer, in a fraction of its time. It handles only requests whose whole course it knows;
+ * anything else goes to the provider untouched (`next()`), with its body given back when it was read.
+ *
+ * The provider's introspection (lib/actions/introspection.js and lib/shared/client_auth.js of
+ * oidc-provider) is what this reproduces, and test/e2e/introspection-differential.test.ts holds the
+ * two answers to the same corpus equal. Shared with the provider's path rather than repeated: the
+ * client secret check (and its lockout), the visibility rule, the JWT answer and the fields added to
+ * opaque answers.
+ */
+import { parse as parseQueryString } from 'node:querystring';
+import type Koa from 'koa';
+import { errors, type AdapterPayload } from 'oidc-provider';
+import type { Logger } from '../observability/logger.js';
+import { dedicatedPathRequests, introspectionDuration, introspections } from '../observability/metrics.js';
+import { isStoreUnavailableError } from '../observability/store-health.js';
+import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js';
+import { requestContext, setRoute } from '../shared/request-context.js';
+import { epochSeconds } from '../tokens/token-keys.js';
+import type { Adapter } from '../tokens/token-store.js';
+import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
+import {
+  completeActiveAnswer,
+  introspectionAllowed,
+  jwtIntrospectionAnswer,
+  type IntrospectionAnswer,
+  type TokenEndpointDependencies,
+} from './introspection.js';
+import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
+import { asksForJwtIntrospection } from './jwt-introspection.js';
+
+/** What the dedicated path consults: the provider's path's dependencies, and the one secret check. */
+export interface DedicatedIntrospectionDependencies extends Omit<TokenEndpointDependencies, 'verifier'> {
+  readonly issuer: string;
+  readonly introspectionPath: string;
+  readonly checkClientSecret: ClientSecretCheck;
+  /** The verifier of the provider in force (it remembers verified tokens until the keys change). */
+  readonly currentJwtVerifier: () => JwtAccessTokenVerifier;
+  readonly logger: Logger;
+}
+
+/** The provider's form body limit (lib/shared/selective_body.js); longer bodies are left to it. */
+const PROVIDER_BODY_LIMIT = 56 * 1024;
+
+/** Headers that change how the provider answers (DPoP, client attestation, CORS): left to it. */
+const PROVIDER_ONLY_HEADERS = ['dpop', 'oauth-client-attestation', 'oauth-client-attestation-pop', 'origin', 'transfer-encoding'];
+
+/** The only form parameters handled here; any other (a client assertion, say) is left to the provider. */
+const HANDLED_PARAMETERS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
+
+/** The hints handled here (RFC 7662 and RFC 8693 names); they do not change the answer, see `findRecord`. */
+const HANDLED_HINTS = new Set([
+  'access_token',
+  'refresh_token',
+  'urn:ietf:params:oauth:token-type:access_token',
+  'urn:ietf:params:oauth:token-type:refresh_token',
+]);
+
+/** Printable ASCII: what a client id or secret may be made of (RFC 6749 VSCHAR). */
+const VSCHAR = /^[\x20-\x7E]+$/;
+/** Padded base64, the form of a Basic header handled here. */
+const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Stored token fields whose presence means an answer this path does not give: a proof-of-possession
+ * binding (`cnf`), authorization details, another token format. (A token that expires with its session,
+ * `expiresWithSession`, is looked for differently; see `handledPayload`.)
+ */
+const PROVIDER_ONLY_FIELDS = ['jkt', 'x5t#S256', 'attestationJkt', 'rar', 'nbf', 'format', 'jwt', 'jwt-ietf', 'paseto'];
+
+/** The token models introspection finds a value in, in the provider's order (lib/helpers/token_find.js). */
+const INTROSPECTABLE_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
+
+/** A request this path handles, as far as its form and headers tell. */
+interface Candidate {
+  readonly clientId: string;
+  readonly secret: string;
+  readonly token: string;
+  /** The secret came in an Authorization header (a failure then names the Basic scheme). */
+  readonly basic: boolean;
+}
+
+/** Not handled here: the provider answers. */
+const LEAVE = undefined;
+
+/** The client id and secret of a Basic header in the form handled here, else `undefined`. */
+function basicCredentials(header: string): { clientId: string; secret: string } | undefined {
+  const [scheme, encoded, ...rest] = header.split(' ');
+  if (rest.length > 0 || scheme?.toLowerCase() !== 'basic' || !encoded || !PADDED_BASE64.test(encoded)) return LEAVE;
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon === -1) return LEAVE;
+  const clientId = formDecoded(decoded.slice(0, colon));
+  const secret = formDecoded(decoded.slice(colon + 1));
+  return clientId && secret ? { clientId, secret } : LEAVE;
+}
+
+/**
+ * A client id or secret of a Basic header: form-encoded (RFC 6749 section 2.3.1), so clients encode
+ * even `-` and `_`. `undefined` when it does not decode to printable ASCII.
+ */
+function formDecoded(value: string): string | undefined {
+  try {
+    const decoded = decodeURIComponent(value.replace(/\+/g, ' '));
+    return VSCHAR.test(decoded) ? decoded : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads the form the way the provider does (its charset, node:querystring) and picks a candidate. */
+function candidateOf(ctx: Koa.Context, body: Buffer): Candidate | undefined {
+  let text: string;
+  try {
+    text = ctx.request.charset ? new TextDecoder(ctx.request.charset).decode(body) : body.toString();
+  } catch {
+    return LEAVE;
+  }
+  const form = parseQueryString(text);
+  const single: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(form)) {
+    // Repeated or unknown parameters: the provider's errors, or its silence, are its own to give.
+    if (!HANDLED_PARAMETERS.has(name) || typeof value !== 'string') return LEAVE;
+    // The provider reads an empty parameter as an absent one.
+    single[name] = value || undefined;
+  }
+  const { token, token_type_hint: hint, client_id: formClientId, client_secret: formSecret } = single;
+  if (token === undefined || (hint !== undefined && !HANDLED_HINTS.has(hint))) return LEAVE;
+
+  const authorization = ctx.get('authorization');
+  if (ctx.req.headers.authorization !== undefined) {
+    // One mechanism only, and a client_id beside Basic must name the same client.
+    if (formSecret !== undefined) return LEAVE;
+    const basic = basicCredentials(authorization);
+    if (!basic || (formClientId !== undefined && formClientId !== basic.clientId)) return LEAVE;
+    return { ...basic, token, basic: true };
+  }
+  if (formClientId === undefined || formSecret === undefined) return LEAVE;
+  return { clientId: formClientId, secret: formSecret, token, basic: false };
+}
+
+/** An answer of this path: a status and a JSON body. */
+interface Answer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+/** What the provider's instrumentation answers when a store failed (provider-instrumentation.ts). */
+const STORE_UNAVAILABLE: Answer = {
+  status: 503,
+  body: { error: 'temporarily_unavailable', error_description: 'a backing store is unavailable; retry shortly' },
+};
+/** What the provider answers for any other failure (its err_out helper). */
+const SERVER_ERROR: Answer = { status: 500, body: { error: 'server_error', error_description: 'oops! something went wrong' } };
+
+/** Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route name and headers. */
+function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError): void {
+  setRoute('introspection');
+  // The provider's CORS step (without an Origin: any origin) and no-cache step run before anything
+  // else of its introspection, so every one of its answers has these headers, errors included.
+  ctx.vary('Origin');
+  ctx.set('Access-Control-Allow-Origin', '*');
+  ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate');
+  ctx.set('Cache-Control', 'no-store');
+  if (answer instanceof errors.OIDCProviderError) {
+    ctx.status = answer.statusCode;
+    ctx.body = { error: answer.message, ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}) };
+  } else {
+    ctx.status = answer.status;
+    ctx.body = answer.body;
+  }
+}
+
+/** `value` as a quoted string of an HTTP auth parameter. */
+const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+
+/** The record the value was stored as, with its model; the provider finds at most one of them. */
+async function findRecord(
+  adapters: ReadonlyMap<string, Adapter>,
+  token: string,
+): Promise<{ model: string; payload: AdapterPayload } | undefined> {
+  // One round trip: the reads go out together (auto-pipelined). Token values are 256 random bits, so
+  // no value is stored under two models and the order of the provider's search (by hint) cannot matter.
+  const found = await Promise.all(INTROSPECTABLE_MODELS.map((model) => adapters.get(model)!.find(token)));
+  const index = found.findIndex((payload) => payload !== undefined && payload !== null);
+  return index === -1 ? undefined : { model: INTROSPECTABLE_MODELS[index]!, payload: found[index]! };
+}
+
+/**
+ * Whether a stored payload is one whose whole answer this path knows: written by the provider for an
+ * opaque token of `model`, its times numbers, no binding or detail that would change the answer.
+ */
+function handledPayload(model: string, payload: AdapterPayload, id: string): boolean {
+  return (
+    payload.kind === model &&
+    payload.jti === id &&
+    typeof payload.iat === 'number' &&
+    typeof payload.exp === 'number' &&
+    typeof payload.clientId === 'string' &&
+    (payload.aud === undefined || typeof payload.aud === 'string') &&
+    (payload.extra === undefined || (typeof payload.extra === 'object' && payload.extra !== null && !Array.isArray(payload.extra))) &&
+    PROVIDER_ONLY_FIELDS.every((field) => !(field in payload)) &&
+    // The provider finds such a token only while the person's session lasts (a Session lookup).
+    !payload.expiresWithSession
+  );
+}
+
+/**
+ * Builds the koa middleware of the dedicated path. It goes in front of the provider (after the body
+ * limit), and calls `next()` for every request it leaves to the provider.
+ */
+export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies): Koa.Middleware {
+  const adapters = new Map<string, Adapter>([...INTROSPECTABLE_MODELS, 'Grant'].map((model) => [model, deps.tokenStore.adapter(model)]));
+  const accessTokenModels = new Set(['AccessToken', 'ClientCredentials']);
+
+  /**
+   * The answer for an opaque token, as the provider's introspection action gives it, or `LEAVE` when
+   * the token is one whose answer is left to the provider (a refresh token, a bound token...).
+   */
+  async function opaqueAnswer(callerClientId: string, token: string): Promise<IntrospectionAnswer | undefined> {
+    const found = await findRecord(adapters, token);
+    if (!found) return { active: false };
+    const { model, payload } = found;
+    if (!accessTokenModels.has(model) || !handledPayload(model, payload, token)) return LEAVE;
+    const now = epochSeconds();
+    if (payload.exp! <= now) return { active: false };
+    const clientId = payload.clientId!;
+    if ('accountId' in payload && (typeof payload.accountId !== 'string' || payload.accountId === '')) return LEAVE;
+    const accountId = payload.accountId as string | undefined;
+
+    if (payload.grantId !== undefined) {
+      if (typeof payload.grantId !== 'string') return LEAVE;
+      const grant = await adapters.get('Grant')!.find(payload.grantId);
+      if (!grant) return { active: false };
+      if (grant.kind !== 'Grant' || typeof grant.clientId !== 'string' || typeof grant.iat !== 'number' || typeof grant.exp !== 'number' || 'nbf' in grant) {
+        return LEAVE;
+      }
+      // The provider finds a grant its client no longer allows as none (client-bound-adapter.ts).
+      if (!(await deps.clients.allowsTokenIssuedAt(grant.clientId, grant.iat))) return { active: false };
+      if (grant.exp <= now || grant.clientId !== clientId || grant.accountId !== payload.accountId) return { active: false };
+    }
+
+    // The provider finds a token its client no longer allows as none; introspectionAllowed asks too.
+    const audiences = payload.aud === undefined ? [] : [payload.aud as string];
+    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId }))) {
+      return { active: false };
+    }
+    // Built in the provider's order, so the JSON is the provider's byte for byte.
+    const body: IntrospectionAnswer = { active: false };
+    if (accountId !== undefined) body.sub = accountId;
+    Object.assign(body, {
+      ...(payload.extra as Record<string, unknown> | undefined),
+      active: true,
+      client_id: clientId,
+      exp: payload.exp,
+      iat: payload.iat,
+      sid: payload.sid,
+      iss: deps.issuer,
+      jti: undefined,
+      aud: payload.aud,
+      authorization_details: undefined,
+      scope: payload.scope || undefined,
+      cnf: undefined,
+      token_type: 'Bearer',
+    });
+    completeActiveAnswer(body, token, false);
+    return body;
+  }
+
+  /** The answer for a JWT, or `LEAVE` for a token bound to a key (its `cnf` is the provider's to answer). */
+  async function jwtAnswer(callerClientId: string, token: string): Promise<IntrospectionAnswer | undefined> {
+    const claims = await deps.currentJwtVerifier().verify(token);
+    if (claims !== undefined && 'cnf' in claims) return LEAVE;
+    return jwtIntrospectionAnswer(deps, callerClientId, claims);
+  }
+
+  const answered = dedicatedPathRequests.labels({ route: 'introspection', outcome: 'answered' });
+  const leftToProvider = dedicatedPathRequests.labels({ route: 'introspection', outcome: 'provider' });
+
+  return async function answerIntrospection(ctx, next) {
+    if (ctx.path !== deps.introspectionPath || ctx.method !== 'POST') return next();
+    if (await answer(ctx)) answered.inc();
+    else {
+      leftToProvider.inc();
+      await next();
+    }
+  };
+
+  /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
+  async function answer(ctx: Koa.Context): Promise<boolean> {
+    const started = performance.now();
+    const length = ctx.request.length;
+    if (
+      length === undefined ||
+      length > PROVIDER_BODY_LIMIT ||
+      !ctx.is('application/x-www-form-urlencoded') ||
+      // The provider renders its errors as HTML to a client that prefers it.
+      ctx.accepts('json', 'html') === 'html' ||
+      // RFC 9701 answers are signed on the provider's path (jwt-introspection.ts).
+      asksForJwtIntrospection(ctx.get('accept')) ||
+      PROVIDER_ONLY_HEADERS.some((name) => ctx.req.headers[name] !== undefined)
+    ) {
+      return false;
+    }
+    // Kept on the request (oidc-provider's documented `req.body`), so the provider reads the same bytes
+    // if the request is left to it. A request that broke off is left to the provider to fail.
+    const body = await readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).catch(() => undefined);
+    if (body) (ctx.req as RequestWithBody).body = body;
+    const candidate = body && candidateOf(ctx, body);
+    if (!candidate) return false;
+    // A failed lookup is the provider's to fail again (its answer to a store failure is a 503 as well).
+    const client = await deps.clients.getActive(candidate.clientId).catch(() => undefined);
+    const method = client?.metadata.token_endpoint_auth_method;
+    // Unknown clients and other methods get the provider's errors (which count no failure).
+    if (method !== 'client_secret_basic' && method !== 'client_secret_post') return false;
+    // A resource server that gets signed answers by default (RFC 9701) is answered on the provider's path.
+    if (deps.resourceServers.byIntrospectionClientId(candidate.clientId)?.introspectionResponse === 'jwt') return false;
+
+    const context = requestContext.getStore();
+    let introspected: IntrospectionAnswer | undefined;
+    try {
+      let authenticated: boolean;
+      try {
+        authenticated = await deps.checkClientSecret(candidate.clientId, candidate.secret, context?.ip ?? '');
+      } catch (error) {
+        if (!(error instanceof TooManyFailedAttempts)) throw error;
+        respond(ctx, error);
+        if (context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
+        return true;
+      }
+      if (!authenticated) {
+        const failure = new errors.InvalidClientAuth('invalid secret provided');
+        if (candidate.basic) {
+          ctx.append('WWW-Authenticate', `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`);
+        }
+        respond(ctx, failure);
+        return true;
+      }
+      introspected = looksLikeJwt(candidate.token)
+        ? await jwtAnswer(candidate.clientId, candidate.token)
+        : await opaqueAnswer(candidate.clientId, candidate.token);
+    } catch (error) {
+      if (context?.storeUnavailable || isStoreUnavailableError(error)) {
+        deps.logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'store unavailable');
+        respond(ctx, STORE_UNAVAILABLE);
+        ctx.set('Retry-After', '1');
+      } else {
+        deps.logger.error({ err: error }, 'request failed');
+        respond(ctx, SERVER_ERROR);
+      }
+      return true;
+    }
+    // A token whose answer is the provider's: it authenticates the caller again (a right secret counts
+    // no failure) and answers.
+    if (introspected === LEAVE) return false;
+    respond(ctx, { status: 200, body: introspected });
+    introspections.inc({ active: String(introspected.active) });
+    introspectionDuration.observe((performance.now() - started) / 1000);
+    return true;
+  }
+}
