@@ -3,6 +3,7 @@
  * oidc-provider for the protocol routes. The provider gets the raw request (no body parser in front
  * of it).
  */
+import { sessionsWithBackchannelLogout } from './issuer/backchannel-logout.js';
 import { randomUUID } from 'node:crypto';
 import Router from '@koa/router';
 import Koa from 'koa';
@@ -151,7 +152,7 @@ export function createApp(deps: AppDependencies): Koa {
     ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)], deps.signingAlgs),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
     ...auditRoutes(deps.db),
-    ...accountRoutes(deps.db, deps.bus, deps.tokenStore),
+    ...accountRoutes(deps.db, deps.bus, sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger)),
     ...keyRoutes(deps.signingKeys),
   ];
   adminRoutes.push({

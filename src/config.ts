@@ -2,6 +2,7 @@
  * The one place the environment is read. Every setting is validated at start; a missing or invalid
  * value stops the process with a message naming the variable, so the server never runs half-configured.
  */
+import type { LogoutDeliveryPolicy } from './issuer/backchannel-logout.js';
 import { z } from 'zod';
 import { CLIENT_ID_PATTERN } from './clients/client.js';
 import { DEFAULT_SIGNING_ALGS, SIGNING_ALGS, type SigningAlg } from './keys/signing-keys.js';
@@ -51,6 +52,8 @@ export interface Config {
    * `X-Forwarded-For`, which that proxy appended, rather than the proxy's own address.
    */
   readonly trustProxy: boolean;
+  /** Where back-channel logout tokens may go (see issuer/backchannel-logout.ts). */
+  readonly logoutDelivery: LogoutDeliveryPolicy;
   /**
    * Seconds resource servers may cache the JWKS (its `Cache-Control: max-age`), and so how long a
    * `next` key is published before it may sign.
@@ -120,6 +123,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}(,[A-Za-z0-9.:[\]-]+:\d{1,5})*$/, 'must be host:port,host:port,...')
     .optional(),
   TRUST_PROXY: booleanFlag.optional(),
+  BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS: booleanFlag.optional(),
   JWKS_MAX_AGE: intInRange(0, 7 * DAY_SECONDS).optional(),
   KEY_ROTATION_INTERVAL: intInRange(1, 3650 * DAY_SECONDS).optional(),
   SIGNING_ALGS: z
@@ -193,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };
     }),
     trustProxy: e.TRUST_PROXY ?? false,
+    logoutDelivery: { allowLoopback: !production, allowPrivateNetworks: e.BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS ?? false },
     jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
     keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
     signingAlgs: e.SIGNING_ALGS ?? DEFAULT_SIGNING_ALGS,

@@ -18,6 +18,7 @@ import { installIntrospection } from './issuer/introspection.js';
 import { IssuerState } from './issuer/issuer-state.js';
 import type { JwksDocument } from './issuer/jwks-endpoint.js';
 import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
+import { logoutDeliveringFetch } from './issuer/backchannel-logout.js';
 import { buildProvider, ID_TOKEN_TTL_SECONDS } from './issuer/provider.js';
 import { instrumentProvider } from './issuer/provider-instrumentation.js';
 import { installRevocation } from './issuer/revocation.js';
@@ -84,7 +85,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
   if (options.prepare) await prepareDatabase(config, logger, db, kek);
 
   const shortLived = await openShortLivedStores(config, logger);
-  const { tokenStore, bus, clientAuthFailures, limiter, redis } = shortLived;
+  const { tokenStore, bus, clientAuthFailures, limiter, userCodeFailures, devicePolls, redis } = shortLived;
   const clients = new ClientRegistry(db, config.registryCacheTtlSeconds, logger);
   clients.follow(bus);
   const accounts = new AccountRegistry(db, config.registryCacheTtlSeconds, logger);
@@ -96,6 +97,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
   // One verifier per provider: what it remembers of verified tokens goes when the keys change.
   const verifiers = new WeakMap<Provider, JwtAccessTokenVerifier>();
 
+  const outboundFetch = logoutDeliveringFetch(config.logoutDelivery, logger);
   const issuerState = await IssuerState.start({
     db,
     bus,
@@ -104,7 +106,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     algs: config.signingAlgs,
     follow: options.background,
     buildProvider: (keyRing) => {
-      const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientSecretCheck: checkClientSecret });
+      const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientSecretCheck: checkClientSecret, userCodeFailures, devicePolls, fetch: outboundFetch });
       instrumentProvider(provider, clients, logger);
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
       installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });

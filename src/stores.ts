@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import { MemoryChangeBus, RedisChangeBus, type ChangeBus } from './events/change-bus.js';
 import { ADDRESS_FAILURES, EMAIL_FAILURES, SignInLimiter } from './interactions/sign-in-limiter.js';
 import { CLIENT_AUTH_FAILURES } from './issuer/client-authentication.js';
+import { DEVICE_POLLS, USER_CODE_FAILURES } from './issuer/device-flow.js';
 import { MemoryFailureCounter, RedisFailureCounter, type FailureCounter } from './limits/failure-counter.js';
 import type { Logger } from './observability/logger.js';
 import { isStoreUnavailableError, logStoreUnavailable } from './observability/store-health.js';
@@ -37,6 +38,10 @@ export interface ShortLivedStores {
   bus: ChangeBus;
   clientAuthFailures: FailureCounter;
   limiter: SignInLimiter;
+  /** Wrong device flow user codes, per address. */
+  userCodeFailures: FailureCounter;
+  /** Device code polls, per device code, to answer slow_down. */
+  devicePolls: FailureCounter;
   redis?: Redis | Cluster;
   /** Resolves when every key can be served: the readiness probe of the short-lived stores. */
   ping(): Promise<void>;
@@ -75,6 +80,8 @@ export async function openShortLivedStores(config: Config, logger: Logger): Prom
       bus: new MemoryChangeBus(),
       clientAuthFailures: new MemoryFailureCounter(CLIENT_AUTH_FAILURES),
       limiter: new SignInLimiter(new MemoryFailureCounter(EMAIL_FAILURES), new MemoryFailureCounter(ADDRESS_FAILURES)),
+      userCodeFailures: new MemoryFailureCounter(USER_CODE_FAILURES),
+      devicePolls: new MemoryFailureCounter(DEVICE_POLLS),
       ping: async () => undefined,
     };
   }
@@ -93,6 +100,8 @@ export async function openShortLivedStores(config: Config, logger: Logger): Prom
       new RedisFailureCounter(redis, `${config.redisKeyPrefix}signin:email:`, EMAIL_FAILURES),
       new RedisFailureCounter(redis, `${config.redisKeyPrefix}signin:address:`, ADDRESS_FAILURES),
     ),
+    userCodeFailures: new RedisFailureCounter(redis, `${config.redisKeyPrefix}usercode:address:`, USER_CODE_FAILURES),
+    devicePolls: new RedisFailureCounter(redis, `${config.redisKeyPrefix}device:polls:`, DEVICE_POLLS),
     redis,
     ping: redis instanceof Cluster ? () => pingCluster(redis) : async () => void (await redis.ping()),
   };

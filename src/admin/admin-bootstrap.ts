@@ -52,6 +52,7 @@ export async function ensureAdminAudience(db: Db, issuer: string): Promise<void>
           tokenFormat: 'opaque',
           accessTokenTtl: 900,
           signingAlg: 'RS256',
+          introspectionResponse: 'json',
         },
       );
     } catch (error) {

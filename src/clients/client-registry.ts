@@ -108,6 +108,8 @@ function toProviderMetadata(client: ClientWithSecrets): AdapterPayload {
   };
   if (m.jwks) base.jwks = m.jwks as AdapterPayload['jwks'];
   if (m.jwks_uri) base.jwks_uri = m.jwks_uri;
+  if (m.backchannel_logout_uri) base.backchannel_logout_uri = m.backchannel_logout_uri;
+  if (m.backchannel_logout_session_required !== undefined) base.backchannel_logout_session_required = m.backchannel_logout_session_required;
   if (m.token_endpoint_auth_method.startsWith('client_secret')) base.client_secret = SECRET_MARKER;
   return base;
 }

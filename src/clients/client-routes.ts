@@ -5,17 +5,18 @@ import { adminRoute, listRoute, type AdminRoute } from '../admin/admin-route.js'
 import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList, urlSafeId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
+import { DEVICE_CODE_GRANT } from '../issuer/device-flow.js';
 import type { Client, ClientMetadata } from './client.js';
 import { selectClientPage } from './client-repository.js';
 import { createClient, deleteClient, existingClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
 
-const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
+const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token', DEVICE_CODE_GRANT] as const;
 
 /** Each client field's schema, shared by create (with defaults) and update (all optional). */
 const clientFields = {
   client_name: z.string().trim().min(1).max(200),
   trust: z.enum(['internal', 'external']),
-  grant_types: uniqueList(z.enum(GRANT_TYPES), 3).min(1),
+  grant_types: uniqueList(z.enum(GRANT_TYPES), GRANT_TYPES.length).min(1),
   redirect_uris: uniqueList(absoluteUri, 50),
   response_types: uniqueList(z.enum(['code']), 1),
   token_endpoint_auth_method: z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
@@ -27,6 +28,8 @@ const clientFields = {
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }),
   jwks_uri: absoluteUri,
   post_logout_redirect_uris: uniqueList(absoluteUri, 50),
+  backchannel_logout_uri: absoluteUri,
+  backchannel_logout_session_required: z.boolean(),
 };
 
 /** The body of `POST /admin/clients` (RFC 7591 meanings, plus `trust` and `resources`). */
@@ -42,6 +45,8 @@ export const clientCreateSchema = z
     jwks: clientFields.jwks.optional(),
     jwks_uri: clientFields.jwks_uri.optional(),
     post_logout_redirect_uris: clientFields.post_logout_redirect_uris.default([]),
+    backchannel_logout_uri: clientFields.backchannel_logout_uri.optional(),
+    backchannel_logout_session_required: clientFields.backchannel_logout_session_required.optional(),
   })
   .superRefine((body, ctx) => {
     if (body.token_endpoint_auth_method === 'private_key_jwt' && !body.jwks === !body.jwks_uri) {
@@ -57,7 +62,7 @@ export const clientCreateSchema = z
 
 /** The body of `PATCH /admin/clients/{client_id}`: any field, plus `disabled`; `null` removes jwks or jwks_uri. */
 export const clientPatchSchema = z
-  .strictObject({ ...clientFields, jwks: clientFields.jwks.nullable(), jwks_uri: clientFields.jwks_uri.nullable(), disabled: z.boolean() })
+  .strictObject({ ...clientFields, jwks: clientFields.jwks.nullable(), jwks_uri: clientFields.jwks_uri.nullable(), backchannel_logout_uri: clientFields.backchannel_logout_uri.nullable(), disabled: z.boolean() })
   .partial();
 
 /** The metadata a validated create body stands for. */
@@ -72,6 +77,8 @@ export function metadataFromBody(body: z.output<typeof clientCreateSchema>): Cli
     resources: body.resources,
     ...(body.jwks ? { jwks: body.jwks } : {}),
     ...(body.jwks_uri ? { jwks_uri: body.jwks_uri } : {}),
+    ...(body.backchannel_logout_uri ? { backchannel_logout_uri: body.backchannel_logout_uri } : {}),
+    ...(body.backchannel_logout_session_required !== undefined ? { backchannel_logout_session_required: body.backchannel_logout_session_required } : {}),
   };
 }
 
@@ -92,6 +99,8 @@ export const clientSchema = z.object({
   resources: z.array(z.string()),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).optional(),
   jwks_uri: z.string().optional(),
+  backchannel_logout_uri: z.string().optional(),
+  backchannel_logout_session_required: z.boolean().optional(),
   disabled: z.boolean(),
   created_at: timestamp,
   updated_at: timestamp,

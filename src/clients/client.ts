@@ -13,6 +13,10 @@ export interface ClientMetadata {
   resources: string[];
   jwks?: { keys: Record<string, unknown>[] };
   jwks_uri?: string;
+  /** OpenID Connect Back-Channel Logout 1.0: where logout tokens are posted. */
+  backchannel_logout_uri?: string;
+  /** Whether logout tokens must carry the session id (`sid`); the engine's default is false. */
+  backchannel_logout_session_required?: boolean;
 }
 
 /**

@@ -14,6 +14,7 @@ export interface ResourceServersTable {
   token_format: 'jwt' | 'opaque';
   access_token_ttl: number | null;
   signing_alg: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
+  introspection_response: ColumnType<'json' | 'jwt', 'json' | 'jwt' | undefined, 'json' | 'jwt'>;
   introspection_client_id: string;
   created_at: CreatedAt;
   updated_at: Timestamp;

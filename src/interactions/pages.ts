@@ -41,9 +41,12 @@ code{font-size:.875em;overflow-wrap:anywhere}
 dl{margin:1rem 0 0;font-size:.875rem;color:var(--muted)}
 dt{font-weight:600}
 dd{margin:0 0 .5rem;overflow-wrap:anywhere}
+input.user-code{text-transform:uppercase;letter-spacing:.15em;font-size:1.25rem;text-align:center}
+.user-code{font-size:1.5rem;letter-spacing:.15em}
 `;
 
-function layout(title: string, body: SafeHtml): string {
+/** A whole page in the common layout (also used by device-pages.ts). */
+export function layout(title: string, body: SafeHtml): string {
   return html`<!doctype html>
 <html lang="en">
 <head>

@@ -29,6 +29,7 @@ import {
   type TokenEndpointDependencies,
 } from './introspection.js';
 import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
+import { asksForJwtIntrospection } from './jwt-introspection.js';
 
 /** What the dedicated path consults: the provider's path's dependencies, and the one secret check. */
 export interface DedicatedIntrospectionDependencies extends Omit<TokenEndpointDependencies, 'verifier'> {
@@ -297,6 +298,8 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
       !ctx.is('application/x-www-form-urlencoded') ||
       // The provider renders its errors as HTML to a client that prefers it.
       ctx.accepts('json', 'html') === 'html' ||
+      // RFC 9701 answers are signed on the provider's path (jwt-introspection.ts).
+      asksForJwtIntrospection(ctx.get('accept')) ||
       PROVIDER_ONLY_HEADERS.some((name) => ctx.req.headers[name] !== undefined)
     ) {
       return false;
@@ -312,6 +315,8 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     const method = client?.metadata.token_endpoint_auth_method;
     // Unknown clients and other methods get the provider's errors (which count no failure).
     if (method !== 'client_secret_basic' && method !== 'client_secret_post') return false;
+    // A resource server that gets signed answers by default (RFC 9701) is answered on the provider's path.
+    if (deps.resourceServers.byIntrospectionClientId(candidate.clientId)?.introspectionResponse === 'jwt') return false;
 
     const context = requestContext.getStore();
     // Named as the provider names it once it has found the client (traces and logs carry it).

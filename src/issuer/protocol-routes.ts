@@ -28,6 +28,9 @@ export const PROTOCOL_ROUTES = {
   userinfo: '/me',
   jwks: '/jwks',
   pushed_authorization_request: '/request',
+  // The device authorization grant (RFC 8628): where the device asks, where the person enters the code.
+  device_authorization: '/device/auth',
+  code_verification: '/device',
 } as const;
 
 /** The largest form POST to the authorization or logout endpoint (a request object fits). */
@@ -47,6 +50,8 @@ const ALLOWED_METHODS: ReadonlyMap<string, readonly string[]> = new Map<string, 
   [PROTOCOL_ROUTES.userinfo, ['GET', 'HEAD', 'POST', 'OPTIONS']],
   [PROTOCOL_ROUTES.jwks, ['GET', 'HEAD', 'OPTIONS']],
   [PROTOCOL_ROUTES.pushed_authorization_request, ['POST', 'OPTIONS']],
+  [PROTOCOL_ROUTES.device_authorization, ['POST', 'OPTIONS']],
+  [PROTOCOL_ROUTES.code_verification, ['GET', 'HEAD', 'POST']],
   ...DISCOVERY_PATHS.map((path): [string, string[]] => [path, ['GET', 'HEAD', 'OPTIONS']]),
 ]);
 

@@ -15,6 +15,7 @@ import { interactionPath } from '../interactions/interaction-routes.js';
 import { installProviderPageHeaders } from '../interactions/page-headers.js';
 import { errorPage, loggedOutPage, logoutPage } from '../interactions/pages.js';
 import type { KeyEncryptionKey } from '../keys/key-encryption.js';
+import type { FailureCounter } from '../limits/failure-counter.js';
 import { SIGNING_ALGS, type KeyRing } from '../keys/signing-keys.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { sha256Base64Url } from '../shared/secrets.js';
@@ -22,8 +23,11 @@ import type { TokenStore } from '../tokens/token-store.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
 import { requestContext } from '../shared/request-context.js';
 import { checkClientSecretsWith, type ClientSecretCheck } from './client-authentication.js';
+import { deviceFlowFeature, installDevicePollingLimit, installUserCodeLimit } from './device-flow.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
+import { installJwtIntrospection } from './jwt-introspection.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
+import { refuseUnsupportedParameters } from './unsupported-requests.js';
 import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
@@ -41,6 +45,12 @@ export interface ProviderDependencies {
   readonly keyEncryptionKeys: readonly KeyEncryptionKey[];
   /** Checks client secrets (and counts failures); it outlives the provider, which is rebuilt. */
   readonly clientSecretCheck: ClientSecretCheck;
+  /** Counts wrong device flow user codes (see device-flow.ts); it outlives the provider too. */
+  readonly userCodeFailures: FailureCounter;
+  /** Counts device code polls (slow_down); it outlives the provider too. */
+  readonly devicePolls: FailureCounter;
+  /** The provider's outgoing requests; it delivers back-channel logout tokens (backchannel-logout.ts). */
+  readonly fetch: NonNullable<Configuration['fetch']>;
 }
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
@@ -114,6 +124,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       long: { httpOnly: true, sameSite: 'lax', secure: https },
       short: { httpOnly: true, sameSite: 'lax', secure: https },
     },
+    fetch: deps.fetch,
     routes: { ...PROTOCOL_ROUTES },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
@@ -130,6 +141,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       Interaction: INTERACTION_TTL_SECONDS,
     },
     responseTypes: ['code'],
+    extraParams: refuseUnsupportedParameters,
     clientDefaults: {
       grant_types: ['client_credentials'],
       response_types: [],
@@ -153,6 +165,10 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       devInteractions: { enabled: false },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
+      deviceFlow: deviceFlowFeature(),
+      backchannelLogout: { enabled: true },
+      // Answers are signed by jwt-introspection.ts; enabled for discovery's signing algorithms.
+      jwtIntrospection: { enabled: true },
       introspection: {
         enabled: true,
         // Audience isolation: only the token's audience (or its own client) learns it is active.
@@ -276,6 +292,9 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     if (ctx.method === 'GET' && ctx.path === PROTOCOL_ROUTES.authorization) await consentForInternalOfflineAccess(ctx, clients);
     await next();
   });
+  installUserCodeLimit(provider, deps.userCodeFailures);
+  installDevicePollingLimit(provider, deps.devicePolls);
+  installJwtIntrospection(provider, { issuer: deps.issuer, keyRing: deps.keyRing, resourceServers });
 
   return provider;
 }

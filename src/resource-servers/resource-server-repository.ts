@@ -18,6 +18,7 @@ function toResourceServer(row: Row): ResourceServer {
     tokenFormat: row.token_format,
     accessTokenTtl: row.access_token_ttl,
     signingAlg: row.signing_alg as SigningAlg,
+    introspectionResponse: row.introspection_response,
     introspectionClientId: row.introspection_client_id,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -38,6 +39,7 @@ export async function insertResourceServer(db: Db, rs: Omit<ResourceServer, 'cre
       token_format: rs.tokenFormat,
       access_token_ttl: rs.accessTokenTtl,
       signing_alg: rs.signingAlg,
+      introspection_response: rs.introspectionResponse,
       introspection_client_id: rs.introspectionClientId,
       // Set here (millisecond precision) so keyset cursors round-trip through JavaScript dates.
       created_at: now,
@@ -76,7 +78,7 @@ export async function selectResourceServerPage(db: Db, limit: number, after: Pag
 }
 
 /** What may change on a resource server (its identifier never does: clients refer to it). */
-export type ResourceServerChanges = Partial<Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg'>>;
+export type ResourceServerChanges = Partial<Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse'>>;
 
 /** Updates a resource server; undefined when there is none. */
 export async function updateResourceServer(db: Db, id: string, changes: ResourceServerChanges): Promise<ResourceServer | undefined> {
@@ -89,6 +91,7 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
       ...(changes.tokenFormat !== undefined ? { token_format: changes.tokenFormat } : {}),
       ...(changes.accessTokenTtl !== undefined ? { access_token_ttl: changes.accessTokenTtl } : {}),
       ...(changes.signingAlg !== undefined ? { signing_alg: changes.signingAlg } : {}),
+      ...(changes.introspectionResponse !== undefined ? { introspection_response: changes.introspectionResponse } : {}),
       updated_at: new Date(),
     })
     .where('id', '=', id)

@@ -27,6 +27,8 @@ const resourceServerFields = {
   token_format: z.enum(['jwt', 'opaque']),
   access_token_ttl: z.number().int().min(1).max(86_400).nullable(),
   signing_alg: z.enum(SIGNING_ALGS),
+  /** `jwt`: introspection answers are RFC 9701 signed JWTs even when the request does not ask. */
+  introspection_response: z.enum(['json', 'jwt']),
 };
 
 /** The body of `PATCH /admin/resource-servers/{id}`: any field but the identifier, which never changes. */
@@ -40,6 +42,7 @@ export const resourceServerCreateSchema = z
     token_format: resourceServerFields.token_format.default('jwt'),
     access_token_ttl: resourceServerFields.access_token_ttl.default(null),
     signing_alg: resourceServerFields.signing_alg.default('RS256'),
+    introspection_response: resourceServerFields.introspection_response.default('json'),
   })
   .superRefine((body, ctx) => {
     body.sensitive_scopes.forEach((scope, index) => {
@@ -59,6 +62,7 @@ function inputFromBody(body: z.output<typeof resourceServerCreateSchema>): Resou
     tokenFormat: body.token_format,
     accessTokenTtl: body.access_token_ttl,
     signingAlg: body.signing_alg,
+    introspectionResponse: body.introspection_response,
   };
 }
 
@@ -75,6 +79,7 @@ export const resourceServerSchema = z.object({
   token_format: z.enum(['jwt', 'opaque']),
   access_token_ttl: z.number().int().nullable(),
   signing_alg: z.enum(SIGNING_ALGS),
+  introspection_response: z.enum(['json', 'jwt']),
   introspection: z.object({ client_id: z.string() }),
   created_at: timestamp,
   updated_at: timestamp,
@@ -95,6 +100,7 @@ export function presentResourceServer(rs: ResourceServer): z.output<typeof resou
     token_format: rs.tokenFormat,
     access_token_ttl: rs.accessTokenTtl,
     signing_alg: rs.signingAlg,
+    introspection_response: rs.introspectionResponse,
     introspection: { client_id: rs.introspectionClientId },
     created_at: rs.createdAt.toISOString(),
     updated_at: rs.updatedAt.toISOString(),

@@ -24,6 +24,7 @@ export interface ResourceServerInput {
   tokenFormat: 'jwt' | 'opaque';
   accessTokenTtl: number | null;
   signingAlg: SigningAlg;
+  introspectionResponse: 'json' | 'jwt';
 }
 
 /**

@@ -12,6 +12,8 @@ export interface ResourceServer {
   /** Seconds; `null` means the default for the token format. */
   readonly accessTokenTtl: number | null;
   readonly signingAlg: SigningAlg;
+  /** How introspection answers it by default: RFC 7662 JSON, or an RFC 9701 signed JWT. */
+  readonly introspectionResponse: 'json' | 'jwt';
   /** The client id the resource server introspects with. */
   readonly introspectionClientId: string;
   readonly createdAt: Date;

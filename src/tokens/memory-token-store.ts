@@ -4,7 +4,7 @@
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
-import type { TokenStore } from './token-store.js';
+import { signInsOfSession, type EndedSignIn, type TokenStore } from './token-store.js';
 import {
   assertTokenModel,
   epochSeconds,
@@ -62,14 +62,17 @@ export class MemoryTokenStore implements TokenStore {
     };
   }
 
-  async revokeAccount(accountId: string): Promise<void> {
+  async revokeAccount(accountId: string): Promise<EndedSignIn[]> {
     const key = accountKey(accountId);
+    const ended: EndedSignIn[] = [];
     for (const member of this.#get(key, 'set')?.members ?? []) {
       const grantDigest = grantDigestOfRecordKey(member);
       if (grantDigest !== undefined) this.#revokeGrant(grantKeysOfDigest(grantDigest));
+      else if (member.startsWith('Session:{')) ended.push(...signInsOfSession(this.#get(member, 'record')?.payload));
       this.#entries.delete(member);
     }
     this.#entries.delete(key);
+    return ended;
   }
 
   async revokeJwt(jti: string, expiresAt: number): Promise<void> {

@@ -11,7 +11,7 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
-import type { TokenStore } from './token-store.js';
+import { signInsOfSession, type EndedSignIn, type TokenStore } from './token-store.js';
 import {
   accountKey,
   assertTokenModel,
@@ -58,6 +58,9 @@ const UPSERT_SCRIPT =
  */
 const JOIN_SET_SCRIPT =
   "redis.call('SADD', KEYS[1], unpack(ARGV, 2)) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') redis.call('EXPIRE', KEYS[1], ARGV[1], 'GT')";
+
+/** How the keys of Session records begin (see recordKey). */
+const SESSION_RECORD_PREFIX = 'Session:{';
 
 /** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
 async function exec(transaction: ChainableCommander): Promise<unknown[]> {
@@ -114,15 +117,26 @@ export class RedisTokenStore implements TokenStore {
    * Deletes the account's Grant and Session records (and their index entries), revoking every grant as
    * `revokeByGrantId` does. The account set is read and deleted in one transaction on its slot.
    */
-  async revokeAccount(accountId: string): Promise<void> {
+  async revokeAccount(accountId: string): Promise<EndedSignIn[]> {
     const setKey = this.#key(accountKey(accountId));
     const [members] = await exec(this.#redis.multi().smembers(setKey).del(setKey));
-    await Promise.all(
-      (members as string[]).map((member) => {
+    const ended = await Promise.all(
+      (members as string[]).map(async (member): Promise<EndedSignIn[]> => {
         const grantDigest = grantDigestOfRecordKey(member.slice(this.#prefix.length));
-        return grantDigest === undefined ? this.#redis.del(member) : this.#revokeGrant(grantKeysOfDigest(grantDigest));
+        if (grantDigest !== undefined) {
+          await this.#revokeGrant(grantKeysOfDigest(grantDigest));
+          return [];
+        }
+        if (!member.startsWith(this.#key(SESSION_RECORD_PREFIX))) {
+          await this.#redis.del(member);
+          return [];
+        }
+        // A session: read as it is deleted, for its clients to be told.
+        const [stored] = await exec(this.#redis.multi().hget(member, 'payload').del(member));
+        return typeof stored === 'string' ? signInsOfSession(JSON.parse(stored) as AdapterPayload) : [];
       }),
     );
+    return ended.flat();
   }
 
   async revokeJwt(jti: string, expiresAt: number): Promise<void> {

@@ -7,6 +7,23 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 
 export type { Adapter, AdapterPayload };
 
+/** A client a person was signed in to, in a session that a revocation ended (for back-channel logout). */
+export interface EndedSignIn {
+  readonly clientId: string;
+  /** The session id the client knows (the ID token's `sid`). */
+  readonly sid: string | undefined;
+}
+
+/** The clients and session ids of a Session payload (its `authorizations`). */
+export function signInsOfSession(payload: AdapterPayload | undefined): EndedSignIn[] {
+  const authorizations = payload?.authorizations;
+  if (!authorizations || typeof authorizations !== 'object') return [];
+  return Object.entries(authorizations as Record<string, { sid?: unknown }>).map(([clientId, authorization]) => ({
+    clientId,
+    sid: typeof authorization?.sid === 'string' ? authorization.sid : undefined,
+  }));
+}
+
 /** What the issuer needs from a token store. */
 export interface TokenStore {
   /**
@@ -16,9 +33,10 @@ export interface TokenStore {
   adapter(model: string): Adapter;
   /**
    * Deletes every grant and session of the account, and every token of those grants (JWT access
-   * tokens excepted: nothing stores them; introspection consults the account instead).
+   * tokens excepted: nothing stores them; introspection consults the account instead). Answers the
+   * sign-ins of the sessions it ended, so their clients can be told (back-channel logout).
    */
-  revokeAccount(accountId: string): Promise<void>;
+  revokeAccount(accountId: string): Promise<EndedSignIn[]>;
   /**
    * Whether the grant whose id has this SHA-256 digest (base64url) still exists. JWT access tokens of a
    * grant carry that digest (never the id), so introspection can see their grant revoked.

@@ -220,13 +220,18 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
           await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId, { accountId }), 60);
           await store.adapter('AccessToken').upsert(accessToken, payloadFor('AccessToken', accessToken, { grantId, accountId }), 60);
           await store.adapter('RefreshToken').upsert(refreshToken, payloadFor('RefreshToken', refreshToken, { grantId, accountId }), 120);
-          await store.adapter('Session').upsert(session, payloadFor('Session', session, { uid: sessionUid, accountId }), 60);
+          const authorizations = { 'client-a': { sid: `sid-${accountId}`, grantId }, 'client-b': {} };
+          await store.adapter('Session').upsert(session, payloadFor('Session', session, { uid: sessionUid, accountId, authorizations }), 60);
           await store.adapter('ClientCredentials').upsert(clientCredentials, payloadFor('ClientCredentials', clientCredentials), 60);
           return { accountId, grantId, accessToken, refreshToken, session, sessionUid, clientCredentials };
         }),
       );
 
-      await store.revokeAccount(gone);
+      // The sign-ins it ended, for back-channel logout: each client of the session, with its sid.
+      expect(await store.revokeAccount(gone)).toEqual([
+        { clientId: 'client-a', sid: `sid-${gone}` },
+        { clientId: 'client-b', sid: undefined },
+      ]);
 
       for (const w of written) {
         const present = w.accountId === other;
@@ -239,7 +244,7 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
         // Tokens of no account are not the account's to lose.
         expect(await store.adapter('ClientCredentials').find(w.clientCredentials)).toBeDefined();
       }
-      await expect(store.revokeAccount(newTokenValue())).resolves.toBeUndefined();
+      await expect(store.revokeAccount(newTokenValue())).resolves.toEqual([]);
     });
 
     it('keeps stored payloads out of reach of callers mutating theirs', async () => {
