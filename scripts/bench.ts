@@ -46,7 +46,8 @@ const HELP = `npm run bench [-- options]
   --cpu-prof       run the project and the peers under node --cpu-prof (bench/profiles/)
   --soak N         instead: hold a mixed load on the project for N seconds, report memory over time
 Environment: DATABASE_URL (a server where a database may be created; default
-postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379).`;
+postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_NODE_FLAGS
+(Node.js flags for the project instead of those of npm start, e.g. to compare heap settings).`;
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
 const PEER_ENTRY = fileURLToPath(new URL('./bench/peer-server.js', import.meta.url));
