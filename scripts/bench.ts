@@ -1,12 +1,13 @@
 /**
- * `npm run bench`: measures every hot path of the project side by side with a stock oidc-provider (the
- * peer) and bare node:http (the floor), in one run, alternating the sides round after round so that
- * drift on a shared machine cancels out; prints a markdown table and writes bench/results.json.
+ * `npm run bench`: measures every hot path of the project side by side with two stock oidc-providers
+ * (the peers: its in-memory adapter, and a plain Redis adapter) and bare node:http (the floor), in one
+ * run, alternating the sides round after round so that drift on a shared machine cancels out; prints
+ * a markdown table (medians of the rounds) and writes bench/results.json.
  * `npm run bench -- --soak 300` holds a mixed load on the project instead and reports its memory over
  * time (bench/soak.json). Options: see HELP below.
  *
  * It starts everything it measures: the project (dist/, on a database and Redis prefix of its own,
- * removed afterwards), the peer, the floor, and the load generator in a process of its own.
+ * removed afterwards), the peers, the floor, and the load generator in a process of its own.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,8 +21,10 @@ import { ProcessSampler, residentMemory, startServerProcess, type ServerProcess 
 import { createProjectStores, provisionProject, startProject, type ProjectStores } from './bench/project-server.js';
 import {
   judgeTargets,
+  MEMORY_PEER,
   notes,
   ratiosOf,
+  REDIS_PEER,
   resultsTable,
   summarize,
   targetsTable,
@@ -35,15 +38,16 @@ const HELP = `npm run bench [-- options]
   --duration N     seconds measured per side per round (default 4; --quick: 2)
   --warmup N       seconds of load before each measured window, three times that in the first
                    round (default 1; --quick: 0.5)
-  --rounds N       rounds per scenario, alternating the order of the sides (default 2)
+  --rounds N       rounds per scenario, alternating the order of the sides (default 3)
   --connections N  concurrent keep-alive connections (default 32)
   --workers N      worker processes for the scaling comparison (default 2; 1 skips it)
   --only IDS       comma-separated scenario ids (see bench/results.json), for development
   --quick          short windows, for development
-  --cpu-prof       run the project and the peer under node --cpu-prof (bench/profiles/)
+  --cpu-prof       run the project and the peers under node --cpu-prof (bench/profiles/)
   --soak N         instead: hold a mixed load on the project for N seconds, report memory over time
 Environment: DATABASE_URL (a server where a database may be created; default
-postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379).`;
+postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_NODE_FLAGS
+(Node.js flags for the project instead of those of npm start, e.g. to compare heap settings).`;
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
 const PEER_ENTRY = fileURLToPath(new URL('./bench/peer-server.js', import.meta.url));
@@ -89,7 +93,7 @@ function parseSettings(argv: string[]): Settings {
   return {
     seconds: number('duration', values.duration, values.quick ? 2 : 4, 0.5),
     warmup: number('warmup', values.warmup, values.quick ? 0.5 : 1, 0),
-    rounds: Math.round(number('rounds', values.rounds, 2, 1)),
+    rounds: Math.round(number('rounds', values.rounds, 3, 1)),
     connections: Math.round(number('connections', values.connections, 32, 1)),
     workers: Math.round(number('workers', values.workers, 2, 1)),
     only: values.only?.split(',').map((id) => id.trim()),
@@ -116,11 +120,17 @@ async function measure(comparison: Comparison, generator: LoadGenerator, setting
       const warmup = round === 0 ? 3 * settings.warmup : settings.warmup;
       if (warmup > 0) await generator.run({ ...job, seconds: warmup });
       const sampler = new ProcessSampler(() => contender.server.servingPids());
-      const stats = await generator.run(job);
+      // Revocation jobs also issue tokens between their timed parts: only CPU time within them counts.
+      let timedCpu = 0;
+      let timedSince = 0;
+      const stats = await generator.run(job, undefined, (timed) => {
+        if (timed) timedSince = sampler.cpuSoFar();
+        else timedCpu += sampler.cpuSoFar() - timedSince;
+      });
       const usage = sampler.stop();
       const peakRss = Math.max(0, ...usage.peakRss.values());
-      // Revocation jobs also issue tokens between their timed parts: CPU time there is not per request.
-      const cpuPerRequestUs = job.kind === 'fixed' && stats.requests > 0 ? (usage.cpuSeconds / stats.requests) * 1e6 : undefined;
+      const cpu = job.kind === 'revocation' ? timedCpu : usage.cpuSeconds;
+      const cpuPerRequestUs = stats.requests > 0 ? (cpu / stats.requests) * 1e6 : undefined;
       windows.get(contender)!.push({ round, stats, peakRss, ...(cpuPerRequestUs !== undefined ? { cpuPerRequestUs } : {}) });
       log(
         `  ${comparison.id} round ${round + 1} ${contender.label}: ${stats.rps.toFixed(0)} req/s, p50 ${stats.p50.toFixed(2)} ms, ` +
@@ -193,9 +203,14 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   log(`Node ${info.node}, ${info.cores} cores (${info.cpu}), load average ${info.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`);
   const project = await startProjectTarget(stores, 1, settings, cleanup);
   const peerSecret = randomBytes(32).toString('base64url');
-  const peer = await startHelper('peer', PEER_ENTRY, { PEER_CLIENT_SECRET: peerSecret }, cleanup, profilerFlags(settings, 'peer'));
+  const peer = await startHelper(MEMORY_PEER, PEER_ENTRY, { PEER_CLIENT_SECRET: peerSecret }, cleanup, profilerFlags(settings, 'peer'));
+  // Its keys live under the project's prefix, so removing the project's stores removes them too.
+  const redisPeerEnv = { PEER_CLIENT_SECRET: peerSecret, PEER_REDIS_URL: stores.redisUrl, PEER_REDIS_PREFIX: `${stores.redisKeyPrefix}peer:` };
+  const redisPeer = await startHelper(REDIS_PEER, PEER_ENTRY, redisPeerEnv, cleanup, profilerFlags(settings, 'peer-redis'));
   const floor = await startHelper('floor', FLOOR_ENTRY, {}, cleanup);
-  const peerTarget = { server: peer, endpoints: await discover(peer.baseUrl), clientSecret: peerSecret };
+  const peers = await Promise.all(
+    [peer, redisPeer].map(async (server) => ({ label: server.name, server, endpoints: await discover(server.baseUrl), clientSecret: peerSecret })),
+  );
 
   const selected = (id: string) => !settings.only || settings.only.includes(id);
   const results: ComparisonResult[] = [];
@@ -204,16 +219,16 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   const recordHighWater = (server: ServerProcess) => {
     highWater[server.name] = Math.max(0, ...server.servingPids().map((pid) => residentMemory(pid).hwm)) / MIB;
   };
-  for (const comparison of comparisons(project, peerTarget, floor).filter((c) => selected(c.id))) {
+  for (const comparison of comparisons(project, peers, floor).filter((c) => selected(c.id))) {
     log(`${comparison.title}`);
     results.push(await measure(comparison, generator, settings));
   }
   if (settings.workers > 1 && selected('opaque-issuance-workers')) {
     // The project alone now: the peer and the floor would only take memory.
-    recordHighWater(peer);
-    recordHighWater(floor);
-    await peer.stop();
-    await floor.stop();
+    for (const helper of [peer, redisPeer, floor]) {
+      recordHighWater(helper);
+      await helper.stop();
+    }
     const several = await startProject(stores, settings.workers);
     cleanup.add(() => several.stop());
     const comparison = scalingComparison(project, { ...project, server: several }, settings.workers);
@@ -221,7 +236,7 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
     results.push(await measure(comparison, generator, settings));
     recordHighWater(several);
   }
-  for (const server of [project.server, peer, floor]) if (!(server.name in highWater)) recordHighWater(server);
+  for (const server of [project.server, peer, redisPeer, floor]) if (!(server.name in highWater)) recordHighWater(server);
 
   const targets = judgeTargets({ comparisons: results, connections: settings.connections, cores: info.cores, workers: settings.workers });
   const report = { ...info, loadAverageAtEnd: loadavg(), comparisons: results, targets, highWaterMiB: highWater };
@@ -237,7 +252,7 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   const highWaterText = Object.entries(highWater).map(([name, mib]) => `${name} ${mib.toFixed(0)} MiB`).join(', ');
   console.log(`\nPeak resident size over each process's life (VmHWM): ${highWaterText}`);
   console.log(`\n${targetsTable(targets)}\n\nWritten to bench/results.json`);
-  if (settings.cpuProf) console.log('CPU profiles: bench/profiles/project.cpuprofile and peer.cpuprofile');
+  if (settings.cpuProf) console.log('CPU profiles: bench/profiles/project.cpuprofile, peer.cpuprofile and peer-redis.cpuprofile');
 }
 
 async function runSoak(settings: Settings, seconds: number, stores: ProjectStores, generator: LoadGenerator, cleanup: Cleanup): Promise<void> {

@@ -18,7 +18,7 @@ import { clientRoutes } from './clients/client-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
 import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
 import { hasBody, readBodyWithin, type RequestWithBody } from './shared/request-body.js';
-import { httpDuration, httpRequests } from './observability/metrics.js';
+import { httpDuration, httpRequests, labelledChildren } from './observability/metrics.js';
 import { requestTracing } from './observability/tracing.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
@@ -71,6 +71,19 @@ function refuseLargeBody(ctx: Koa.Context): void {
   ctx.body = { error: 'invalid_request', error_description: `the body must not exceed ${MAX_FORM_BODY_BYTES} bytes` };
 }
 
+/** Safe on every answer; HTML pages add their own Content-Security-Policy on top. */
+const COMMON_HEADERS = [
+  ['X-Content-Type-Options', 'nosniff'],
+  ['Referrer-Policy', 'no-referrer'],
+  ['X-Frame-Options', 'DENY'],
+] as const;
+
+const requestCount = labelledChildren((route: string, method: string, status: string) => httpRequests.labels(route, method, status));
+const requestTimer = labelledChildren((route: string) => httpDuration.labels(route));
+
+/** Paths served by the interaction router (its pages and their assets). */
+const isInteractionPath = (path: string) => path.startsWith('/interaction/') || path.startsWith('/assets/');
+
 /** The address a request comes from: the socket's, or the one our own proxy appended to X-Forwarded-For. */
 function clientAddress(ctx: Koa.Context, trustProxy: boolean): string {
   if (trustProxy) {
@@ -89,29 +102,37 @@ export function createApp(deps: AppDependencies): Koa {
   app.silent = true;
   app.on('error', (error: unknown) => deps.logger.error({ err: error }, 'unhandled request error'));
 
-  app.use(async function tagRequest(ctx, next) {
-    const incoming = ctx.get('x-request-id');
-    const context: RequestContext = { requestId: REQUEST_ID.test(incoming) ? incoming : randomUUID(), ip: clientAddress(ctx, deps.trustProxy) };
-    ctx.set('X-Request-Id', context.requestId);
-    // Safe on every answer; HTML pages add their own Content-Security-Policy on top.
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Referrer-Policy', 'no-referrer');
-    ctx.set('X-Frame-Options', 'DENY');
+  app.use(function tagRequest(ctx, next) {
+    const { req, res } = ctx;
+    const incoming = req.headers['x-request-id'];
+    const context: RequestContext = {
+      requestId: typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID(),
+      ip: clientAddress(ctx, deps.trustProxy),
+    };
+    res.setHeader('X-Request-Id', context.requestId);
+    for (const [name, value] of COMMON_HEADERS) res.setHeader(name, value);
     const started = performance.now();
     // Recorded when the response is sent, which also covers the provider's routes (it writes to res itself).
-    ctx.res.once('finish', () => {
+    res.once('finish', () => {
       const seconds = (performance.now() - started) / 1000;
       const route = context.route ?? 'other';
-      const status = ctx.res.statusCode;
-      // 'finish' fires outside the request's async context: its ids are given here.
-      deps.logger.info({ requestId: context.requestId, traceId: context.traceId, method: ctx.method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
-      httpRequests.inc({ route, method: ctx.method, status });
-      httpDuration.observe({ route }, seconds);
+      const status = res.statusCode;
+      const method = req.method ?? 'GET';
+      // One line per request; not even its fields are gathered when info is off. 'finish' fires
+      // outside the request's async context: its ids are given here.
+      if (deps.logger.isLevelEnabled('info')) {
+        deps.logger.info({ requestId: context.requestId, traceId: context.traceId, method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
+      }
+      requestCount(route, method, String(status)).inc();
+      requestTimer(route).observe(seconds);
     });
-    await requestContext.run(context, next);
+    return requestContext.run(context, next);
   });
   // OpenTelemetry's server span, inside the request context (nothing when tracing is off).
   for (const middleware of requestTracing()) app.use(middleware);
+
+  // The JWKS is answered before anything else a request goes through: it needs none of it.
+  app.use(jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds));
 
   app.use(async function limitOAuthBodies(ctx, next) {
     // A declared body too large to be a real request is refused before anything else (the admin API
@@ -145,7 +166,11 @@ export function createApp(deps: AppDependencies): Koa {
       ctx.body = { status: 'unavailable', reason: error instanceof Error ? error.message : 'not ready' };
     }
   });
-  app.use(health.routes());
+  const healthApi = compose([health.routes()] as Koa.Middleware[]);
+  // The router matches every path it is given: only the two of its own are.
+  app.use(function routeHealth(ctx, next) {
+    return ctx.path === '/healthz' || ctx.path === '/readyz' ? healthApi(ctx, next) : next();
+  });
 
   // Everything under /admin is the admin API: problem+json, bearer auth, and never the provider.
   const adminRoutes: AdminRoute[] = [
@@ -182,11 +207,12 @@ export function createApp(deps: AppDependencies): Koa {
   });
 
   app.use(protocolMethods(deps.issuer));
-  app.use(jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds));
 
   const interactions = interactionRoutes(deps);
-  app.use(interactions.routes());
-  app.use(interactions.allowedMethods());
+  const interactionApi = compose([interactions.routes(), interactions.allowedMethods()] as Koa.Middleware[]);
+  app.use(function routeInteractions(ctx, next) {
+    return isInteractionPath(ctx.path) ? interactionApi(ctx, next) : next();
+  });
 
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   app.use(async function delegateToProvider(ctx) {

@@ -2,6 +2,7 @@
  * The one place the environment is read. Every setting is validated at start; a missing or invalid
  * value stops the process with a message naming the variable, so the server never runs half-configured.
  */
+import { availableParallelism } from 'node:os';
 import type { LogoutDeliveryPolicy } from './issuer/backchannel-logout.js';
 import { z } from 'zod';
 import { CLIENT_ID_PATTERN } from './clients/client.js';
@@ -32,6 +33,7 @@ export interface Config {
   /** base64 of 32 bytes: a retired key-encryption key still accepted for decryption while keys are rewrapped. */
   readonly previousKeyEncryptionKey: string | undefined;
   readonly keysDir: string;
+  /** Server processes on this host; `WORKERS=auto` is one per core available to this process. */
   readonly workers: number;
   readonly migrateOnStart: boolean;
   readonly adminBootstrap: { clientId: string; clientSecret: string } | undefined;
@@ -95,6 +97,7 @@ const booleanFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
 const keyEncryptionKey = z.string().refine((v) => Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes');
 
 const DAY_SECONDS = 86_400;
+const MAX_WORKERS = 64;
 
 const envSchema = z.object({
   NODE_ENV: z.string().optional(),
@@ -110,7 +113,9 @@ const envSchema = z.object({
   KEY_ENCRYPTION_KEY: keyEncryptionKey.optional(),
   KEY_ENCRYPTION_KEY_PREVIOUS: keyEncryptionKey.optional(),
   KEYS_DIR: z.string().min(1).optional(),
-  WORKERS: intInRange(1, 64).optional(),
+  WORKERS: z
+    .union([z.literal('auto'), intInRange(1, MAX_WORKERS)], { error: `must be a whole number between 1 and ${MAX_WORKERS}, or auto` })
+    .optional(),
   MIGRATE_ON_START: booleanFlag.optional(),
   ADMIN_BOOTSTRAP_CLIENT_ID: z.string().regex(CLIENT_ID_PATTERN, 'must be 1-128 URL-safe characters').optional(),
   ADMIN_BOOTSTRAP_CLIENT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -139,9 +144,10 @@ const envSchema = z.object({
 
 /**
  * Reads and validates the configuration from `env`.
+ * @param cores - What `WORKERS=auto` counts: the cores available to this process (`os.availableParallelism()`).
  * @throws ConfigError naming the first variable that is missing or invalid.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cores: number = availableParallelism()): Config {
   const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const parsed = envSchema.safeParse(input);
   if (!parsed.success) {
@@ -150,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   const production = e.NODE_ENV === 'production';
+  const workers = e.WORKERS === 'auto' ? Math.max(1, Math.min(MAX_WORKERS, cores)) : (e.WORKERS ?? 1);
 
   if (production) {
     // Production refuses every embedded or generated default: each would silently lose data or keys.
@@ -158,7 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES) throw new ConfigError('REDIS_URL', 'is required when NODE_ENV=production (or REDIS_CLUSTER_NODES)');
   }
-  if ((e.WORKERS ?? 1) > 1) {
+  if (workers > 1) {
     // Every worker must see the same clients, keys and tokens: the embedded stores serve one process.
     if (!e.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when WORKERS > 1 (the embedded database serves one process)');
     if (!e.REDIS_URL && !e.REDIS_CLUSTER_NODES) {
@@ -182,7 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyEncryptionKey: e.KEY_ENCRYPTION_KEY,
     previousKeyEncryptionKey: e.KEY_ENCRYPTION_KEY_PREVIOUS,
     keysDir: e.KEYS_DIR ?? './keys',
-    workers: e.WORKERS ?? 1,
+    workers,
     migrateOnStart: e.MIGRATE_ON_START ?? true,
     adminBootstrap:
       e.ADMIN_BOOTSTRAP_CLIENT_ID && e.ADMIN_BOOTSTRAP_CLIENT_SECRET

@@ -102,7 +102,7 @@ async function issueTokens(job: RevocationJob, issue: RequestSpec, count: number
   return tokens;
 }
 
-async function runRevocation(job: RevocationJob): Promise<LoadStats> {
+async function runRevocation(job: RevocationJob, id: number): Promise<LoadStats> {
   const recorder = new Recorder();
   const issueErrors = { count: 0 };
   while (recorder.seconds < job.seconds) {
@@ -111,6 +111,8 @@ async function runRevocation(job: RevocationJob): Promise<LoadStats> {
       : Array.from({ length: job.batch }, () => randomBytes(32).toString('base64url'));
     if (tokens.length < job.connections) throw new Error(`only ${tokens.length} of ${job.batch} tokens were issued`);
     let next = 0;
+    // The orchestrator counts the servers' CPU time between these two messages only.
+    send({ id, timed: true });
     await recorder.measure({
       url: job.url,
       connections: job.connections,
@@ -126,6 +128,7 @@ async function runRevocation(job: RevocationJob): Promise<LoadStats> {
         },
       ],
     });
+    send({ id, timed: false });
   }
   recorder.errors += issueErrors.count;
   return recorder.stats();
@@ -178,7 +181,7 @@ function send(message: GeneratorMessage): void {
 
 process.on('message', (message: JobMessage) => {
   const { id, job } = message;
-  const run = job.kind === 'fixed' ? runFixed(job) : job.kind === 'revocation' ? runRevocation(job) : runMixed(job, id);
+  const run = job.kind === 'fixed' ? runFixed(job) : job.kind === 'revocation' ? runRevocation(job, id) : runMixed(job, id);
   run.then(
     (stats) => send({ id, stats }),
     (error: unknown) => send({ id, error: error instanceof Error ? error.message : String(error) }),

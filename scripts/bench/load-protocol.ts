@@ -93,7 +93,9 @@ export interface JobMessage {
 export type GeneratorMessage =
   | { readonly id: number; readonly stats: LoadStats }
   | { readonly id: number; readonly error: string }
-  | { readonly id: number; readonly tick: LoadTick };
+  | { readonly id: number; readonly tick: LoadTick }
+  /** A revocation job entering (true) or leaving (false) a timed part. */
+  | { readonly id: number; readonly timed: boolean };
 
 /** The orchestrator's handle on the load generator process. One job at a time. */
 export class LoadGenerator {
@@ -105,8 +107,11 @@ export class LoadGenerator {
     this.#child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   }
 
-  /** Runs `job`; `onTick` sees each second of a mixed job. */
-  run(job: LoadJob, onTick?: (tick: LoadTick) => void): Promise<LoadStats> {
+  /**
+   * Runs `job`; `onTick` sees each second of a mixed job, `onTimed` each start (true) and end (false)
+   * of a timed part of a revocation job.
+   */
+  run(job: LoadJob, onTick?: (tick: LoadTick) => void, onTimed?: (timed: boolean) => void): Promise<LoadStats> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const onExit = (code: number | null) => reject(new Error(`the load generator exited with ${code}`));
@@ -114,6 +119,10 @@ export class LoadGenerator {
         if (message.id !== id) return;
         if ('tick' in message) {
           onTick?.(message.tick);
+          return;
+        }
+        if ('timed' in message) {
+          onTimed?.(message.timed);
           return;
         }
         this.#child.off('message', onMessage);

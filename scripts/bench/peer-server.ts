@@ -1,16 +1,20 @@
 /**
- * The peer: a stock oidc-provider configured the way its documentation suggests, with static clients,
- * its default in-memory adapter, and one resource per token format through `features.resourceIndicators`.
- * It answers the same requests as the project, so the two compare side by side.
+ * A peer: a stock oidc-provider configured the way its documentation suggests, with static clients,
+ * its default in-memory adapter (or a plain Redis one, see peer-redis-adapter.ts), and one resource
+ * per token format through `features.resourceIndicators`. It answers the same requests as the
+ * project, so they compare side by side.
  *
- * Environment: PORT; PEER_CLIENT_SECRET, the secret of every static client. Listens on 127.0.0.1.
+ * Environment: PORT; PEER_CLIENT_SECRET, the secret of every static client; PEER_REDIS_URL and
+ * PEER_REDIS_PREFIX to keep tokens in Redis instead of memory. Listens on 127.0.0.1.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider, { errors, type ClientMetadata, type JWK, type ResourceServer } from 'oidc-provider';
 import { PEER_CLIENTS, PEER_RESOURCES, PEER_SCOPE } from './peer-fixtures.js';
+import { redisAdapterFactory } from './peer-redis-adapter.js';
 
 const port = Number(process.env.PORT);
 const secret = process.env.PEER_CLIENT_SECRET!;
+const redisUrl = process.env.PEER_REDIS_URL;
 
 const resourceServers: Record<string, ResourceServer> = {
   [PEER_RESOURCES.opaque]: { scope: PEER_SCOPE, audience: PEER_RESOURCES.opaque, accessTokenTTL: 3600, accessTokenFormat: 'opaque' },
@@ -51,6 +55,7 @@ function privateJwk(alg: keyof typeof ALGS, kid: string): JWK {
 const keys = Object.keys(ALGS).flatMap((alg) => [privateJwk(alg as keyof typeof ALGS, `${alg}-current`), privateJwk(alg as keyof typeof ALGS, `${alg}-next`)]);
 
 const provider = new Provider(`http://127.0.0.1:${port}`, {
+  ...(redisUrl ? { adapter: redisAdapterFactory(redisUrl, process.env.PEER_REDIS_PREFIX ?? '') } : {}),
   clients: Object.values(PEER_CLIENTS).map(client),
   jwks: { keys },
   cookies: { keys: [randomBytes(32).toString('base64url')] },

@@ -152,13 +152,18 @@ export class ProcessSampler {
     this.#timer = setInterval(() => this.#sample(), intervalMs);
   }
 
+  /** CPU seconds the processes used since sampling started, all of them together. */
+  cpuSoFar(): number {
+    let cpu = 0;
+    for (const [pid, atStart] of this.#cpuAtStart) cpu += cpuSeconds(pid) - atStart;
+    return cpu;
+  }
+
   /** Stops sampling. */
   stop(): ProcessUsage {
     clearInterval(this.#timer);
     this.#sample();
-    let cpu = 0;
-    for (const [pid, atStart] of this.#cpuAtStart) cpu += cpuSeconds(pid) - atStart;
-    return { peakRss: this.#peaks, cpuSeconds: cpu };
+    return { peakRss: this.#peaks, cpuSeconds: this.cpuSoFar() };
   }
 
   #sample(): void {

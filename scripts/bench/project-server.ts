@@ -4,6 +4,7 @@
  * registered through the admin API as an operator would.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -60,6 +61,18 @@ export async function createProjectStores(databaseUrl: string, redisUrl: string)
 const SERVER_ENTRY = fileURLToPath(new URL('../../src/main.js', import.meta.url));
 
 /**
+ * The Node.js flags `npm start` runs the server with (heap sizing), so the project is measured as it
+ * is deployed. BENCH_NODE_FLAGS replaces them, to compare settings.
+ */
+export function startFlags(): string[] {
+  if (process.env.BENCH_NODE_FLAGS !== undefined) return process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
+  const manifest = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  const command = /\bnode ((?:--[\w-]+(?:=\S+)? )*)dist\/src\/main\.js/.exec(manifest.scripts.start ?? '');
+  if (!command) throw new Error('package.json: the start script does not run node dist/src/main.js');
+  return command[1]!.split(' ').filter(Boolean);
+}
+
+/**
  * Starts the project with `workers` processes. Logs at `warn`: an info line per request would measure
  * pino rather than the server.
  */
@@ -69,7 +82,7 @@ export async function startProject(stores: ProjectStores, workers: number, nodeF
     name: workers === 1 ? 'project' : `project (WORKERS=${workers})`,
     entry: SERVER_ENTRY,
     port,
-    nodeFlags,
+    nodeFlags: [...startFlags(), ...nodeFlags],
     forks: workers === 1 ? 0 : workers,
     ready: /listening on port/,
     env: {

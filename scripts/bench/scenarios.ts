@@ -50,6 +50,8 @@ export interface ProjectTarget {
 
 /** A running peer. */
 export interface PeerTarget {
+  /** Names the peer in tables and ratios, e.g. `peer (memory)`. */
+  readonly label: string;
   readonly server: ServerProcess;
   readonly endpoints: Endpoints;
   readonly clientSecret: string;
@@ -97,61 +99,58 @@ const get = (path: string, headers: Record<string, string> = {}): RequestSpec =>
 /** Floor requests carry the same headers and bodies as the real ones, so the bytes parsed are alike. */
 const floorTwin = (request: RequestSpec, path: string): RequestSpec => ({ ...request, path });
 
-/** Every scenario of the default run. */
-export function comparisons(project: ProjectTarget, peer: PeerTarget, floor: ServerProcess): Comparison[] {
+/** Every scenario of the default run; each peer answers every scenario it can. */
+export function comparisons(project: ProjectTarget, peers: readonly PeerTarget[], floor: ServerProcess): Comparison[] {
   const { endpoints: ep, fixtures: f } = project;
-  const pe = peer.endpoints;
-  const peerClient = (clientId: string): Credentials => ({ clientId, clientSecret: peer.clientSecret });
-  const contender = (role: 'project' | 'peer' | 'floor', job: Contender['job']): Contender => ({
-    role,
-    label: role,
-    server: role === 'project' ? project.server : role === 'peer' ? peer.server : floor,
-    job,
-  });
+  const projectSide = (job: Contender['job']): Contender => ({ role: 'project', label: 'project', server: project.server, job });
+  const floorSide = (job: Contender['job']): Contender => ({ role: 'floor', label: 'floor', server: floor, job });
+  /** One contender per peer, its job built from what that peer's requests look like. */
+  const peerSides = (job: (peer: PeerRequests, base: JobBase) => Promise<LoadJob>): Contender[] =>
+    peers.map((peer) => {
+      const requests = peerRequests(peer);
+      return { role: 'peer', label: peer.label, server: peer.server, job: (base) => job(requests, base) };
+    });
 
   const projectOpaque = tokenRequest(ep.token, f.externalClient, PROJECT_SCOPE);
   const projectRs256 = tokenRequest(ep.token, f.rs256Client, PROJECT_SCOPE);
   const projectEs256 = tokenRequest(ep.token, f.es256Client, PROJECT_SCOPE);
-  const peerOpaque = tokenRequest(pe.token, peerClient(PEER_CLIENTS.opaque), PEER_SCOPE);
   const projectIntrospect = formPost(ep.introspection, f.resourceServer, 'token=');
-  const peerIntrospect = formPost(pe.introspection, peerClient(PEER_CLIENTS.resourceServer), 'token=');
-  const withToken = (request: RequestSpec, token: string): RequestSpec => ({ ...request, body: request.body + encodeURIComponent(token) });
 
   return [
     {
       id: 'opaque-issuance',
       title: 'Opaque issuance (client_credentials, external client)',
       contenders: [
-        contender('project', (base) => issuance(base, projectOpaque, 'opaque')),
-        contender('peer', (base) => issuance(base, peerOpaque, 'opaque')),
-        contender('floor', async (base) => fixed(base, floorTwin(projectOpaque, '/token'))),
+        projectSide((base) => issuance(base, projectOpaque, 'opaque')),
+        ...peerSides((p, base) => issuance(base, p.opaque, 'opaque')),
+        floorSide(async (base) => fixed(base, floorTwin(projectOpaque, '/token'))),
       ],
     },
     {
       id: 'jwt-rs256-issuance',
       title: 'JWT issuance RS256 (internal client)',
       contenders: [
-        contender('project', (base) => issuance(base, projectRs256, 'RS256')),
-        contender('peer', (base) => issuance(base, tokenRequest(pe.token, peerClient(PEER_CLIENTS.rs256), PEER_SCOPE), 'RS256')),
-        contender('floor', (base) => issuance(base, floorTwin(projectRs256, '/jwt/RS256'), 'RS256')),
+        projectSide((base) => issuance(base, projectRs256, 'RS256')),
+        ...peerSides((p, base) => issuance(base, p.rs256, 'RS256')),
+        floorSide((base) => issuance(base, floorTwin(projectRs256, '/jwt/RS256'), 'RS256')),
       ],
     },
     {
       id: 'jwt-es256-issuance',
       title: 'JWT issuance ES256 (internal client)',
       contenders: [
-        contender('project', (base) => issuance(base, projectEs256, 'ES256')),
-        contender('peer', (base) => issuance(base, tokenRequest(pe.token, peerClient(PEER_CLIENTS.es256), PEER_SCOPE), 'ES256')),
-        contender('floor', (base) => issuance(base, floorTwin(projectEs256, '/jwt/ES256'), 'ES256')),
+        projectSide((base) => issuance(base, projectEs256, 'ES256')),
+        ...peerSides((p, base) => issuance(base, p.es256, 'ES256')),
+        floorSide((base) => issuance(base, floorTwin(projectEs256, '/jwt/ES256'), 'ES256')),
       ],
     },
     {
       id: 'introspection-opaque',
       title: 'Introspection of an opaque token',
       contenders: [
-        contender('project', async (base) => introspection(base, withToken(projectIntrospect, await fetchToken(base.url, projectOpaque)))),
-        contender('peer', async (base) => introspection(base, withToken(peerIntrospect, await fetchToken(base.url, peerOpaque)))),
-        contender('floor', async (base) => fixed(base, floorTwin(withToken(projectIntrospect, 'x'.repeat(43)), '/introspect'))),
+        projectSide(async (base) => introspection(base, withToken(projectIntrospect, await fetchToken(base.url, projectOpaque)))),
+        ...peerSides(async (p, base) => introspection(base, withToken(p.introspect, await fetchToken(base.url, p.opaque)))),
+        floorSide(async (base) => fixed(base, floorTwin(withToken(projectIntrospect, 'x'.repeat(43)), '/introspect'))),
       ],
     },
     {
@@ -159,8 +158,8 @@ export function comparisons(project: ProjectTarget, peer: PeerTarget, floor: Ser
       title: 'Introspection of a JWT (RS256)',
       note: 'stock oidc-provider refuses JWT access tokens at introspection (unsupported_token_type): no peer',
       contenders: [
-        contender('project', async (base) => introspection(base, withToken(projectIntrospect, await fetchToken(base.url, projectRs256)))),
-        contender('floor', async (base) => {
+        projectSide(async (base) => introspection(base, withToken(projectIntrospect, await fetchToken(base.url, projectRs256)))),
+        floorSide(async (base) => {
           const token = await fetchToken(base.url, floorTwin(projectRs256, '/jwt/RS256'));
           return introspection(base, floorTwin(withToken(projectIntrospect, token), '/introspect-jwt'));
         }),
@@ -170,9 +169,9 @@ export function comparisons(project: ProjectTarget, peer: PeerTarget, floor: Ser
       id: 'revocation',
       title: 'Revocation (a distinct live opaque token per request)',
       contenders: [
-        contender('project', (base) => revocation(base, projectOpaque, formPost(ep.revocation, f.externalClient, 'token='), projectIntrospect)),
-        contender('peer', (base) => revocation(base, peerOpaque, formPost(pe.revocation, peerClient(PEER_CLIENTS.opaque), 'token='), peerIntrospect)),
-        contender('floor', async (base) => ({
+        projectSide((base) => revocation(base, projectOpaque, formPost(ep.revocation, f.externalClient, 'token='), projectIntrospect)),
+        ...peerSides((p, base) => revocation(base, p.opaque, p.revoke, p.introspect)),
+        floorSide(async (base) => ({
           kind: 'revocation',
           url: base.url,
           connections: base.connections,
@@ -187,9 +186,9 @@ export function comparisons(project: ProjectTarget, peer: PeerTarget, floor: Ser
       id: 'jwks',
       title: 'JWKS',
       contenders: [
-        contender('project', async (base) => fixed(base, get(ep.jwks))),
-        contender('peer', async (base) => fixed(base, get(pe.jwks))),
-        contender('floor', async (base) => fixed(base, get('/jwks'))),
+        projectSide(async (base) => fixed(base, get(ep.jwks))),
+        ...peerSides(async (p, base) => fixed(base, get(p.jwks))),
+        floorSide(async (base) => fixed(base, get('/jwks'))),
       ],
     },
     {
@@ -197,18 +196,43 @@ export function comparisons(project: ProjectTarget, peer: PeerTarget, floor: Ser
       title: 'Admin client list (GET /admin/clients)',
       note: 'stock oidc-provider has no admin API: no peer',
       contenders: [
-        contender('project', async (base) => {
+        projectSide(async (base) => {
           const token = await fetchToken(base.url, tokenRequest(ep.token, f.admin, 'admin:read'));
           const request = get('/admin/clients', { authorization: `Bearer ${token}` });
           const { status, body } = await send(base.url, request);
           check(status === 200 && Array.isArray(body?.items) && body.items.length > 0, 'expected a list of clients', { status, body });
           return fixed(base, request);
         }),
-        contender('floor', async (base) => fixed(base, get('/admin/clients', { authorization: `Bearer ${'x'.repeat(43)}` }))),
+        floorSide(async (base) => fixed(base, get('/admin/clients', { authorization: `Bearer ${'x'.repeat(43)}` }))),
       ],
     },
   ];
 }
+
+/** The requests a peer is asked, the same for every peer. */
+interface PeerRequests {
+  readonly opaque: RequestSpec;
+  readonly rs256: RequestSpec;
+  readonly es256: RequestSpec;
+  readonly introspect: RequestSpec;
+  readonly revoke: RequestSpec;
+  readonly jwks: string;
+}
+
+function peerRequests(peer: PeerTarget): PeerRequests {
+  const pe = peer.endpoints;
+  const client = (clientId: string): Credentials => ({ clientId, clientSecret: peer.clientSecret });
+  return {
+    opaque: tokenRequest(pe.token, client(PEER_CLIENTS.opaque), PEER_SCOPE),
+    rs256: tokenRequest(pe.token, client(PEER_CLIENTS.rs256), PEER_SCOPE),
+    es256: tokenRequest(pe.token, client(PEER_CLIENTS.es256), PEER_SCOPE),
+    introspect: formPost(pe.introspection, client(PEER_CLIENTS.resourceServer), 'token='),
+    revoke: formPost(pe.revocation, client(PEER_CLIENTS.opaque), 'token='),
+    jwks: pe.jwks,
+  };
+}
+
+const withToken = (request: RequestSpec, token: string): RequestSpec => ({ ...request, body: request.body + encodeURIComponent(token) });
 
 /** The project with one worker against the project with several, on opaque issuance. */
 export function scalingComparison(one: ProjectTarget, several: ProjectTarget, workers: number): Comparison {

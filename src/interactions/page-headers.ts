@@ -71,7 +71,8 @@ function registeredTargets(ctx: KoaContextWithOIDC): string[] {
 export function installProviderPageHeaders(provider: Provider): void {
   provider.use(async (ctx, next) => {
     await next();
-    if (!ctx.response.is('html') || typeof ctx.body !== 'string') return;
+    // The cheap test first: JSON answers (tokens, introspection) and empty ones (revocation) are not pages.
+    if (typeof ctx.body !== 'string' || ctx.body === '' || !ctx.response.is('html')) return;
     const inlineScripts = [...ctx.body.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((match) => match[1]!);
     setPageHeaders(ctx, { formTargets: registeredTargets(ctx as KoaContextWithOIDC), inlineScripts });
   });

@@ -8,9 +8,10 @@ import type { ClientRegistry } from '../clients/client-registry.js';
 
 /** Wraps `adapter` so lookups hide tokens their client no longer allows. */
 export function clientBoundAdapter(adapter: Adapter, clients: ClientRegistry): Adapter {
-  const allowed = async <T extends { clientId?: string; iat?: number } | undefined | void>(payload: T): Promise<T | undefined> => {
+  const allowed = <T extends { clientId?: string; iat?: number } | undefined | void>(payload: T): T | undefined | Promise<T | undefined> => {
     if (!payload || payload.clientId === undefined || payload.iat === undefined) return payload;
-    return (await clients.allowsTokenIssuedAt(payload.clientId, payload.iat)) ? payload : undefined;
+    const allows = clients.allowsTokenIssuedAtNow(payload.clientId, payload.iat);
+    return allows instanceof Promise ? allows.then((yes) => (yes ? payload : undefined)) : allows ? payload : undefined;
   };
   return {
     upsert: (id, payload, expiresIn) => adapter.upsert(id, payload, expiresIn),

@@ -7,17 +7,19 @@ import type { Context, Next } from 'koa';
 import type { KeyRing } from '../keys/signing-keys.js';
 import { sha256Base64Url } from '../shared/secrets.js';
 
-/** The JWKS as served: the body and its strong ETag, made once per key ring. */
+/** The JWKS as served: the body, already encoded, and its strong ETag, made once per key ring. */
 export interface JwksDocument {
-  readonly body: string;
+  readonly body: Buffer;
   readonly etag: string;
 }
 
 /** The published public keys of `keyRing` as a JWK Set document. */
 export function jwksDocument(keyRing: KeyRing): JwksDocument {
   const body = JSON.stringify({ keys: keyRing.publicJwks });
-  return { body, etag: `"${sha256Base64Url(body)}"` };
+  return { body: Buffer.from(body), etag: `"${sha256Base64Url(body)}"` };
 }
+
+const CONTENT_TYPE = 'application/jwk-set+json; charset=utf-8';
 
 /**
  * Whether an If-None-Match header matches `etag` (RFC 9110 section 13.1.2: `*`, or the tag in the
@@ -32,22 +34,28 @@ function matchesIfNoneMatch(header: string, etag: string): boolean {
     .some((tag) => tag === '*' || tag === etag);
 }
 
-/** Koa middleware answering GET and HEAD of `path` with the document in force. */
+/**
+ * Koa middleware answering GET and HEAD of `path` with the document in force. Everything in the
+ * answer is made once per key ring; a request costs the path check, the headers and one write.
+ */
 export function jwksEndpoint(path: string, currentJwks: () => JwksDocument, maxAgeSeconds: number) {
   const cacheControl = `public, max-age=${maxAgeSeconds}`;
-  return async function serveJwks(ctx: Context, next: Next): Promise<void> {
+  return function serveJwks(ctx: Context, next: Next): Promise<void> | void {
     if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     const document = currentJwks();
-    ctx.status = 200;
-    ctx.type = 'application/jwk-set+json; charset=utf-8';
-    ctx.etag = document.etag;
-    ctx.set('Cache-Control', cacheControl);
+    const { res } = ctx;
+    res.setHeader('Content-Type', CONTENT_TYPE);
+    res.setHeader('ETag', document.etag);
+    res.setHeader('Cache-Control', cacheControl);
     // A public document, as oidc-provider serves it: browser-based resource servers may fetch it.
-    ctx.set('Access-Control-Allow-Origin', '*');
-    if (matchesIfNoneMatch(ctx.get('if-none-match'), document.etag)) {
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    const ifNoneMatch = ctx.req.headers['if-none-match'];
+    if (ifNoneMatch !== undefined && matchesIfNoneMatch(ifNoneMatch, document.etag)) {
       ctx.status = 304;
       return;
     }
+    ctx.status = 200;
+    // A Buffer body: Koa takes its length as is, and HEAD sends the headers alone.
     ctx.body = document.body;
   };
 }

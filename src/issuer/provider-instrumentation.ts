@@ -9,15 +9,23 @@ import type { ClientRegistry } from '../clients/client-registry.js';
 import { type Logger } from '../observability/logger.js';
 import { requestContext, setRoute } from '../shared/request-context.js';
 import { isStoreUnavailableError } from '../observability/store-health.js';
-import { introspectionDuration, introspections, revocations, tokensIssued } from '../observability/metrics.js';
+import { introspectionDuration, introspections, labelledChildren, revocations, tokensIssued } from '../observability/metrics.js';
+import type { ClientWithSecrets } from '../clients/client.js';
 import { looksLikeJwt } from './jwt-access-token.js';
 
-async function countIssuedToken(ctx: KoaContextWithOIDC, clients: ClientRegistry): Promise<void> {
+const issuedCount = labelledChildren((grant: string, format: string, trust: string) => tokensIssued.labels(grant, format, trust));
+const introspectionCount = labelledChildren((active: string) => introspections.labels(active));
+const revocationCount = labelledChildren((kind: string) => revocations.labels(kind));
+
+/** Counts the access token just issued; its client was looked up moments ago, so is in the cache. */
+function countIssuedToken(ctx: KoaContextWithOIDC, clients: ClientRegistry): void | Promise<void> {
   const token = ctx.oidc.entities.ClientCredentials ?? ctx.oidc.entities.AccessToken;
   if (!token) return;
   const format = token.resourceServer?.accessTokenFormat === 'jwt' ? 'jwt' : 'opaque';
-  const trust = (await clients.get(token.clientId!))?.trust ?? 'unknown';
-  tokensIssued.inc({ grant: String(ctx.oidc.params?.grant_type ?? 'unknown'), format, trust });
+  const grant = String(ctx.oidc.params?.grant_type ?? 'unknown');
+  const count = (client: ClientWithSecrets | undefined) => issuedCount(grant, format, client?.trust ?? 'unknown').inc();
+  const client = clients.lookup(token.clientId!);
+  return client instanceof Promise ? client.then(count) : count(client);
 }
 
 /** Instruments `provider`; install it before the introspection and revocation steps. */
@@ -56,11 +64,11 @@ export function instrumentProvider(provider: Provider, clients: ClientRegistry, 
 
     if (route === 'token') await countIssuedToken(oidcCtx, clients);
     else if (route === 'introspection') {
-      introspections.inc({ active: String((ctx.body as { active?: boolean }).active === true) });
+      introspectionCount(String((ctx.body as { active?: boolean }).active === true)).inc();
       introspectionDuration.observe((performance.now() - started) / 1000);
     } else if (route === 'revocation') {
       const token = oidcCtx.oidc.params?.token;
-      revocations.inc({ kind: typeof token === 'string' && looksLikeJwt(token) ? 'jwt' : 'opaque' });
+      revocationCount(typeof token === 'string' && looksLikeJwt(token) ? 'jwt' : 'opaque').inc();
     }
   });
 }

@@ -188,7 +188,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
         enabled: true,
         defaultResource: async (_ctx, client, oneOf) => {
           if (oneOf) return oneOf;
-          const registered = await clients.get(client.clientId);
+          const lookup = clients.lookup(client.clientId);
+          const registered = lookup instanceof Promise ? await lookup : lookup;
           return registered?.metadata.resources[0];
         },
         // A code exchange (or refresh) without `resource`: the token is for the granted API when the
@@ -204,8 +205,10 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           return (asked ?? '').split(' ').some((scope) => scope !== '' && !openid.has(scope));
         },
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
-          const registered = await clients.getActive(client.clientId);
-          await resourceServers.settled();
+          const lookup = clients.lookupActive(client.clientId);
+          const registered = lookup instanceof Promise ? await lookup : lookup;
+          const reloading = resourceServers.settled();
+          if (reloading) await reloading;
           const rs = resourceServers.byIdentifier(resourceIndicator);
           if (!registered || !rs || !registered.metadata.resources.includes(rs.identifier)) {
             throw new errors.InvalidTarget(`resource ${resourceIndicator} is unknown or not allowed for this client`);

@@ -106,6 +106,27 @@ export const httpDuration = new Histogram({
   registers: [registry],
 });
 
+/** Label sets remembered per metric at most; beyond, children are looked up each time (still counted). */
+const MAX_CACHED_CHILDREN = 1000;
+
+/**
+ * `metric.labels(...values)`, remembered per set of values: prom-client would otherwise sort, join and
+ * hash the labels on every call of a hot path. The values come from short lists (routes, methods,
+ * statuses, outcomes), and the cache is bounded all the same.
+ */
+export function labelledChildren<V extends string[], C>(labels: (...values: V) => C): (...values: V) => C {
+  const children = new Map<string, C>();
+  return (...values) => {
+    const key = values.join('\u0000');
+    let child = children.get(key);
+    if (child === undefined) {
+      child = labels(...values);
+      if (children.size < MAX_CACHED_CHILDREN) children.set(key, child);
+    }
+    return child;
+  };
+}
+
 /**
  * Whether each store answered the last readiness check (1) or not (0). With several workers the
  * primary reports the lowest: one worker cut off from a store is enough to say so.

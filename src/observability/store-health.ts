@@ -1,11 +1,13 @@
 /** What happens when a backing store fails: it is counted, and the request answers 503, not 500. */
 import { requestContext } from '../shared/request-context.js';
 import type { Logger } from './logger.js';
-import { storeDuration, storeErrors } from './metrics.js';
+import { labelledChildren, storeDuration, storeErrors } from './metrics.js';
 import { traceStoreCall } from './tracing.js';
 
 /** The backing stores. */
 export type StoreName = 'redis' | 'postgres';
+
+const storeTimer = labelledChildren((store: StoreName, operation: string) => storeDuration.labels(store, operation));
 
 /** Counts a failure of `store` and marks the request being served as hit by it. */
 export function recordStoreFailure(store: StoreName): void {
@@ -16,7 +18,7 @@ export function recordStoreFailure(store: StoreName): void {
 
 /** Runs `call` against `store`, timing it and recording a failure before rethrowing it. */
 export async function measureStoreCall<T>(store: StoreName, operation: string, call: () => Promise<T>): Promise<T> {
-  const stop = storeDuration.startTimer({ store, operation });
+  const stop = storeTimer(store, operation).startTimer();
   try {
     return await traceStoreCall(store, operation, call);
   } catch (error) {

@@ -48,8 +48,11 @@ export class RegistryCache<V> {
     });
   }
 
-  /** The record with this id, from the cache when fresh; `undefined` when there is none. */
-  async get(id: string): Promise<V | undefined> {
+  /**
+   * The record with this id, from the cache when fresh; `undefined` when there is none. A fresh entry is
+   * answered as is, not wrapped in a promise: the hot paths look clients up several times per request.
+   */
+  get(id: string): V | undefined | Promise<V | undefined> {
     if (!this.options.isPossibleId(id)) return undefined;
     const entry = this.#entries.get(id);
     if (entry && Date.now() - entry.loadedAt < this.options.ttlSeconds * 1000) return entry.value;

@@ -8,6 +8,7 @@
  * it on time. Key names and their hash tags are in token-keys.ts: no command or transaction here spans
  * two hash slots, which Redis Cluster would refuse (CROSSSLOT).
  */
+import { createHash } from 'node:crypto';
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
@@ -62,6 +63,30 @@ const JOIN_SET_SCRIPT =
 /** How the keys of Session records begin (see recordKey). */
 const SESSION_RECORD_PREFIX = 'Session:{';
 
+/**
+ * A one-key Lua script, sent by its SHA-1 (EVALSHA) rather than in full on every call; in full (EVAL)
+ * only when Redis answers NOSCRIPT (a new server, a restart, SCRIPT FLUSH), which also loads it.
+ */
+class OneKeyScript {
+  readonly #sha: string;
+
+  constructor(readonly lua: string) {
+    // SHA-1 is how Redis names scripts, not a security measure.
+    this.#sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  run(redis: Redis | Cluster, key: string, ...args: (string | number)[]): Promise<unknown> {
+    return redis.evalsha(this.#sha, 1, key, ...args).catch((error: unknown) => {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return redis.eval(this.lua, 1, key, ...args);
+    });
+  }
+}
+
+const consumeScript = new OneKeyScript(CONSUME_SCRIPT);
+const upsertScript = new OneKeyScript(UPSERT_SCRIPT);
+const joinSetScript = new OneKeyScript(JOIN_SET_SCRIPT);
+
 /** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
 async function exec(transaction: ChainableCommander): Promise<unknown[]> {
   const replies = await transaction.exec();
@@ -104,7 +129,7 @@ export class RedisTokenStore implements TokenStore {
       findByUid: (uid) => this.#findByIndex(model, uidKey(model, uid), 'uid', uid),
       findByUserCode: (userCode) => this.#findByIndex(model, userCodeKey(model, userCode), 'userCode', userCode),
       consume: async (id) => {
-        await this.#redis.eval(CONSUME_SCRIPT, 1, this.#key(recordKey(model, sha256Base64Url(id))), epochSeconds());
+        await consumeScript.run(this.#redis, this.#key(recordKey(model, sha256Base64Url(id))), epochSeconds());
       },
       destroy: async (id) => {
         await this.#redis.del(this.#key(recordKey(model, sha256Base64Url(id))));
@@ -173,7 +198,7 @@ export class RedisTokenStore implements TokenStore {
     const plan = planUpsert(model, id, payload, expiresIn);
     const key = this.#key(plan.key);
     const indexKeys = plan.indexKeys.map((indexKey) => this.#key(indexKey));
-    const writes: Promise<unknown>[] = [this.#redis.eval(UPSERT_SCRIPT, 1, key, JSON.stringify(plan.stored), plan.ttl ?? '')];
+    const writes: Promise<unknown>[] = [upsertScript.run(this.#redis, key, JSON.stringify(plan.stored), plan.ttl ?? '')];
     for (const indexKey of indexKeys) {
       writes.push(plan.ttl === undefined ? this.#redis.set(indexKey, plan.idDigest) : this.#redis.set(indexKey, plan.idDigest, 'EX', plan.ttl));
     }
@@ -185,7 +210,7 @@ export class RedisTokenStore implements TokenStore {
 
   /** Adds members to a set (a grant index, an account set) kept as long as its longest-lived member. */
   #joinSet(setKey: string, members: readonly string[], ttl: number): Promise<unknown> {
-    return this.#redis.eval(JOIN_SET_SCRIPT, 1, setKey, ttl, ...members);
+    return joinSetScript.run(this.#redis, setKey, ttl, ...members);
   }
 
   async #findRecord(key: string, id: string | undefined): Promise<AdapterPayload | undefined> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { RedisTokenStore } from '../../src/tokens/redis-token-store.js';
+import { sha256Base64Url } from '../../src/shared/secrets.js';
 import { grantKeys } from '../../src/tokens/token-keys.js';
 import { describeTokenStoreContract, newTokenValue, payloadFor, writeSampleTokens } from './token-store.contract.js';
 
@@ -110,5 +111,27 @@ describe('RedisTokenStore keys and values', () => {
     await store.close();
 
     expect(await redis.ping()).toBe('PONG');
+  });
+});
+
+describe('RedisTokenStore scripts', () => {
+  const { redis, prefix } = connect();
+  const store = new RedisTokenStore(redis, prefix);
+
+  afterAll(async () => {
+    await deleteUnder(redis, prefix);
+    await redis.quit();
+  });
+
+  it('writes and consumes after Redis forgot its scripts (restart, SCRIPT FLUSH): sent in full once more', async () => {
+    const adapter = store.adapter('AuthorizationCode');
+    const id = newTokenValue();
+    await adapter.upsert(id, payloadFor('AuthorizationCode', id), 60);
+    await redis.script('FLUSH');
+    const again = newTokenValue();
+    await adapter.upsert(again, payloadFor('AuthorizationCode', again), 60);
+    await adapter.consume(again);
+    expect(await adapter.find(again)).toMatchObject({ consumed: expect.any(Number) });
+    expect(await redis.ttl(`${prefix}AuthorizationCode:{${sha256Base64Url(again)}}`)).toBeGreaterThan(0);
   });
 });

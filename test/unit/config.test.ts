@@ -1,4 +1,5 @@
 /** Configuration: defaults, validation naming the variable, and production refusing embedded defaults. */
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from '@jest/globals';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
@@ -10,9 +11,9 @@ const production = {
   KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64'),
 };
 
-function errorOf(env: Record<string, string>): ConfigError {
+function errorOf(env: Record<string, string>, cores?: number): ConfigError {
   try {
-    loadConfig(env);
+    loadConfig(env, cores);
   } catch (error) {
     if (error instanceof ConfigError) return error;
     throw error;
@@ -74,6 +75,8 @@ describe('loadConfig', () => {
     ['PORT', 'eighty'],
     ['PORT', '70000'],
     ['WORKERS', '0'],
+    ['WORKERS', 'all'],
+    ['WORKERS', '65'],
     ['ISSUER', 'ftp://login.example.com'],
     ['ISSUER', 'https://login.example.com/'],
     ['DATABASE_URL', 'mysql://db/login'],
@@ -96,6 +99,20 @@ describe('loadConfig', () => {
     expect(loadConfig({ METRICS_HOST: '0.0.0.0' }).metricsHost).toBe('0.0.0.0');
     expect(loadConfig({ METRICS_HOST: '::' }).metricsHost).toBe('::');
     expect(errorOf({ METRICS_HOST: 'everywhere' }).message).toMatch(/^METRICS_HOST: must be an IP address/);
+  });
+
+  it('WORKERS=auto runs one worker per available core', () => {
+    const shared = { DATABASE_URL: production.DATABASE_URL, REDIS_URL: production.REDIS_URL };
+    expect(loadConfig({ ...shared, WORKERS: 'auto' }, 4).workers).toBe(4);
+    expect(loadConfig({ WORKERS: 'auto' }, 1).workers).toBe(1);
+    expect(loadConfig({ ...shared, WORKERS: 'auto' }, 200).workers).toBe(64);
+    expect(loadConfig({ ...shared, WORKERS: 'auto' }).workers).toBe(availableParallelism());
+  });
+
+  it('WORKERS=auto on several cores needs the shared stores, as WORKERS > 1 does', () => {
+    expect(errorOf({ WORKERS: 'auto' }, 2).variable).toBe('DATABASE_URL');
+    const error = errorOf({ WORKERS: 'bogus' });
+    expect(error.message).toBe('WORKERS: must be a whole number between 1 and 64, or auto');
   });
 
   it('the bootstrap admin variables come as a pair', () => {
