@@ -202,8 +202,8 @@ export function createApp(deps: AppDependencies): Koa {
     adminRouter.allowedMethods(),
   ] as Koa.Middleware[]);
   app.use(async function routeAdmin(ctx, next) {
-    if (ctx.path === '/admin' || ctx.path.startsWith('/admin/')) return adminApi(ctx, async () => {});
-    return next();
+    if (ctx.path === '/admin' || ctx.path.startsWith('/admin/')) await adminApi(ctx, async () => {});
+    else await next();
   });
 
   app.use(protocolMethods(deps.issuer));

@@ -67,7 +67,7 @@ async function pingCluster(cluster: Cluster): Promise<void> {
     masters.add(master);
   }
   const [first] = masters;
-  const [info] = await Promise.all([first!.cluster('INFO'), ...[...masters].map((master) => master.ping())]);
+  const [info] = await Promise.all([first.cluster('INFO'), ...[...masters].map((master) => master.ping())]);
   if (!/^cluster_state:ok\r?$/m.test(String(info))) throw new Error('the Redis Cluster is not ok');
 }
 

@@ -54,7 +54,7 @@ class Recorder {
 
   stats(): LoadStats {
     const sorted = Float64Array.from(this.latencies).sort();
-    const percentile = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : 0);
+    const percentile = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : 0);
     return {
       requests: sorted.length,
       seconds: this.seconds,
@@ -122,7 +122,7 @@ async function runRevocation(job: RevocationJob, id: number): Promise<LoadStats>
           ...toAutocannon(job.revoke),
           setupRequest: (request) => {
             // autocannon may send a request or two past `amount` as it stops; those revoke again.
-            request.body = job.revoke.body + encodeURIComponent(tokens[next++ % tokens.length]!);
+            request.body = job.revoke.body + encodeURIComponent(tokens[next++ % tokens.length]);
             return request;
           },
         },

@@ -40,8 +40,8 @@ export async function startServerProcess(options: {
     // Only the tail matters for diagnostics; a chatty server must not grow the orchestrator.
     output = (output + chunk.toString()).slice(-20_000);
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
 
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${options.name} did not start in 60 s:\n${output}`)), 60_000);
@@ -50,9 +50,9 @@ export async function startServerProcess(options: {
       reject(new Error(`${options.name} exited with ${code} while starting:\n${output}`));
     };
     child.once('exit', onExit);
-    child.stdout!.on('data', function check() {
+    child.stdout.on('data', function check() {
       if (!options.ready.test(output)) return;
-      child.stdout!.off('data', check);
+      child.stdout.off('data', check);
       child.off('exit', onExit);
       clearTimeout(timer);
       resolve();

@@ -69,7 +69,7 @@ export function startFlags(): string[] {
   const manifest = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
   const command = /\bnode ((?:--[\w-]+(?:=\S+)? )*)dist\/src\/main\.js/.exec(manifest.scripts.start ?? '');
   if (!command) throw new Error('package.json: the start script does not run node dist/src/main.js');
-  return command[1]!.split(' ').filter(Boolean);
+  return command[1].split(' ').filter(Boolean);
 }
 
 /**

@@ -55,7 +55,7 @@ export interface ComparisonResult {
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 /** Sums up the windows of one contender. */
@@ -85,7 +85,7 @@ export function ratiosOf(contenders: readonly ContenderResult[]): Pick<Compariso
   const subject = subjectOf(contenders);
   const others = contenders.filter((c) => c !== subject);
   if (!subject) return { ratios: {}, cpuRatios: {} };
-  const cpuRatio = (other: ContenderResult) =>
+  const cpuRatio = (other: ContenderResult): [string, number][] =>
     subject.cpuPerRequestUs && other.cpuPerRequestUs !== undefined ? [[other.label, other.cpuPerRequestUs / subject.cpuPerRequestUs]] : [];
   return {
     ratios: Object.fromEntries(others.map((c) => [c.label, c.rps > 0 ? subject.rps / c.rps : 0])),

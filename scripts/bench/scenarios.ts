@@ -67,7 +67,7 @@ function check(condition: boolean, what: string, detail: unknown): void {
 function joseHeader(token: string): { alg?: string; typ?: string } | undefined {
   const parts = token.split('.');
   if (parts.length !== 3) return undefined;
-  return JSON.parse(Buffer.from(parts[0]!, 'base64url').toString()) as { alg?: string; typ?: string };
+  return JSON.parse(Buffer.from(parts[0], 'base64url').toString()) as { alg?: string; typ?: string };
 }
 
 async function issuance(base: JobBase, request: RequestSpec, alg: 'opaque' | 'RS256' | 'ES256'): Promise<LoadJob> {

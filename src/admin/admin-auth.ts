@@ -50,11 +50,11 @@ export function adminAuthentication(currentProvider: () => Provider, clients: To
     if (!match) {
       throw new Problem(401, 'an access token is required', undefined, { 'WWW-Authenticate': `Bearer, DPoP ${DPOP_ALGS}` });
     }
-    const scheme = match[1]!.toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
-    const value = match[2]!;
+    const scheme = match[1].toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+    const value = match[2];
     const provider = currentProvider();
     const token = await provider.ClientCredentials.find(value);
-    const audiences = ([] as string[]).concat((token?.aud as string | string[] | undefined) ?? []);
+    const audiences = ([] as string[]).concat((token?.aud) ?? []);
     if (!token || !token.isValid || !audiences.includes(audience)) {
       throw unauthorized('the access token is invalid, expired, revoked or not for the admin API', scheme);
     }
@@ -79,7 +79,7 @@ export function adminAuthentication(currentProvider: () => Provider, clients: To
       // As oidc-provider does at userinfo: a proof (or the DPoP scheme) with an unbound token is an error.
       throw unauthorized('this access token is not DPoP-bound: send it as Authorization: Bearer without a DPoP proof');
     }
-    if (!(await clients.allowsTokenIssuedAt(token.clientId!, token.iat!))) {
+    if (!(await clients.allowsTokenIssuedAt(token.clientId!, token.iat))) {
       throw unauthorized('the access token was revoked');
     }
     principals.set(ctx, { clientId: token.clientId!, scopes: new Set((token.scope ?? '').split(' ')), scheme });

@@ -55,7 +55,7 @@ export const adminRoute = <P extends Schema = undefined, Q extends Schema = unde
 ): AdminRoute<P, Q, B> => route;
 
 /** The `:name` parameters of a Koa-style path. */
-export const pathParameters = (path: string): string[] => [...path.matchAll(/:([A-Za-z_]+)/g)].map((m) => m[1]!);
+export const pathParameters = (path: string): string[] => [...path.matchAll(/:([A-Za-z_]+)/g)].map((m) => m[1]);
 
 /**
  * Parses the path parameters. A refused one names nothing that can exist, so the answer is a 404
@@ -82,7 +82,7 @@ export function routerFor(routes: readonly AdminRoute[]): Router {
       const params = route.params ? parseParams(route.params, ctx.params) : undefined;
       const query = route.query ? parseOrProblem(route.query, ctx.query, ['query']) : undefined;
       const body = route.body ? parseOrProblem(route.body, await readJsonBody(ctx, { optional: route.bodyOptional })) : undefined;
-      await route.handler(ctx, { params, query, body } as RouteInput<Schema, Schema, Schema>);
+      await route.handler(ctx, { params, query, body });
     });
   }
   return router;

@@ -52,7 +52,7 @@ export function buildOpenApiDocument(routes: readonly AdminRoute[], issuer: stri
       responses[status] = { description: 'Problem', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
     }
     paths[openApiPath(route.path)] ??= {};
-    paths[openApiPath(route.path)]![route.method] = {
+    paths[openApiPath(route.path)][route.method] = {
       summary: route.summary,
       security: [{ bearer: [route.method === 'get' ? 'admin:read' : 'admin:write'] }],
       ...(parameters.length ? { parameters } : {}),

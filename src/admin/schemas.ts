@@ -80,7 +80,7 @@ export function unstorableErrors(value: unknown, pathPrefix: readonly string[] =
   // Breadth first with parent links, not recursion: a 1 MiB body can nest half a million levels deep.
   const queue: Node[] = [{ value, key: undefined, parent: undefined, depth: 0 }];
   for (let next = 0; next < queue.length; next++) {
-    const node = queue[next]!;
+    const node = queue[next];
     if (typeof node.value === 'string') {
       const message = unstorable(node.value);
       if (message) errors.push({ path: pathOf(node), message });

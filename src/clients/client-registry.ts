@@ -126,7 +126,7 @@ function toProviderMetadata(client: ClientWithSecrets): AdapterPayload {
     // The provider knows only the OpenID scopes; resource scopes are enforced in getResourceServerInfo.
     scope: m.scope.split(' ').filter((scope) => OPENID_SCOPE_SET.has(scope)).join(' ') || undefined,
   };
-  if (m.jwks) base.jwks = m.jwks as AdapterPayload['jwks'];
+  if (m.jwks) base.jwks = m.jwks;
   if (m.jwks_uri) base.jwks_uri = m.jwks_uri;
   if (m.backchannel_logout_uri) base.backchannel_logout_uri = m.backchannel_logout_uri;
   if (m.backchannel_logout_session_required !== undefined) base.backchannel_logout_session_required = m.backchannel_logout_session_required;

@@ -21,14 +21,17 @@ function render(value: unknown): string {
   if (value instanceof SafeHtml) return value.markup;
   if (Array.isArray(value)) return value.map(render).join('');
   if (value === undefined || value === null || value === false) return '';
-  return escapeHtml(String(value));
+  if (typeof value === 'string') return escapeHtml(value);
+  if (typeof value === 'number') return escapeHtml(String(value));
+  // An object would print as "[object Object]": a page built wrong should fail, not show that.
+  throw new TypeError(`a page cannot show a value of type ${typeof value}`);
 }
 
 /** Tagged template: `html\`<p>${text}</p>\`` escapes `text`; nested `html` and arrays of it are kept. */
 export function html(strings: TemplateStringsArray, ...values: unknown[]): SafeHtml {
-  let markup = strings[0]!;
+  let markup = strings[0];
   values.forEach((value, index) => {
-    markup += render(value) + strings[index + 1]!;
+    markup += render(value) + strings[index + 1];
   });
   return new SafeHtml(markup);
 }

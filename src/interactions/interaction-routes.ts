@@ -85,7 +85,8 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
 
   async function details(ctx: Context): Promise<Interaction> {
     const interaction = await deps.currentProvider().interactionDetails(ctx.req, ctx.res);
-    if (interaction.uid !== ctx.params.uid) throw new InteractionError(400, 'invalid_request', 'this page belongs to another sign-in');
+    const { uid } = ctx.params as { uid?: string };
+    if (interaction.uid !== uid) throw new InteractionError(400, 'invalid_request', 'this page belongs to another sign-in');
     return interaction;
   }
 
@@ -127,7 +128,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   function consentAsks(missing: MissingGrant): ConsentItem[] {
     const asks: ConsentItem[] = (missing.missingOIDCScope ?? [])
       .filter((scope) => OIDC_SCOPE_WORDS[scope])
-      .map((scope) => ({ text: OIDC_SCOPE_WORDS[scope]!, scopes: [scope] }));
+      .map((scope) => ({ text: OIDC_SCOPE_WORDS[scope], scopes: [scope] }));
     if (missing.missingOIDCClaims?.length) asks.push({ text: 'See these details about you', scopes: missing.missingOIDCClaims });
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
       const name = deps.resourceServers.byIdentifier(indicator)?.name ?? indicator;
@@ -154,7 +155,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       denyAction: `${uid}/abort`,
       clientName: client.clientName,
       accountEmail: account.email,
-      asks: consentAsks(interaction.prompt.details as MissingGrant),
+      asks: consentAsks(interaction.prompt.details),
     });
     sendPage(ctx, 200, markup, formTargets(interaction));
   }

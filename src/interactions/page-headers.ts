@@ -73,7 +73,7 @@ export function installProviderPageHeaders(provider: Provider): void {
     await next();
     // The cheap test first: JSON answers (tokens, introspection) and empty ones (revocation) are not pages.
     if (typeof ctx.body !== 'string' || ctx.body === '' || !ctx.response.is('html')) return;
-    const inlineScripts = [...ctx.body.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((match) => match[1]!);
+    const inlineScripts = [...ctx.body.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((match) => match[1]);
     setPageHeaders(ctx, { formTargets: registeredTargets(ctx as KoaContextWithOIDC), inlineScripts });
   });
 }

@@ -87,5 +87,5 @@ export function clientSecretCheck(deps: ClientSecretCheckDependencies): ClientSe
 export function checkClientSecretsWith(provider: Provider, check: ClientSecretCheck): void {
   provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientId: string }, actual: string) {
     return check(this.clientId, actual, requestContext.getStore()?.ip ?? '');
-  } as unknown as (actual: string) => boolean;
+  };
 }

@@ -185,7 +185,7 @@ async function findRecord(
   // no value is stored under two models and the order of the provider's search (by hint) cannot matter.
   const found = await Promise.all(INTROSPECTABLE_MODELS.map((model) => adapters.get(model)!.find(token)));
   const index = found.findIndex((payload) => payload !== undefined && payload !== null);
-  return index === -1 ? undefined : { model: INTROSPECTABLE_MODELS[index]!, payload: found[index]! };
+  return index === -1 ? undefined : { model: INTROSPECTABLE_MODELS[index], payload: found[index]! };
 }
 
 /**
@@ -228,7 +228,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     if (payload.exp! <= now) return { active: false };
     const clientId = payload.clientId!;
     if ('accountId' in payload && (typeof payload.accountId !== 'string' || payload.accountId === '')) return LEAVE;
-    const accountId = payload.accountId as string | undefined;
+    const accountId = payload.accountId;
 
     if (payload.grantId !== undefined) {
       if (typeof payload.grantId !== 'string') return LEAVE;
@@ -251,7 +251,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     const body: IntrospectionAnswer = { active: false };
     if (accountId !== undefined) body.sub = accountId;
     Object.assign(body, {
-      ...(payload.extra as Record<string, unknown> | undefined),
+      ...(payload.extra),
       active: true,
       client_id: clientId,
       exp: payload.exp,
@@ -280,7 +280,10 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
   const leftToProvider = dedicatedPathRequests.labels({ route: 'introspection', outcome: 'provider' });
 
   return async function answerIntrospection(ctx, next) {
-    if (ctx.path !== deps.introspectionPath || ctx.method !== 'POST') return next();
+    if (ctx.path !== deps.introspectionPath || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
     if (await answer(ctx)) answered.inc();
     else {
       leftToProvider.inc();

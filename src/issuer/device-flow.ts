@@ -82,7 +82,10 @@ export function deviceFlowFeature(): NonNullable<Configuration['features']>['dev
  */
 export function installUserCodeLimit(provider: Provider, wrongCodes: FailureCounter): void {
   provider.use(async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== CODE_VERIFICATION_PATH) return next();
+    if (ctx.method !== 'POST' || ctx.path !== CODE_VERIFICATION_PATH) {
+      await next();
+      return;
+    }
     const key = addressKey();
     const retryAfter = await wrongCodes.admit(key, true);
     if (retryAfter === 0) {

@@ -86,7 +86,7 @@ export async function jwtIntrospectionAnswer(
   claims: Readonly<VerifiedJwtAccessToken> | undefined,
 ): Promise<IntrospectionAnswer> {
   if (!claims) return { active: false };
-  const grantDigest = typeof claims[GRANT_DIGEST_CLAIM] === 'string' ? (claims[GRANT_DIGEST_CLAIM] as string) : undefined;
+  const grantDigest = typeof claims[GRANT_DIGEST_CLAIM] === 'string' ? (claims[GRANT_DIGEST_CLAIM]) : undefined;
   const [revoked, grantActive] = await Promise.all([
     deps.tokenStore.isJwtRevoked(claims.jti),
     grantDigest === undefined ? true : deps.tokenStore.isGrantActive(grantDigest),

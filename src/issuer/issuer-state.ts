@@ -104,7 +104,8 @@ export class IssuerState {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
-    await Promise.all([this.#reloading, this.#queued].map((reload) => reload?.catch(() => undefined)));
+    const pending = [this.#reloading, this.#queued].filter((reload) => reload !== undefined);
+    await Promise.all(pending.map((reload) => reload.catch(() => undefined)));
   }
 
   #refreshInBackground(): void {

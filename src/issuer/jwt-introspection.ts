@@ -24,7 +24,7 @@ const INTROSPECTION_PATH = PROTOCOL_ROUTES.introspection;
 
 /** Whether an Accept header asks for an RFC 9701 answer (the dedicated path leaves those to us). */
 export const asksForJwtIntrospection = (accept: string | undefined): boolean =>
-  accept !== undefined && accept.split(',').some((part) => part.split(';')[0]!.trim().toLowerCase() === INTROSPECTION_JWT_TYPE);
+  accept !== undefined && accept.split(',').some((part) => part.split(';')[0].trim().toLowerCase() === INTROSPECTION_JWT_TYPE);
 
 /** Signs introspection answers with the current key of each algorithm (keys imported once per ring). */
 class IntrospectionSigner {
@@ -62,7 +62,10 @@ class IntrospectionSigner {
 export function installJwtIntrospection(provider: Provider, deps: { issuer: string; keyRing: KeyRing; resourceServers: ResourceServerRegistry }): void {
   const signer = new IntrospectionSigner(deps.issuer, deps.keyRing);
   provider.use(async (ctx, next) => {
-    if (ctx.method !== 'POST' || ctx.path !== INTROSPECTION_PATH) return next();
+    if (ctx.method !== 'POST' || ctx.path !== INTROSPECTION_PATH) {
+      await next();
+      return;
+    }
     const asked = asksForJwtIntrospection(ctx.get('accept'));
     // The engine would sign (its way) or refuse on this header: it answers JSON, which is signed below.
     if (asked) ctx.req.headers.accept = 'application/json';

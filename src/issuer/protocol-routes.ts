@@ -67,12 +67,18 @@ function oauthError(ctx: Context, status: number, error: string, description: st
 /** Koa middleware, in front of the provider: POST-as-GET, and 405 for other methods. */
 export const protocolMethods = (issuer: string) => async function protocolMethods(ctx: Context, next: Next): Promise<void> {
   const allowed = ALLOWED_METHODS.get(ctx.path);
-  if (!allowed) return next();
+  if (!allowed) {
+    await next();
+    return;
+  }
   if (!allowed.includes(ctx.method)) {
     ctx.set('Allow', allowed.join(', '));
     return oauthError(ctx, 405, 'invalid_request', `${ctx.method} is not a method of this endpoint (${allowed.join(', ')})`);
   }
-  if (ctx.method !== 'POST' || !POST_AS_GET.has(ctx.path)) return next();
+  if (ctx.method !== 'POST' || !POST_AS_GET.has(ctx.path)) {
+    await next();
+    return;
+  }
 
   let form: URLSearchParams;
   try {

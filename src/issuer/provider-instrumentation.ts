@@ -22,7 +22,8 @@ function countIssuedToken(ctx: KoaContextWithOIDC, clients: ClientRegistry): voi
   const token = ctx.oidc.entities.ClientCredentials ?? ctx.oidc.entities.AccessToken;
   if (!token) return;
   const format = token.resourceServer?.accessTokenFormat === 'jwt' ? 'jwt' : 'opaque';
-  const grant = String(ctx.oidc.params?.grant_type ?? 'unknown');
+  const grantType = ctx.oidc.params?.grant_type;
+  const grant = typeof grantType === 'string' ? grantType : 'unknown';
   const count = (client: ClientWithSecrets | undefined) => issuedCount(grant, format, client?.trust ?? 'unknown').inc();
   const client = clients.lookup(token.clientId!);
   return client instanceof Promise ? client.then(count) : count(client);

@@ -118,7 +118,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
 
   const configuration: Configuration = {
     adapter: (model: string) => (model === 'Client' ? clients.providerAdapter() : clientBoundAdapter(deps.tokenStore.adapter(model), clients)),
-    jwks: { keys: deps.keyRing.privateJwks as NonNullable<Configuration['jwks']>['keys'] },
+    jwks: { keys: deps.keyRing.privateJwks },
     cookies: {
       keys: deps.keyEncryptionKeys.map(cookieSigningKey),
       long: { httpOnly: true, sameSite: 'lax', secure: https },
@@ -175,9 +175,9 @@ export function buildProvider(deps: ProviderDependencies): Provider {
         allowedPolicy: async (_ctx, caller, token) =>
           introspectionAllowed(deps, caller.clientId, {
             clientId: token.clientId!,
-            audiences: ([] as string[]).concat(('aud' in token ? (token.aud as string | string[] | undefined) : undefined) ?? []),
-            issuedAt: token.iat!,
-            accountId: 'accountId' in token ? (token.accountId as string | undefined) : undefined,
+            audiences: ([] as string[]).concat(('aud' in token ? (token.aud) : undefined) ?? []),
+            issuedAt: token.iat,
+            accountId: 'accountId' in token ? (token.accountId) : undefined,
           }),
       },
       revocation: {

@@ -36,7 +36,7 @@ async function probeAll(probes: ReadonlyArray<StoreProbe>): Promise<void> {
   const outcomes = await Promise.allSettled(probes.map((probe) => probe.check()));
   const failures: string[] = [];
   outcomes.forEach((outcome, i) => {
-    const probe = probes[i]!;
+    const probe = probes[i];
     storeUp.set({ store: probe.store }, outcome.status === 'fulfilled' ? 1 : 0);
     if (outcome.status === 'rejected') failures.push(probe.failure);
   });

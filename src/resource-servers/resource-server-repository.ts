@@ -2,7 +2,6 @@
 import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { ResourceServersTable } from '../db/schema.js';
-import type { SigningAlg } from '../keys/signing-keys.js';
 import type { PageCursor } from '../shared/pagination.js';
 import type { ResourceServer } from './resource-server.js';
 
@@ -17,7 +16,7 @@ function toResourceServer(row: Row): ResourceServer {
     sensitiveScopes: row.sensitive_scopes,
     tokenFormat: row.token_format,
     accessTokenTtl: row.access_token_ttl,
-    signingAlg: row.signing_alg as SigningAlg,
+    signingAlg: row.signing_alg,
     introspectionResponse: row.introspection_response,
     introspectionClientId: row.introspection_client_id,
     createdAt: row.created_at,

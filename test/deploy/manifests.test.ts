@@ -61,7 +61,7 @@ async function render(directory: string): Promise<Manifest[]> {
 function only(manifests: Manifest[], kind: string, component?: string): Manifest {
   const found = manifests.filter((m) => m.kind === kind && (!component || m.metadata.labels?.['app.kubernetes.io/component'] === component));
   expect(found).toHaveLength(1);
-  return found[0]!;
+  return found[0];
 }
 
 function podSpecOf(workload: Manifest): IPodSpec {
@@ -89,8 +89,8 @@ function environmentOf(container: IContainer, manifests: Manifest[]): Record<str
     const secret = variable.valueFrom?.secretKeyRef;
     expect(secret).toBeDefined();
     if (secret!.optional) continue;
-    expect(SECRET_PLACEHOLDERS).toHaveProperty([secret!.key!]);
-    env[variable.name] = SECRET_PLACEHOLDERS[secret!.key!]!;
+    expect(SECRET_PLACEHOLDERS).toHaveProperty([secret!.key]);
+    env[variable.name] = SECRET_PLACEHOLDERS[secret!.key]!;
   }
   return env;
 }
@@ -99,7 +99,7 @@ function environmentOf(container: IContainer, manifests: Manifest[]): Record<str
 function shutdownGraceSeconds(): number {
   const match = /const SHUTDOWN_GRACE_MS = ([\d_]+);/.exec(readFileSync('src/main.ts', 'utf8'));
   expect(match).not.toBeNull();
-  return Number(match![1]!.replaceAll('_', '')) / 1000;
+  return Number(match![1].replaceAll('_', '')) / 1000;
 }
 
 describe.each(KUSTOMIZATIONS)('%s', (directory) => {
@@ -125,7 +125,7 @@ describe.each(KUSTOMIZATIONS)('%s', (directory) => {
   it.each(['server', 'migration'])('the %s gets every setting production requires, and the server accepts them', (component) => {
     const workload = only(manifests, component === 'server' ? 'Deployment' : 'Job', component);
     const [container] = podSpecOf(workload).containers;
-    const env = environmentOf(container!, manifests);
+    const env = environmentOf(container, manifests);
     for (const variable of REQUIRED_IN_PRODUCTION) expect(env).toHaveProperty([variable]);
     expect(env.REDIS_URL ?? env.REDIS_CLUSTER_NODES).toBeDefined();
     expect(env.NODE_ENV).toBe('production');
@@ -137,7 +137,7 @@ describe.each(KUSTOMIZATIONS)('%s', (directory) => {
   it('runs the server with its probes, ports and shutdown matched to the server', () => {
     const deployment = only(manifests, 'Deployment');
     const pod = podSpecOf(deployment);
-    const container = pod.containers[0]!;
+    const container = pod.containers[0];
     const config = loadConfig(environmentOf(container, manifests));
     expect(container.readinessProbe?.httpGet?.path).toBe('/readyz');
     expect(container.livenessProbe?.httpGet?.path).toBe('/healthz');
@@ -174,14 +174,14 @@ describe.each(KUSTOMIZATIONS)('%s', (directory) => {
     const service = only(manifests, 'Service');
     const monitor = only(manifests, 'ServiceMonitor').spec as { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] };
     expect(Object.entries(monitor.selector.matchLabels).every(([k, v]) => service.metadata.labels?.[k] === v)).toBe(true);
-    expect((service.spec as { ports: { name: string }[] }).ports.map((p) => p.name)).toContain(monitor.endpoints[0]!.port);
+    expect((service.spec as { ports: { name: string }[] }).ports.map((p) => p.name)).toContain(monitor.endpoints[0].port);
   });
 
   it('runs files the build emits, with the pinned Node.js of the image', () => {
     for (const kind of ['Deployment', 'Job']) {
       const [container] = podSpecOf(only(manifests, kind)).containers;
-      for (const arg of container!.args ?? []) expect(existsSync(arg)).toBe(true);
-      expect(existsSync(container!.lifecycle?.preStop?.exec?.command?.[0]?.replace(/^\/app\//, '') ?? 'node_modules/node/bin/node')).toBe(true);
+      for (const arg of container.args ?? []) expect(existsSync(arg)).toBe(true);
+      expect(existsSync(container.lifecycle?.preStop?.exec?.command?.[0]?.replace(/^\/app\//, '') ?? 'node_modules/node/bin/node')).toBe(true);
     }
   });
 });
@@ -189,9 +189,9 @@ describe.each(KUSTOMIZATIONS)('%s', (directory) => {
 it('the production overlay names its namespace, image and public issuer', async () => {
   const manifests = await render('deploy/kubernetes/overlays/production');
   const deployment = only(manifests, 'Deployment');
-  expect(podSpecOf(deployment).containers[0]!.image).toMatch(/\/login-server:[\w.-]+$/);
-  expect(podSpecOf(only(manifests, 'Job')).containers[0]!.image).toBe(podSpecOf(deployment).containers[0]!.image);
-  expect(new URL(only(manifests, 'ConfigMap').data!.ISSUER!).protocol).toBe('https:');
+  expect(podSpecOf(deployment).containers[0].image).toMatch(/\/login-server:[\w.-]+$/);
+  expect(podSpecOf(only(manifests, 'Job')).containers[0].image).toBe(podSpecOf(deployment).containers[0].image);
+  expect(new URL(only(manifests, 'ConfigMap').data!.ISSUER).protocol).toBe('https:');
   for (const manifest of manifests.filter((m) => m.kind !== 'Namespace')) expect(manifest).toMatchObject({ metadata: { namespace: 'login' } });
 });
 

@@ -82,7 +82,7 @@ describe('metric names of the alerts and the dashboard', () => {
     server = await startServer();
     const port = /Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(server.output())?.[1];
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) exported.set(name!, type!);
+    for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) exported.set(name, type);
   }, 60_000);
 
   afterAll(async () => {

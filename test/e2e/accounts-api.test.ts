@@ -138,7 +138,7 @@ describe('accounts', () => {
     await adminCall(server.issuer, admin, 'POST', `/accounts/${account.id}/password`, { password: 'yet another passphrase' });
     const entries = await auditOf(account.id);
     expect(entries.map((e) => e.action)).toEqual(['account.create', 'account.update', 'account.password']);
-    expect(entries[1]!.details).toEqual({ disabled: true });
+    expect(entries[1].details).toEqual({ disabled: true });
     const details = JSON.stringify(entries.map((e) => e.details));
     for (const secret of [account.password, "yet another passphrase", "password"]) expect(details).not.toContain(secret);
   });

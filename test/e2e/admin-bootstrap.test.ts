@@ -22,7 +22,7 @@ describe('admin:bootstrap', () => {
     expect(result.status).toBe(0);
     const lines = result.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
-    const printed = JSON.parse(lines[0]!) as Record<string, string>;
+    const printed = JSON.parse(lines[0]) as Record<string, string>;
     expect(Object.keys(printed).sort()).toEqual(['client_id', 'client_secret', 'resource', 'scope', 'token_endpoint']);
     expect(printed).toMatchObject({
       token_endpoint: `${server.issuer}/token`,
@@ -32,7 +32,7 @@ describe('admin:bootstrap', () => {
 
     const as = await discover(server.issuer);
     expect(as.token_endpoint).toBe(printed.token_endpoint);
-    const { accessToken } = await issueToken(as, printed.client_id!, printed.client_secret!, { resource: printed.resource, scope: printed.scope });
+    const { accessToken } = await issueToken(as, printed.client_id, printed.client_secret, { resource: printed.resource, scope: printed.scope });
     expect((await adminCall(server.issuer, accessToken, 'GET', '/clients')).status).toBe(200);
   });
 });

@@ -271,7 +271,7 @@ describe('input PostgreSQL cannot hold, while PostgreSQL is down', () => {
 
   // A 503 here would mean the answer waited for a query; these are decided by validation alone.
   it('still answers 422 for tampered cursors and unstorable fields, and 404 for impossible ids', async () => {
-    const [list, cursor] = tamperedCursors()[0]!;
+    const [list, cursor] = tamperedCursors()[0];
     await expectCursorRefused(server.issuer, admin, list, cursor);
     const [, call, errorPath] = unstorableBodies(fixtures).find(([name]) => name === 'resource server name')!;
     await expectInvalid(server.issuer, admin, call, errorPath, 'resource server name');

@@ -198,7 +198,7 @@ describe('signing in with a real browser', () => {
     });
     try {
       await new Promise<void>((resolve, reject) => {
-        example.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('Example web app on') && resolve());
+        example.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('Example web app on') && resolve());
         example.once('exit', (code) => reject(new Error(`the example exited with ${code}`)));
       });
       const { page } = await newPage();

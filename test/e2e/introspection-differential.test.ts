@@ -121,7 +121,7 @@ beforeAll(async () => {
   api = opaque.introspection;
   ordersApi = jwt.introspection;
   otherApi = other.introspection;
-  lockouts = [locks[0]!.introspection, locks[1]!.introspection];
+  lockouts = [locks[0].introspection, locks[1].introspection];
 
   const resources = [opaque.identifier, jwt.identifier, shortOpaque.identifier, shortJwt.identifier, other.identifier];
   const scope = 'ledger:read orders:read brief:read fleeting:read other:read';
@@ -214,64 +214,64 @@ afterAll(async () => {
 
 describe('opaque access tokens', () => {
   it('active, introspected by its audience (Basic)', async () => {
-    const answer = await differential(byApi(tokens.opaque!), 'dedicated');
+    const answer = await differential(byApi(tokens.opaque), 'dedicated');
     expectActive(answer);
     expect(Object.keys(answer.json!)).toEqual(['active', 'client_id', 'exp', 'iat', 'iss', 'jti', 'aud', 'scope', 'token_type', 'sub']);
   });
 
   it('active, introspected with the secret in the form (client_secret_post)', async () => {
-    expectActive(await differential({ headers: FORM_TYPE, body: form({ token: tokens.opaque!, client_id: api.client_id, client_secret: api.client_secret }) }, 'dedicated'));
+    expectActive(await differential({ headers: FORM_TYPE, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: api.client_secret }) }, 'dedicated'));
   });
 
   it('active, Basic credentials form-encoded', async () => {
-    expectActive(await differential({ headers: { ...FORM_TYPE, ...encodedBasic(api) }, body: form({ token: tokens.opaque! }) }, 'dedicated'));
+    expectActive(await differential({ headers: { ...FORM_TYPE, ...encodedBasic(api) }, body: form({ token: tokens.opaque }) }, 'dedicated'));
   });
 
   it('active, a client_id beside Basic naming the same client', async () => {
-    expectActive(await differential(byApi(tokens.opaque!, { client_id: api.client_id }), 'dedicated'));
+    expectActive(await differential(byApi(tokens.opaque, { client_id: api.client_id }), 'dedicated'));
   });
 
   it.each(['access_token', 'refresh_token', 'urn:ietf:params:oauth:token-type:access_token'])('with token_type_hint=%s', async (hint) => {
-    expectActive(await differential(byApi(tokens.opaque!, { token_type_hint: hint }), 'dedicated'));
+    expectActive(await differential(byApi(tokens.opaque, { token_type_hint: hint }), 'dedicated'));
   });
 
   it('a token_type_hint the path does not know is left to the provider', async () => {
-    expectActive(await differential(byApi(tokens.opaque!, { token_type_hint: 'id_token' }), 'provider'));
+    expectActive(await differential(byApi(tokens.opaque, { token_type_hint: 'id_token' }), 'provider'));
   });
 
   it('introspected by another audience: inactive', async () => {
-    expectInactive(await differential({ headers: { ...FORM_TYPE, ...basic(otherApi) }, body: form({ token: tokens.opaque! }) }, 'dedicated'));
+    expectInactive(await differential({ headers: { ...FORM_TYPE, ...basic(otherApi) }, body: form({ token: tokens.opaque }) }, 'dedicated'));
   });
 
   it("introspected by the token's own client", async () => {
-    expectActive(await differential({ headers: { ...FORM_TYPE, ...basic(external) }, body: form({ token: tokens.opaque! }) }, 'dedicated'));
+    expectActive(await differential({ headers: { ...FORM_TYPE, ...basic(external) }, body: form({ token: tokens.opaque }) }, 'dedicated'));
   });
 
   it("introspected by its own client_secret_post client", async () => {
-    const body = form({ token: tokens.postClientOpaque!, client_id: postClient.client_id, client_secret: postClient.client_secret });
+    const body = form({ token: tokens.postClientOpaque, client_id: postClient.client_id, client_secret: postClient.client_secret });
     expectActive(await differential({ headers: FORM_TYPE, body }, 'dedicated'));
   });
 
   it('expired', async () => {
-    expectInactive(await differential(byApi(tokens.expiredOpaque!), 'dedicated'));
+    expectInactive(await differential(byApi(tokens.expiredOpaque), 'dedicated'));
   });
 
   it('revoked', async () => {
-    expectInactive(await differential(byApi(tokens.revokedOpaque!), 'dedicated'));
+    expectInactive(await differential(byApi(tokens.revokedOpaque), 'dedicated'));
   });
 
   it("its client's tokens revoked in bulk", async () => {
-    expectInactive(await differential(byApi(tokens.bulkRevoked!), 'dedicated'));
+    expectInactive(await differential(byApi(tokens.bulkRevoked), 'dedicated'));
   });
 
   it("a person's token of a grant", async () => {
-    const answer = await differential(byApi(tokens.personOpaque!), 'dedicated');
+    const answer = await differential(byApi(tokens.personOpaque), 'dedicated');
     expectActive(answer);
     expect(answer.json!.sub).not.toBe(answer.json!.client_id);
   });
 
   it('bound to a DPoP key: left to the provider', async () => {
-    const answer = await differential(byApi(tokens.dpopOpaque!), 'provider');
+    const answer = await differential(byApi(tokens.dpopOpaque), 'provider');
     expectActive(answer);
     expect(answer.json!.token_type).toBe('DPoP');
   });
@@ -279,40 +279,40 @@ describe('opaque access tokens', () => {
 
 describe('refresh tokens (left to the provider)', () => {
   it('introspected by its own client', async () => {
-    const webApp = JSON.parse(tokens.webApp!) as Credentials;
-    const answer = await differential({ headers: { ...FORM_TYPE, ...basic(webApp) }, body: form({ token: tokens.refresh! }) }, 'provider');
+    const webApp = JSON.parse(tokens.webApp) as Credentials;
+    const answer = await differential({ headers: { ...FORM_TYPE, ...basic(webApp) }, body: form({ token: tokens.refresh }) }, 'provider');
     expectActive(answer);
     expect(answer.json!.token_type).toBe('refresh_token');
   });
 
   it('introspected by a resource server: inactive', async () => {
-    expectInactive(await differential(byApi(tokens.refresh!, { token_type_hint: 'refresh_token' }), 'provider'));
+    expectInactive(await differential(byApi(tokens.refresh, { token_type_hint: 'refresh_token' }), 'provider'));
   });
 });
 
 describe('JWT access tokens', () => {
   it('genuine, introspected by its audience, twice (the second from what the verifier remembers)', async () => {
     for (let i = 0; i < 2; i++) {
-      const answer = await differential({ headers: { ...FORM_TYPE, ...basic(ordersApi) }, body: form({ token: tokens.jwt! }) }, 'dedicated');
+      const answer = await differential({ headers: { ...FORM_TYPE, ...basic(ordersApi) }, body: form({ token: tokens.jwt }) }, 'dedicated');
       expectActive(answer);
-      expect(answer.json!.jti).toBe(decodeJwt(tokens.jwt!).jti);
+      expect(answer.json!.jti).toBe(decodeJwt(tokens.jwt).jti);
     }
   });
 
   it('genuine, introspected by another audience: inactive', async () => {
-    expectInactive(await differential(byApi(tokens.jwt!), 'dedicated'));
+    expectInactive(await differential(byApi(tokens.jwt), 'dedicated'));
   });
 
   it("genuine, introspected by its own client", async () => {
-    expectActive(await differential({ headers: { ...FORM_TYPE, ...basic(internal) }, body: form({ token: tokens.jwt! }) }, 'dedicated'));
+    expectActive(await differential({ headers: { ...FORM_TYPE, ...basic(internal) }, body: form({ token: tokens.jwt }) }, 'dedicated'));
   });
 
   it.each(['algNone', 'wrongKey', 'hs256', 'expiredJwt', 'revokedJwt'])('%s: inactive', async (name) => {
-    expectInactive(await differential(byApi(tokens[name]!), 'dedicated'));
+    expectInactive(await differential(byApi(tokens[name]), 'dedicated'));
   });
 
   it('bound to a DPoP key: left to the provider', async () => {
-    await differential(byApi(tokens.dpopJwt!), 'provider');
+    await differential(byApi(tokens.dpopJwt), 'provider');
   });
 });
 
@@ -335,7 +335,7 @@ describe('malformed requests', () => {
   });
 
   it('an unknown parameter', async () => {
-    expectActive(await differential(byApi(tokens.opaque!, { resource: 'https://example.test/' }), 'provider'));
+    expectActive(await differential(byApi(tokens.opaque, { resource: 'https://example.test/' }), 'provider'));
   });
 
   it('a JSON body', async () => {
@@ -345,19 +345,19 @@ describe('malformed requests', () => {
 
 describe('client authentication failures', () => {
   const cases: Array<[string, () => Request, 'dedicated' | 'provider']> = [
-    ['an unknown client', () => ({ headers: { ...FORM_TYPE, ...basic({ client_id: 'nobody', client_secret: 'x'.repeat(43) }) }, body: form({ token: tokens.opaque! }) }), 'provider'],
-    ['a wrong secret (Basic)', () => ({ headers: { ...FORM_TYPE, ...basic({ ...api, client_secret: 'x'.repeat(43) }) }, body: form({ token: tokens.opaque! }) }), 'dedicated'],
-    ['a wrong secret (Basic, form-encoded)', () => ({ headers: { ...FORM_TYPE, ...encodedBasic({ ...api, client_secret: `${api.client_secret.slice(1)}-` }) }, body: form({ token: tokens.opaque! }) }), 'dedicated'],
-    ['a Basic header that does not decode', () => ({ headers: { ...FORM_TYPE, authorization: `Basic ${Buffer.from(`${api.client_id}:%E0%A4%A`).toString('base64')}` }, body: form({ token: tokens.opaque! }) }), 'provider'],
-    ['a wrong secret (form)', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque!, client_id: api.client_id, client_secret: 'x'.repeat(43) }) }), 'dedicated'],
-    ['no authentication', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque! }) }), 'provider'],
-    ['a client_id without a secret', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque!, client_id: api.client_id }) }), 'provider'],
-    ['Basic and a secret in the form', () => ({ headers: { ...FORM_TYPE, ...basic(api) }, body: form({ token: tokens.opaque!, client_id: api.client_id, client_secret: api.client_secret }) }), 'provider'],
-    ['a malformed Basic header', () => ({ headers: { ...FORM_TYPE, authorization: 'Basic !!!' }, body: form({ token: tokens.opaque! }) }), 'provider'],
-    ['a Basic header without a colon', () => ({ headers: { ...FORM_TYPE, authorization: `Basic ${Buffer.from(api.client_id).toString('base64')}` }, body: form({ token: tokens.opaque! }) }), 'provider'],
-    ['a Bearer header', () => ({ headers: { ...FORM_TYPE, authorization: `Bearer ${tokens.opaque}` }, body: form({ token: tokens.opaque! }) }), 'provider'],
-    ['a client_id beside Basic naming another client', () => byApi(tokens.opaque!, { client_id: external.client_id }), 'provider'],
-    ['a wrong secret, to a client that prefers HTML', () => ({ headers: { ...FORM_TYPE, accept: 'text/html', ...basic({ ...api, client_secret: 'y'.repeat(43) }) }, body: form({ token: tokens.opaque! }) }), 'provider'],
+    ['an unknown client', () => ({ headers: { ...FORM_TYPE, ...basic({ client_id: 'nobody', client_secret: 'x'.repeat(43) }) }, body: form({ token: tokens.opaque }) }), 'provider'],
+    ['a wrong secret (Basic)', () => ({ headers: { ...FORM_TYPE, ...basic({ ...api, client_secret: 'x'.repeat(43) }) }, body: form({ token: tokens.opaque }) }), 'dedicated'],
+    ['a wrong secret (Basic, form-encoded)', () => ({ headers: { ...FORM_TYPE, ...encodedBasic({ ...api, client_secret: `${api.client_secret.slice(1)}-` }) }, body: form({ token: tokens.opaque }) }), 'dedicated'],
+    ['a Basic header that does not decode', () => ({ headers: { ...FORM_TYPE, authorization: `Basic ${Buffer.from(`${api.client_id}:%E0%A4%A`).toString('base64')}` }, body: form({ token: tokens.opaque }) }), 'provider'],
+    ['a wrong secret (form)', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: 'x'.repeat(43) }) }), 'dedicated'],
+    ['no authentication', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque }) }), 'provider'],
+    ['a client_id without a secret', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque, client_id: api.client_id }) }), 'provider'],
+    ['Basic and a secret in the form', () => ({ headers: { ...FORM_TYPE, ...basic(api) }, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: api.client_secret }) }), 'provider'],
+    ['a malformed Basic header', () => ({ headers: { ...FORM_TYPE, authorization: 'Basic !!!' }, body: form({ token: tokens.opaque }) }), 'provider'],
+    ['a Basic header without a colon', () => ({ headers: { ...FORM_TYPE, authorization: `Basic ${Buffer.from(api.client_id).toString('base64')}` }, body: form({ token: tokens.opaque }) }), 'provider'],
+    ['a Bearer header', () => ({ headers: { ...FORM_TYPE, authorization: `Bearer ${tokens.opaque}` }, body: form({ token: tokens.opaque }) }), 'provider'],
+    ['a client_id beside Basic naming another client', () => byApi(tokens.opaque, { client_id: external.client_id }), 'provider'],
+    ['a wrong secret, to a client that prefers HTML', () => ({ headers: { ...FORM_TYPE, accept: 'text/html', ...basic({ ...api, client_secret: 'y'.repeat(43) }) }, body: form({ token: tokens.opaque }) }), 'provider'],
   ];
   it.each(cases)('%s', async (_name, request, path) => {
     const answer = await differential(request(), path);
@@ -366,7 +366,7 @@ describe('client authentication failures', () => {
 
   it('lockout: the same answers before, at and after the limit', async () => {
     // One client per server: the failure counter is shared (one Redis prefix), so each server counts its own.
-    const wrong = (c: Credentials): Request => ({ headers: { ...FORM_TYPE, ...basic({ ...c, client_secret: 'z'.repeat(43) }) }, body: form({ token: tokens.opaque! }) });
+    const wrong = (c: Credentials): Request => ({ headers: { ...FORM_TYPE, ...basic({ ...c, client_secret: 'z'.repeat(43) }) }, body: form({ token: tokens.opaque }) });
     const statuses: number[] = [];
     for (let attempt = 0; attempt < 22; attempt++) {
       const requestId = `lockout-${attempt}-${randomBytes(3).toString('hex')}`;
@@ -385,8 +385,8 @@ describe('client authentication failures', () => {
     expect(statuses.slice(0, 19).every((s) => s === 401)).toBe(true);
     expect(statuses.at(-1)).toBe(429);
     // Locked out, the right secret is refused alike.
-    const fast = await send(dedicated, { headers: { ...FORM_TYPE, ...basic(lockouts[0]) }, body: form({ token: tokens.opaque! }) }, 'locked');
-    const slow = await send(stock, { headers: { ...FORM_TYPE, ...basic(lockouts[1]) }, body: form({ token: tokens.opaque! }) }, 'locked');
+    const fast = await send(dedicated, { headers: { ...FORM_TYPE, ...basic(lockouts[0]) }, body: form({ token: tokens.opaque }) }, 'locked');
+    const slow = await send(stock, { headers: { ...FORM_TYPE, ...basic(lockouts[1]) }, body: form({ token: tokens.opaque }) }, 'locked');
     expect([fast.status, fast.body]).toEqual([429, slow.body]);
     expect(slow.status).toBe(429);
   });
@@ -394,9 +394,9 @@ describe('client authentication failures', () => {
 
 describe('after the grant is revoked', () => {
   it("a person's opaque token and the refresh token are inactive", async () => {
-    const webApp = JSON.parse(tokens.webApp!) as Credentials;
-    expect(await revoke(as, webApp.client_id, webApp.client_secret, tokens.refresh!)).toBe(200);
-    expectInactive(await differential(byApi(tokens.personOpaque!), 'dedicated'));
-    expectInactive(await differential({ headers: { ...FORM_TYPE, ...basic(webApp) }, body: form({ token: tokens.refresh! }) }, 'dedicated'));
+    const webApp = JSON.parse(tokens.webApp) as Credentials;
+    expect(await revoke(as, webApp.client_id, webApp.client_secret, tokens.refresh)).toBe(200);
+    expectInactive(await differential(byApi(tokens.personOpaque), 'dedicated'));
+    expectInactive(await differential({ headers: { ...FORM_TYPE, ...basic(webApp) }, body: form({ token: tokens.refresh }) }, 'dedicated'));
   });
 });

@@ -70,10 +70,10 @@ describe('GET /admin/keys', () => {
       const current = listed.filter((k) => k.alg === alg && k.state === 'current');
       const next = listed.filter((k) => k.alg === alg && k.state === 'next');
       expect([current.length, next.length]).toEqual([1, 1]);
-      expect(Date.parse(current[0]!.activates_at!)).toBeLessThanOrEqual(Date.now());
+      expect(Date.parse(current[0].activates_at!)).toBeLessThanOrEqual(Date.now());
       // The schedule: the next key takes over when the current one retires, once it has been published for JWKS_MAX_AGE.
-      expect(next[0]!.activates_at).toBe(current[0]!.retires_at);
-      expect(Date.parse(next[0]!.activates_at!)).toBeGreaterThanOrEqual(Date.parse(next[0]!.created_at) + JWKS_MAX_AGE * 1000);
+      expect(next[0].activates_at).toBe(current[0].retires_at);
+      expect(Date.parse(next[0].activates_at!)).toBeGreaterThanOrEqual(Date.parse(next[0].created_at) + JWKS_MAX_AGE * 1000);
     }
     for (const key of listed) expect(Object.keys(key).sort()).toEqual(['activates_at', 'alg', 'created_at', 'expires_at', 'kid', 'retires_at', 'state']);
     expect((await publishedKids(as.jwks_uri!)).sort()).toEqual(listed.map((k) => k.kid).sort());

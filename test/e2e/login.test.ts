@@ -297,7 +297,7 @@ describe('sign-in protection', () => {
     return { page, ms: performance.now() - started };
   }
 
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
   it('answers an unknown email and a wrong password alike: status, page and timing', async () => {
     const account = await createAccount(server.issuer, admin);
@@ -438,7 +438,7 @@ describe('logout (RP-initiated)', () => {
     expect(confirm.status).toBe(200);
     expect(confirm.body).toContain('Sign out?');
     expect(confirm.headers.get('content-security-policy')).toContain("form-action 'self' http://127.0.0.1:9");
-    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1]!;
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1];
     const done = await browser.request(formAction(confirm), { form: { xsrf, logout: 'yes' } });
     expect(done.status).toBe(303);
     expect(done.headers.get('location')).toBe(`${SIGNED_OUT_URI}?state=bye`);
@@ -468,7 +468,7 @@ describe('the pages', () => {
     expect(page.body).toContain('name="viewport"');
     expect(page.body.match(/<button[^>]*type="submit"/g)).toHaveLength(1);
     expect(page.body).not.toMatch(/<script|https?:\/\/(?!127\.0\.0\.1)[^"]*\.(css|js)/);
-    const css = await fetch(new URL(/href="([^"]+\.css)"/.exec(page.body)![1]!, server.issuer));
+    const css = await fetch(new URL(/href="([^"]+\.css)"/.exec(page.body)![1], server.issuer));
     expect(css.status).toBe(200);
     expect(css.headers.get('content-type')).toMatch(/text\/css/);
     expect(await css.text()).toContain(':focus-visible');

@@ -120,7 +120,7 @@ describe('POST to the authorization and logout endpoints (OpenID Connect Core 3.
     const confirm = await browser.navigate(new URL(posted.headers.get('location')!, endSession).href);
     expect(confirm.status).toBe(200);
     expect(confirm.body).toContain('Sign out?');
-    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1]!;
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1];
     const done = await browser.request(formAction(confirm), { form: { xsrf, logout: 'yes' } });
     expect(done.status).toBe(303);
     expect(done.headers.get('location')).toBe(`${SIGNED_OUT_URI}?state=bye`);

@@ -48,7 +48,7 @@ it('is ready, and issues tokens, while every shard serves', async () => {
 it('answers /readyz 503 within 2 s of a shard lost, and 503 (never 500) to requests it cannot serve, logging no stack', async () => {
   const logFrom = server.output().length;
   // Any node will do: each masters a third of the slots, and the server's own seed node is among them.
-  await redisCluster.kill(redisCluster.nodes[1]!.port);
+  await redisCluster.kill(redisCluster.nodes[1].port);
   const killedAt = performance.now();
 
   let notReadyAfter: number | undefined;
@@ -71,7 +71,7 @@ it('answers /readyz 503 within 2 s of a shard lost, and 503 (never 500) to reque
   expect(statuses).toContain(503);
 
   // Then the survivors declare the cluster down: every command fails, with CLUSTERDOWN.
-  const survivor = redisCluster.nodes[0]!.port;
+  const survivor = redisCluster.nodes[0].port;
   const downBy = performance.now() + 10 * NODE_TIMEOUT_MS;
   while ((await clusterState(survivor)) !== 'fail') {
     if (performance.now() > downBy) throw new Error('the surviving nodes never declared the cluster down');

@@ -39,9 +39,9 @@ describe('WORKERS=2', () => {
     }
 
     const [victim] = workerPids();
-    process.kill(victim!, 'SIGKILL');
+    process.kill(victim, 'SIGKILL');
     let pids: number[] = [];
-    for (let i = 0; i < 50 && (pids.length !== 2 || pids.includes(victim!)); i++) {
+    for (let i = 0; i < 50 && (pids.length !== 2 || pids.includes(victim)); i++) {
       await new Promise((resolve) => setTimeout(resolve, 200));
       pids = workerPids();
     }

@@ -48,13 +48,13 @@ export class Browser {
       body,
       redirect: 'manual',
       ...(init.chunked ? { duplex: 'half' } : {}),
-    } as RequestInit);
+    });
     for (const cookie of response.headers.getSetCookie()) {
       this.setCookies.push(cookie);
       const [pair] = cookie.split(';');
-      const [name, ...value] = pair!.split('=');
-      if (/expires=Thu, 01 Jan 1970/i.test(cookie)) this.#cookies.delete(name!.trim());
-      else this.#cookies.set(name!.trim(), value.join('='));
+      const [name, ...value] = pair.split('=');
+      if (/expires=Thu, 01 Jan 1970/i.test(cookie)) this.#cookies.delete(name.trim());
+      else this.#cookies.set(name.trim(), value.join('='));
     }
     return { url, status: response.status, headers: response.headers, body: await response.text() };
   }
@@ -74,9 +74,9 @@ export class Browser {
 /** The action of the form whose submit button says `button` (or of the only form). */
 export function formAction(page: Page, button?: string): string {
   const forms = [...page.body.matchAll(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/g)];
-  const form = button ? forms.find((f) => f[2]!.includes(`>${button}</button>`)) : forms[0];
+  const form = button ? forms.find((f) => f[2].includes(`>${button}</button>`)) : forms[0];
   if (!form) throw new Error(`no form${button ? ` with a "${button}" button` : ''} on ${page.url} (${page.status}):\n${page.body}`);
-  return new URL(form[1]!.replace(/&#38;/g, '&'), page.url).href;
+  return new URL(form[1].replace(/&#38;/g, '&'), page.url).href;
 }
 
 /** A registered client as the tests use it (a type, not an interface: oauth4webapi wants an index signature). */

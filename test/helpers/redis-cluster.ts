@@ -94,8 +94,8 @@ function startNode(port: number, dir: string, nodeTimeoutMs: number): { child: C
       child.off('exit', onExit);
       resolve();
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.once('exit', onExit);
   });
   return { child, ready };
@@ -149,7 +149,7 @@ export async function startRedisCluster(options: { nodeTimeoutMs?: number } = {}
       kill: async (port) => {
         const index = ports.indexOf(port);
         if (index < 0) throw new Error(`no node of this cluster listens on ${port}`);
-        await kill(children[index]!);
+        await kill(children[index]);
       },
       stop,
     };

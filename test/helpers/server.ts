@@ -84,8 +84,8 @@ export async function startServer(
       });
   const child = spawn(process.execPath, [SERVER_ENTRY], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
 
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -99,7 +99,7 @@ export async function startServer(
         resolve();
       }
     };
-    child.stdout!.on('data', check);
+    child.stdout.on('data', check);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`server exited with ${code}:\n${output}`));
@@ -107,7 +107,7 @@ export async function startServer(
   });
 
   return {
-    issuer: env.ISSUER!,
+    issuer: env.ISSUER,
     port,
     process: child,
     output: () => output,

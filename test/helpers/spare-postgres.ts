@@ -35,7 +35,7 @@ export interface SparePostgres {
 async function postgresBinDir(): Promise<string> {
   const versions = (await readdir(POSTGRES_ROOT)).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a));
   if (versions.length === 0) throw new Error(`no PostgreSQL found under ${POSTGRES_ROOT}`);
-  return join(POSTGRES_ROOT, versions[0]!, 'bin');
+  return join(POSTGRES_ROOT, versions[0], 'bin');
 }
 
 /**
@@ -84,8 +84,8 @@ export async function startSparePostgres(): Promise<SparePostgres> {
     );
     // Read on so a full pipe never blocks the server; kept for the error message.
     let output = '';
-    server.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    server.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    server.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    server.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (!(await answersQuery(url))) {
       if (server.exitCode !== null || server.signalCode !== null) throw new Error(`postgres on port ${port} exited:\n${output}`);

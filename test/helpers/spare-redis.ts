@@ -59,8 +59,8 @@ async function launch(port: number, appendOnlyDir: string | undefined): Promise<
   );
   // Read on so a full pipe never blocks the server; kept for the error message.
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!(await answersPing(port))) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server on port ${port} exited:\n${output}`);

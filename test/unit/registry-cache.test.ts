@@ -171,7 +171,7 @@ describe('RegistryCache (through ClientRegistry)', () => {
 
     await renameInDatabase(oldest, 'Oldest, renamed');
     const newest = flood.at(-1)!;
-    const secondOldest = flood[0]!;
+    const secondOldest = flood[0];
     await createClient('Now exists', newest);
     await createClient('Now exists too', secondOldest);
 
