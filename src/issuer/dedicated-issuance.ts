@@ -206,6 +206,29 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): Koa.Midd
     const indicator = candidate.resource ?? client.metadata.resources[0];
     if (indicator === undefined || !acceptableIndicator(indicator)) return false;
 
+    // The provider's course (client_credentials.js): the requested scopes, the resource server (its
+    // defaultResource when none is named) and the policy's decision. None of it depends on the secret
+    // or changes anything, so it is decided first: a request left to the provider for what it asks
+    // (a JWT, a grant error) is authenticated once, there.
+    const requested = candidate.scope === undefined ? [] : candidate.scope.split(' ');
+    if (candidate.resource === undefined) {
+      // As the provider asks it (a cached client answers at once); the same value as read above.
+      const fallback = defaultResourceOf(deps.clients, candidate.clientId);
+      if ((fallback instanceof Promise ? await fallback : fallback) !== indicator) return false;
+    }
+    let resolved;
+    try {
+      resolved = await resolveResourceServer(deps, candidate.clientId, indicator, requested);
+    } catch {
+      // invalid_target, invalid_scope (the provider's to give, after it authenticates the client), or a
+      // failure (a registry reload) the provider meets again.
+      return false;
+    }
+    // JWTs are signed on the provider's path.
+    if (resolved.accessTokenFormat !== 'opaque') return false;
+    const ttl = resolved.accessTokenTTL;
+    if (!Number.isSafeInteger(ttl) || ttl <= 0) return false;
+
     const context = requestContext.getStore();
     // Named as the provider names it once it has found the client (traces and logs carry it).
     if (context) context.clientId = candidate.clientId;
@@ -228,30 +251,8 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): Koa.Midd
         return true;
       }
 
-      // The provider's course from here (client_credentials.js): the requested scopes, the resource
-      // server (its defaultResource when none is named) and the policy's decision.
-      const requested = candidate.scope === undefined ? [] : candidate.scope.split(' ');
-      if (candidate.resource === undefined) {
-        // As the provider asks it (a cached client answers at once); the same value as read above.
-        const fallback = defaultResourceOf(deps.clients, candidate.clientId);
-        if ((fallback instanceof Promise ? await fallback : fallback) !== indicator) return false;
-      }
-      let resolved;
-      try {
-        resolved = await resolveResourceServer(deps, candidate.clientId, indicator, requested);
-      } catch (error) {
-        // invalid_target, invalid_scope: the provider authenticates again (a right secret counts no
-        // failure) and gives its own answer.
-        if (error instanceof errors.OIDCProviderError) return false;
-        throw error;
-      }
-      // JWTs are signed on the provider's path.
-      if (resolved.accessTokenFormat !== 'opaque') return false;
-
       const resourceScopes = new Set(resolved.scope.split(' '));
       const scope = [...new Set(requested)].filter((s) => resourceScopes.has(s)).join(' ') || undefined;
-      const ttl = resolved.accessTokenTTL;
-      if (!Number.isSafeInteger(ttl) || ttl <= 0) return false;
       const value = newTokenValue();
       const now = epochSeconds();
       // The provider's payload, in its order (opaque.js: iat, exp, then the token's own fields).

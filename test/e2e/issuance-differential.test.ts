@@ -321,7 +321,9 @@ describe('client authentication failures', () => {
   it.each([
     ['a wrong secret (Basic)', () => grant(wrong(external), { scope: 'ledger:read' }), 'dedicated'],
     ['a wrong secret (form)', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: postClient.client_id, client_secret: 'x'.repeat(43) }) }), 'dedicated'],
-    ['a wrong secret, with an unknown resource', () => grant(wrong(external), { resource: uniqueResource('nowhere') }), 'dedicated'],
+    // The grant's errors are the provider's: it authenticates first, then refuses the resource.
+    ['a wrong secret, with an unknown resource', () => grant(wrong(external), { resource: uniqueResource('nowhere') }), 'provider'],
+    ['a wrong secret, for a JWT', () => grant(wrong(internal), { resource: orders.identifier, scope: 'orders:read' }), 'provider'],
     ['an unknown client', () => grant({ client_id: 'nobody', client_secret: 'x'.repeat(43) }), 'provider'],
     ['no authentication', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials' }) }), 'provider'],
     ['a client_id without a secret', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: external.client_id }) }), 'provider'],
