@@ -22,8 +22,9 @@ import { httpDuration, httpRequests, labelledChildren } from './observability/me
 import { requestTracing } from './observability/tracing.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
+import { dedicatedIssuance } from './issuer/dedicated-issuance.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
-import { INTROSPECTION_PATH, JWKS_PATH } from './issuer/provider.js';
+import { INTROSPECTION_PATH, JWKS_PATH, TOKEN_PATH } from './issuer/provider.js';
 import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
 import type { SigningAlg } from './keys/signing-keys.js';
@@ -45,6 +46,7 @@ export type AppDependencies = Pick<
   | 'currentJwtVerifier'
   | 'checkClientSecret'
   | 'currentJwks'
+  | 'currentKid'
   | 'signingKeys'
   | 'validateClientMetadata'
   | 'checkReadiness'
@@ -147,6 +149,7 @@ export function createApp(deps: AppDependencies): Koa {
   if (deps.dedicatedPaths) {
     // First after the body limit: the hottest request needs none of the routing below.
     app.use(dedicatedIntrospection({ ...deps, introspectionPath: INTROSPECTION_PATH }));
+    app.use(dedicatedIssuance({ ...deps, tokenPath: TOKEN_PATH }));
   }
 
   const health = new Router();

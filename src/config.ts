@@ -69,7 +69,7 @@ export interface Config {
    */
   readonly signingAlgs: readonly SigningAlg[];
   /**
-   * The hottest requests (introspection with a client secret) are answered by a dedicated path in front
+   * The hottest requests (introspection, and opaque client_credentials issuance, with a client secret) are answered by dedicated paths in front
    * of oidc-provider, which answers everything else (docs/dedicated-paths.md). `false`: the provider
    * answers everything.
    */

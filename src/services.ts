@@ -2,6 +2,7 @@
  * Composition: configuration -> stores -> registries -> keys -> provider. Wiring only, shared by the
  * server (main.ts) and the command-line scripts, so they see the same wiring.
  */
+import type { SigningAlg } from './keys/signing-keys.js';
 import type Provider from 'oidc-provider';
 import { AccountRegistry } from './accounts/account-registry.js';
 import { ensureAdminAudience, ensureBootstrapAdmin } from './admin/admin-bootstrap.js';
@@ -52,6 +53,8 @@ export interface Services {
   readonly currentJwtVerifier: () => JwtAccessTokenVerifier;
   /** The JWKS document of the signing keys in force. */
   readonly currentJwks: () => JwksDocument;
+  /** The kid signing with each enabled algorithm now (the provider in force signs with it). */
+  readonly currentKid: () => Partial<Record<SigningAlg, string>>;
   readonly signingKeys: KeyRouteDependencies;
   readonly validateClientMetadata: ProviderMetadataValidator;
   readonly checkReadiness: () => Promise<void>;
@@ -148,6 +151,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     currentProvider,
     currentJwtVerifier: () => verifiers.get(issuerState.provider)!,
     currentJwks: () => issuerState.jwks,
+    currentKid: () => issuerState.keyRing.currentKid,
     signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },
     validateClientMetadata,
     checkReadiness: readinessCheck([

@@ -42,10 +42,10 @@ export interface DedicatedIntrospectionDependencies extends Omit<TokenEndpointDe
 }
 
 /** The provider's form body limit (lib/shared/selective_body.js); longer bodies are left to it. */
-const PROVIDER_BODY_LIMIT = 56 * 1024;
+export const PROVIDER_BODY_LIMIT = 56 * 1024;
 
 /** Headers that change how the provider answers (DPoP, client attestation, CORS): left to it. */
-const PROVIDER_ONLY_HEADERS = ['dpop', 'oauth-client-attestation', 'oauth-client-attestation-pop', 'origin', 'transfer-encoding'];
+export const PROVIDER_ONLY_HEADERS = ['dpop', 'oauth-client-attestation', 'oauth-client-attestation-pop', 'origin', 'transfer-encoding'];
 
 /** The only form parameters handled here; any other (a client assertion, say) is left to the provider. */
 const HANDLED_PARAMETERS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
@@ -86,7 +86,7 @@ interface Candidate {
 const LEAVE = undefined;
 
 /** The client id and secret of a Basic header in the form handled here, else `undefined`. */
-function basicCredentials(header: string): { clientId: string; secret: string } | undefined {
+export function basicCredentials(header: string): { clientId: string; secret: string } | undefined {
   const [scheme, encoded, ...rest] = header.split(' ');
   if (rest.length > 0 || scheme?.toLowerCase() !== 'basic' || !encoded || !PADDED_BASE64.test(encoded)) return LEAVE;
   const decoded = Buffer.from(encoded, 'base64').toString('utf8');
@@ -174,7 +174,7 @@ function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError): v
 }
 
 /** `value` as a quoted string of an HTTP auth parameter. */
-const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+export const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 
 /** The record the value was stored as, with its model; the provider finds at most one of them. */
 async function findRecord(

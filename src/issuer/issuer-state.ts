@@ -73,6 +73,11 @@ export class IssuerState {
     return this.#snapshot.provider;
   }
 
+  /** The signing keys in force. */
+  get keyRing(): KeyRing {
+    return this.#snapshot.keyRing;
+  }
+
   /** The JWKS document of the keys in force. */
   get jwks(): JwksDocument {
     return this.#snapshot.jwks;

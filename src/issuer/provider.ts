@@ -5,7 +5,7 @@
  */
 import { hkdfSync } from 'node:crypto';
 import type Koa from 'koa';
-import Provider, { errors, type Account, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Account, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRegistry } from '../accounts/account-registry.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import { OPENID_SCOPES } from '../clients/client.js';
@@ -28,7 +28,8 @@ import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { installJwtIntrospection } from './jwt-introspection.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
 import { refuseUnsupportedParameters } from './unsupported-requests.js';
-import { decideAccessToken, DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
+import { defaultResourceOf, resolveResourceServer } from './resource-server-info.js';
+import { DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
 export interface ProviderDependencies {
@@ -55,6 +56,8 @@ export interface ProviderDependencies {
 
 /** Where the JWKS is published (`jwks_uri`); its answer is made by jwks-endpoint.ts. */
 export const JWKS_PATH = PROTOCOL_ROUTES.jwks;
+/** The token endpoint, whose client_credentials grant the dedicated issuance path answers too. */
+export const TOKEN_PATH = PROTOCOL_ROUTES.token;
 /** The introspection endpoint, which the dedicated path answers too. */
 export const INTROSPECTION_PATH = PROTOCOL_ROUTES.introspection;
 
@@ -115,6 +118,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   const enabledAlgs = [...deps.keyRing.algs];
   const publicUrl = new URL(deps.issuer);
   const https = publicUrl.protocol === 'https:';
+  const resolution = { clients, resourceServers, currentKid: () => deps.keyRing.currentKid };
 
   const configuration: Configuration = {
     adapter: (model: string) => (model === 'Client' ? clients.providerAdapter() : clientBoundAdapter(deps.tokenStore.adapter(model), clients)),
@@ -186,12 +190,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: async (_ctx, client, oneOf) => {
-          if (oneOf) return oneOf;
-          const lookup = clients.lookup(client.clientId);
-          const registered = lookup instanceof Promise ? await lookup : lookup;
-          return registered?.metadata.resources[0];
-        },
+        defaultResource: async (_ctx, client, oneOf) => oneOf ?? defaultResourceOf(clients, client.clientId),
         // A code exchange (or refresh) without `resource`: the token is for the granted API when the
         // scopes it asks for (its `scope` parameter, else the grant's) include one of that API's, so a
         // person-facing app gets a token its API accepts whether or not it repeats `resource`. Only
@@ -205,34 +204,9 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           return (asked ?? '').split(' ').some((scope) => scope !== '' && !openid.has(scope));
         },
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
-          const lookup = clients.lookupActive(client.clientId);
-          const registered = lookup instanceof Promise ? await lookup : lookup;
-          const reloading = resourceServers.settled();
-          if (reloading) await reloading;
-          const rs = resourceServers.byIdentifier(resourceIndicator);
-          if (!registered || !rs || !registered.metadata.resources.includes(rs.identifier)) {
-            throw new errors.InvalidTarget(`resource ${resourceIndicator} is unknown or not allowed for this client`);
-          }
-          // The provider checks only its static (OpenID) scopes against the client; resource server
-          // scopes it would drop silently. A client asking beyond what it was granted must hear so.
-          const allowed = new Set(registered.metadata.scope.split(' '));
-          const requested = requestedScopes(ctx);
-          const refused = requested.find((scope) => !allowed.has(scope));
-          if (refused !== undefined) throw new errors.InvalidScope('requested scope is not allowed', refused);
-          const decision = decideAccessToken(registered.trust, rs, requested);
-          if (decision.format === 'jwt' && deps.keyRing.currentKid[decision.signingAlg] === undefined) {
-            // Registered before SIGNING_ALGS left its algorithm out: no token rather than another algorithm.
-            throw new errors.InvalidTarget(`resource ${resourceIndicator} signs with ${decision.signingAlg}, which this server does not enable`);
-          }
-          return {
-            audience: rs.identifier,
-            scope: rs.scopes.filter((scope) => allowed.has(scope)).join(' '),
-            accessTokenTTL: decision.ttlSeconds,
-            accessTokenFormat: decision.format,
-            ...(decision.format === 'jwt'
-              ? { jwt: { sign: { alg: decision.signingAlg, kid: deps.keyRing.currentKid[decision.signingAlg] } } }
-              : {}),
-          };
+          // Shared with the dedicated client_credentials path (resource-server-info.ts).
+          const { decision: _decision, ...info } = await resolveResourceServer(resolution, client.clientId, resourceIndicator, requestedScopes(ctx));
+          return info;
         },
       },
       rpInitiatedLogout: {

@@ -64,6 +64,16 @@ describe('metrics', () => {
     else expect(answered).toBe(2);
   });
 
+  it('count what the dedicated issuance path answered: the opaque token, not the JWT (nothing, when DEDICATED_PATHS=false)', () => {
+    const answered = sample('login_dedicated_path_requests_total', { route: 'token', outcome: 'answered' });
+    const left = sample('login_dedicated_path_requests_total', { route: 'token', outcome: 'provider' });
+    if (process.env.DEDICATED_PATHS === 'false') expect([answered, left]).toEqual([undefined, undefined]);
+    else {
+      expect(answered).toBeGreaterThanOrEqual(1);
+      expect(left).toBeGreaterThanOrEqual(1);
+    }
+  });
+
   it('count revocations, key changes and store calls', () => {
     expect(sample('login_revocations_total', { kind: 'opaque' })).toBeGreaterThanOrEqual(1);
     expect(sample('login_revocations_total', { kind: 'jwt' })).toBeGreaterThanOrEqual(1);

@@ -1,0 +1,279 @@
+/**
+ * The dedicated client_credentials path (docs/dedicated-paths.md): an opaque access token for a client
+ * authenticating with its secret (Basic or in the form), issued in front of oidc-provider with the
+ * provider's own checks, stored payload and answer. It handles only requests whose whole course it
+ * knows; anything else goes to the provider untouched (`next()`), with its body given back when it was
+ * read. Errors of the grant (`invalid_scope`, `invalid_target`) are the provider's to give: the request
+ * is left to it.
+ *
+ * What this reproduces: lib/actions/token.js, lib/actions/grants/client_credentials.js,
+ * lib/shared/check_resource.js and lib/models/formats/opaque.js of oidc-provider; and
+ * test/e2e/issuance-differential.test.ts holds the two answers to the same corpus equal, and the
+ * tokens of each path alike on the other. Shared with the provider's path rather than repeated: the
+ * client secret check (and its lockout), the resource server resolution and token policy
+ * (resource-server-info.ts), the client-bound adapter and the token store.
+ */
+import { randomFillSync } from 'node:crypto';
+import { parse as parseQueryString } from 'node:querystring';
+import type Koa from 'koa';
+import { errors, type AdapterPayload } from 'oidc-provider';
+import type { ClientRegistry } from '../clients/client-registry.js';
+import type { ClientTrust } from '../clients/client.js';
+import type { Logger } from '../observability/logger.js';
+import { dedicatedPathRequests, tokensIssued } from '../observability/metrics.js';
+import { isStoreUnavailableError, logStoreUnavailable } from '../observability/store-health.js';
+import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
+import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js';
+import { requestContext, setRoute } from '../shared/request-context.js';
+import { epochSeconds } from '../tokens/token-keys.js';
+import type { TokenStore } from '../tokens/token-store.js';
+import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
+import { clientBoundAdapter } from './client-bound-adapter.js';
+import { basicCredentials, PROVIDER_BODY_LIMIT, PROVIDER_ONLY_HEADERS, quoted } from './dedicated-introspection.js';
+import { defaultResourceOf, resolveResourceServer, type ResourceServerInfoDependencies } from './resource-server-info.js';
+
+/** What the dedicated path consults. */
+export interface DedicatedIssuanceDependencies extends ResourceServerInfoDependencies {
+  readonly issuer: string;
+  readonly tokenPath: string;
+  readonly clients: ClientRegistry;
+  readonly resourceServers: ResourceServerRegistry;
+  readonly tokenStore: TokenStore;
+  readonly checkClientSecret: ClientSecretCheck;
+  readonly logger: Logger;
+}
+
+/** The only form parameters handled here; any other (a client assertion, authorization details...) is left to the provider. */
+const HANDLED_PARAMETERS = new Set(['grant_type', 'scope', 'resource', 'client_id', 'client_secret']);
+
+/** The provider's scope syntax (lib/helpers/is_valid_scope.js); anything else is its `invalid_scope` to give. */
+const SCOPE_SYNTAX = /^[\x21\x23-\x5B\x5D-\x7E]+(?: [\x21\x23-\x5B\x5D-\x7E]+)*$/;
+
+/**
+ * Opaque token values as the provider makes them (lib/models/formats/opaque.js with its default
+ * `formats.bitsOfOpaqueRandomness` of 256): 43 symbols of a 64-symbol URL-safe alphabet, each drawn
+ * from 6 uniformly random bits (258 bits in all), from a pool of random bytes refilled as it runs out.
+ */
+const TOKEN_LENGTH = Math.ceil(256 / 6);
+const ALPHABET = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_', 'latin1');
+const POOL_BYTES = TOKEN_LENGTH * 128;
+const pool = Buffer.allocUnsafe(POOL_BYTES);
+let poolOffset = POOL_BYTES;
+function newTokenValue(): string {
+  if (poolOffset + TOKEN_LENGTH > POOL_BYTES) {
+    randomFillSync(pool);
+    for (let i = 0; i < POOL_BYTES; i++) pool[i] = ALPHABET[pool[i]! & 63]!;
+    poolOffset = 0;
+  }
+  const value = pool.toString('latin1', poolOffset, poolOffset + TOKEN_LENGTH);
+  poolOffset += TOKEN_LENGTH;
+  return value;
+}
+
+/** A request this path handles, as far as its form and headers tell. */
+interface Candidate {
+  readonly clientId: string;
+  readonly secret: string;
+  /** The `scope` parameter, when given. */
+  readonly scope: string | undefined;
+  /** The `resource` parameter, when given. */
+  readonly resource: string | undefined;
+  /** The secret came in an Authorization header (a failure then names the Basic scheme). */
+  readonly basic: boolean;
+}
+
+/** Not handled here: the provider answers. */
+const LEAVE = undefined;
+
+/** Reads the form the way the provider does (its charset, node:querystring) and picks a candidate. */
+function candidateOf(ctx: Koa.Context, body: Buffer): Candidate | undefined {
+  let text: string;
+  try {
+    text = ctx.request.charset ? new TextDecoder(ctx.request.charset).decode(body) : body.toString();
+  } catch {
+    return LEAVE;
+  }
+  const form = parseQueryString(text);
+  const single: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(form)) {
+    // Repeated, empty or unknown parameters: the provider's errors, or its reading, are its own to give.
+    if (!HANDLED_PARAMETERS.has(name) || typeof value !== 'string' || value === '') return LEAVE;
+    single[name] = value;
+  }
+  const { grant_type: grantType, scope, resource, client_id: formClientId, client_secret: formSecret } = single;
+  if (grantType !== 'client_credentials') return LEAVE;
+  if (scope !== undefined && !SCOPE_SYNTAX.test(scope)) return LEAVE;
+
+  if (ctx.req.headers.authorization !== undefined) {
+    // One mechanism only, and a client_id beside Basic must name the same client.
+    if (formSecret !== undefined) return LEAVE;
+    const basic = basicCredentials(ctx.get('authorization'));
+    if (!basic || (formClientId !== undefined && formClientId !== basic.clientId)) return LEAVE;
+    return { ...basic, scope, resource, basic: true };
+  }
+  if (formClientId === undefined || formSecret === undefined) return LEAVE;
+  return { clientId: formClientId, secret: formSecret, scope, resource, basic: false };
+}
+
+/** A resource indicator the provider takes as it is (lib/shared/check_resource.js): absolute, no fragment. */
+function acceptableIndicator(identifier: string): boolean {
+  const href = URL.parse(identifier)?.href;
+  return href !== undefined && !href.includes('#');
+}
+
+/** An answer of this path: a status and a JSON body. */
+interface Answer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+}
+
+/** What the provider's instrumentation answers when a store failed (provider-instrumentation.ts). */
+const STORE_UNAVAILABLE: Answer = {
+  status: 503,
+  body: { error: 'temporarily_unavailable', error_description: 'a backing store is unavailable; retry shortly' },
+};
+/** What the provider answers for any other failure (its err_out helper). */
+const SERVER_ERROR: Answer = { status: 500, body: { error: 'server_error', error_description: 'oops! something went wrong' } };
+
+/** Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route name and headers. */
+function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError): void {
+  setRoute('token');
+  // The provider's CORS step (without an Origin: any origin) and no-cache step run before anything
+  // else of its token endpoint, so every one of its answers has these headers, errors included.
+  ctx.vary('Origin');
+  ctx.set('Access-Control-Allow-Origin', '*');
+  ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate');
+  ctx.set('Cache-Control', 'no-store');
+  if (answer instanceof errors.OIDCProviderError) {
+    ctx.status = answer.statusCode;
+    ctx.body = { error: answer.message, ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}) };
+  } else {
+    ctx.status = answer.status;
+    ctx.body = answer.body;
+  }
+}
+
+/**
+ * Builds the koa middleware of the dedicated path. It goes in front of the provider (after the body
+ * limit), and calls `next()` for every request it leaves to the provider.
+ */
+export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): Koa.Middleware {
+  // The adapter the provider stores ClientCredentials tokens through (provider.ts `adapter`).
+  const adapter = clientBoundAdapter(deps.tokenStore.adapter('ClientCredentials'), deps.clients);
+  const issued: Record<ClientTrust, ReturnType<typeof tokensIssued.labels>> = {
+    internal: tokensIssued.labels('client_credentials', 'opaque', 'internal'),
+    external: tokensIssued.labels('client_credentials', 'opaque', 'external'),
+  };
+  const answered = dedicatedPathRequests.labels({ route: 'token', outcome: 'answered' });
+  const leftToProvider = dedicatedPathRequests.labels({ route: 'token', outcome: 'provider' });
+
+  return async function answerClientCredentials(ctx, next) {
+    if (ctx.path !== deps.tokenPath || ctx.method !== 'POST') return next();
+    if (await answer(ctx)) answered.inc();
+    else {
+      leftToProvider.inc();
+      await next();
+    }
+  };
+
+  /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
+  async function answer(ctx: Koa.Context): Promise<boolean> {
+    const length = ctx.request.length;
+    if (
+      length === undefined ||
+      length > PROVIDER_BODY_LIMIT ||
+      !ctx.is('application/x-www-form-urlencoded') ||
+      // The provider renders its errors as HTML to a client that prefers it.
+      ctx.accepts('json', 'html') === 'html' ||
+      PROVIDER_ONLY_HEADERS.some((name) => ctx.req.headers[name] !== undefined)
+    ) {
+      return false;
+    }
+    // Kept on the request (oidc-provider's documented `req.body`), so the provider reads the same bytes
+    // if the request is left to it. A request that broke off is left to the provider to fail.
+    const body = await readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).catch(() => undefined);
+    if (body) (ctx.req as RequestWithBody).body = body;
+    const candidate = body && candidateOf(ctx, body);
+    if (!candidate) return false;
+    // A failed lookup is the provider's to fail again (its answer to a store failure is a 503 as well).
+    const client = await deps.clients.getActive(candidate.clientId).catch(() => undefined);
+    const method = client?.metadata.token_endpoint_auth_method;
+    // Unknown clients and other methods get the provider's errors (which count no failure), and so
+    // does a client not registered for this grant (its invalid_request comes after authentication).
+    if (!client || (method !== 'client_secret_basic' && method !== 'client_secret_post')) return false;
+    if (!client.metadata.grant_types.includes('client_credentials')) return false;
+    // The provider's defaultResource; a client with none gets a token without audience, left to it.
+    const indicator = candidate.resource ?? client.metadata.resources[0];
+    if (indicator === undefined || !acceptableIndicator(indicator)) return false;
+
+    // The provider's course (client_credentials.js): the requested scopes, the resource server (its
+    // defaultResource when none is named) and the policy's decision. None of it depends on the secret
+    // or changes anything, so it is decided first: a request left to the provider for what it asks
+    // (a JWT, a grant error) is authenticated once, there.
+    const requested = candidate.scope === undefined ? [] : candidate.scope.split(' ');
+    if (candidate.resource === undefined) {
+      // As the provider asks it (a cached client answers at once); the same value as read above.
+      const fallback = defaultResourceOf(deps.clients, candidate.clientId);
+      if ((fallback instanceof Promise ? await fallback : fallback) !== indicator) return false;
+    }
+    let resolved;
+    try {
+      resolved = await resolveResourceServer(deps, candidate.clientId, indicator, requested);
+    } catch {
+      // invalid_target, invalid_scope (the provider's to give, after it authenticates the client), or a
+      // failure (a registry reload) the provider meets again.
+      return false;
+    }
+    // JWTs are signed on the provider's path.
+    if (resolved.accessTokenFormat !== 'opaque') return false;
+    const ttl = resolved.accessTokenTTL;
+    if (!Number.isSafeInteger(ttl) || ttl <= 0) return false;
+
+    const context = requestContext.getStore();
+    // Named as the provider names it once it has found the client (traces and logs carry it).
+    if (context) context.clientId = candidate.clientId;
+    try {
+      let authenticated: boolean;
+      try {
+        authenticated = await deps.checkClientSecret(candidate.clientId, candidate.secret, context?.ip ?? '');
+      } catch (error) {
+        if (!(error instanceof TooManyFailedAttempts)) throw error;
+        respond(ctx, error);
+        if (context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
+        return true;
+      }
+      if (!authenticated) {
+        const failure = new errors.InvalidClientAuth('invalid secret provided');
+        if (candidate.basic) {
+          ctx.append('WWW-Authenticate', `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`);
+        }
+        respond(ctx, failure);
+        return true;
+      }
+
+      const resourceScopes = new Set(resolved.scope.split(' '));
+      const scope = [...new Set(requested)].filter((s) => resourceScopes.has(s)).join(' ') || undefined;
+      const value = newTokenValue();
+      const now = epochSeconds();
+      // The provider's payload, in its order (opaque.js: iat, exp, then the token's own fields).
+      const payload: AdapterPayload = { iat: now, exp: now + ttl };
+      if (scope !== undefined) payload.scope = scope;
+      Object.assign(payload, { kind: 'ClientCredentials', jti: value, clientId: candidate.clientId, aud: resolved.audience, extra: undefined });
+      await adapter.upsert(value, payload, ttl);
+
+      respond(ctx, { status: 200, body: { access_token: value, expires_in: ttl, ...(scope !== undefined ? { scope } : {}), token_type: 'Bearer' } });
+      issued[client.trust].inc();
+      return true;
+    } catch (error) {
+      if (isStoreUnavailableError(error)) logStoreUnavailable(deps.logger, error);
+      else deps.logger.error({ err: error }, 'provider server error');
+      if (context?.storeUnavailable || isStoreUnavailableError(error)) {
+        respond(ctx, STORE_UNAVAILABLE);
+        ctx.set('Retry-After', '1');
+      } else {
+        respond(ctx, SERVER_ERROR);
+      }
+      return true;
+    }
+  }
+}

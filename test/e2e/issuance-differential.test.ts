@@ -1,0 +1,373 @@
+/**
+ * The dedicated client_credentials path against oidc-provider's (docs/dedicated-paths.md): two servers
+ * on one database, one Redis prefix and one issuer, the first with the dedicated paths on, the second
+ * with them off (DEDICATED_PATHS=false), are sent the same token requests. Every answer must be the
+ * same: status, every header but Date, and the body field by field (token values differ: they must
+ * have the same form). Each token issued is then held to the other's: the same stored record (but for
+ * its id and times), the same introspection answer on both servers, and revocable on either. The first
+ * server's metrics tell which requests its dedicated path answered.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import * as oauth from 'oauth4webapi';
+import { adminToken, discover, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+/** The first server answers on its dedicated path; the second is oidc-provider alone. */
+let dedicated: RunningServer;
+let stock: RunningServer;
+let as: oauth.AuthorizationServer;
+let metricsUrl: string;
+let redis: Redis;
+
+type Credentials = { client_id: string; client_secret: string };
+let external: Credentials;
+let internal: Credentials;
+let postClient: Credentials;
+let noGrant: Credentials;
+let lockouts: [Credentials, Credentials];
+let ledger: { identifier: string; introspection: Credentials };
+let orders: { identifier: string; introspection: Credentials };
+let other: { identifier: string; introspection: Credentials };
+
+interface Request {
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+const basic = (c: Credentials) => ({ authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
+const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
+const FORM_TYPE = { 'content-type': 'application/x-www-form-urlencoded' };
+const grant = (c: Credentials, params: Record<string, string> = {}): Request => ({
+  headers: { ...FORM_TYPE, ...basic(c) },
+  body: form({ grant_type: 'client_credentials', ...params }),
+});
+
+interface Observed {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  readonly json: Record<string, unknown> | undefined;
+}
+
+async function send(server: RunningServer, path: string, request: Request, requestId: string): Promise<Observed> {
+  const response = await fetch(`http://localhost:${server.port}${path}`, {
+    method: 'POST',
+    headers: { ...request.headers, 'x-request-id': requestId },
+    body: request.body,
+  });
+  const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== 'date'));
+  const body = await response.text();
+  const json = headers['content-type']?.startsWith('application/json') ? (JSON.parse(body) as Record<string, unknown>) : undefined;
+  return { status: response.status, headers, body, json };
+}
+
+async function metric(prefix: string, ...labels: string[]): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const line = text.split('\n').find((l) => l.startsWith(prefix) && labels.every((label) => l.includes(label)));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
+const answeredByDedicatedPath = () => metric('login_dedicated_path_requests_total{', 'route="token"', 'outcome="answered"');
+const leftToProvider = () => metric('login_dedicated_path_requests_total{', 'route="token"', 'outcome="provider"');
+
+const TOKEN_VALUE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Sends `request` to the token endpoint of both servers and expects the same answer; `path` says which
+ * path of the first server must have answered. Resolves with both answers.
+ */
+async function differential(request: Request, path: 'dedicated' | 'provider'): Promise<{ fast: Observed; slow: Observed }> {
+  const [answeredBefore, leftBefore] = [await answeredByDedicatedPath(), await leftToProvider()];
+  const requestId = `diff-${randomBytes(6).toString('hex')}`;
+  const tokenPath = new URL(as.token_endpoint!).pathname;
+  const fast = await send(dedicated, tokenPath, request, requestId);
+  const [answeredAfter, leftAfter] = [await answeredByDedicatedPath(), await leftToProvider()];
+  const slow = await send(stock, tokenPath, request, requestId);
+  expect([answeredAfter - answeredBefore, leftAfter - leftBefore]).toEqual(path === 'dedicated' ? [1, 0] : [0, 1]);
+  expect(fast.status).toBe(slow.status);
+  if (fast.status === 200 && fast.json?.access_token !== undefined) {
+    // The values differ; their form, and everything else, must not.
+    const { access_token: fastToken, ...fastRest } = fast.json;
+    const { access_token: slowToken, ...slowRest } = slow.json!;
+    expect(Object.keys(fast.json)).toEqual(Object.keys(slow.json!));
+    if (fast.json.token_type === 'Bearer' && typeof fastToken === 'string' && !fastToken.includes('.')) {
+      expect(fastToken).toMatch(TOKEN_VALUE);
+      expect(slowToken).toMatch(TOKEN_VALUE);
+    }
+    expect(fastRest).toEqual(slowRest);
+    expect(fast.headers).toEqual(slow.headers);
+  } else {
+    expect(fast.headers).toEqual(slow.headers);
+    expect(fast.json).toEqual(slow.json);
+    expect(fast.body).toBe(slow.body);
+  }
+  return { fast, slow };
+}
+
+/** The stored record of an opaque client_credentials token, as the token store keeps it. */
+async function storedRecord(token: string): Promise<Record<string, unknown>> {
+  const digest = createHash('sha256').update(token).digest('base64url');
+  const key = `${process.env.TEST_RUN_REDIS_PREFIX}ClientCredentials:{${digest}}`;
+  const hash = await redis.hgetall(key);
+  expect(hash.payload).toBeDefined();
+  const ttl = await redis.ttl(key);
+  return { ...hash, payload: JSON.parse(hash.payload!), ttl };
+}
+
+async function introspect(server: RunningServer, rs: Credentials, token: string): Promise<Observed> {
+  return send(server, new URL(as.introspection_endpoint!).pathname, { headers: { ...FORM_TYPE, ...basic(rs) }, body: form({ token }) }, randomUUID());
+}
+
+async function revokeOn(server: RunningServer, client: Credentials, token: string): Promise<number> {
+  const answer = await send(server, new URL(as.revocation_endpoint!).pathname, { headers: { ...FORM_TYPE, ...basic(client) }, body: form({ token }) }, randomUUID());
+  return answer.status;
+}
+
+/** The fields of an answer about a token that do not depend on which token of the pair it is. */
+const withoutIdentity = ({ jti: _jti, iat: _iat, exp: _exp, ...rest }: Record<string, unknown>) => rest;
+
+/**
+ * The tokens of one differential pair are alike: stored alike (by the store both paths write through),
+ * introspected alike by their resource server on both servers, invisible to another audience, and
+ * revoked by either server.
+ */
+async function expectTokensAlike(pair: { fast: Observed; slow: Observed }, client: Credentials, rs: Credentials, outsider = other.introspection): Promise<void> {
+  const fastToken = pair.fast.json!.access_token as string;
+  const slowToken = pair.slow.json!.access_token as string;
+  const [fastRecord, slowRecord] = [await storedRecord(fastToken), await storedRecord(slowToken)];
+  const fastPayload = fastRecord.payload as Record<string, unknown>;
+  const slowPayload = slowRecord.payload as Record<string, unknown>;
+  expect(Object.keys(fastPayload)).toEqual(Object.keys(slowPayload));
+  expect(withoutIdentity(fastPayload)).toEqual(withoutIdentity(slowPayload));
+  // Stored under a digest of the value, never the value itself.
+  expect(JSON.stringify(fastRecord)).not.toContain(fastToken);
+  expect(Number(fastPayload.exp) - Number(fastPayload.iat)).toBe(pair.fast.json!.expires_in);
+  expect(Math.abs(Number(fastRecord.ttl) - Number(slowRecord.ttl))).toBeLessThanOrEqual(2);
+  expect(Object.keys(fastRecord).sort()).toEqual(Object.keys(slowRecord).sort());
+
+  const answers = [];
+  const jtis = new Map<string, unknown>();
+  for (const server of [dedicated, stock]) {
+    for (const token of [fastToken, slowToken]) {
+      const answer = await introspect(server, rs, token);
+      expect(answer.status).toBe(200);
+      expect(answer.json!.active).toBe(true);
+      // The same token's identifier on both servers (never the value itself).
+      expect(answer.json!.jti).not.toBe(token);
+      if (jtis.has(token)) expect(answer.json!.jti).toBe(jtis.get(token));
+      else jtis.set(token, answer.json!.jti);
+      answers.push(withoutIdentity(answer.json!));
+      // Another audience learns nothing.
+      expect((await introspect(server, outsider, token)).json).toEqual({ active: false });
+    }
+  }
+  for (const answer of answers) expect(answer).toEqual(answers[0]);
+  expect(Object.keys(answers[0]!)).toEqual(Object.keys(answers[3]!));
+
+  // Each revoked by the server that did not issue it.
+  expect(await revokeOn(stock, client, fastToken)).toBe(200);
+  expect(await revokeOn(dedicated, client, slowToken)).toBe(200);
+  for (const server of [dedicated, stock]) {
+    for (const token of [fastToken, slowToken]) expect((await introspect(server, rs, token)).json).toEqual({ active: false });
+  }
+}
+
+beforeAll(async () => {
+  dedicated = await startServer({ env: { DEDICATED_PATHS: 'true' } });
+  stock = await startServer({ issuerPort: dedicated.port, env: { DEDICATED_PATHS: 'false' } });
+  metricsUrl = `http://127.0.0.1:${/Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(dedicated.output())![1]}/metrics`;
+  as = await discover(dedicated.issuer);
+  redis = new Redis(process.env.TEST_REDIS_URL!);
+  const admin = await adminToken(dedicated.issuer);
+
+  const rs = (name: string, fields: Record<string, unknown> = {}) =>
+    registerResourceServer(dedicated.issuer, admin, { identifier: uniqueResource(name), name, scopes: [`${name}:read`, `${name}:write`], ...fields });
+  ledger = await rs('ledger', { token_format: 'opaque', access_token_ttl: 900 });
+  orders = await rs('orders', { scopes: ['orders:read', 'orders:refund'], sensitive_scopes: ['orders:refund'] });
+  other = await rs('other', { token_format: 'opaque' });
+  const locks = [await rs('locka'), await rs('lockb')];
+
+  const resources = [ledger.identifier, orders.identifier, other.identifier];
+  const scope = 'ledger:read ledger:write orders:read orders:refund other:read';
+  external = await registerClient(dedicated.issuer, admin, { client_name: 'Partner', trust: 'external', resources, scope });
+  internal = await registerClient(dedicated.issuer, admin, { client_name: 'Billing job', trust: 'internal', resources: [orders.identifier, ledger.identifier], scope: 'orders:read orders:refund ledger:read' });
+  postClient = await registerClient(dedicated.issuer, admin, { client_name: 'Posting partner', trust: 'external', resources, scope, token_endpoint_auth_method: 'client_secret_post' });
+  noGrant = await registerClient(dedicated.issuer, admin, {
+    client_name: 'Intranet',
+    trust: 'internal',
+    grant_types: ['authorization_code'],
+    redirect_uris: ['http://127.0.0.1:9/callback'],
+    resources,
+    scope: 'openid ledger:read',
+  });
+  lockouts = [
+    await registerClient(dedicated.issuer, admin, { client_name: 'Lock A', trust: 'external', resources: [locks[0]!.identifier], scope: 'locka:read' }),
+    await registerClient(dedicated.issuer, admin, { client_name: 'Lock B', trust: 'external', resources: [locks[1]!.identifier], scope: 'lockb:read' }),
+  ];
+}, 90_000);
+
+afterAll(async () => {
+  redis?.disconnect();
+  await Promise.all([dedicated?.stop(), stock?.stop()]);
+});
+
+describe('opaque tokens issued on the dedicated path', () => {
+  it('an external client, its default resource', async () => {
+    const pair = await differential(grant(external, { scope: 'ledger:read' }), 'dedicated');
+    expect(pair.fast.status).toBe(200);
+    expect(pair.fast.json).toMatchObject({ expires_in: 900, scope: 'ledger:read', token_type: 'Bearer' });
+    expect(pair.fast.headers['cache-control']).toBe('no-store');
+    await expectTokensAlike(pair, external, ledger.introspection);
+  });
+
+  it('an explicit resource', async () => {
+    const pair = await differential(grant(external, { resource: other.identifier, scope: 'other:read' }), 'dedicated');
+    expect(pair.fast.json).toMatchObject({ expires_in: 3600, scope: 'other:read' });
+    await expectTokensAlike(pair, external, other.introspection, ledger.introspection);
+  });
+
+  it.each([
+    ['no scope', {}],
+    ['both scopes', { scope: 'ledger:write ledger:read' }],
+    ['a scope twice', { scope: 'ledger:read ledger:read' }],
+    ["another resource's scope beside one of this resource", { scope: 'other:read ledger:write' }],
+    ["only another resource's scope", { scope: 'other:read' }],
+  ])('scope subsets: %s', async (_name, params) => {
+    const pair = await differential(grant(external, { resource: ledger.identifier, ...params }), 'dedicated');
+    expect(pair.fast.status).toBe(200);
+    await expectTokensAlike(pair, external, ledger.introspection);
+  });
+
+  it('the secret in the form (client_secret_post)', async () => {
+    const body = form({ grant_type: 'client_credentials', client_id: postClient.client_id, client_secret: postClient.client_secret, scope: 'ledger:read' });
+    const pair = await differential({ headers: FORM_TYPE, body }, 'dedicated');
+    await expectTokensAlike(pair, postClient, ledger.introspection);
+  });
+
+  it('an internal client asking a sensitive scope of a JWT audience gets an opaque token', async () => {
+    const pair = await differential(grant(internal, { resource: orders.identifier, scope: 'orders:refund' }), 'dedicated');
+    expect(pair.fast.json).toMatchObject({ scope: 'orders:refund', token_type: 'Bearer' });
+    expect(pair.fast.json!.access_token).toMatch(TOKEN_VALUE);
+    await expectTokensAlike(pair, internal, orders.introspection);
+  });
+
+  it('counts the token issued as the provider counts it', async () => {
+    const labels = ['grant="client_credentials"', 'format="opaque"', 'trust="external"'];
+    const before = await metric('login_tokens_issued_total{', ...labels);
+    await differential(grant(external, { scope: 'ledger:read' }), 'dedicated');
+    expect((await metric('login_tokens_issued_total{', ...labels)) - before).toBe(1);
+  });
+});
+
+describe('left to the provider', () => {
+  it('an internal client on a JWT audience: a JWT, signed by the provider', async () => {
+    const pair = await differential(grant(internal, { resource: orders.identifier, scope: 'orders:read' }), 'provider');
+    expect(pair.fast.status).toBe(200);
+    expect(String(pair.fast.json!.access_token).split('.')).toHaveLength(3);
+  });
+
+  it('an internal client whose default resource is a JWT audience', async () => {
+    const pair = await differential(grant(internal), 'provider');
+    expect(String(pair.fast.json!.access_token).split('.')).toHaveLength(3);
+  });
+
+  it.each([
+    ['a scope the client may not have', () => grant(internal, { resource: ledger.identifier, scope: 'other:read' }), 400],
+    ['a scope no one has', () => grant(external, { scope: 'ledger:delete' }), 400],
+    ['an unknown resource', () => grant(external, { resource: uniqueResource('nowhere'), scope: 'ledger:read' }), 400],
+    ['a resource the client may not use', () => grant(internal, { resource: other.identifier }), 400],
+    ['a relative resource', () => grant(external, { resource: '/ledger' }), 400],
+    ['a resource with a fragment', () => grant(external, { resource: `${ledger.identifier}#x` }), 400],
+    ['two resources', () => ({ headers: grant(external).headers, body: `${grant(external).body}&resource=${encodeURIComponent(ledger.identifier)}&resource=${encodeURIComponent(other.identifier)}` }), 400],
+    ['missing grant_type', () => ({ headers: grant(external).headers, body: form({ scope: 'ledger:read' }) }), 400],
+    ['another grant type', () => grant(external, { grant_type: 'password' }), 400],
+    ['a client not registered for the grant', () => grant(noGrant, { scope: 'ledger:read' }), 400],
+    ['scope with invalid characters', () => grant(external, { scope: 'ledger:read  ledger:write' }), 400],
+    ['an empty scope', () => grant(external, { scope: '' }), 200],
+    ['an unknown parameter', () => grant(external, { scope: 'ledger:read', audience: 'x' }), 200],
+    ['a JSON body', () => ({ headers: { 'content-type': 'application/json', ...basic(external) }, body: JSON.stringify({ grant_type: 'client_credentials' }) }), 400],
+  ] as const)('%s', async (_name, request, status) => {
+    const { fast } = await differential(request(), 'provider');
+    expect(fast.status).toBe(status);
+  });
+
+  it('a DPoP proof: a DPoP-bound token from the provider', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    const jwk = await exportJWK(publicKey);
+    // A proof is good once (the servers share the replay record): one each.
+    const proof = () =>
+      new SignJWT({ htm: 'POST', htu: as.token_endpoint, jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(privateKey);
+    const request = grant(external, { scope: 'ledger:read' });
+    const tokenPath = new URL(as.token_endpoint!).pathname;
+    const left = await leftToProvider();
+    const fast = await send(dedicated, tokenPath, { headers: { ...request.headers, dpop: await proof() }, body: request.body }, 'dpop');
+    expect((await leftToProvider()) - left).toBe(1);
+    const slow = await send(stock, tokenPath, { headers: { ...request.headers, dpop: await proof() }, body: request.body }, 'dpop');
+    expect([fast.status, slow.status]).toEqual([200, 200]);
+    expect(fast.headers).toEqual(slow.headers);
+    const { access_token: _fastToken, ...fastRest } = fast.json!;
+    const { access_token: _slowToken, ...slowRest } = slow.json!;
+    expect(fastRest).toEqual(slowRest);
+    expect(fast.json!.token_type).toBe('DPoP');
+  });
+});
+
+describe('client authentication failures', () => {
+  const wrong = (c: Credentials) => ({ ...c, client_secret: 'x'.repeat(43) });
+  it.each([
+    ['a wrong secret (Basic)', () => grant(wrong(external), { scope: 'ledger:read' }), 'dedicated'],
+    ['a wrong secret (form)', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: postClient.client_id, client_secret: 'x'.repeat(43) }) }), 'dedicated'],
+    // The grant's errors are the provider's: it authenticates first, then refuses the resource.
+    ['a wrong secret, with an unknown resource', () => grant(wrong(external), { resource: uniqueResource('nowhere') }), 'provider'],
+    ['a wrong secret, for a JWT', () => grant(wrong(internal), { resource: orders.identifier, scope: 'orders:read' }), 'provider'],
+    ['an unknown client', () => grant({ client_id: 'nobody', client_secret: 'x'.repeat(43) }), 'provider'],
+    ['no authentication', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials' }) }), 'provider'],
+    ['a client_id without a secret', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: external.client_id }) }), 'provider'],
+    ['Basic and a secret in the form', () => ({ headers: grant(external).headers, body: form({ grant_type: 'client_credentials', client_secret: external.client_secret }) }), 'provider'],
+    ['a malformed Basic header', () => ({ headers: { ...FORM_TYPE, authorization: 'Basic !!!' }, body: form({ grant_type: 'client_credentials' }) }), 'provider'],
+    ['a client_id beside Basic naming another client', () => grant(external, { client_id: internal.client_id }), 'provider'],
+    ['a wrong secret, to a client that prefers HTML', () => ({ headers: { ...grant(wrong(external)).headers, accept: 'text/html' }, body: grant(external).body }), 'provider'],
+  ] as const)('%s', async (_name, request, path) => {
+    const { fast } = await differential(request(), path);
+    expect(fast.status).toBeGreaterThanOrEqual(400);
+  });
+
+  it('lockout: the same answers before, at and after the limit', async () => {
+    // One client per server: the failure counter is shared (one Redis prefix), so each server counts its own.
+    const tokenPath = new URL(as.token_endpoint!).pathname;
+    const statuses: number[] = [];
+    for (let attempt = 0; attempt < 22; attempt++) {
+      const requestId = `lockout-${attempt}-${randomBytes(3).toString('hex')}`;
+      const before = await answeredByDedicatedPath();
+      const fast = await send(dedicated, tokenPath, grant(wrong(lockouts[0])), requestId);
+      expect((await answeredByDedicatedPath()) - before).toBe(1);
+      const slow = await send(stock, tokenPath, grant(wrong(lockouts[1])), requestId);
+      const { 'retry-after': fastRetry, ...fastHeaders } = fast.headers;
+      const { 'retry-after': slowRetry, ...slowHeaders } = slow.headers;
+      expect([fast.status, fastHeaders, fast.body]).toEqual([slow.status, slowHeaders, slow.body]);
+      expect(fastRetry === undefined).toBe(slowRetry === undefined);
+      if (fastRetry !== undefined) expect(Math.abs(Number(fastRetry) - Number(slowRetry))).toBeLessThanOrEqual(1);
+      statuses.push(fast.status);
+    }
+    expect(statuses.slice(0, 19).every((s) => s === 401)).toBe(true);
+    expect(statuses.at(-1)).toBe(429);
+    // Locked out, the right secret is refused alike.
+    const fast = await send(dedicated, tokenPath, grant(lockouts[0]), 'locked');
+    const slow = await send(stock, tokenPath, grant(lockouts[1]), 'locked');
+    expect([fast.status, fast.body]).toEqual([429, slow.body]);
+    expect(slow.status).toBe(429);
+  });
+});
+
+describe('one path, the other read back', () => {
+  it('a token issued by either is found by oauth4webapi-style introspection on both', async () => {
+    const response = await oauth.clientCredentialsGrantRequest(as, { client_id: external.client_id }, oauth.ClientSecretBasic(external.client_secret), new URLSearchParams({ scope: 'ledger:read' }), insecure);
+    const result = await oauth.processClientCredentialsResponse(as, { client_id: external.client_id }, response);
+    expect(result.access_token).toMatch(TOKEN_VALUE);
+    for (const server of [dedicated, stock]) expect((await introspect(server, ledger.introspection, result.access_token)).json!.active).toBe(true);
+  });
+});
