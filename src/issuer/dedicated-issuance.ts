@@ -62,7 +62,7 @@ let poolOffset = POOL_BYTES;
 function newTokenValue(): string {
   if (poolOffset + TOKEN_LENGTH > POOL_BYTES) {
     randomFillSync(pool);
-    for (let i = 0; i < POOL_BYTES; i++) pool[i] = ALPHABET[pool[i]! & 63]!;
+    for (let i = 0; i < POOL_BYTES; i++) pool[i] = ALPHABET[pool[i] & 63]!;
     poolOffset = 0;
   }
   const value = pool.toString('latin1', poolOffset, poolOffset + TOKEN_LENGTH);
@@ -168,7 +168,10 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): Koa.Midd
   const leftToProvider = dedicatedPathRequests.labels({ route: 'token', outcome: 'provider' });
 
   return async function answerClientCredentials(ctx, next) {
-    if (ctx.path !== deps.tokenPath || ctx.method !== 'POST') return next();
+    if (ctx.path !== deps.tokenPath || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
     if (await answer(ctx)) answered.inc();
     else {
       leftToProvider.inc();

@@ -115,7 +115,7 @@ async function storedRecord(token: string): Promise<Record<string, unknown>> {
   const hash = await redis.hgetall(key);
   expect(hash.payload).toBeDefined();
   const ttl = await redis.ttl(key);
-  return { ...hash, payload: JSON.parse(hash.payload!), ttl };
+  return { ...hash, payload: JSON.parse(hash.payload), ttl };
 }
 
 async function introspect(server: RunningServer, rs: Credentials, token: string): Promise<Observed> {
@@ -166,7 +166,7 @@ async function expectTokensAlike(pair: { fast: Observed; slow: Observed }, clien
     }
   }
   for (const answer of answers) expect(answer).toEqual(answers[0]);
-  expect(Object.keys(answers[0]!)).toEqual(Object.keys(answers[3]!));
+  expect(Object.keys(answers[0])).toEqual(Object.keys(answers[3]));
 
   // Each revoked by the server that did not issue it.
   expect(await revokeOn(stock, client, fastToken)).toBe(200);
@@ -205,8 +205,8 @@ beforeAll(async () => {
     scope: 'openid ledger:read',
   });
   lockouts = [
-    await registerClient(dedicated.issuer, admin, { client_name: 'Lock A', trust: 'external', resources: [locks[0]!.identifier], scope: 'locka:read' }),
-    await registerClient(dedicated.issuer, admin, { client_name: 'Lock B', trust: 'external', resources: [locks[1]!.identifier], scope: 'lockb:read' }),
+    await registerClient(dedicated.issuer, admin, { client_name: 'Lock A', trust: 'external', resources: [locks[0].identifier], scope: 'locka:read' }),
+    await registerClient(dedicated.issuer, admin, { client_name: 'Lock B', trust: 'external', resources: [locks[1].identifier], scope: 'lockb:read' }),
   ];
 }, 90_000);
 
