@@ -285,6 +285,51 @@ describe('JWT access tokens verified against the JWKS by URI (default SIGNING_AL
       await stopApache(apache);
     }
   });
+
+  // The same setup against a server that publishes Ed25519 keys (SIGNING_ALGS with EdDSA, opt-in): the
+  // log lines the default avoids, so the assertion above can fail.
+  it('with EdDSA enabled (the control), mod_oauth2 logs a cjose import failure for every Ed25519 key of the JWKS', async () => {
+    const edServer = await startServer({ env: { SIGNING_ALGS: 'RS256,PS256,ES256,EdDSA' } });
+    try {
+      const edAs = await discover(edServer.issuer);
+      const edAdmin = await adminToken(edServer.issuer);
+      const api = await registerResourceServer(edServer.issuer, edAdmin, {
+        identifier: uniqueResource('apache-ed'),
+        name: 'Apache Ed API',
+        scopes: ['jobs:run'],
+      });
+      const worker = await registerClient(edServer.issuer, edAdmin, {
+        client_name: 'Apache Ed worker',
+        trust: 'internal',
+        scope: 'jobs:run',
+        resources: [api.identifier],
+      });
+      const jwks = (await (await fetch(edAs.jwks_uri!)).json()) as { keys: Array<{ kty: string }> };
+      expect(jwks.keys.map((key) => key.kty)).toContain('OKP');
+      const apache = await startApache(['mod_oauth2'], () =>
+        [
+          `<Location /api>`,
+          `  AuthType oauth2`,
+          `  OAuth2TokenVerify jwks_uri ${edAs.jwks_uri} verify.exp=required`,
+          `  Require valid-user`,
+          `</Location>`,
+        ].join('\n'),
+      );
+      try {
+        const { accessToken } = await issueToken(edAs, worker.client_id, worker.client_secret, { resource: api.identifier, scope: 'jobs:run' });
+        // cjose cannot import an OKP key: mod_oauth2 warns once per Ed25519 key on every JWKS fetch (one
+        // fetch here), and verifies with the keys it could import.
+        const answer = await get(`${apache.origin}/api/`, { authorization: `Bearer ${accessToken}` });
+        expect(answer.status).toBe(200);
+        const failures = apache.errorLog().match(/cjose_jwk_import_json failed/g) ?? [];
+        expect(failures.length).toBeGreaterThanOrEqual(jwks.keys.filter((key) => key.kty === 'OKP').length);
+      } finally {
+        await stopApache(apache);
+      }
+    } finally {
+      await edServer.stop();
+    }
+  }, 30_000);
 });
 
 /** mod_auth_openidc as the relying party of a newly registered internal client, with `extra` directives. */
