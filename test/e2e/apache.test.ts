@@ -107,7 +107,12 @@ async function startApache(modules: string[], body: (origin: string, dir: string
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const errorLog = () => readFileSync(join(dir, 'error.log'), 'utf8');
-  await listening(port, child, () => `${output}\n${errorLog()}`);
+  try {
+    await listening(port, child, () => `${output}\n${errorLog()}`);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const apache: RunningApache = {
     origin,
     errorLog,
