@@ -22,8 +22,9 @@ import { httpDuration, httpRequests, labelledChildren } from './observability/me
 import { requestTracing } from './observability/tracing.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
+import { dedicatedRevocation } from './issuer/dedicated-revocation.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
-import { INTROSPECTION_PATH, JWKS_PATH } from './issuer/provider.js';
+import { INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH } from './issuer/provider.js';
 import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
 import type { SigningAlg } from './keys/signing-keys.js';
@@ -147,6 +148,7 @@ export function createApp(deps: AppDependencies): Koa {
   if (deps.dedicatedPaths) {
     // First after the body limit: the hottest request needs none of the routing below.
     app.use(dedicatedIntrospection({ ...deps, introspectionPath: INTROSPECTION_PATH }));
+    app.use(dedicatedRevocation({ ...deps, revocationPath: REVOCATION_PATH }));
   }
 
   const health = new Router();

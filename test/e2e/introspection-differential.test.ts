@@ -68,7 +68,7 @@ async function send(server: RunningServer, request: Request, requestId: string):
 
 async function answeredByDedicatedPath(): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
-  const line = text.split('\n').find((l) => l.startsWith('login_dedicated_path_requests_total{') && l.includes('outcome="answered"'));
+  const line = text.split('\n').find((l) => l.startsWith('login_dedicated_path_requests_total{') && l.includes('route="introspection"') && l.includes('outcome="answered"'));
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
