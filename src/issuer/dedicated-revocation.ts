@@ -51,7 +51,10 @@ export function dedicatedRevocation(deps: DedicatedRevocationDependencies): Koa.
   const leftToProvider = dedicatedPathRequests.labels({ route: 'revocation', outcome: 'provider' });
 
   return async function answerRevocation(ctx, next) {
-    if (ctx.path !== deps.revocationPath || ctx.method !== 'POST') return next();
+    if (ctx.path !== deps.revocationPath || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
     if (await answer(ctx)) answered.inc();
     else {
       leftToProvider.inc();

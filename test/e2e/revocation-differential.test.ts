@@ -89,8 +89,9 @@ async function activeEverywhere(client: Credentials, token: string): Promise<boo
       return (await introspect(serverAs, client.client_id, client.client_secret, token)).active === true;
     }),
   );
-  expect(answers[0]).toBe(answers[1]);
-  return answers[0]!;
+  const [first, second] = answers as [boolean, boolean];
+  expect(first).toBe(second);
+  return first;
 }
 
 /**
