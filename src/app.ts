@@ -23,8 +23,9 @@ import { requestTracing } from './observability/tracing.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
 import { dedicatedIssuance } from './issuer/dedicated-issuance.js';
+import { dedicatedRevocation } from './issuer/dedicated-revocation.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
-import { INTROSPECTION_PATH, JWKS_PATH, TOKEN_PATH } from './issuer/provider.js';
+import { INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, TOKEN_PATH } from './issuer/provider.js';
 import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
 import type { SigningAlg } from './keys/signing-keys.js';
@@ -150,6 +151,7 @@ export function createApp(deps: AppDependencies): Koa {
     // First after the body limit: the hottest request needs none of the routing below.
     app.use(dedicatedIntrospection({ ...deps, introspectionPath: INTROSPECTION_PATH }));
     app.use(dedicatedIssuance({ ...deps, tokenPath: TOKEN_PATH }));
+    app.use(dedicatedRevocation({ ...deps, revocationPath: REVOCATION_PATH }));
   }
 
   const health = new Router();

@@ -20,6 +20,7 @@ import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js'
 import { requestContext, setRoute } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
 import type { Adapter } from '../tokens/token-store.js';
+import type { ClientWithSecrets } from '../clients/client.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
 import {
   completeActiveAnswer,
@@ -74,7 +75,7 @@ const PROVIDER_ONLY_FIELDS = ['jkt', 'x5t#S256', 'attestationJkt', 'rar', 'nbf',
 const INTROSPECTABLE_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
 
 /** A request this path handles, as far as its form and headers tell. */
-interface Candidate {
+export interface Candidate {
   readonly clientId: string;
   readonly secret: string;
   readonly token: string;
@@ -141,10 +142,10 @@ function candidateOf(ctx: Koa.Context, body: Buffer): Candidate | undefined {
   return { clientId: formClientId, secret: formSecret, token, basic: false };
 }
 
-/** An answer of this path: a status and a JSON body. */
-interface Answer {
+/** An answer of this path: a status and a JSON body (or the empty body of a revocation). */
+export interface Answer {
   readonly status: number;
-  readonly body: Record<string, unknown>;
+  readonly body: Record<string, unknown> | '';
 }
 
 /** What the provider's instrumentation answers when a store failed (provider-instrumentation.ts). */
@@ -155,15 +156,23 @@ const STORE_UNAVAILABLE: Answer = {
 /** What the provider answers for any other failure (its err_out helper). */
 const SERVER_ERROR: Answer = { status: 500, body: { error: 'server_error', error_description: 'oops! something went wrong' } };
 
+/** The provider route a dedicated path answers for: its name, and whether the provider's route has its no-cache step. */
+export interface ProviderRoute {
+  readonly name: string;
+  readonly noStore: boolean;
+}
+
+const INTROSPECTION_ROUTE: ProviderRoute = { name: 'introspection', noStore: true };
+
 /** Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route name and headers. */
-function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError): void {
-  setRoute('introspection');
-  // The provider's CORS step (without an Origin: any origin) and no-cache step run before anything
-  // else of its introspection, so every one of its answers has these headers, errors included.
+export function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError, route: ProviderRoute = INTROSPECTION_ROUTE): void {
+  setRoute(route.name);
+  // The provider's CORS step (without an Origin: any origin) and, for introspection, its no-cache step
+  // run before anything else of the route, so every one of its answers has these headers, errors included.
   ctx.vary('Origin');
   ctx.set('Access-Control-Allow-Origin', '*');
   ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate');
-  ctx.set('Cache-Control', 'no-store');
+  if (route.noStore) ctx.set('Cache-Control', 'no-store');
   if (answer instanceof errors.OIDCProviderError) {
     ctx.status = answer.statusCode;
     ctx.body = { error: answer.message, ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}) };
@@ -294,67 +303,23 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
   /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
   async function answer(ctx: Koa.Context): Promise<boolean> {
     const started = performance.now();
-    const length = ctx.request.length;
-    if (
-      length === undefined ||
-      length > PROVIDER_BODY_LIMIT ||
-      !ctx.is('application/x-www-form-urlencoded') ||
-      // The provider renders its errors as HTML to a client that prefers it.
-      ctx.accepts('json', 'html') === 'html' ||
-      // RFC 9701 answers are signed on the provider's path (jwt-introspection.ts).
-      asksForJwtIntrospection(ctx.get('accept')) ||
-      PROVIDER_ONLY_HEADERS.some((name) => ctx.req.headers[name] !== undefined)
-    ) {
+    const candidate = await readCandidate(ctx);
+    if (!candidate) return false;
+    // A resource server that gets signed answers by default (RFC 9701) is answered on the provider's path.
+    if (!(await secretClient(deps, candidate)) || deps.resourceServers.byIntrospectionClientId(candidate.clientId)?.introspectionResponse === 'jwt') {
       return false;
     }
-    // Kept on the request (oidc-provider's documented `req.body`), so the provider reads the same bytes
-    // if the request is left to it. A request that broke off is left to the provider to fail.
-    const body = await readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).catch(() => undefined);
-    if (body) (ctx.req as RequestWithBody).body = body;
-    const candidate = body && candidateOf(ctx, body);
-    if (!candidate) return false;
-    // A failed lookup is the provider's to fail again (its answer to a store failure is a 503 as well).
-    const client = await deps.clients.getActive(candidate.clientId).catch(() => undefined);
-    const method = client?.metadata.token_endpoint_auth_method;
-    // Unknown clients and other methods get the provider's errors (which count no failure).
-    if (method !== 'client_secret_basic' && method !== 'client_secret_post') return false;
-    // A resource server that gets signed answers by default (RFC 9701) is answered on the provider's path.
-    if (deps.resourceServers.byIntrospectionClientId(candidate.clientId)?.introspectionResponse === 'jwt') return false;
-
     const context = requestContext.getStore();
     // Named as the provider names it once it has found the client (traces and logs carry it).
     if (context) context.clientId = candidate.clientId;
     let introspected: IntrospectionAnswer | undefined;
     try {
-      let authenticated: boolean;
-      try {
-        authenticated = await deps.checkClientSecret(candidate.clientId, candidate.secret, context?.ip ?? '');
-      } catch (error) {
-        if (!(error instanceof TooManyFailedAttempts)) throw error;
-        respond(ctx, error);
-        if (context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
-        return true;
-      }
-      if (!authenticated) {
-        const failure = new errors.InvalidClientAuth('invalid secret provided');
-        if (candidate.basic) {
-          ctx.append('WWW-Authenticate', `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`);
-        }
-        respond(ctx, failure);
-        return true;
-      }
+      if (!(await authenticate(ctx, deps, candidate, INTROSPECTION_ROUTE))) return true;
       introspected = looksLikeJwt(candidate.token)
         ? await jwtAnswer(candidate.clientId, candidate.token)
         : await opaqueAnswer(candidate.clientId, candidate.token);
     } catch (error) {
-      if (context?.storeUnavailable || isStoreUnavailableError(error)) {
-        deps.logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'store unavailable');
-        respond(ctx, STORE_UNAVAILABLE);
-        ctx.set('Retry-After', '1');
-      } else {
-        deps.logger.error({ err: error }, 'request failed');
-        respond(ctx, SERVER_ERROR);
-      }
+      answerFailure(ctx, deps.logger, error, INTROSPECTION_ROUTE);
       return true;
     }
     // A token whose answer is the provider's: it authenticates the caller again (a right secret counts
@@ -364,5 +329,88 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     introspections.inc({ active: String(introspected.active) });
     introspectionDuration.observe((performance.now() - started) / 1000);
     return true;
+  }
+}
+
+/**
+ * The form of a request a dedicated path may handle, read ahead (and kept on the request for the
+ * provider), or `undefined` for one left to the provider as it came.
+ */
+export async function readCandidate(ctx: Koa.Context): Promise<Candidate | undefined> {
+  const length = ctx.request.length;
+  if (
+    length === undefined ||
+    length > PROVIDER_BODY_LIMIT ||
+    !ctx.is('application/x-www-form-urlencoded') ||
+    // The provider renders its errors as HTML to a client that prefers it.
+    ctx.accepts('json', 'html') === 'html' ||
+    // RFC 9701 answers are signed on the provider's path (jwt-introspection.ts).
+    asksForJwtIntrospection(ctx.get('accept')) ||
+    PROVIDER_ONLY_HEADERS.some((name) => ctx.req.headers[name] !== undefined)
+  ) {
+    return LEAVE;
+  }
+  // Kept on the request (oidc-provider's documented `req.body`), so the provider reads the same bytes
+  // if the request is left to it. A request that broke off is left to the provider to fail.
+  const body = await readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).catch(() => undefined);
+  if (body) (ctx.req as RequestWithBody).body = body;
+  return (body && candidateOf(ctx, body)) || LEAVE;
+}
+
+/**
+ * Whether the candidate's client is one a dedicated path authenticates: registered, enabled, with the
+ * method `client_secret_basic` or `client_secret_post`. Unknown clients and other methods get the
+ * provider's errors (which count no failure); a failed lookup is the provider's to fail again (its
+ * answer to a store failure is a 503 as well).
+ */
+export async function secretClient(deps: Pick<DedicatedIntrospectionDependencies, 'clients'>, candidate: Candidate): Promise<ClientWithSecrets | undefined> {
+  const client = await deps.clients.getActive(candidate.clientId).catch(() => undefined);
+  const method = client?.metadata.token_endpoint_auth_method;
+  return method === 'client_secret_basic' || method === 'client_secret_post' ? client : undefined;
+}
+
+/**
+ * Authenticates the candidate through the one secret check: `true` when its secret is right; else
+ * answers as the provider does (401 `invalid_client`, or 429 once locked out) and resolves `false`.
+ * Throws what the check throws otherwise (a store failure: see `answerFailure`).
+ */
+export async function authenticate(
+  ctx: Koa.Context,
+  deps: Pick<DedicatedIntrospectionDependencies, 'checkClientSecret' | 'issuer'>,
+  candidate: Candidate,
+  route: ProviderRoute,
+): Promise<boolean> {
+  const context = requestContext.getStore();
+  let authenticated: boolean;
+  try {
+    authenticated = await deps.checkClientSecret(candidate.clientId, candidate.secret, context?.ip ?? '');
+  } catch (error) {
+    if (!(error instanceof TooManyFailedAttempts)) throw error;
+    respond(ctx, error, route);
+    if (context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
+    return false;
+  }
+  if (!authenticated) {
+    const failure = new errors.InvalidClientAuth('invalid secret provided');
+    if (candidate.basic) {
+      ctx.append(
+        'WWW-Authenticate',
+        `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
+      );
+    }
+    respond(ctx, failure, route);
+  }
+  return authenticated;
+}
+
+/** Answers a failure as the provider's instrumentation does: 503 for a store failure, else 500. */
+export function answerFailure(ctx: Koa.Context, logger: Logger, error: unknown, route: ProviderRoute): void {
+  if (requestContext.getStore()?.storeUnavailable || isStoreUnavailableError(error)) {
+    logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'store unavailable');
+    respond(ctx, STORE_UNAVAILABLE, route);
+    ctx.set('Retry-After', '1');
+  } else {
+    logger.error({ err: error }, 'request failed');
+    respond(ctx, SERVER_ERROR, route);
   }
 }

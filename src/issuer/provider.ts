@@ -60,6 +60,8 @@ export const JWKS_PATH = PROTOCOL_ROUTES.jwks;
 export const TOKEN_PATH = PROTOCOL_ROUTES.token;
 /** The introspection endpoint, which the dedicated path answers too. */
 export const INTROSPECTION_PATH = PROTOCOL_ROUTES.introspection;
+/** The revocation endpoint, which the dedicated path answers too. */
+export const REVOCATION_PATH = PROTOCOL_ROUTES.revocation;
 
 const HOUR = 60 * 60;
 const DAY = 24 * HOUR;

@@ -23,6 +23,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
       };
     },
     revokeAccount: (accountId) => measured('revokeAccount', () => store.revokeAccount(accountId)),
+    revokeOwnClientCredentials: (token, owner) => measured('revokeOwnClientCredentials', () => store.revokeOwnClientCredentials(token, owner)),
     revokeJwt: (jti, expiresAt) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt)),
     isGrantActive: (grantDigest) => measured('isGrantActive', () => store.isGrantActive(grantDigest)),
     isJwtRevoked: (jti) => measured('isJwtRevoked', () => store.isJwtRevoked(jti)),

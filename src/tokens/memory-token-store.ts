@@ -4,7 +4,7 @@
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
-import { signInsOfSession, type EndedSignIn, type TokenStore } from './token-store.js';
+import { signInsOfSession, type EndedSignIn, type OwnTokenRevocation, type TokenOwner, type TokenStore } from './token-store.js';
 import {
   assertTokenModel,
   epochSeconds,
@@ -73,6 +73,30 @@ export class MemoryTokenStore implements TokenStore {
     }
     this.#entries.delete(key);
     return ended;
+  }
+
+  /** As the Redis store's script (REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT): synchronous, hence atomic. */
+  async revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation> {
+    const digest = sha256Base64Url(token);
+    if (this.#get(recordKey('AccessToken', digest), 'record') || this.#get(recordKey('RefreshToken', digest), 'record')) return 'other';
+    const key = recordKey('ClientCredentials', digest);
+    const record = this.#get(key, 'record');
+    if (!record) return 'absent';
+    const p = record.payload;
+    if (
+      p.kind !== 'ClientCredentials' ||
+      typeof p.clientId !== 'string' ||
+      typeof p.iat !== 'number' ||
+      typeof p.exp !== 'number' ||
+      ['jti', 'nbf', 'format', 'jwt', 'jwt-ietf', 'paseto'].some((field) => p[field] !== undefined)
+    ) {
+      return 'other';
+    }
+    if (p.clientId !== owner.clientId) return 'foreign';
+    if (p.exp <= owner.expiredAtOrBefore) return 'expired';
+    if (owner.tokensRevokedAt !== null && p.iat <= owner.tokensRevokedAt) return 'hidden';
+    this.#entries.delete(key);
+    return 'revoked';
   }
 
   async revokeJwt(jti: string, expiresAt: number): Promise<void> {

@@ -12,7 +12,15 @@ import { createHash } from 'node:crypto';
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
-import { signInsOfSession, type EndedSignIn, type TokenStore } from './token-store.js';
+import {
+  isOwnTokenRevocation,
+  REVOCATION_SEARCH_MODELS,
+  signInsOfSession,
+  type EndedSignIn,
+  type OwnTokenRevocation,
+  type TokenOwner,
+  type TokenStore,
+} from './token-store.js';
 import {
   accountKey,
   assertTokenModel,
@@ -60,14 +68,37 @@ const UPSERT_SCRIPT =
 const JOIN_SET_SCRIPT =
   "redis.call('SADD', KEYS[1], unpack(ARGV, 2)) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') redis.call('EXPIRE', KEYS[1], ARGV[1], 'GT')";
 
+/**
+ * RFC 7009 revocation of a client credentials token by its client (`revokeOwnClientCredentials`): the
+ * provider's lookup and destroy in one atomic step. KEYS are the records of one value under
+ * AccessToken, ClientCredentials and RefreshToken: tagged by the same digest, so in one slot and a
+ * valid script in Redis Cluster. ARGV: the caller's client id, the time at or before which `exp` is
+ * expired, and its bulk revocation time ('' for none). The payload checks mirror the provider's
+ * (lib/models/formats/opaque.js): anything it would read differently is `other`, and nothing changes.
+ */
+const REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 'other' end
+local stored = redis.call('HGET', KEYS[2], 'payload')
+if not stored then return 'absent' end
+local ok, p = pcall(cjson.decode, stored)
+if not ok or type(p) ~= 'table' or p.kind ~= 'ClientCredentials' or type(p.clientId) ~= 'string'
+  or type(p.iat) ~= 'number' or type(p.exp) ~= 'number' or p.jti ~= nil or p.nbf ~= nil
+  or p.format ~= nil or p.jwt ~= nil or p['jwt-ietf'] ~= nil or p.paseto ~= nil then return 'other' end
+if p.clientId ~= ARGV[1] then return 'foreign' end
+if p.exp <= tonumber(ARGV[2]) then return 'expired' end
+if ARGV[3] ~= '' and p.iat <= tonumber(ARGV[3]) then return 'hidden' end
+redis.call('DEL', KEYS[2])
+return 'revoked'`;
+
 /** How the keys of Session records begin (see recordKey). */
 const SESSION_RECORD_PREFIX = 'Session:{';
 
 /**
- * A one-key Lua script, sent by its SHA-1 (EVALSHA) rather than in full on every call; in full (EVAL)
- * only when Redis answers NOSCRIPT (a new server, a restart, SCRIPT FLUSH), which also loads it.
+ * A Lua script, sent by its SHA-1 (EVALSHA) rather than in full on every call; in full (EVAL) only
+ * when Redis answers NOSCRIPT (a new server, a restart, SCRIPT FLUSH), which also loads it. Its keys
+ * must share a slot (Redis Cluster).
  */
-class OneKeyScript {
+class Script {
   readonly #sha: string;
 
   constructor(readonly lua: string) {
@@ -76,16 +107,21 @@ class OneKeyScript {
   }
 
   run(redis: Redis | Cluster, key: string, ...args: (string | number)[]): Promise<unknown> {
-    return redis.evalsha(this.#sha, 1, key, ...args).catch((error: unknown) => {
+    return this.runKeys(redis, [key], ...args);
+  }
+
+  runKeys(redis: Redis | Cluster, keys: readonly string[], ...args: (string | number)[]): Promise<unknown> {
+    return redis.evalsha(this.#sha, keys.length, ...keys, ...args).catch((error: unknown) => {
       if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return redis.eval(this.lua, 1, key, ...args);
+      return redis.eval(this.lua, keys.length, ...keys, ...args);
     });
   }
 }
 
-const consumeScript = new OneKeyScript(CONSUME_SCRIPT);
-const upsertScript = new OneKeyScript(UPSERT_SCRIPT);
-const joinSetScript = new OneKeyScript(JOIN_SET_SCRIPT);
+const consumeScript = new Script(CONSUME_SCRIPT);
+const upsertScript = new Script(UPSERT_SCRIPT);
+const joinSetScript = new Script(JOIN_SET_SCRIPT);
+const revokeOwnClientCredentialsScript = new Script(REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT);
 
 /** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
 async function exec(transaction: ChainableCommander): Promise<unknown[]> {
@@ -162,6 +198,20 @@ export class RedisTokenStore implements TokenStore {
       }),
     );
     return ended.flat();
+  }
+
+  async revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation> {
+    const digest = sha256Base64Url(token);
+    const keys = REVOCATION_SEARCH_MODELS.map((model) => this.#key(recordKey(model, digest)));
+    const outcome = await revokeOwnClientCredentialsScript.runKeys(
+      this.#redis,
+      keys,
+      owner.clientId,
+      owner.expiredAtOrBefore,
+      owner.tokensRevokedAt ?? '',
+    );
+    if (!isOwnTokenRevocation(outcome)) throw new Error(`unexpected revocation outcome ${String(outcome)}`);
+    return outcome;
   }
 
   async revokeJwt(jti: string, expiresAt: number): Promise<void> {

@@ -24,6 +24,38 @@ export function signInsOfSession(payload: AdapterPayload | undefined): EndedSign
   }));
 }
 
+/**
+ * What {@link TokenStore.revokeOwnClientCredentials} found, and did:
+ * - `revoked`: a `ClientCredentials` record of the caller, live, deleted (as the provider's `destroy`);
+ * - `absent`: no record of the value in `AccessToken`, `ClientCredentials` or `RefreshToken`;
+ * - `foreign`: a record of another client, left alone;
+ * - `expired`: the caller's, but expired (for the provider, with its clock tolerance), left alone;
+ * - `hidden`: the caller's, but issued before its tokens were revoked in bulk, left alone (the
+ *   provider finds no such token: client-bound-adapter.ts);
+ * - `other`: an `AccessToken` or `RefreshToken` record of the value (their revocation revokes a
+ *   grant), or a `ClientCredentials` record not in the form the provider writes: nothing changed.
+ */
+export type OwnTokenRevocation = 'revoked' | 'absent' | 'foreign' | 'expired' | 'hidden' | 'other';
+
+const OWN_TOKEN_REVOCATIONS: ReadonlySet<string> = new Set(['revoked', 'absent', 'foreign', 'expired', 'hidden', 'other']);
+
+/** Whether `value` is an {@link OwnTokenRevocation} (what a store's script answered). */
+export function isOwnTokenRevocation(value: unknown): value is OwnTokenRevocation {
+  return typeof value === 'string' && OWN_TOKEN_REVOCATIONS.has(value);
+}
+
+/** The models the provider's revocation finds a value in (lib/helpers/token_find.js), in the order the stores read them. */
+export const REVOCATION_SEARCH_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
+
+/** Whose token a {@link TokenStore.revokeOwnClientCredentials} may delete, and until when. */
+export interface TokenOwner {
+  readonly clientId: string;
+  /** A token whose `exp` is at or before this (epoch seconds) counts as expired. */
+  readonly expiredAtOrBefore: number;
+  /** The client's bulk revocation time (epoch seconds): tokens issued at or before it are hidden. */
+  readonly tokensRevokedAt: number | null;
+}
+
 /** What the issuer needs from a token store. */
 export interface TokenStore {
   /**
@@ -42,6 +74,14 @@ export interface TokenStore {
    * grant carry that digest (never the id), so introspection can see their grant revoked.
    */
   isGrantActive(grantDigest: string): Promise<boolean>;
+  /**
+   * RFC 7009 revocation of an opaque client credentials token by `owner`, in one atomic step (one
+   * round trip in Redis): looks the value up as the provider's revocation does (`AccessToken`,
+   * `ClientCredentials`, `RefreshToken`) and deletes the `ClientCredentials` record only when it
+   * belongs to `owner` and the provider would find it, exactly what the provider's `destroy` deletes
+   * (the record: such tokens have no index entry nor grant). Changes nothing in any other case.
+   */
+  revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation>;
   /** Marks a JWT access token id revoked until `expiresAt` (epoch seconds), after which the record goes. */
   revokeJwt(jti: string, expiresAt: number): Promise<void>;
   /** Whether `revokeJwt` was called for this id (and the record has not expired). */

@@ -292,6 +292,67 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       expect(await store.isJwtRevoked(jti)).toBe(false);
     });
 
+    describe('revokeOwnClientCredentials', () => {
+      const owner = (clientId: string, fields: { expiredAtOrBefore?: number; tokensRevokedAt?: number | null } = {}) => ({
+        clientId,
+        expiredAtOrBefore: fields.expiredAtOrBefore ?? nowSeconds() - 15,
+        tokensRevokedAt: fields.tokensRevokedAt ?? null,
+      });
+      const clientCredentials = async (fields: AdapterPayload = {}) => {
+        const id = newTokenValue();
+        await store.adapter('ClientCredentials').upsert(id, payloadFor('ClientCredentials', id, { accountId: undefined, ...fields }), 60);
+        return id;
+      };
+
+      it("deletes the caller's own live token, and only its record", async () => {
+        const id = await clientCredentials();
+        const other = await clientCredentials();
+
+        expect(await store.revokeOwnClientCredentials(id, owner('client-1'))).toBe('revoked');
+        expect(await store.adapter('ClientCredentials').find(id)).toBeUndefined();
+        expect(await store.adapter('ClientCredentials').find(other)).toBeDefined();
+        expect(await store.revokeOwnClientCredentials(id, owner('client-1'))).toBe('absent');
+      });
+
+      it("never deletes another client's token", async () => {
+        const id = await clientCredentials();
+
+        expect(await store.revokeOwnClientCredentials(id, owner('client-2'))).toBe('foreign');
+        expect(await store.adapter('ClientCredentials').find(id)).toBeDefined();
+      });
+
+      it('leaves expired tokens, and tokens issued before a bulk revocation, as the provider finds none', async () => {
+        const id = await clientCredentials();
+        const { iat, exp } = (await store.adapter('ClientCredentials').find(id))!;
+
+        expect(await store.revokeOwnClientCredentials(id, owner('client-1', { expiredAtOrBefore: exp as number }))).toBe('expired');
+        expect(await store.revokeOwnClientCredentials(id, owner('client-1', { tokensRevokedAt: iat as number }))).toBe('hidden');
+        expect(await store.adapter('ClientCredentials').find(id)).toBeDefined();
+        expect(await store.revokeOwnClientCredentials(id, owner('client-1', { tokensRevokedAt: (iat as number) - 1 }))).toBe('revoked');
+      });
+
+      it('changes nothing for access and refresh tokens (their revocation is a grant revocation) or odd records', async () => {
+        const access = newTokenValue();
+        const refresh = newTokenValue();
+        await store.adapter('AccessToken').upsert(access, payloadFor('AccessToken', access, { grantId: newTokenValue() }), 60);
+        await store.adapter('RefreshToken').upsert(refresh, payloadFor('RefreshToken', refresh, { grantId: newTokenValue() }), 60);
+        const formatted = await clientCredentials({ format: 'jwt' });
+        const notBefore = await clientCredentials({ nbf: nowSeconds() });
+
+        for (const id of [access, refresh, formatted, notBefore]) {
+          expect(await store.revokeOwnClientCredentials(id, owner('client-1'))).toBe('other');
+        }
+        expect(await store.adapter('AccessToken').find(access)).toBeDefined();
+        expect(await store.adapter('RefreshToken').find(refresh)).toBeDefined();
+        expect(await store.adapter('ClientCredentials').find(formatted)).toBeDefined();
+        expect(await store.adapter('ClientCredentials').find(notBefore)).toBeDefined();
+      });
+
+      it('answers absent for an unknown value', async () => {
+        expect(await store.revokeOwnClientCredentials(newTokenValue(), owner('client-1'))).toBe('absent');
+      });
+    });
+
     it('answers a ping', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
     });

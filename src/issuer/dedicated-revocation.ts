@@ -1,0 +1,94 @@
+/**
+ * The dedicated revocation path (RFC 7009, docs/dedicated-paths.md): a client revoking its own opaque
+ * client credentials token with its secret (Basic or in the form) is answered in front of
+ * oidc-provider, with one Redis round trip for the lookup and the delete. Anything else goes to the
+ * provider untouched, with the body it read given back: access tokens of a grant and refresh tokens
+ * (the provider revokes their whole grant), JWTs (revocation.ts records them after the provider),
+ * other authentication methods, DPoP and any other header or parameter the introspection path leaves.
+ *
+ * The provider's revocation (lib/actions/revocation.js of oidc-provider) is what this reproduces, and
+ * test/e2e/revocation-differential.test.ts holds the two answers, and their effect, equal. Shared with
+ * the dedicated introspection path: the form and header checks, the one client secret check (and its
+ * lockout), the error answers.
+ */
+import type Koa from 'koa';
+import type { Logger } from '../observability/logger.js';
+import { dedicatedPathRequests, labelledChildren, revocations } from '../observability/metrics.js';
+import { requestContext } from '../shared/request-context.js';
+import { epochSeconds } from '../tokens/token-keys.js';
+import type { TokenStore } from '../tokens/token-store.js';
+import type { ClientSecretCheck } from './client-authentication.js';
+import { answerFailure, authenticate, readCandidate, respond, secretClient, type ProviderRoute } from './dedicated-introspection.js';
+import type { TokenEndpointDependencies } from './introspection.js';
+import { looksLikeJwt } from './jwt-access-token.js';
+
+/** What the dedicated revocation path consults. */
+export interface DedicatedRevocationDependencies extends Pick<TokenEndpointDependencies, 'clients'> {
+  readonly issuer: string;
+  readonly revocationPath: string;
+  readonly tokenStore: TokenStore;
+  readonly checkClientSecret: ClientSecretCheck;
+  readonly logger: Logger;
+}
+
+/** The provider's revocation route has CORS but no no-cache step. */
+const REVOCATION_ROUTE: ProviderRoute = { name: 'revocation', noStore: false };
+
+/** oidc-provider's default `clockTolerance` (seconds): a token is expired for it once `exp <= now - 15`. */
+const PROVIDER_CLOCK_TOLERANCE = 15;
+
+/** The provider's answer to every revocation it accepts: 200 and an empty body (koa then sends `text/plain`, length 0). */
+const REVOKED = { status: 200, body: '' } as const;
+
+const revocationCount = labelledChildren((kind: string) => revocations.labels(kind));
+
+/**
+ * Builds the koa middleware of the path. It goes in front of the provider (after the body limit), and
+ * calls `next()` for every request it leaves to the provider.
+ */
+export function dedicatedRevocation(deps: DedicatedRevocationDependencies): Koa.Middleware {
+  const answered = dedicatedPathRequests.labels({ route: 'revocation', outcome: 'answered' });
+  const leftToProvider = dedicatedPathRequests.labels({ route: 'revocation', outcome: 'provider' });
+
+  return async function answerRevocation(ctx, next) {
+    if (ctx.path !== deps.revocationPath || ctx.method !== 'POST') {
+      await next();
+      return;
+    }
+    if (await answer(ctx)) answered.inc();
+    else {
+      leftToProvider.inc();
+      await next();
+    }
+  };
+
+  /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
+  async function answer(ctx: Koa.Context): Promise<boolean> {
+    const candidate = await readCandidate(ctx);
+    // A JWT's revocation is recorded by revocation.ts once the provider has authenticated the caller.
+    if (!candidate || looksLikeJwt(candidate.token)) return false;
+    const client = await secretClient(deps, candidate);
+    if (!client) return false;
+    const context = requestContext.getStore();
+    // Named as the provider names it once it has found the client (traces and logs carry it).
+    if (context) context.clientId = candidate.clientId;
+    try {
+      if (!(await authenticate(ctx, deps, candidate, REVOCATION_ROUTE))) return true;
+      const outcome = await deps.tokenStore.revokeOwnClientCredentials(candidate.token, {
+        clientId: client.clientId,
+        expiredAtOrBefore: epochSeconds() - PROVIDER_CLOCK_TOLERANCE,
+        tokensRevokedAt: client.tokensRevokedAt,
+      });
+      // An access token of a grant, a refresh token, an odd record: nothing was changed, and the
+      // provider authenticates the caller again (a right secret counts no failure) and revokes.
+      if (outcome === 'other') return false;
+    } catch (error) {
+      answerFailure(ctx, deps.logger, error, REVOCATION_ROUTE);
+      return true;
+    }
+    // RFC 7009: an unknown, expired or foreign token is answered 200 all the same, as the provider does.
+    respond(ctx, REVOKED, REVOCATION_ROUTE);
+    revocationCount('opaque').inc();
+    return true;
+  }
+}
