@@ -31,8 +31,17 @@ import {
   type ComparisonResult,
   type WindowResult,
 } from './bench/report.js';
-import { comparisons, scalingComparison, type Comparison, type Contender, type ProjectTarget } from './bench/scenarios.js';
+import {
+  comparisons,
+  scalingComparison,
+  tracingComparisons,
+  TRACING_SCENARIOS,
+  type Comparison,
+  type Contender,
+  type ProjectTarget,
+} from './bench/scenarios.js';
 import { soak, type SoakResult } from './bench/soak.js';
+import { startTraceSink } from './bench/trace-sink.js';
 
 const HELP = `npm run bench [-- options]
   --duration N     seconds measured per side per round (default 4; --quick: 2)
@@ -41,7 +50,9 @@ const HELP = `npm run bench [-- options]
   --rounds N       rounds per scenario, alternating the order of the sides (default 3)
   --connections N  concurrent keep-alive connections (default 32)
   --workers N      worker processes for the scaling comparison (default 2; 1 skips it)
-  --only IDS       comma-separated scenario ids (see bench/results.json), for development
+  --only IDS       comma-separated scenario ids (see bench/results.json), for development;
+                   tracing-cost (tracing off against on, issuance and introspection, about 70 s at the
+                   default settings) runs only when named here
   --quick          short windows, for development
   --cpu-prof       run the project and the peers under node --cpu-prof (bench/profiles/)
   --soak N         instead: hold a mixed load on the project for N seconds, report memory over time
@@ -118,7 +129,7 @@ async function measure(comparison: Comparison, generator: LoadGenerator, setting
       const job = await contender.job(base);
       // A side's first window gets a longer warm-up: the JIT compiles its hot path then.
       const warmup = round === 0 ? 3 * settings.warmup : settings.warmup;
-      if (warmup > 0) await generator.run({ ...job, seconds: warmup });
+      const warmupRequests = warmup > 0 ? (await generator.run({ ...job, seconds: warmup })).requests : 0;
       const sampler = new ProcessSampler(() => contender.server.servingPids());
       // Revocation jobs also issue tokens between their timed parts: only CPU time within them counts.
       let timedCpu = 0;
@@ -131,7 +142,7 @@ async function measure(comparison: Comparison, generator: LoadGenerator, setting
       const peakRss = Math.max(0, ...usage.peakRss.values());
       const cpu = job.kind === 'revocation' ? timedCpu : usage.cpuSeconds;
       const cpuPerRequestUs = stats.requests > 0 ? (cpu / stats.requests) * 1e6 : undefined;
-      windows.get(contender)!.push({ round, stats, peakRss, ...(cpuPerRequestUs !== undefined ? { cpuPerRequestUs } : {}) });
+      windows.get(contender)!.push({ round, stats, warmupRequests, peakRss, ...(cpuPerRequestUs !== undefined ? { cpuPerRequestUs } : {}) });
       log(
         `  ${comparison.id} round ${round + 1} ${contender.label}: ${stats.rps.toFixed(0)} req/s, p50 ${stats.p50.toFixed(2)} ms, ` +
           `p99 ${stats.p99.toFixed(2)} ms, ${stats.errors} errors, ${(peakRss / MIB).toFixed(0)} MiB` +
@@ -193,7 +204,14 @@ function profilerFlags(settings: Settings, name: string): string[] {
 
 async function startHelper(name: string, entry: string, env: Record<string, string>, cleanup: Cleanup, nodeFlags: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
-  const server = await startServerProcess({ name, entry, port, nodeFlags, ready: /listening on port/, env: { NODE_ENV: 'production', PORT: String(port), ...env } });
+  const server = await startServerProcess({
+    name,
+    entry,
+    port,
+    nodeFlags,
+    ready: /listening on port/,
+    env: { NODE_ENV: 'production', PORT: String(port), ...env },
+  });
   cleanup.add(() => server.stop());
   return server;
 }
@@ -223,6 +241,41 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
     log(`${comparison.title}`);
     results.push(await measure(comparison, generator, settings));
   }
+  // Not in the default run: its two scenarios add about 70 s. `--only tracing-cost` runs both.
+  const tracing = TRACING_SCENARIOS.filter((id) => settings.only?.includes(id) || settings.only?.includes('tracing-cost'));
+  if (tracing.length > 0) {
+    const sink = await startTraceSink();
+    cleanup.add(() => sink.close());
+    // Every span exported (no sampler is read), in batches of at most 512 spans every second.
+    const traced = await startProject(stores, 1, [], {
+      name: 'project (tracing on)',
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_SERVICE_NAME: 'login-bench',
+        OTEL_BSP_SCHEDULE_DELAY: '1000',
+      },
+    });
+    cleanup.add(() => traced.stop());
+    const on: ProjectTarget = { ...project, server: traced };
+    for (const comparison of tracingComparisons(project, on).filter((c) => tracing.includes(c.id))) {
+      log(comparison.title);
+      const before = sink.spans();
+      const result = await measure(comparison, generator, settings);
+      // The traced process sends what it still buffers within OTEL_BSP_SCHEDULE_DELAY.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const spans = sink.spans() - before;
+      const requests = result.contenders.find((c) => c.role === 'traced')?.windows.reduce((sum, w) => sum + w.stats.requests + (w.warmupRequests ?? 0), 0) ?? 0;
+      const note =
+        `the sink received ${spans} spans, ${(spans / Math.max(1, requests)).toFixed(2)} per request of the traced side (warm-ups included); ` +
+        `the CPU ratio is off's µs over on's, so 1 / it is what tracing multiplies the CPU per request by`;
+      results.push({ ...result, note });
+    }
+    const { received, unreadable } = sink.exports();
+    log(`trace sink: ${sink.spans()} spans in ${received} exports (${unreadable} unreadable)`);
+    recordHighWater(traced);
+    await traced.stop();
+  }
   if (settings.workers > 1 && selected('opaque-issuance-workers')) {
     // The project alone now: the peer and the floor would only take memory.
     for (const helper of [peer, redisPeer, floor]) {
@@ -243,13 +296,17 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   mkdirSync(BENCH_DIR, { recursive: true });
   writeFileSync(`${BENCH_DIR}results.json`, JSON.stringify(report, null, 2) + '\n');
 
-  console.log(`\n${info.date.slice(0, 10)}, Node ${info.node}, ${info.cores} cores (${info.cpu}), ${info.memoryGiB} GiB; ` +
-    `${settings.connections} connections, ${settings.rounds} rounds of ${settings.seconds} s per side (after ${settings.warmup} s of warm-up, ${3 * settings.warmup} s in the first round); ` +
-    `load average ${info.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')} at start, ${report.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')} at end\n`);
+  console.log(
+    `\n${info.date.slice(0, 10)}, Node ${info.node}, ${info.cores} cores (${info.cpu}), ${info.memoryGiB} GiB; ` +
+      `${settings.connections} connections, ${settings.rounds} rounds of ${settings.seconds} s per side (after ${settings.warmup} s of warm-up, ${3 * settings.warmup} s in the first round); ` +
+      `load average ${info.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')} at start, ${report.loadAverageAtEnd.map((l) => l.toFixed(2)).join(' ')} at end\n`,
+  );
   console.log(resultsTable(results));
   const notesText = notes(results);
   if (notesText) console.log(`\n${notesText}`);
-  const highWaterText = Object.entries(highWater).map(([name, mib]) => `${name} ${mib.toFixed(0)} MiB`).join(', ');
+  const highWaterText = Object.entries(highWater)
+    .map(([name, mib]) => `${name} ${mib.toFixed(0)} MiB`)
+    .join(', ');
   console.log(`\nPeak resident size over each process's life (VmHWM): ${highWaterText}`);
   console.log(`\n${targetsTable(targets)}\n\nWritten to bench/results.json`);
   if (settings.cpuProf) console.log('CPU profiles: bench/profiles/project.cpuprofile, peer.cpuprofile and peer-redis.cpuprofile');

@@ -76,10 +76,15 @@ export function startFlags(): string[] {
  * Starts the project with `workers` processes. Logs at `warn`: an info line per request would measure
  * pino rather than the server.
  */
-export async function startProject(stores: ProjectStores, workers: number, nodeFlags: readonly string[] = []): Promise<ServerProcess> {
+export async function startProject(
+  stores: ProjectStores,
+  workers: number,
+  nodeFlags: readonly string[] = [],
+  extra: { readonly name?: string; readonly env?: Record<string, string> } = {},
+): Promise<ServerProcess> {
   const port = await freePort();
   return startServerProcess({
-    name: workers === 1 ? 'project' : `project (WORKERS=${workers})`,
+    name: extra.name ?? (workers === 1 ? 'project' : `project (WORKERS=${workers})`),
     entry: SERVER_ENTRY,
     port,
     nodeFlags: [...startFlags(), ...nodeFlags],
@@ -97,8 +102,10 @@ export async function startProject(stores: ProjectStores, workers: number, nodeF
       ADMIN_BOOTSTRAP_CLIENT_SECRET: stores.admin.clientSecret,
       WORKERS: String(workers),
       LOG_LEVEL: 'warn',
-      // Two project processes run side by side in the scaling scenario: any free metrics port each.
+      // Two project processes run side by side in the scaling and tracing scenarios: any free metrics port each.
       METRICS_PORT: '0',
+      // Empty unless asked for (the tracing-cost scenario): the child gets no other environment.
+      ...extra.env,
     },
   });
 }

@@ -12,6 +12,8 @@ const MIB = 1024 * 1024;
 export interface WindowResult {
   readonly round: number;
   readonly stats: LoadStats;
+  /** Requests answered during the warm-up before the window (not measured). */
+  readonly warmupRequests?: number;
   /** Highest resident memory of any serving process during the window, in bytes. */
   readonly peakRss: number;
   /** CPU time the serving processes spent per response, in microseconds (fixed-request jobs only). */
@@ -77,8 +79,9 @@ export function summarize(role: Role, label: string, windows: readonly WindowRes
   };
 }
 
-/** The contender the ratios are about: the project, or its several workers when they are measured. */
-const subjectOf = (contenders: readonly ContenderResult[]) => contenders.find((c) => c.role === 'workers') ?? contenders.find((c) => c.role === 'project');
+/** The contender the ratios are about: the project, or its several workers (or its traced twin) when they are measured. */
+const subjectOf = (contenders: readonly ContenderResult[]) =>
+  contenders.find((c) => c.role === 'workers' || c.role === 'traced') ?? contenders.find((c) => c.role === 'project');
 
 /** Ratios of the project (or its several workers) over every other contender: by req/s, and by CPU time per request. */
 export function ratiosOf(contenders: readonly ContenderResult[]): Pick<ComparisonResult, 'ratios' | 'cpuRatios'> {
@@ -147,7 +150,7 @@ export function judgeTargets({ comparisons, connections, cores, workers }: Targe
   atLeast(`Revocation (opaque) >= 1.0x ${MEMORY_PEER}`, 'revocation', MEMORY_PEER, 1.0);
   atLeast(`JWKS >= 1.5x ${MEMORY_PEER}`, 'jwks', MEMORY_PEER, 1.5);
 
-  const projectResults = comparisons.flatMap((c) => c.contenders.filter((r) => r.role === 'project' || r.role === 'workers'));
+  const projectResults = comparisons.flatMap((c) => c.contenders.filter((r) => r.role === 'project' || r.role === 'workers' || r.role === 'traced'));
   const errors = projectResults.reduce((sum, r) => sum + r.errors, 0);
   results.push({ target: 'Zero errors in every scenario (project)', measured: String(errors), status: projectResults.length === 0 ? 'not measured' : errors === 0 ? 'met' : 'not met' });
 

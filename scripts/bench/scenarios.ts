@@ -11,8 +11,11 @@ import { PEER_CLIENTS, PEER_SCOPE } from './peer-fixtures.js';
 import type { ServerProcess } from './processes.js';
 import { PROJECT_SCOPE, type ProjectFixtures } from './project-server.js';
 
-/** Who is measured. `workers` is the project with several worker processes. */
-export type Role = 'project' | 'peer' | 'floor' | 'workers';
+/**
+ * Who is measured. `workers` is the project with several worker processes; `traced` is the project
+ * exporting traces (the tracing-cost scenario).
+ */
+export type Role = 'project' | 'peer' | 'floor' | 'workers' | 'traced';
 
 /** What every job of a window shares. */
 export interface JobBase {
@@ -245,4 +248,33 @@ export function scalingComparison(one: ProjectTarget, several: ProjectTarget, wo
       { role: 'workers', label: `WORKERS=${workers}`, server: several.server, job: (base) => issuance(base, request, 'opaque') },
     ],
   };
+}
+
+/** The ids of the tracing scenarios (not in the default run). */
+export const TRACING_SCENARIOS: readonly string[] = ['tracing-cost', 'tracing-cost-introspection'];
+
+/**
+ * The project with tracing off (the process every other scenario measures: no OTEL_* variable reaches
+ * it) against a second project process exporting every span to the bench's OTLP sink, on opaque
+ * issuance and on introspection of an opaque token.
+ */
+export function tracingComparisons(off: ProjectTarget, on: ProjectTarget): Comparison[] {
+  const issue = tokenRequest(off.endpoints.token, off.fixtures.externalClient, PROJECT_SCOPE);
+  const introspect = formPost(off.endpoints.introspection, off.fixtures.resourceServer, 'token=');
+  const sides = (job: Contender['job']): Contender[] => [
+    { role: 'project', label: 'tracing off', server: off.server, job },
+    { role: 'traced', label: 'tracing on', server: on.server, job },
+  ];
+  return [
+    {
+      id: 'tracing-cost',
+      title: 'Opaque issuance, tracing off against tracing on (OTLP/HTTP to a local sink)',
+      contenders: sides((base) => issuance(base, issue, 'opaque')),
+    },
+    {
+      id: 'tracing-cost-introspection',
+      title: 'Introspection of an opaque token, tracing off against tracing on',
+      contenders: sides(async (base) => introspection(base, withToken(introspect, await fetchToken(base.url, issue)))),
+    },
+  ];
 }
