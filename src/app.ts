@@ -24,6 +24,7 @@ import { interactionRoutes } from './interactions/interaction-routes.js';
 import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
 import { dedicatedIssuance } from './issuer/dedicated-issuance.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
+import { userinfoForApiTokens } from './issuer/userinfo-for-api-tokens.js';
 import { INTROSPECTION_PATH, JWKS_PATH, TOKEN_PATH } from './issuer/provider.js';
 import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
@@ -123,7 +124,10 @@ export function createApp(deps: AppDependencies): Koa {
       // One line per request; not even its fields are gathered when info is off. 'finish' fires
       // outside the request's async context: its ids are given here.
       if (deps.logger.isLevelEnabled('info')) {
-        deps.logger.info({ requestId: context.requestId, traceId: context.traceId, method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
+        deps.logger.info(
+          { requestId: context.requestId, traceId: context.traceId, method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) },
+          'request',
+        );
       }
       requestCount(route, method, String(status)).inc();
       requestTimer(route).observe(seconds);
@@ -216,6 +220,8 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(function routeInteractions(ctx, next) {
     return isInteractionPath(ctx.path) ? interactionApi(ctx, next) : next();
   });
+
+  app.use(userinfoForApiTokens(deps.currentProvider));
 
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   app.use(async function delegateToProvider(ctx) {
