@@ -25,6 +25,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
     revokeAccount: (accountId) => measured('revokeAccount', () => store.revokeAccount(accountId)),
     revokeJwt: (jti, expiresAt) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt)),
     isGrantActive: (grantDigest) => measured('isGrantActive', () => store.isGrantActive(grantDigest)),
+    grantOfDigest: (grantDigest) => measured('grantOfDigest', () => store.grantOfDigest(grantDigest)),
     isJwtRevoked: (jti) => measured('isJwtRevoked', () => store.isJwtRevoked(jti)),
     ping: () => store.ping(),
     close: () => store.close(),
