@@ -221,7 +221,7 @@ export function createApp(deps: AppDependencies): Koa {
     return isInteractionPath(ctx.path) ? interactionApi(ctx, next) : next();
   });
 
-  app.use(userinfoForApiTokens(deps.currentProvider));
+  app.use(userinfoForApiTokens(deps));
 
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   app.use(async function delegateToProvider(ctx) {

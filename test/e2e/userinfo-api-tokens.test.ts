@@ -16,6 +16,7 @@ let server: RunningServer;
 let admin: string;
 let orders: { identifier: string; introspection: { client_id: string; client_secret: string } };
 let app: client.Configuration;
+let internalApp: client.Configuration;
 
 async function relyingParty(clientId: string, clientSecret: string): Promise<client.Configuration> {
   return client.discovery(new URL(server.issuer), clientId, clientSecret, client.ClientSecretBasic(clientSecret), {
@@ -37,6 +38,16 @@ beforeAll(async () => {
     scope: 'openid profile email offline_access orders:read',
   });
   app = await relyingParty(registered.client_id, registered.client_secret);
+  // An internal app: its API tokens are JWTs.
+  const internal = await registerClient(server.issuer, admin, {
+    client_name: 'Back office',
+    trust: 'internal',
+    grant_types: ['authorization_code', 'refresh_token'],
+    redirect_uris: [REDIRECT_URI],
+    resources: [orders.identifier],
+    scope: 'openid profile email offline_access orders:read',
+  });
+  internalApp = await relyingParty(internal.client_id, internal.client_secret);
 }, 60_000);
 
 afterAll(async () => {
@@ -44,7 +55,7 @@ afterAll(async () => {
 });
 
 /** Signs `account` in with a code flow (PKCE) asking `params`, approving consent; the tokens of a code exchange without resource. */
-async function signInWith(account: { email: string; password: string }, params: Record<string, string>) {
+async function signInWith(account: { email: string; password: string }, params: Record<string, string>, config = app) {
   const openid = params.scope?.split(' ').includes('openid') ?? false;
   const pkceCodeVerifier = client.randomPKCECodeVerifier();
   const checks = { pkceCodeVerifier, expectedState: client.randomState(), ...(openid ? { expectedNonce: client.randomNonce() } : {}), idTokenExpected: openid };
@@ -58,12 +69,12 @@ async function signInWith(account: { email: string; password: string }, params: 
     ...params,
   };
   const browser = new Browser(REDIRECT_URI);
-  const loginPage = await browser.navigate(client.buildAuthorizationUrl(app, parameters).href);
+  const loginPage = await browser.navigate(client.buildAuthorizationUrl(config, parameters).href);
   expect(loginPage.status).toBe(200);
   let after = await signIn(browser, loginPage, account.email, account.password);
   if (after.status === 200 && after.body.includes('>Allow</button>')) after = await browser.navigate(formAction(after, 'Allow'), { form: {} });
   expect(after.url.startsWith(REDIRECT_URI)).toBe(true);
-  return client.authorizationCodeGrant(app, new URL(after.url), checks);
+  return client.authorizationCodeGrant(config, new URL(after.url), checks);
 }
 
 /** The `error` of userinfo's WWW-Authenticate challenge when it refuses `token`. */
@@ -135,5 +146,26 @@ describe('userinfo with an API token', () => {
     const tokens = await client.clientCredentialsGrant(config, { scope: 'orders:read', resource: orders.identifier });
     expect(await introspectAsApi(tokens.access_token)).toMatchObject({ active: true, aud: orders.identifier });
     expect(await userinfoRefusal(config, tokens.access_token)).toBe('invalid_token');
+  });
+
+  it('answers for a JWT API token of a grant with openid, and refuses it once the grant is revoked', async () => {
+    const account = await createAccount(server.issuer, admin, { name: 'Mary Jackson' });
+    const tokens = await signInWith(account, { scope: 'openid profile email offline_access orders:read', resource: orders.identifier }, internalApp);
+    expect(tokens.access_token.split('.')).toHaveLength(3);
+    expect(await client.fetchUserInfo(internalApp, tokens.access_token, account.id)).toEqual({
+      sub: account.id,
+      email: account.email,
+      email_verified: false,
+      name: 'Mary Jackson',
+    });
+    await client.tokenRevocation(internalApp, tokens.refresh_token!);
+    expect(await userinfoRefusal(internalApp, tokens.access_token)).toBe('invalid_token');
+  });
+
+  it('refuses a JWT API token of a grant without openid', async () => {
+    const account = await createAccount(server.issuer, admin);
+    const tokens = await signInWith(account, { scope: 'orders:read', resource: orders.identifier }, internalApp);
+    expect(tokens.access_token.split('.')).toHaveLength(3);
+    expect(await userinfoRefusal(internalApp, tokens.access_token)).toBe('invalid_token');
   });
 });
