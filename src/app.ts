@@ -26,6 +26,7 @@ import { dedicatedIssuance } from './issuer/dedicated-issuance.js';
 import { dedicatedRevocation } from './issuer/dedicated-revocation.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
 import { INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, TOKEN_PATH } from './issuer/provider.js';
+import { userinfoForApiTokens } from './issuer/userinfo-for-api-tokens.js';
 import { protocolMethods } from './issuer/protocol-routes.js';
 import { keyRoutes } from './keys/key-routes.js';
 import type { SigningAlg } from './keys/signing-keys.js';
@@ -124,7 +125,10 @@ export function createApp(deps: AppDependencies): Koa {
       // One line per request; not even its fields are gathered when info is off. 'finish' fires
       // outside the request's async context: its ids are given here.
       if (deps.logger.isLevelEnabled('info')) {
-        deps.logger.info({ requestId: context.requestId, traceId: context.traceId, method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) }, 'request');
+        deps.logger.info(
+          { requestId: context.requestId, traceId: context.traceId, method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) },
+          'request',
+        );
       }
       requestCount(route, method, String(status)).inc();
       requestTimer(route).observe(seconds);
@@ -218,6 +222,8 @@ export function createApp(deps: AppDependencies): Koa {
   app.use(function routeInteractions(ctx, next) {
     return isInteractionPath(ctx.path) ? interactionApi(ctx, next) : next();
   });
+
+  app.use(userinfoForApiTokens(deps));
 
   const callbacks = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   app.use(async function delegateToProvider(ctx) {

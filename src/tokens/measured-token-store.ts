@@ -26,6 +26,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
     revokeOwnClientCredentials: (token, owner) => measured('revokeOwnClientCredentials', () => store.revokeOwnClientCredentials(token, owner)),
     revokeJwt: (jti, expiresAt) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt)),
     isGrantActive: (grantDigest) => measured('isGrantActive', () => store.isGrantActive(grantDigest)),
+    grantOfDigest: (grantDigest) => measured('grantOfDigest', () => store.grantOfDigest(grantDigest)),
     isJwtRevoked: (jti) => measured('isJwtRevoked', () => store.isJwtRevoked(jti)),
     ping: () => store.ping(),
     close: () => store.close(),

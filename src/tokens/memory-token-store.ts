@@ -108,6 +108,10 @@ export class MemoryTokenStore implements TokenStore {
     return this.#get(grantKeysOfDigest(grantDigest).record, 'record') !== undefined;
   }
 
+  async grantOfDigest(grantDigest: string): Promise<AdapterPayload | undefined> {
+    return this.#findRecord(grantKeysOfDigest(grantDigest).record, undefined);
+  }
+
   async isJwtRevoked(jti: string): Promise<boolean> {
     return this.#get(revokedJwtKey(jti), 'revoked-jwt') !== undefined;
   }

@@ -223,6 +223,10 @@ export class RedisTokenStore implements TokenStore {
     return (await this.#redis.exists(this.#key(grantKeysOfDigest(grantDigest).record))) === 1;
   }
 
+  async grantOfDigest(grantDigest: string): Promise<AdapterPayload | undefined> {
+    return this.#findRecord(grantKeysOfDigest(grantDigest).record, undefined);
+  }
+
   async isJwtRevoked(jti: string): Promise<boolean> {
     return (await this.#redis.exists(this.#key(revokedJwtKey(jti)))) === 1;
   }
@@ -270,12 +274,7 @@ export class RedisTokenStore implements TokenStore {
     return restorePayload(JSON.parse(hash.payload) as AdapterPayload, consumed, id);
   }
 
-  async #findByIndex(
-    model: string,
-    indexKey: string,
-    field: 'uid' | 'userCode',
-    value: string,
-  ): Promise<AdapterPayload | undefined> {
+  async #findByIndex(model: string, indexKey: string, field: 'uid' | 'userCode', value: string): Promise<AdapterPayload | undefined> {
     const idDigest = await this.#redis.get(this.#key(indexKey));
     if (idDigest === null) return undefined;
     const payload = await this.#findRecord(recordKey(model, idDigest), undefined);

@@ -82,6 +82,11 @@ export interface TokenStore {
    * (the record: such tokens have no index entry nor grant). Changes nothing in any other case.
    */
   revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation>;
+  /**
+   * The payload of the grant whose id has this SHA-256 digest (base64url), without its id (`jti`):
+   * what a JWT access token's grant allows, for userinfo (src/issuer/userinfo-for-api-tokens.ts).
+   */
+  grantOfDigest(grantDigest: string): Promise<AdapterPayload | undefined>;
   /** Marks a JWT access token id revoked until `expiresAt` (epoch seconds), after which the record goes. */
   revokeJwt(jti: string, expiresAt: number): Promise<void>;
   /** Whether `revokeJwt` was called for this id (and the record has not expired). */

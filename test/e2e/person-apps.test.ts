@@ -39,7 +39,10 @@ beforeAll(async () => {
   };
   const internal = await registerClient(server.issuer, admin, { ...common, client_name: 'Shop back office', trust: 'internal' });
   const external = await registerClient(server.issuer, admin, { ...common, client_name: 'Partner shop', trust: 'external' });
-  [internalApp, externalApp] = await Promise.all([relyingParty(internal.client_id, internal.client_secret), relyingParty(external.client_id, external.client_secret)]);
+  [internalApp, externalApp] = await Promise.all([
+    relyingParty(internal.client_id, internal.client_secret),
+    relyingParty(external.client_id, external.client_secret),
+  ]);
 }, 60_000);
 
 afterAll(async () => {
@@ -47,7 +50,8 @@ afterAll(async () => {
 });
 
 /** RFC 7662 introspection with the API's own credentials, as the API would. */
-const introspectAsApi = async (token: string) => introspect(await discover(server.issuer), orders.introspection.client_id, orders.introspection.client_secret, token);
+const introspectAsApi = async (token: string) =>
+  introspect(await discover(server.issuer), orders.introspection.client_id, orders.introspection.client_secret, token);
 
 /** An authorization request's parameters (code flow, PKCE) and the checks for its callback. */
 async function authorizationRequest(params: Record<string, string>) {
@@ -66,7 +70,11 @@ async function authorizationRequest(params: Record<string, string>) {
 }
 
 /** From the sign-in page to the client's callback, approving consent if asked. */
-async function completeSignIn(browser: Browser, loginPage: { status: number; body: string; url: string; headers: Headers }, account: { email: string; password: string }) {
+async function completeSignIn(
+  browser: Browser,
+  loginPage: { status: number; body: string; url: string; headers: Headers },
+  account: { email: string; password: string },
+) {
   expect(loginPage.status).toBe(200);
   expect(loginPage.body).toContain('name="password"');
   let after = await signIn(browser, loginPage, account.email, account.password);
@@ -76,7 +84,12 @@ async function completeSignIn(browser: Browser, loginPage: { status: number; bod
 }
 
 /** Signs `account` in to `config`'s client with an ordinary GET authorization request; the tokens. */
-async function signInWith(config: client.Configuration, account: { email: string; password: string }, params: Record<string, string>, exchangeParams?: Record<string, string>) {
+async function signInWith(
+  config: client.Configuration,
+  account: { email: string; password: string },
+  params: Record<string, string>,
+  exchangeParams?: Record<string, string>,
+) {
   const { parameters, checks } = await authorizationRequest(params);
   const browser = new Browser(REDIRECT_URI);
   const callback = await completeSignIn(browser, await browser.navigate(client.buildAuthorizationUrl(config, parameters).href), account);
@@ -156,13 +169,13 @@ describe('an app that names its API and signs a person in', () => {
   it('gets a token for its API from a code exchange without resource, and a userinfo token by a refresh with OpenID scopes', async () => {
     const account = await createAccount(server.issuer, admin, { name: 'Mary Jackson' });
     const tokens = await signInWith(internalApp, account, { scope: 'openid profile email offline_access orders:read', resource: orders.identifier });
-    // Its token cannot be used at userinfo, so the ID token carries the person's claims.
+    // The ID token carries the person's claims.
     expect(tokens.claims()).toMatchObject({ sub: account.id, email: account.email, name: 'Mary Jackson' });
 
     // The API accepts it: introspected as the API, it is active and for the API.
     expect(await introspectAsApi(tokens.access_token)).toMatchObject({ active: true, aud: orders.identifier, sub: account.id, scope: 'orders:read' });
 
-    // Userinfo refuses a token with an audience; a refresh asking for OpenID scopes only gets one for userinfo.
+    // A refresh asking for OpenID scopes only gets a plain userinfo token (no audience).
     expect(tokens.refresh_token).toBeDefined();
     const forUserinfo = await client.refreshTokenGrant(internalApp, tokens.refresh_token!, { scope: 'openid profile email' });
     const userinfo = await client.fetchUserInfo(internalApp, forUserinfo.access_token, account.id);

@@ -171,9 +171,7 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       const [revoked, kept] = [newTokenValue(), newTokenValue()];
       for (const grantId of [revoked, kept]) await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId), 60);
       const models = ['AccessToken', 'RefreshToken', 'AuthorizationCode', 'DeviceCode'];
-      const tokens = models.flatMap((model) =>
-        [revoked, kept].map((grantId) => ({ model, grantId, id: newTokenValue(), userCode: newTokenValue() })),
-      );
+      const tokens = models.flatMap((model) => [revoked, kept].map((grantId) => ({ model, grantId, id: newTokenValue(), userCode: newTokenValue() })));
       for (const { model, grantId, id, userCode } of tokens) {
         const fields = model === 'DeviceCode' ? { grantId, userCode } : { grantId };
         await store.adapter(model).upsert(id, payloadFor(model, id, fields), 60);
@@ -208,6 +206,18 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       expect(await store.isGrantActive(grantDigest)).toBe(true);
       await store.adapter('AccessToken').revokeByGrantId(grantId);
       expect(await store.isGrantActive(grantDigest)).toBe(false);
+    });
+
+    it('finds a grant by the digest of its id, without the id, until it is revoked', async () => {
+      const grantId = newTokenValue();
+      const grantDigest = sha256Base64Url(grantId);
+      expect(await store.grantOfDigest(grantDigest)).toBeUndefined();
+      await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId, { accountId: 'account-1', clientId: 'client-1' }), 60);
+      const found = await store.grantOfDigest(grantDigest);
+      expect(found).toMatchObject({ accountId: 'account-1', clientId: 'client-1' });
+      expect(found?.jti).toBeUndefined();
+      await store.adapter('AccessToken').revokeByGrantId(grantId);
+      expect(await store.grantOfDigest(grantDigest)).toBeUndefined();
     });
 
     it("revokes an account's grants, their tokens and its sessions, and no other account's", async () => {
