@@ -14,7 +14,12 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .execute();
   // Sign-in looks accounts up by lower(email); the same expression keeps Ann@x and ann@x apart as one.
-  await db.schema.createIndex('accounts_email_lower_idx').on('accounts').unique().expression(sql`lower(email)`).execute();
+  await db.schema
+    .createIndex('accounts_email_lower_idx')
+    .on('accounts')
+    .unique()
+    .expression(sql`lower(email)`)
+    .execute();
   await db.schema.createIndex('accounts_created_at_idx').on('accounts').columns(['created_at', 'id']).execute();
 }
 

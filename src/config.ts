@@ -10,7 +10,10 @@ import { DEFAULT_SIGNING_ALGS, SIGNING_ALGS, type SigningAlg } from './keys/sign
 
 /** A configuration problem found at start; `variable` names the environment variable at fault. */
 export class ConfigError extends Error {
-  constructor(readonly variable: string, message: string) {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
     super(`${variable}: ${message}`);
     this.name = 'ConfigError';
   }
@@ -84,13 +87,16 @@ const intInRange = (min: number, max: number) =>
     .refine((n) => n >= min && n <= max, `must be between ${min} and ${max}`);
 
 const urlWithScheme = (schemes: string[]) =>
-  z.string().refine((value) => {
-    try {
-      return schemes.includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL with scheme ${schemes.join(' or ')}`);
+  z.string().refine(
+    (value) => {
+      try {
+        return schemes.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    `must be a URL with scheme ${schemes.join(' or ')}`,
+  );
 
 const booleanFlag = z.enum(['true', 'false']).transform((v) => v === 'true');
 
@@ -109,13 +115,14 @@ const envSchema = z.object({
   DATABASE_URL: urlWithScheme(['postgres:', 'postgresql:']).optional(),
   PGLITE_DIR: z.string().min(1).optional(),
   REDIS_URL: urlWithScheme(['redis:', 'rediss:']).optional(),
-  REDIS_KEY_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]*$/, 'may hold only letters, digits, ":", "_" and "-"').optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]*$/, 'may hold only letters, digits, ":", "_" and "-"')
+    .optional(),
   KEY_ENCRYPTION_KEY: keyEncryptionKey.optional(),
   KEY_ENCRYPTION_KEY_PREVIOUS: keyEncryptionKey.optional(),
   KEYS_DIR: z.string().min(1).optional(),
-  WORKERS: z
-    .union([z.literal('auto'), intInRange(1, MAX_WORKERS)], { error: `must be a whole number between 1 and ${MAX_WORKERS}, or auto` })
-    .optional(),
+  WORKERS: z.union([z.literal('auto'), intInRange(1, MAX_WORKERS)], { error: `must be a whole number between 1 and ${MAX_WORKERS}, or auto` }).optional(),
   MIGRATE_ON_START: booleanFlag.optional(),
   ADMIN_BOOTSTRAP_CLIENT_ID: z.string().regex(CLIENT_ID_PATTERN, 'must be 1-128 URL-safe characters').optional(),
   ADMIN_BOOTSTRAP_CLIENT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),

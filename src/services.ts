@@ -81,7 +81,6 @@ export async function prepareDatabase(config: Config, logger: Logger, db: Db, ke
  *   server does, and a one-shot script does not.
  */
 export async function createServices(config: Config, logger: Logger, options: { prepare: boolean; background: boolean }): Promise<Services> {
-
   const keks = resolveKeyEncryptionKeys(config);
   const kek = keks[0];
   const db = await openDatabase(config.databaseUrl, config.pgliteDir);
@@ -109,7 +108,19 @@ export async function createServices(config: Config, logger: Logger, options: { 
     algs: config.signingAlgs,
     follow: options.background,
     buildProvider: (keyRing) => {
-      const provider = buildProvider({ issuer: config.issuer, clients, accounts, resourceServers, tokenStore, keyRing, keyEncryptionKeys: keks, clientSecretCheck: checkClientSecret, userCodeFailures, devicePolls, fetch: outboundFetch });
+      const provider = buildProvider({
+        issuer: config.issuer,
+        clients,
+        accounts,
+        resourceServers,
+        tokenStore,
+        keyRing,
+        keyEncryptionKeys: keks,
+        clientSecretCheck: checkClientSecret,
+        userCodeFailures,
+        devicePolls,
+        fetch: outboundFetch,
+      });
       instrumentProvider(provider, clients, logger);
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
       installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });
@@ -171,4 +182,3 @@ export async function createServices(config: Config, logger: Logger, options: { 
   if (config.adminBootstrap) await ensureBootstrapAdmin({ ...services, issuer: config.issuer }, config.adminBootstrap);
   return services;
 }
-

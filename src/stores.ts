@@ -90,7 +90,9 @@ export async function openShortLivedStores(config: Config, logger: Logger): Prom
     : new Redis(config.redisUrl!, REDIS_OPTIONS);
   // Without a listener, ioredis reports every failed reconnection as an unhandled error event. Each
   // reconnection attempt of an outage fails alike: the outage's short line, not a stack per attempt.
-  redis.on('error', (error: Error) => (isStoreUnavailableError(error) ? logStoreUnavailable(logger, error) : logger.warn({ err: error }, 'redis connection error')));
+  redis.on('error', (error: Error) =>
+    isStoreUnavailableError(error) ? logStoreUnavailable(logger, error) : logger.warn({ err: error }, 'redis connection error'),
+  );
   await redis.connect();
   return {
     tokenStore: measuredTokenStore(new RedisTokenStore(redis, config.redisKeyPrefix)),

@@ -70,13 +70,14 @@ export async function selectAccountPage(db: Db, limit: number, after: PageCursor
   if (after) {
     const afterId = isPossibleAccountId(after.id) ? after.id : '00000000-0000-0000-0000-000000000000';
     query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '>', new Date(after.createdAt)),
-        eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', afterId)]),
-      ]),
+      eb.or([eb('created_at', '>', new Date(after.createdAt)), eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', afterId)])]),
     );
   }
-  const rows = await query.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
+  const rows = await query
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(limit + 1)
+    .execute();
   return rows.map(toAccount);
 }
 

@@ -9,14 +9,7 @@ import type { ChangeBus } from '../events/change-bus.js';
 import { found } from '../shared/errors.js';
 import type { Account } from './account.js';
 import { selectAccount, selectAccountPage } from './account-repository.js';
-import {
-  createAccount,
-  deleteAccount,
-  setPassword,
-  updateAccount,
-  type AccountChangeContext,
-  type AccountSessions,
-} from './account-service.js';
+import { createAccount, deleteAccount, setPassword, updateAccount, type AccountChangeContext, type AccountSessions } from './account-service.js';
 import { MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from './password.js';
 
 const email = z.email().max(320);

@@ -54,7 +54,7 @@ export function adminAuthentication(currentProvider: () => Provider, clients: To
     const value = match[2];
     const provider = currentProvider();
     const token = await provider.ClientCredentials.find(value);
-    const audiences = ([] as string[]).concat((token?.aud) ?? []);
+    const audiences = ([] as string[]).concat(token?.aud ?? []);
     if (!token || !token.isValid || !audiences.includes(audience)) {
       throw unauthorized('the access token is invalid, expired, revoked or not for the admin API', scheme);
     }

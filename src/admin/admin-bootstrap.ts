@@ -61,7 +61,6 @@ export async function ensureAdminAudience(db: Db, issuer: string): Promise<void>
   }
 }
 
-
 /** What `npm run -s admin:bootstrap` prints: how to get an admin token. */
 export interface AdminCredentials {
   client_id: string;
@@ -73,11 +72,11 @@ export interface AdminCredentials {
 
 /** Creates a new admin client and answers its credentials (the secret appears only here). */
 export async function createAdminClient(deps: AdminBootstrapDependencies): Promise<AdminCredentials> {
-  const { client, secret } = await createClient(
-    { db: deps.db, bus: deps.bus, actor: SYSTEM_ACTOR },
-    deps.validateClientMetadata,
-    { clientName: 'Admin', trust: 'internal', metadata: adminClientMetadata(deps.issuer) },
-  );
+  const { client, secret } = await createClient({ db: deps.db, bus: deps.bus, actor: SYSTEM_ACTOR }, deps.validateClientMetadata, {
+    clientName: 'Admin',
+    trust: 'internal',
+    metadata: adminClientMetadata(deps.issuer),
+  });
   return {
     client_id: client.clientId,
     client_secret: secret!,
@@ -108,7 +107,12 @@ export async function ensureBootstrapAdmin(deps: AdminBootstrapDependencies, adm
     return;
   }
   try {
-    await createClient(change, deps.validateClientMetadata, { clientName: 'Bootstrap admin', trust: 'internal', metadata }, { clientId: admin.clientId, secret: admin.clientSecret });
+    await createClient(
+      change,
+      deps.validateClientMetadata,
+      { clientName: 'Bootstrap admin', trust: 'internal', metadata },
+      { clientId: admin.clientId, secret: admin.clientSecret },
+    );
     deps.logger.info({ clientId: admin.clientId }, 'bootstrap admin client created');
   } catch (error) {
     // Another instance created it at the same moment.

@@ -168,4 +168,11 @@ export const timestamp = z.iso.datetime();
 export const pageOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), next_cursor: z.string().nullable() });
 
 /** The body of every `POST .../secret` route. */
-export const secretRotationSchema = z.strictObject({ grace_seconds: z.number().int().min(0).max(30 * 86_400).default(0) });
+export const secretRotationSchema = z.strictObject({
+  grace_seconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 86_400)
+    .default(0),
+});

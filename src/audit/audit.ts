@@ -35,6 +35,9 @@ export async function selectAuditPage(db: Db, limit: number, after: PageCursor |
   let query = db.selectFrom('audit_events').selectAll();
   // Ids are a sequence: ordering by id alone is stable and matches insertion order.
   if (after) query = query.where('id', '>', after.id);
-  const rows = await query.orderBy('id').limit(limit + 1).execute();
+  const rows = await query
+    .orderBy('id')
+    .limit(limit + 1)
+    .execute();
   return rows.map((row) => ({ id: String(row.id), at: row.at, actor: row.actor, action: row.action, target: row.target, details: row.details }));
 }

@@ -124,7 +124,11 @@ function toProviderMetadata(client: ClientWithSecrets): AdapterPayload {
     post_logout_redirect_uris: m.post_logout_redirect_uris,
     token_endpoint_auth_method: m.token_endpoint_auth_method,
     // The provider knows only the OpenID scopes; resource scopes are enforced in getResourceServerInfo.
-    scope: m.scope.split(' ').filter((scope) => OPENID_SCOPE_SET.has(scope)).join(' ') || undefined,
+    scope:
+      m.scope
+        .split(' ')
+        .filter((scope) => OPENID_SCOPE_SET.has(scope))
+        .join(' ') || undefined,
   };
   if (m.jwks) base.jwks = m.jwks;
   if (m.jwks_uri) base.jwks_uri = m.jwks_uri;

@@ -80,13 +80,14 @@ export async function selectClientPage(db: Db, limit: number, after: PageCursor 
   let query = db.selectFrom('clients').selectAll().where('resource_server_id', 'is', null);
   if (after) {
     query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '>', new Date(after.createdAt)),
-        eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('client_id', '>', after.id)]),
-      ]),
+      eb.or([eb('created_at', '>', new Date(after.createdAt)), eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('client_id', '>', after.id)])]),
     );
   }
-  const rows = await query.orderBy('created_at').orderBy('client_id').limit(limit + 1).execute();
+  const rows = await query
+    .orderBy('created_at')
+    .orderBy('client_id')
+    .limit(limit + 1)
+    .execute();
   return rows.map(toClient);
 }
 

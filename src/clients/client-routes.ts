@@ -8,7 +8,15 @@ import type { ChangeBus } from '../events/change-bus.js';
 import { DEVICE_CODE_GRANT } from '../issuer/device-flow.js';
 import type { Client, ClientMetadata } from './client.js';
 import { selectClientPage } from './client-repository.js';
-import { createClient, deleteClient, existingClient, revokeClientTokens, rotateClientSecret, updateClient, type ProviderMetadataValidator } from './client-service.js';
+import {
+  createClient,
+  deleteClient,
+  existingClient,
+  revokeClientTokens,
+  rotateClientSecret,
+  updateClient,
+  type ProviderMetadataValidator,
+} from './client-service.js';
 
 const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token', DEVICE_CODE_GRANT] as const;
 
@@ -23,7 +31,14 @@ const clientFields = {
   scope: z
     .string()
     .max(4096)
-    .refine((s) => s.split(' ').filter(Boolean).every((t) => scopeName.safeParse(t).success), 'must be space-separated scope names'),
+    .refine(
+      (s) =>
+        s
+          .split(' ')
+          .filter(Boolean)
+          .every((t) => scopeName.safeParse(t).success),
+      'must be space-separated scope names',
+    ),
   resources: uniqueList(absoluteUri, 50),
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }),
   jwks_uri: absoluteUri,
@@ -62,7 +77,13 @@ export const clientCreateSchema = z
 
 /** The body of `PATCH /admin/clients/{client_id}`: any field, plus `disabled`; `null` removes jwks or jwks_uri. */
 export const clientPatchSchema = z
-  .strictObject({ ...clientFields, jwks: clientFields.jwks.nullable(), jwks_uri: clientFields.jwks_uri.nullable(), backchannel_logout_uri: clientFields.backchannel_logout_uri.nullable(), disabled: z.boolean() })
+  .strictObject({
+    ...clientFields,
+    jwks: clientFields.jwks.nullable(),
+    jwks_uri: clientFields.jwks_uri.nullable(),
+    backchannel_logout_uri: clientFields.backchannel_logout_uri.nullable(),
+    disabled: z.boolean(),
+  })
   .partial();
 
 /** The metadata a validated create body stands for. */

@@ -86,7 +86,13 @@ export async function createClient(
         actor: change.actor,
         action: 'client.create',
         target: clientId,
-        details: { client_name: input.clientName, trust: input.trust, grant_types: input.metadata.grant_types, resources: input.metadata.resources, scope: input.metadata.scope },
+        details: {
+          client_name: input.clientName,
+          trust: input.trust,
+          grant_types: input.metadata.grant_types,
+          resources: input.metadata.resources,
+          scope: input.metadata.scope,
+        },
       });
       return created;
     });
@@ -117,7 +123,9 @@ export async function updateClient(change: ChangeContext, validate: ProviderMeta
   if (usesClientSecret(update.metadata) && current.secretDigests.length === 0) {
     throw new InvalidInputError('token_endpoint_auth_method', 'the client has no secret: rotate its secret after switching, or keep its method');
   }
-  const changed = Object.keys(update).filter((key) => JSON.stringify(update[key as keyof ClientUpdate]) !== JSON.stringify(fieldOf(current, key as keyof ClientUpdate)));
+  const changed = Object.keys(update).filter(
+    (key) => JSON.stringify(update[key as keyof ClientUpdate]) !== JSON.stringify(fieldOf(current, key as keyof ClientUpdate)),
+  );
   const client = await change.db.transaction().execute(async (trx) => {
     const updated = await updateClientRow(trx, clientId, update satisfies ClientChanges);
     await recordAudit(trx, {
@@ -157,7 +165,12 @@ export async function rotateClientSecret(change: ChangeContext, clientId: string
   const secret = generateSecret();
   await change.db.transaction().execute(async (trx) => {
     await replaceSecretDigest(trx, clientId, sha256Hex(secret), new Date(Date.now() + graceSeconds * 1000));
-    await recordAudit(trx, { actor: change.actor, action: 'client.secret.rotate', target: auditTarget, details: { client_id: clientId, grace_seconds: graceSeconds } });
+    await recordAudit(trx, {
+      actor: change.actor,
+      action: 'client.secret.rotate',
+      target: auditTarget,
+      details: { client_id: clientId, grace_seconds: graceSeconds },
+    });
   });
   await change.bus.publish({ kind: 'client', id: clientId });
   return secret;

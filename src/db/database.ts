@@ -20,10 +20,7 @@ export async function openDatabase(url: string | undefined, pgliteDir: string): 
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: postgresQueryTracing() });
   }
   // Loaded lazily: production never pays for the embedded database's WebAssembly.
-  const [{ PGlite }, { PGliteDialect }] = await Promise.all([
-    import('@electric-sql/pglite'),
-    import('kysely-pglite-dialect'),
-  ]);
+  const [{ PGlite }, { PGliteDialect }] = await Promise.all([import('@electric-sql/pglite'), import('kysely-pglite-dialect')]);
   mkdirSync(pgliteDir, { recursive: true });
   return new Kysely<Database>({ dialect: new PGliteDialect(new PGlite(pgliteDir)) });
 }

@@ -29,10 +29,7 @@ const origin = (url: string): string | undefined => {
 
 /** Sets the security headers of an HTML page. */
 export function setPageHeaders(target: HeaderTarget, page: PageSecurity = {}): void {
-  const formAction =
-    page.formTargets === undefined
-      ? "'none'"
-      : ["'self'", ...new Set(page.formTargets.map(origin).filter((o) => o !== undefined))].join(' ');
+  const formAction = page.formTargets === undefined ? "'none'" : ["'self'", ...new Set(page.formTargets.map(origin).filter((o) => o !== undefined))].join(' ');
   const scripts = (page.inlineScripts ?? []).map((script) => `'sha256-${createHash('sha256').update(script).digest('base64')}'`);
   const directives = [
     "default-src 'none'",

@@ -48,23 +48,22 @@ input.user-code{text-transform:uppercase;letter-spacing:.15em;font-size:1.25rem;
 /** A whole page in the common layout (also used by device-pages.ts). */
 export function layout(title: string, body: SafeHtml): string {
   return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>${title} · ${SERVICE_NAME}</title>
-<link rel="stylesheet" href="${STYLESHEET_PATH}">
-<link rel="icon" href="${ICON_PATH}" type="image/svg+xml">
-</head>
-<body>
-<main>
-<p class="brand">${SERVICE_NAME}</p>
-${body}
-</main>
-</body>
-</html>
-`.markup;
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="robots" content="noindex" />
+        <title>${title} · ${SERVICE_NAME}</title>
+        <link rel="stylesheet" href="${STYLESHEET_PATH}" />
+        <link rel="icon" href="${ICON_PATH}" type="image/svg+xml" />
+      </head>
+      <body>
+        <main>
+          <p class="brand">${SERVICE_NAME}</p>
+          ${body}
+        </main>
+      </body>
+    </html> `.markup;
 }
 
 /** What the sign-in page shows. */
@@ -81,15 +80,15 @@ export function loginPage(page: LoginPage): string {
   return layout(
     'Sign in',
     html`<h1>Sign in</h1>
-<p class="muted">to continue to ${page.clientName}</p>
-${page.alert ? html`<p class="alert" role="alert">${page.alert}</p>` : ''}
-<form method="post" action="${page.action}" novalidate>
-<label for="email">Email</label>
-<input id="email" name="email" type="email" autocomplete="username" required autofocus value="${page.email ?? ''}">
-<label for="password">Password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button>
-</form>`,
+      <p class="muted">to continue to ${page.clientName}</p>
+      ${page.alert ? html`<p class="alert" role="alert">${page.alert}</p>` : ''}
+      <form method="post" action="${page.action}" novalidate>
+        <label for="email">Email</label>
+        <input id="email" name="email" type="email" autocomplete="username" required autofocus value="${page.email ?? ''}" />
+        <label for="password">Password</label>
+        <input id="password" name="password" type="password" autocomplete="current-password" required />
+        <button type="submit">Sign in</button>
+      </form>`,
   );
 }
 
@@ -114,17 +113,17 @@ export function consentPage(page: ConsentPage): string {
   return layout(
     'Allow access?',
     html`<h1>Allow ${page.clientName} access?</h1>
-<p><strong>${page.clientName}</strong> asks to:</p>
-<ul class="asks">
-${page.asks.map((ask) => html`<li>${ask.text}${ask.scopes?.length ? html` <span class="muted">(${ask.scopes.map((s, i) => html`${i > 0 ? ', ' : ''}<code>${s}</code>`)})</span>` : ''}</li>`)}
-</ul>
-<p class="muted">You are signed in as ${page.accountEmail}. Allow only if you trust ${page.clientName}.</p>
-<form method="post" action="${page.approveAction}">
-<button type="submit">Allow</button>
-</form>
-<form method="post" action="${page.denyAction}">
-<button type="submit" class="secondary">Deny</button>
-</form>`,
+      <p><strong>${page.clientName}</strong> asks to:</p>
+      <ul class="asks">
+        ${page.asks.map((ask) => html`<li>${ask.text}${ask.scopes?.length ? html` <span class="muted">(${ask.scopes.map((s, i) => html`${i > 0 ? ', ' : ''}<code>${s}</code>`)})</span>` : ''}</li>`)}
+      </ul>
+      <p class="muted">You are signed in as ${page.accountEmail}. Allow only if you trust ${page.clientName}.</p>
+      <form method="post" action="${page.approveAction}">
+        <button type="submit">Allow</button>
+      </form>
+      <form method="post" action="${page.denyAction}">
+        <button type="submit" class="secondary">Deny</button>
+      </form>`,
   );
 }
 
@@ -136,10 +135,10 @@ export function logoutPage(providerForm: SafeHtml, clientName: string | undefine
   return layout(
     'Sign out?',
     html`<h1>Sign out?</h1>
-<p>Do you want to sign out of ${SERVICE_NAME}${clientName ? html` and ${clientName}` : ''}?</p>
-${providerForm}
-<button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
-<button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`,
+      <p>Do you want to sign out of ${SERVICE_NAME}${clientName ? html` and ${clientName}` : ''}?</p>
+      ${providerForm}
+      <button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
+      <button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`,
   );
 }
 
@@ -148,7 +147,7 @@ export function loggedOutPage(clientName: string | undefined): string {
   return layout(
     'Signed out',
     html`<h1>You are signed out</h1>
-<p>You have signed out of ${SERVICE_NAME}${clientName ? html` and ${clientName}` : ''}. You can close this window.</p>`,
+      <p>You have signed out of ${SERVICE_NAME}${clientName ? html` and ${clientName}` : ''}. You can close this window.</p>`,
   );
 }
 
@@ -178,11 +177,22 @@ export function errorPage(page: ErrorPage): string {
   return layout(
     'Something went wrong',
     html`<h1>Something went wrong</h1>
-<p>${summary}</p>
-<dl>
-<dt>Error</dt><dd><code>${page.error}</code></dd>
-${page.description ? html`<dt>Details</dt><dd>${page.description}</dd>` : ''}
-${page.requestId ? html`<dt>Reference</dt><dd><code>${page.requestId}</code></dd>` : ''}
-</dl>`,
+      <p>${summary}</p>
+      <dl>
+        <dt>Error</dt>
+        <dd><code>${page.error}</code></dd>
+        ${
+          page.description
+            ? html`<dt>Details</dt>
+                <dd>${page.description}</dd>`
+            : ''
+        }
+        ${
+          page.requestId
+            ? html`<dt>Reference</dt>
+                <dd><code>${page.requestId}</code></dd>`
+            : ''
+        }
+      </dl>`,
   );
 }

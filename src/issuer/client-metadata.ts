@@ -14,10 +14,18 @@ export function providerMetadataValidator(currentProvider: () => Provider): Prov
   return async (clientId, metadata) => {
     const { resources: _resources, scope, ...rfc7591 } = metadata;
     // Validated as the adapter will serve it: with only the OpenID scopes (see client-registry.ts).
-    const openidScope = scope.split(' ').filter((s) => (OPENID_SCOPES as readonly string[]).includes(s)).join(' ');
+    const openidScope = scope
+      .split(' ')
+      .filter((s) => (OPENID_SCOPES as readonly string[]).includes(s))
+      .join(' ');
     const probe = usesSecret(metadata) ? { client_secret: 'x'.repeat(43) } : {};
     try {
-      await (currentProvider().Client as unknown as { validate(m: unknown): Promise<unknown> }).validate({ client_id: clientId, ...rfc7591, ...(openidScope ? { scope: openidScope } : {}), ...probe });
+      await (currentProvider().Client as unknown as { validate(m: unknown): Promise<unknown> }).validate({
+        client_id: clientId,
+        ...rfc7591,
+        ...(openidScope ? { scope: openidScope } : {}),
+        ...probe,
+      });
     } catch (error) {
       const description = (error as { error_description?: string }).error_description ?? 'invalid client metadata';
       throw new InvalidInputError('(body)', description);

@@ -186,10 +186,7 @@ export function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderEr
 export const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 
 /** The record the value was stored as, with its model; the provider finds at most one of them. */
-async function findRecord(
-  adapters: ReadonlyMap<string, Adapter>,
-  token: string,
-): Promise<{ model: string; payload: AdapterPayload } | undefined> {
+async function findRecord(adapters: ReadonlyMap<string, Adapter>, token: string): Promise<{ model: string; payload: AdapterPayload } | undefined> {
   // One round trip: the reads go out together (auto-pipelined). Token values are 256 random bits, so
   // no value is stored under two models and the order of the provider's search (by hint) cannot matter.
   const found = await Promise.all(INTROSPECTABLE_MODELS.map((model) => adapters.get(model)!.find(token)));
@@ -260,7 +257,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     const body: IntrospectionAnswer = { active: false };
     if (accountId !== undefined) body.sub = accountId;
     Object.assign(body, {
-      ...(payload.extra),
+      ...payload.extra,
       active: true,
       client_id: clientId,
       exp: payload.exp,

@@ -248,7 +248,10 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): Koa.Midd
       if (!authenticated) {
         const failure = new errors.InvalidClientAuth('invalid secret provided');
         if (candidate.basic) {
-          ctx.append('WWW-Authenticate', `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`);
+          ctx.append(
+            'WWW-Authenticate',
+            `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
+          );
         }
         respond(ctx, failure);
         return true;

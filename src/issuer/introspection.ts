@@ -43,8 +43,7 @@ export async function introspectionAllowed(
 ): Promise<boolean> {
   await deps.resourceServers.settled();
   const callerAudience = deps.resourceServers.byIntrospectionClientId(callerClientId)?.identifier;
-  const callerMayKnow =
-    callerClientId === token.clientId || (callerAudience !== undefined && token.audiences.includes(callerAudience));
+  const callerMayKnow = callerClientId === token.clientId || (callerAudience !== undefined && token.audiences.includes(callerAudience));
   return (
     callerMayKnow &&
     (await deps.clients.allowsTokenIssuedAt(token.clientId, token.issuedAt)) &&
@@ -86,7 +85,7 @@ export async function jwtIntrospectionAnswer(
   claims: Readonly<VerifiedJwtAccessToken> | undefined,
 ): Promise<IntrospectionAnswer> {
   if (!claims) return { active: false };
-  const grantDigest = typeof claims[GRANT_DIGEST_CLAIM] === 'string' ? (claims[GRANT_DIGEST_CLAIM]) : undefined;
+  const grantDigest = typeof claims[GRANT_DIGEST_CLAIM] === 'string' ? claims[GRANT_DIGEST_CLAIM] : undefined;
   const [revoked, grantActive] = await Promise.all([
     deps.tokenStore.isJwtRevoked(claims.jti),
     grantDigest === undefined ? true : deps.tokenStore.isGrantActive(grantDigest),

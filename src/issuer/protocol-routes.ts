@@ -65,34 +65,35 @@ function oauthError(ctx: Context, status: number, error: string, description: st
 }
 
 /** Koa middleware, in front of the provider: POST-as-GET, and 405 for other methods. */
-export const protocolMethods = (issuer: string) => async function protocolMethods(ctx: Context, next: Next): Promise<void> {
-  const allowed = ALLOWED_METHODS.get(ctx.path);
-  if (!allowed) {
-    await next();
-    return;
-  }
-  if (!allowed.includes(ctx.method)) {
-    ctx.set('Allow', allowed.join(', '));
-    return oauthError(ctx, 405, 'invalid_request', `${ctx.method} is not a method of this endpoint (${allowed.join(', ')})`);
-  }
-  if (ctx.method !== 'POST' || !POST_AS_GET.has(ctx.path)) {
-    await next();
-    return;
-  }
+export const protocolMethods = (issuer: string) =>
+  async function protocolMethods(ctx: Context, next: Next): Promise<void> {
+    const allowed = ALLOWED_METHODS.get(ctx.path);
+    if (!allowed) {
+      await next();
+      return;
+    }
+    if (!allowed.includes(ctx.method)) {
+      ctx.set('Allow', allowed.join(', '));
+      return oauthError(ctx, 405, 'invalid_request', `${ctx.method} is not a method of this endpoint (${allowed.join(', ')})`);
+    }
+    if (ctx.method !== 'POST' || !POST_AS_GET.has(ctx.path)) {
+      await next();
+      return;
+    }
 
-  let form: URLSearchParams;
-  try {
-    form = await readUrlEncodedBody(ctx, MAX_PROTOCOL_FORM_BYTES);
-  } catch (error) {
-    if (error instanceof FormBodyError) return oauthError(ctx, error.status, 'invalid_request', error.message);
-    throw error;
-  }
-  // The query's fields and the form's together: a name in both stays repeated, and the provider
-  // refuses repeated parameters as it does in any GET.
-  const query = new URLSearchParams(ctx.querystring);
-  for (const [name, value] of form) query.append(name, value);
-  ctx.status = 303;
-  ctx.set('Cache-Control', 'no-store');
-  // Absolute, from the configured issuer (which may carry a path a proxy strips).
-  ctx.redirect(`${issuer}${ctx.path}?${query.toString()}`);
-};
+    let form: URLSearchParams;
+    try {
+      form = await readUrlEncodedBody(ctx, MAX_PROTOCOL_FORM_BYTES);
+    } catch (error) {
+      if (error instanceof FormBodyError) return oauthError(ctx, error.status, 'invalid_request', error.message);
+      throw error;
+    }
+    // The query's fields and the form's together: a name in both stays repeated, and the provider
+    // refuses repeated parameters as it does in any GET.
+    const query = new URLSearchParams(ctx.querystring);
+    for (const [name, value] of form) query.append(name, value);
+    ctx.status = 303;
+    ctx.set('Cache-Control', 'no-store');
+    // Absolute, from the configured issuer (which may carry a path a proxy strips).
+    ctx.redirect(`${issuer}${ctx.path}?${query.toString()}`);
+  };

@@ -79,8 +79,7 @@ const GRANT_TTL_SECONDS = REFRESH_TOKEN_TTL_SECONDS;
 /** How long a person has to finish signing in or consenting. */
 const INTERACTION_TTL_SECONDS = HOUR;
 
-const cookieSigningKey = (kek: KeyEncryptionKey) =>
-  Buffer.from(hkdfSync('sha256', kek.key, Buffer.alloc(0), 'cookie-signing', 32)).toString('base64url');
+const cookieSigningKey = (kek: KeyEncryptionKey) => Buffer.from(hkdfSync('sha256', kek.key, Buffer.alloc(0), 'cookie-signing', 32)).toString('base64url');
 
 /** The scopes the token will carry, wherever the grant keeps them. */
 function requestedScopes(ctx: KoaContextWithOIDC): string[] {
@@ -181,9 +180,9 @@ export function buildProvider(deps: ProviderDependencies): Provider {
         allowedPolicy: async (_ctx, caller, token) =>
           introspectionAllowed(deps, caller.clientId, {
             clientId: token.clientId!,
-            audiences: ([] as string[]).concat(('aud' in token ? (token.aud) : undefined) ?? []),
+            audiences: ([] as string[]).concat(('aud' in token ? token.aud : undefined) ?? []),
             issuedAt: token.iat,
-            accountId: 'accountId' in token ? (token.accountId) : undefined,
+            accountId: 'accountId' in token ? token.accountId : undefined,
           }),
       },
       revocation: {

@@ -20,18 +20,13 @@ export interface PolicyResourceServer {
 
 /** What the policy decides for one access token. */
 export type AccessTokenDecision =
-  | { readonly format: 'jwt'; readonly ttlSeconds: number; readonly signingAlg: SigningAlg }
-  | { readonly format: 'opaque'; readonly ttlSeconds: number };
+  { readonly format: 'jwt'; readonly ttlSeconds: number; readonly signingAlg: SigningAlg } | { readonly format: 'opaque'; readonly ttlSeconds: number };
 
 /**
  * Decides the format and lifetime of an access token.
  * JWT only for internal clients on JWT audiences when no requested scope is sensitive; else opaque.
  */
-export function decideAccessToken(
-  trust: ClientTrust,
-  resourceServer: PolicyResourceServer,
-  requestedScopes: Iterable<string>,
-): AccessTokenDecision {
+export function decideAccessToken(trust: ClientTrust, resourceServer: PolicyResourceServer, requestedScopes: Iterable<string>): AccessTokenDecision {
   const sensitive = new Set(resourceServer.sensitiveScopes);
   let asksSensitive = false;
   for (const scope of requestedScopes) if (sensitive.has(scope)) asksSensitive = true;

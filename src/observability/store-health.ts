@@ -30,15 +30,32 @@ export async function measureStoreCall<T>(store: StoreName, operation: string, c
 }
 
 // Connection-level failures (Node socket errors, and PostgreSQL's admin shutdown / connection classes).
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
-const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Connection is closed|Stream isn't writeable|Command timed out|ECONNREFUSED|Reached the max retries per request limit/i;
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+]);
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Connection is closed|Stream isn't writeable|Command timed out|ECONNREFUSED|Reached the max retries per request limit/i;
 /**
  * What Redis answers while unable to serve (a Cluster shard failing over or lost, a server loading
  * its data, or full: at its maxmemory with noeviction, see docs/recovery.md), and what ioredis's
  * cluster client says while it cannot map slots to reachable masters. A MOVED or ASK that reaches us
  * means ioredis ran out of redirections during a failover.
  */
-const REDIS_UNAVAILABLE = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|MASTERDOWN|LOADING|READONLY|OOM)\b|Failed to refresh slots cache|None of startup nodes is available|Too many Cluster redirections|Cluster isn't ready/;
+const REDIS_UNAVAILABLE =
+  /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|MASTERDOWN|LOADING|READONLY|OOM)\b|Failed to refresh slots cache|None of startup nodes is available|Too many Cluster redirections|Cluster isn't ready/;
 
 /** Whether `error` says a store could not be reached (as opposed to a bug or bad input). */
 export function isStoreUnavailableError(error: unknown): boolean {

@@ -87,17 +87,21 @@ function endRequestSpan(span: Span, request: RequestContext | undefined, method:
 /** Runs a store call in a client span named after the store and the operation (never its arguments). */
 export function traceStoreCall<T>(store: 'redis' | 'postgres', operation: string, call: () => Promise<T>): Promise<T> {
   if (!tracer) return call();
-  return tracer.startActiveSpan(`${store} ${operation}`, { kind: SpanKind.CLIENT, attributes: { 'db.system.name': dbSystem(store), 'db.operation.name': operation } }, async (span) => {
-    try {
-      return await call();
-    } catch (error) {
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      span.setAttribute('login.outcome', 'error');
-      throw error;
-    } finally {
-      span.end();
-    }
-  });
+  return tracer.startActiveSpan(
+    `${store} ${operation}`,
+    { kind: SpanKind.CLIENT, attributes: { 'db.system.name': dbSystem(store), 'db.operation.name': operation } },
+    async (span) => {
+      try {
+        return await call();
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        span.setAttribute('login.outcome', 'error');
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
 
 const dbSystem = (store: 'redis' | 'postgres') => (store === 'redis' ? 'redis' : 'postgresql');
@@ -113,10 +117,11 @@ export function postgresQueryTracing(): ((event: LogEvent) => void) | undefined 
   return (event) => {
     const operation = /^\s*(\w+)/.exec(event.query.sql)?.[1]?.toLowerCase() ?? 'query';
     const endTime = Date.now();
-    const span = queryTracer.startSpan(
-      `postgres ${operation}`,
-      { kind: SpanKind.CLIENT, startTime: endTime - event.queryDurationMillis, attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation } },
-    );
+    const span = queryTracer.startSpan(`postgres ${operation}`, {
+      kind: SpanKind.CLIENT,
+      startTime: endTime - event.queryDurationMillis,
+      attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation },
+    });
     if (event.level === 'error') {
       span.setStatus({ code: SpanStatusCode.ERROR });
       span.setAttribute('login.outcome', 'error');

@@ -66,18 +66,21 @@ export async function selectResourceServerPage(db: Db, limit: number, after: Pag
   let query = db.selectFrom('resource_servers').selectAll();
   if (after) {
     query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '>', new Date(after.createdAt)),
-        eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', after.id)]),
-      ]),
+      eb.or([eb('created_at', '>', new Date(after.createdAt)), eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', after.id)])]),
     );
   }
-  const rows = await query.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
+  const rows = await query
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(limit + 1)
+    .execute();
   return rows.map(toResourceServer);
 }
 
 /** What may change on a resource server (its identifier never does: clients refer to it). */
-export type ResourceServerChanges = Partial<Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse'>>;
+export type ResourceServerChanges = Partial<
+  Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse'>
+>;
 
 /** Updates a resource server; undefined when there is none. */
 export async function updateResourceServer(db: Db, id: string, changes: ResourceServerChanges): Promise<ResourceServer | undefined> {

@@ -125,11 +125,7 @@ export async function deleteResourceServer(change: ChangeContext, id: string, pr
 }
 
 /** A new introspection secret; the old one keeps working for `graceSeconds`. */
-export async function rotateIntrospectionSecret(
-  change: ChangeContext,
-  id: string,
-  graceSeconds: number,
-): Promise<{ clientId: string; secret: string }> {
+export async function rotateIntrospectionSecret(change: ChangeContext, id: string, graceSeconds: number): Promise<{ clientId: string; secret: string }> {
   const current = await existingResourceServer(change.db, id);
   const secret = await rotateClientSecret(change, current.introspectionClientId, graceSeconds, id);
   return { clientId: current.introspectionClientId, secret };

@@ -16,8 +16,6 @@ export interface Page<T> {
 export const MAX_PAGE_SIZE = 100;
 export const DEFAULT_PAGE_SIZE = 50;
 
-
-
 /** Encodes a cursor as an opaque base64url string. */
 export function encodeCursor(cursor: PageCursor): string {
   return Buffer.from(JSON.stringify(cursor)).toString('base64url');
@@ -39,12 +37,7 @@ export function decodeCursor(value: string, id: z.ZodType<string>): PageCursor |
 /**
  * Builds a page from `rows` fetched with `limit + 1`: the extra row only tells whether more follow.
  */
-export function toPage<Row, Item>(
-  rows: Row[],
-  limit: number,
-  keyOf: (row: Row) => PageCursor,
-  present: (row: Row) => Item,
-): Page<Item> {
+export function toPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) => PageCursor, present: (row: Row) => Item): Page<Item> {
   const pageRows = rows.slice(0, limit);
   const last = pageRows.at(-1);
   return {

@@ -203,13 +203,7 @@ export class RedisTokenStore implements TokenStore {
   async revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation> {
     const digest = sha256Base64Url(token);
     const keys = REVOCATION_SEARCH_MODELS.map((model) => this.#key(recordKey(model, digest)));
-    const outcome = await revokeOwnClientCredentialsScript.runKeys(
-      this.#redis,
-      keys,
-      owner.clientId,
-      owner.expiredAtOrBefore,
-      owner.tokensRevokedAt ?? '',
-    );
+    const outcome = await revokeOwnClientCredentialsScript.runKeys(this.#redis, keys, owner.clientId, owner.expiredAtOrBefore, owner.tokensRevokedAt ?? '');
     if (!isOwnTokenRevocation(outcome)) throw new Error(`unexpected revocation outcome ${String(outcome)}`);
     return outcome;
   }

@@ -25,9 +25,10 @@ const KUSTOMIZATIONS = ['deploy/kubernetes/base', 'deploy/kubernetes/overlays/pr
 
 /** Every kind the manifests may hold, with the model that validates it. */
 const MODELS: Record<string, { validate(object: unknown): void }> = Object.fromEntries(
-  [Namespace, Service, ServiceAccount, ConfigMap, Deployment, Job, HorizontalPodAutoscaler, NetworkPolicy, PodDisruptionBudget, ServiceMonitor].map(
-    (Model) => [`${Model.apiVersion}/${Model.kind}`, { validate: (object: unknown) => new Model(object as never).validate() }],
-  ),
+  [Namespace, Service, ServiceAccount, ConfigMap, Deployment, Job, HorizontalPodAutoscaler, NetworkPolicy, PodDisruptionBudget, ServiceMonitor].map((Model) => [
+    `${Model.apiVersion}/${Model.kind}`,
+    { validate: (object: unknown) => new Model(object as never).validate() },
+  ]),
 );
 
 /** A rendered object, as far as these checks read it. */

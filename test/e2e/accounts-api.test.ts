@@ -64,7 +64,11 @@ describe('accounts', () => {
 
   it('refuses a second account with the same email in another case: 409', async () => {
     const first = await createAccount(server.issuer, admin);
-    const again = await adminCall(server.issuer, admin, 'POST', '/accounts', { email: first.email.toUpperCase(), password: 'another long password', name: 'Twin' });
+    const again = await adminCall(server.issuer, admin, 'POST', '/accounts', {
+      email: first.email.toUpperCase(),
+      password: 'another long password',
+      name: 'Twin',
+    });
     expect(again.status).toBe(409);
     expect(again.headers.get('content-type')).toMatch(/application\/problem\+json/);
   });
@@ -140,6 +144,6 @@ describe('accounts', () => {
     expect(entries.map((e) => e.action)).toEqual(['account.create', 'account.update', 'account.password']);
     expect(entries[1].details).toEqual({ disabled: true });
     const details = JSON.stringify(entries.map((e) => e.details));
-    for (const secret of [account.password, "yet another passphrase", "password"]) expect(details).not.toContain(secret);
+    for (const secret of [account.password, 'yet another passphrase', 'password']) expect(details).not.toContain(secret);
   });
 });

@@ -131,7 +131,11 @@ describe('resource servers', () => {
 
 describe('clients', () => {
   it('creates an internal client: 201, client_id, secret shown once, defaults applied', async () => {
-    const rs = await adminCall(server.issuer, admin, 'POST', '/resource-servers', { identifier: uniqueResource('reports'), name: 'Reports', scopes: ['reports:read'] });
+    const rs = await adminCall(server.issuer, admin, 'POST', '/resource-servers', {
+      identifier: uniqueResource('reports'),
+      name: 'Reports',
+      scopes: ['reports:read'],
+    });
     const answer = await adminCall(server.issuer, admin, 'POST', '/clients', {
       client_name: 'Nightly report',
       trust: 'internal',
@@ -154,11 +158,20 @@ describe('clients', () => {
   });
 
   it('an unknown resource or a scope no resource offers: 422', async () => {
-    const unknown = await adminCall(server.issuer, admin, 'POST', '/clients', { client_name: 'x', trust: 'internal', resources: ['https://nowhere.example.test/'] });
+    const unknown = await adminCall(server.issuer, admin, 'POST', '/clients', {
+      client_name: 'x',
+      trust: 'internal',
+      resources: ['https://nowhere.example.test/'],
+    });
     expect(unknown.status).toBe(422);
     expect(unknown.body.errors[0].path).toBe('resources.0');
     const rs = await adminCall(server.issuer, admin, 'POST', '/resource-servers', { identifier: uniqueResource('s'), name: 'S', scopes: ['s:read'] });
-    const scope = await adminCall(server.issuer, admin, 'POST', '/clients', { client_name: 'x', trust: 'internal', resources: [rs.body.identifier], scope: 's:write' });
+    const scope = await adminCall(server.issuer, admin, 'POST', '/clients', {
+      client_name: 'x',
+      trust: 'internal',
+      resources: [rs.body.identifier],
+      scope: 's:write',
+    });
     expect(scope.status).toBe(422);
     expect(scope.body.errors[0].path).toBe('scope');
   });

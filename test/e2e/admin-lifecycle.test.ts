@@ -5,7 +5,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { AuthorizationServer } from 'oauth4webapi';
-import { adminCall, adminToken, clientCredentials, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import {
+  adminCall,
+  adminToken,
+  clientCredentials,
+  discover,
+  introspect,
+  issueToken,
+  registerClient,
+  registerResourceServer,
+  uniqueResource,
+} from '../helpers/oauth.js';
 import { startServer, testAdmin, type RunningServer } from '../helpers/server.js';
 
 let first: RunningServer;
@@ -22,7 +32,12 @@ type Registered = Awaited<ReturnType<typeof registerClient>>;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function newApi(overrides: Record<string, unknown> = {}): Promise<Api> {
-  const api = await registerResourceServer(first.issuer, admin, { identifier: uniqueResource('life'), name: 'Lifecycle', scopes: ['l:read', 'l:write'], ...overrides });
+  const api = await registerResourceServer(first.issuer, admin, {
+    identifier: uniqueResource('life'),
+    name: 'Lifecycle',
+    scopes: ['l:read', 'l:write'],
+    ...overrides,
+  });
   secretsSeen.push(api.introspection.client_secret);
   return api;
 }
@@ -59,7 +74,11 @@ describe('clients', () => {
     expect(disabled.body.disabled).toBe(true);
 
     for (const server of [as, asSecond]) {
-      expect(await clientCredentials(server, client.client_id, client.client_secret, { scope: 'l:read' })).toMatchObject({ ok: false, status: 401, error: 'invalid_client' });
+      expect(await clientCredentials(server, client.client_id, client.client_secret, { scope: 'l:read' })).toMatchObject({
+        ok: false,
+        status: 401,
+        error: 'invalid_client',
+      });
       for (const token of [opaque.accessToken, jwt.accessToken]) {
         expect(await introspect(server, api.introspection.client_id, api.introspection.client_secret, token)).toEqual({ active: false });
       }
@@ -75,7 +94,10 @@ describe('clients', () => {
     const renamed = await adminCall(first.issuer, admin, 'PATCH', `/clients/${client.client_id}`, { client_name: 'Renamed partner', scope: 'l:read' });
     expect(renamed.status).toBe(200);
     expect(renamed.body).toMatchObject({ client_name: 'Renamed partner', scope: 'l:read', trust: 'external', resources: [api.identifier] });
-    expect(await clientCredentials(asSecond, client.client_id, client.client_secret, { scope: 'l:write' })).toMatchObject({ ok: false, error: 'invalid_scope' });
+    expect(await clientCredentials(asSecond, client.client_id, client.client_secret, { scope: 'l:write' })).toMatchObject({
+      ok: false,
+      error: 'invalid_scope',
+    });
 
     const incoherent = await adminCall(first.issuer, admin, 'PATCH', `/clients/${client.client_id}`, { resources: [] });
     expect(incoherent.status).toBe(422);

@@ -96,7 +96,12 @@ async function signIn(page: Page, email: string, password: string): Promise<void
  * Finishes the flow as the relying party: code exchange, ID token validation, and userinfo when the
  * access token is for userinfo (the request asked for OpenID scopes only; else it is for the API).
  */
-async function finish(page: Page, config: client.Configuration, checks: client.AuthorizationCodeGrantChecks, options: { userinfo: boolean } = { userinfo: true }) {
+async function finish(
+  page: Page,
+  config: client.Configuration,
+  checks: client.AuthorizationCodeGrantChecks,
+  options: { userinfo: boolean } = { userinfo: true },
+) {
   await page.waitForURL((url) => url.href.startsWith(callbackUrl));
   const tokens = await client.authorizationCodeGrant(config, new URL(page.url()), { ...checks, idTokenExpected: true });
   const claims = tokens.claims()!;
@@ -157,7 +162,9 @@ describe('signing in with a real browser', () => {
     const asks = await page.getByRole('listitem').allTextContents();
     expect(asks).toEqual([
       expect.stringMatching(/Know which account you signed in with/),
-      expect.stringMatching(/See your name/), expect.stringMatching(/See your email address/),       expect.stringMatching(/Use Orders for you/),
+      expect.stringMatching(/See your name/),
+      expect.stringMatching(/See your email address/),
+      expect.stringMatching(/Use Orders for you/),
     ]);
     await page.screenshot({ path: join(SCREENSHOTS, 'consent.png'), fullPage: true });
 

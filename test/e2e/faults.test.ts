@@ -110,7 +110,12 @@ async function registerApiAndClient(issuer: string, admin: string, name: string)
     scopes: ['f:read', 'f:secret'],
     sensitive_scopes: ['f:secret'],
   });
-  const client = await registerClient(issuer, admin, { client_name: `${name} client`, trust: 'internal', resources: [api.identifier], scope: 'f:read f:secret' });
+  const client = await registerClient(issuer, admin, {
+    client_name: `${name} client`,
+    trust: 'internal',
+    resources: [api.identifier],
+    scope: 'f:read f:secret',
+  });
   return { api, client };
 }
 
@@ -124,8 +129,7 @@ describe('Redis outage', () => {
   let jwt: string;
 
   const token = (scope: string) => postForm(as.token_endpoint!, client.client_id, client.client_secret, { grant_type: 'client_credentials', scope });
-  const introspection = (value: string) =>
-    postForm(as.introspection_endpoint!, api.introspection.client_id, api.introspection.client_secret, { token: value });
+  const introspection = (value: string) => postForm(as.introspection_endpoint!, api.introspection.client_id, api.introspection.client_secret, { token: value });
   const revocation = (value: string) => postForm(as.revocation_endpoint!, client.client_id, client.client_secret, { token: value });
   const readyz = () => timedFetch(`${server.issuer}/readyz`);
 
@@ -149,7 +153,11 @@ describe('Redis outage', () => {
   it('answers 503 within 2 s while Redis hangs (no answer, connection open), and carries on when it wakes', async () => {
     redis.pause();
     try {
-      const answers = { token: await token('f:secret'), 'introspection (opaque)': await introspection(opaque), 'introspection (JWT)': await introspection(jwt) };
+      const answers = {
+        token: await token('f:secret'),
+        'introspection (opaque)': await introspection(opaque),
+        'introspection (JWT)': await introspection(jwt),
+      };
       for (const [endpoint, answer] of Object.entries(answers)) {
         timings.push(`Redis hung: ${endpoint} answered ${answer.status} in ${answer.ms} ms`);
         expectTemporarilyUnavailable(answer);
@@ -216,7 +224,9 @@ describe('Redis outage', () => {
     const total = Math.round(performance.now() - started);
     const growth = residentBytes(server.process.pid!) - before;
     const slowest = Math.max(...answers.map((answer) => answer.ms));
-    timings.push(`Redis down: ${BURST} requests (${IN_FLIGHT} in flight) in ${total} ms, slowest ${slowest} ms, RSS growth ${(growth / 1024 / 1024).toFixed(1)} MiB`);
+    timings.push(
+      `Redis down: ${BURST} requests (${IN_FLIGHT} in flight) in ${total} ms, slowest ${slowest} ms, RSS growth ${(growth / 1024 / 1024).toFixed(1)} MiB`,
+    );
 
     const statuses: Record<number, number> = {};
     for (const { status } of answers) statuses[status] = (statuses[status] ?? 0) + 1;
@@ -233,7 +243,10 @@ describe('Redis outage', () => {
     timings.push(`Redis back: /readyz 200 after ${readyAfter} ms, token endpoint 200 after ${readyAfter + issuingAfter} ms`);
 
     const { accessToken: fresh } = await issueToken(as, client.client_id, client.client_secret, { scope: 'f:secret' });
-    expect(await introspect(as, api.introspection.client_id, api.introspection.client_secret, fresh)).toMatchObject({ active: true, client_id: client.client_id });
+    expect(await introspect(as, api.introspection.client_id, api.introspection.client_secret, fresh)).toMatchObject({
+      active: true,
+      client_id: client.client_id,
+    });
     // The restarted Redis keeps nothing (`--save ""`): the opaque token issued before the outage is unknown now.
     expect(await introspect(as, api.introspection.client_id, api.introspection.client_secret, opaque)).toEqual({ active: false });
 

@@ -24,7 +24,16 @@ beforeAll(async () => {
   admin = await adminToken(server.issuer);
   api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('fuzz'), name: 'Fuzz', scopes: ['f:read'] });
   client = await registerClient(server.issuer, admin, { client_name: 'Fuzzed', trust: 'internal', resources: [api.identifier], scope: 'f:read' });
-  const endpoints = [as.token_endpoint, as.introspection_endpoint, as.revocation_endpoint, as.jwks_uri, as.userinfo_endpoint, as.authorization_endpoint, as.end_session_endpoint, as.pushed_authorization_request_endpoint];
+  const endpoints = [
+    as.token_endpoint,
+    as.introspection_endpoint,
+    as.revocation_endpoint,
+    as.jwks_uri,
+    as.userinfo_endpoint,
+    as.authorization_endpoint,
+    as.end_session_endpoint,
+    as.pushed_authorization_request_endpoint,
+  ];
   paths = [
     ...endpoints.filter((e): e is string => typeof e === 'string').map((e) => new URL(e).pathname),
     '/.well-known/openid-configuration',
@@ -47,12 +56,45 @@ afterAll(async () => {
 const OAUTH_PATHS = ['/token', '/token/introspection', '/token/revocation'];
 const STACK_TRACE = /\n\s+at .+:\d+:\d+|\bat [\w.<>]+ \(.*\.[cm]?js:\d+/;
 
-const fieldNames = fc.constantFrom('grant_type', 'client_id', 'client_secret', 'scope', 'resource', 'token', 'token_type_hint', 'code', 'redirect_uri', 'refresh_token', 'response_type', 'client_assertion', 'client_assertion_type', 'x');
+const fieldNames = fc.constantFrom(
+  'grant_type',
+  'client_id',
+  'client_secret',
+  'scope',
+  'resource',
+  'token',
+  'token_type_hint',
+  'code',
+  'redirect_uri',
+  'refresh_token',
+  'response_type',
+  'client_assertion',
+  'client_assertion_type',
+  'x',
+);
 const formBody = fc
-  .array(fc.tuple(fieldNames, fc.oneof(fc.string(), fc.constantFrom('client_credentials', 'authorization_code', 'refresh_token', 'f:read', 'https://fuzz.example.test/'))), { maxLength: 8 })
+  .array(
+    fc.tuple(
+      fieldNames,
+      fc.oneof(fc.string(), fc.constantFrom('client_credentials', 'authorization_code', 'refresh_token', 'f:read', 'https://fuzz.example.test/')),
+    ),
+    { maxLength: 8 },
+  )
   .map((pairs) => new URLSearchParams(pairs).toString());
-const body = fc.oneof(formBody, fc.string(), fc.json(), fc.uint8Array({ maxLength: 256 }).map((bytes) => Buffer.from(bytes).toString('latin1')));
-const contentType = fc.constantFrom('application/x-www-form-urlencoded', 'application/json', 'text/plain', 'multipart/form-data; boundary=zz', 'application/x-www-form-urlencoded; charset=utf-16', 'garbage/type');
+const body = fc.oneof(
+  formBody,
+  fc.string(),
+  fc.json(),
+  fc.uint8Array({ maxLength: 256 }).map((bytes) => Buffer.from(bytes).toString('latin1')),
+);
+const contentType = fc.constantFrom(
+  'application/x-www-form-urlencoded',
+  'application/json',
+  'text/plain',
+  'multipart/form-data; boundary=zz',
+  'application/x-www-form-urlencoded; charset=utf-16',
+  'garbage/type',
+);
 const authorization = fc.oneof(
   fc.constant(undefined),
   fc.string().map((s) => `Basic ${Buffer.from(s).toString('base64')}`),

@@ -42,7 +42,9 @@ interface Request {
 const basic = (c: Credentials) => ({ authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
 /** RFC 6749 section 2.3.1: Basic credentials are form-encoded first, `-` and `_` included (as oauth4webapi does). */
 const formEncoded = (value: string) => encodeURIComponent(value).replace(/[-_.!~*'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-const encodedBasic = (c: Credentials) => ({ authorization: `Basic ${Buffer.from(`${formEncoded(c.client_id)}:${formEncoded(c.client_secret)}`).toString('base64')}` });
+const encodedBasic = (c: Credentials) => ({
+  authorization: `Basic ${Buffer.from(`${formEncoded(c.client_id)}:${formEncoded(c.client_secret)}`).toString('base64')}`,
+});
 const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
 const FORM_TYPE = { 'content-type': 'application/x-www-form-urlencoded' };
 /** The usual request: the resource server introspects with Basic. */
@@ -68,7 +70,9 @@ async function send(server: RunningServer, request: Request, requestId: string):
 
 async function answeredByDedicatedPath(): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
-  const line = text.split('\n').find((l) => l.startsWith('login_dedicated_path_requests_total{') && l.includes('route="introspection"') && l.includes('outcome="answered"'));
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('login_dedicated_path_requests_total{') && l.includes('route="introspection"') && l.includes('outcome="answered"'));
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
 
@@ -199,7 +203,9 @@ beforeAll(async () => {
   const { kid } = decodeProtectedHeader(tokens.jwt);
   const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   tokens.algNone = `${b64({ alg: 'none', typ: 'at+jwt', kid })}.${b64(claims)}.`;
-  tokens.wrongKey = await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid }).sign(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
+  tokens.wrongKey = await new SignJWT(claims)
+    .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid })
+    .sign(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey);
   const jwks = (await (await fetch(as.jwks_uri!)).json()) as { keys: Array<Record<string, unknown>> };
   const publicPem = createPublicKey({ key: jwks.keys.find((k) => k.kid === kid)! as never, format: 'jwk' }).export({ type: 'spki', format: 'pem' });
   tokens.hs256 = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt', kid }).sign(Buffer.from(publicPem));
@@ -220,7 +226,9 @@ describe('opaque access tokens', () => {
   });
 
   it('active, introspected with the secret in the form (client_secret_post)', async () => {
-    expectActive(await differential({ headers: FORM_TYPE, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: api.client_secret }) }, 'dedicated'));
+    expectActive(
+      await differential({ headers: FORM_TYPE, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: api.client_secret }) }, 'dedicated'),
+    );
   });
 
   it('active, Basic credentials form-encoded', async () => {
@@ -247,7 +255,7 @@ describe('opaque access tokens', () => {
     expectActive(await differential({ headers: { ...FORM_TYPE, ...basic(external) }, body: form({ token: tokens.opaque }) }, 'dedicated'));
   });
 
-  it("introspected by its own client_secret_post client", async () => {
+  it('introspected by its own client_secret_post client', async () => {
     const body = form({ token: tokens.postClientOpaque, client_id: postClient.client_id, client_secret: postClient.client_secret });
     expectActive(await differential({ headers: FORM_TYPE, body }, 'dedicated'));
   });
@@ -303,7 +311,7 @@ describe('JWT access tokens', () => {
     expectInactive(await differential(byApi(tokens.jwt), 'dedicated'));
   });
 
-  it("genuine, introspected by its own client", async () => {
+  it('genuine, introspected by its own client', async () => {
     expectActive(await differential({ headers: { ...FORM_TYPE, ...basic(internal) }, body: form({ token: tokens.jwt }) }, 'dedicated'));
   });
 
@@ -345,19 +353,54 @@ describe('malformed requests', () => {
 
 describe('client authentication failures', () => {
   const cases: Array<[string, () => Request, 'dedicated' | 'provider']> = [
-    ['an unknown client', () => ({ headers: { ...FORM_TYPE, ...basic({ client_id: 'nobody', client_secret: 'x'.repeat(43) }) }, body: form({ token: tokens.opaque }) }), 'provider'],
-    ['a wrong secret (Basic)', () => ({ headers: { ...FORM_TYPE, ...basic({ ...api, client_secret: 'x'.repeat(43) }) }, body: form({ token: tokens.opaque }) }), 'dedicated'],
-    ['a wrong secret (Basic, form-encoded)', () => ({ headers: { ...FORM_TYPE, ...encodedBasic({ ...api, client_secret: `${api.client_secret.slice(1)}-` }) }, body: form({ token: tokens.opaque }) }), 'dedicated'],
-    ['a Basic header that does not decode', () => ({ headers: { ...FORM_TYPE, authorization: `Basic ${Buffer.from(`${api.client_id}:%E0%A4%A`).toString('base64')}` }, body: form({ token: tokens.opaque }) }), 'provider'],
-    ['a wrong secret (form)', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: 'x'.repeat(43) }) }), 'dedicated'],
+    [
+      'an unknown client',
+      () => ({ headers: { ...FORM_TYPE, ...basic({ client_id: 'nobody', client_secret: 'x'.repeat(43) }) }, body: form({ token: tokens.opaque }) }),
+      'provider',
+    ],
+    [
+      'a wrong secret (Basic)',
+      () => ({ headers: { ...FORM_TYPE, ...basic({ ...api, client_secret: 'x'.repeat(43) }) }, body: form({ token: tokens.opaque }) }),
+      'dedicated',
+    ],
+    [
+      'a wrong secret (Basic, form-encoded)',
+      () => ({ headers: { ...FORM_TYPE, ...encodedBasic({ ...api, client_secret: `${api.client_secret.slice(1)}-` }) }, body: form({ token: tokens.opaque }) }),
+      'dedicated',
+    ],
+    [
+      'a Basic header that does not decode',
+      () => ({
+        headers: { ...FORM_TYPE, authorization: `Basic ${Buffer.from(`${api.client_id}:%E0%A4%A`).toString('base64')}` },
+        body: form({ token: tokens.opaque }),
+      }),
+      'provider',
+    ],
+    [
+      'a wrong secret (form)',
+      () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: 'x'.repeat(43) }) }),
+      'dedicated',
+    ],
     ['no authentication', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque }) }), 'provider'],
     ['a client_id without a secret', () => ({ headers: FORM_TYPE, body: form({ token: tokens.opaque, client_id: api.client_id }) }), 'provider'],
-    ['Basic and a secret in the form', () => ({ headers: { ...FORM_TYPE, ...basic(api) }, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: api.client_secret }) }), 'provider'],
+    [
+      'Basic and a secret in the form',
+      () => ({ headers: { ...FORM_TYPE, ...basic(api) }, body: form({ token: tokens.opaque, client_id: api.client_id, client_secret: api.client_secret }) }),
+      'provider',
+    ],
     ['a malformed Basic header', () => ({ headers: { ...FORM_TYPE, authorization: 'Basic !!!' }, body: form({ token: tokens.opaque }) }), 'provider'],
-    ['a Basic header without a colon', () => ({ headers: { ...FORM_TYPE, authorization: `Basic ${Buffer.from(api.client_id).toString('base64')}` }, body: form({ token: tokens.opaque }) }), 'provider'],
+    [
+      'a Basic header without a colon',
+      () => ({ headers: { ...FORM_TYPE, authorization: `Basic ${Buffer.from(api.client_id).toString('base64')}` }, body: form({ token: tokens.opaque }) }),
+      'provider',
+    ],
     ['a Bearer header', () => ({ headers: { ...FORM_TYPE, authorization: `Bearer ${tokens.opaque}` }, body: form({ token: tokens.opaque }) }), 'provider'],
     ['a client_id beside Basic naming another client', () => byApi(tokens.opaque, { client_id: external.client_id }), 'provider'],
-    ['a wrong secret, to a client that prefers HTML', () => ({ headers: { ...FORM_TYPE, accept: 'text/html', ...basic({ ...api, client_secret: 'y'.repeat(43) }) }, body: form({ token: tokens.opaque }) }), 'provider'],
+    [
+      'a wrong secret, to a client that prefers HTML',
+      () => ({ headers: { ...FORM_TYPE, accept: 'text/html', ...basic({ ...api, client_secret: 'y'.repeat(43) }) }, body: form({ token: tokens.opaque }) }),
+      'provider',
+    ],
   ];
   it.each(cases)('%s', async (_name, request, path) => {
     const answer = await differential(request(), path);
@@ -366,7 +409,10 @@ describe('client authentication failures', () => {
 
   it('lockout: the same answers before, at and after the limit', async () => {
     // One client per server: the failure counter is shared (one Redis prefix), so each server counts its own.
-    const wrong = (c: Credentials): Request => ({ headers: { ...FORM_TYPE, ...basic({ ...c, client_secret: 'z'.repeat(43) }) }, body: form({ token: tokens.opaque }) });
+    const wrong = (c: Credentials): Request => ({
+      headers: { ...FORM_TYPE, ...basic({ ...c, client_secret: 'z'.repeat(43) }) },
+      body: form({ token: tokens.opaque }),
+    });
     const statuses: number[] = [];
     for (let attempt = 0; attempt < 22; attempt++) {
       const requestId = `lockout-${attempt}-${randomBytes(3).toString('hex')}`;

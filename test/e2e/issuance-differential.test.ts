@@ -123,7 +123,12 @@ async function introspect(server: RunningServer, rs: Credentials, token: string)
 }
 
 async function revokeOn(server: RunningServer, client: Credentials, token: string): Promise<number> {
-  const answer = await send(server, new URL(as.revocation_endpoint!).pathname, { headers: { ...FORM_TYPE, ...basic(client) }, body: form({ token }) }, randomUUID());
+  const answer = await send(
+    server,
+    new URL(as.revocation_endpoint!).pathname,
+    { headers: { ...FORM_TYPE, ...basic(client) }, body: form({ token }) },
+    randomUUID(),
+  );
   return answer.status;
 }
 
@@ -135,7 +140,12 @@ const withoutIdentity = ({ jti: _jti, iat: _iat, exp: _exp, ...rest }: Record<st
  * introspected alike by their resource server on both servers, invisible to another audience, and
  * revoked by either server.
  */
-async function expectTokensAlike(pair: { fast: Observed; slow: Observed }, client: Credentials, rs: Credentials, outsider = other.introspection): Promise<void> {
+async function expectTokensAlike(
+  pair: { fast: Observed; slow: Observed },
+  client: Credentials,
+  rs: Credentials,
+  outsider = other.introspection,
+): Promise<void> {
   const fastToken = pair.fast.json!.access_token as string;
   const slowToken = pair.slow.json!.access_token as string;
   const [fastRecord, slowRecord] = [await storedRecord(fastToken), await storedRecord(slowToken)];
@@ -194,8 +204,19 @@ beforeAll(async () => {
   const resources = [ledger.identifier, orders.identifier, other.identifier];
   const scope = 'ledger:read ledger:write orders:read orders:refund other:read';
   external = await registerClient(dedicated.issuer, admin, { client_name: 'Partner', trust: 'external', resources, scope });
-  internal = await registerClient(dedicated.issuer, admin, { client_name: 'Billing job', trust: 'internal', resources: [orders.identifier, ledger.identifier], scope: 'orders:read orders:refund ledger:read' });
-  postClient = await registerClient(dedicated.issuer, admin, { client_name: 'Posting partner', trust: 'external', resources, scope, token_endpoint_auth_method: 'client_secret_post' });
+  internal = await registerClient(dedicated.issuer, admin, {
+    client_name: 'Billing job',
+    trust: 'internal',
+    resources: [orders.identifier, ledger.identifier],
+    scope: 'orders:read orders:refund ledger:read',
+  });
+  postClient = await registerClient(dedicated.issuer, admin, {
+    client_name: 'Posting partner',
+    trust: 'external',
+    resources,
+    scope,
+    token_endpoint_auth_method: 'client_secret_post',
+  });
   noGrant = await registerClient(dedicated.issuer, admin, {
     client_name: 'Intranet',
     trust: 'internal',
@@ -282,14 +303,25 @@ describe('left to the provider', () => {
     ['a resource the client may not use', () => grant(internal, { resource: other.identifier }), 400],
     ['a relative resource', () => grant(external, { resource: '/ledger' }), 400],
     ['a resource with a fragment', () => grant(external, { resource: `${ledger.identifier}#x` }), 400],
-    ['two resources', () => ({ headers: grant(external).headers, body: `${grant(external).body}&resource=${encodeURIComponent(ledger.identifier)}&resource=${encodeURIComponent(other.identifier)}` }), 400],
+    [
+      'two resources',
+      () => ({
+        headers: grant(external).headers,
+        body: `${grant(external).body}&resource=${encodeURIComponent(ledger.identifier)}&resource=${encodeURIComponent(other.identifier)}`,
+      }),
+      400,
+    ],
     ['missing grant_type', () => ({ headers: grant(external).headers, body: form({ scope: 'ledger:read' }) }), 400],
     ['another grant type', () => grant(external, { grant_type: 'password' }), 400],
     ['a client not registered for the grant', () => grant(noGrant, { scope: 'ledger:read' }), 400],
     ['scope with invalid characters', () => grant(external, { scope: 'ledger:read  ledger:write' }), 400],
     ['an empty scope', () => grant(external, { scope: '' }), 200],
     ['an unknown parameter', () => grant(external, { scope: 'ledger:read', audience: 'x' }), 200],
-    ['a JSON body', () => ({ headers: { 'content-type': 'application/json', ...basic(external) }, body: JSON.stringify({ grant_type: 'client_credentials' }) }), 400],
+    [
+      'a JSON body',
+      () => ({ headers: { 'content-type': 'application/json', ...basic(external) }, body: JSON.stringify({ grant_type: 'client_credentials' }) }),
+      400,
+    ],
   ] as const)('%s', async (_name, request, status) => {
     const { fast } = await differential(request(), 'provider');
     expect(fast.status).toBe(status);
@@ -300,7 +332,10 @@ describe('left to the provider', () => {
     const jwk = await exportJWK(publicKey);
     // A proof is good once (the servers share the replay record): one each.
     const proof = () =>
-      new SignJWT({ htm: 'POST', htu: as.token_endpoint, jti: randomUUID() }).setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk }).setIssuedAt().sign(privateKey);
+      new SignJWT({ htm: 'POST', htu: as.token_endpoint, jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+        .setIssuedAt()
+        .sign(privateKey);
     const request = grant(external, { scope: 'ledger:read' });
     const tokenPath = new URL(as.token_endpoint!).pathname;
     const left = await leftToProvider();
@@ -320,17 +355,37 @@ describe('client authentication failures', () => {
   const wrong = (c: Credentials) => ({ ...c, client_secret: 'x'.repeat(43) });
   it.each([
     ['a wrong secret (Basic)', () => grant(wrong(external), { scope: 'ledger:read' }), 'dedicated'],
-    ['a wrong secret (form)', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: postClient.client_id, client_secret: 'x'.repeat(43) }) }), 'dedicated'],
+    [
+      'a wrong secret (form)',
+      () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: postClient.client_id, client_secret: 'x'.repeat(43) }) }),
+      'dedicated',
+    ],
     // The grant's errors are the provider's: it authenticates first, then refuses the resource.
     ['a wrong secret, with an unknown resource', () => grant(wrong(external), { resource: uniqueResource('nowhere') }), 'provider'],
     ['a wrong secret, for a JWT', () => grant(wrong(internal), { resource: orders.identifier, scope: 'orders:read' }), 'provider'],
     ['an unknown client', () => grant({ client_id: 'nobody', client_secret: 'x'.repeat(43) }), 'provider'],
     ['no authentication', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials' }) }), 'provider'],
-    ['a client_id without a secret', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: external.client_id }) }), 'provider'],
-    ['Basic and a secret in the form', () => ({ headers: grant(external).headers, body: form({ grant_type: 'client_credentials', client_secret: external.client_secret }) }), 'provider'],
-    ['a malformed Basic header', () => ({ headers: { ...FORM_TYPE, authorization: 'Basic !!!' }, body: form({ grant_type: 'client_credentials' }) }), 'provider'],
+    [
+      'a client_id without a secret',
+      () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: external.client_id }) }),
+      'provider',
+    ],
+    [
+      'Basic and a secret in the form',
+      () => ({ headers: grant(external).headers, body: form({ grant_type: 'client_credentials', client_secret: external.client_secret }) }),
+      'provider',
+    ],
+    [
+      'a malformed Basic header',
+      () => ({ headers: { ...FORM_TYPE, authorization: 'Basic !!!' }, body: form({ grant_type: 'client_credentials' }) }),
+      'provider',
+    ],
     ['a client_id beside Basic naming another client', () => grant(external, { client_id: internal.client_id }), 'provider'],
-    ['a wrong secret, to a client that prefers HTML', () => ({ headers: { ...grant(wrong(external)).headers, accept: 'text/html' }, body: grant(external).body }), 'provider'],
+    [
+      'a wrong secret, to a client that prefers HTML',
+      () => ({ headers: { ...grant(wrong(external)).headers, accept: 'text/html' }, body: grant(external).body }),
+      'provider',
+    ],
   ] as const)('%s', async (_name, request, path) => {
     const { fast } = await differential(request(), path);
     expect(fast.status).toBeGreaterThanOrEqual(400);
@@ -365,7 +420,13 @@ describe('client authentication failures', () => {
 
 describe('one path, the other read back', () => {
   it('a token issued by either is found by oauth4webapi-style introspection on both', async () => {
-    const response = await oauth.clientCredentialsGrantRequest(as, { client_id: external.client_id }, oauth.ClientSecretBasic(external.client_secret), new URLSearchParams({ scope: 'ledger:read' }), insecure);
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      { client_id: external.client_id },
+      oauth.ClientSecretBasic(external.client_secret),
+      new URLSearchParams({ scope: 'ledger:read' }),
+      insecure,
+    );
     const result = await oauth.processClientCredentialsResponse(as, { client_id: external.client_id }, response);
     expect(result.access_token).toMatch(TOKEN_VALUE);
     for (const server of [dedicated, stock]) expect((await introspect(server, ledger.introspection, result.access_token)).json!.active).toBe(true);

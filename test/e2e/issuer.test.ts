@@ -234,7 +234,9 @@ describe('introspection (docs/protocol.md, "Introspection")', () => {
   it('garbage, a forged JWT and an unknown token are {"active": false}', async () => {
     const jwt = await issueToken(as, internal.client_id, internal.client_secret, { resource: jwtApi.identifier, scope: 'orders:read' });
     const [header, payload] = jwt.accessToken.split('.');
-    const forgedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), scope: 'orders:refund' })).toString('base64url');
+    const forgedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), scope: 'orders:refund' })).toString(
+      'base64url',
+    );
     const unsigned = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${payload}.`;
     for (const token of ['garbage', `${header}.${forgedPayload}.${jwt.accessToken.split('.')[2]}`, unsigned, 'x'.repeat(43)]) {
       expect(await introspect(as, jwtApi.introspection.client_id, jwtApi.introspection.client_secret, token)).toEqual({ active: false });
@@ -278,13 +280,17 @@ describe('two server processes on the same stores', () => {
       const secondAs = { ...as, introspection_endpoint: `http://localhost:${second.port}/token/introspection` };
       const opaque = await issueToken(as, external.client_id, external.client_secret, { resource: opaqueApi.identifier, scope: 'ledger:read' });
       const jwt = await issueToken(as, internal.client_id, internal.client_secret, { resource: jwtApi.identifier, scope: 'orders:read' });
-      expect(await introspect(secondAs, opaqueApi.introspection.client_id, opaqueApi.introspection.client_secret, opaque.accessToken)).toMatchObject({ active: true });
+      expect(await introspect(secondAs, opaqueApi.introspection.client_id, opaqueApi.introspection.client_secret, opaque.accessToken)).toMatchObject({
+        active: true,
+      });
       expect(await introspect(secondAs, jwtApi.introspection.client_id, jwtApi.introspection.client_secret, jwt.accessToken)).toMatchObject({ active: true });
 
       expect(await revoke(as, external.client_id, external.client_secret, opaque.accessToken)).toBe(200);
       expect(await revoke(as, internal.client_id, internal.client_secret, jwt.accessToken)).toBe(200);
 
-      expect(await introspect(secondAs, opaqueApi.introspection.client_id, opaqueApi.introspection.client_secret, opaque.accessToken)).toEqual({ active: false });
+      expect(await introspect(secondAs, opaqueApi.introspection.client_id, opaqueApi.introspection.client_secret, opaque.accessToken)).toEqual({
+        active: false,
+      });
       expect(await introspect(secondAs, jwtApi.introspection.client_id, jwtApi.introspection.client_secret, jwt.accessToken)).toEqual({ active: false });
     } finally {
       await second.stop();

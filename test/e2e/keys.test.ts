@@ -59,9 +59,15 @@ const keys = () => listKeys(server.issuer, admin);
 const rotate = (query = '') => adminCall(server.issuer, admin, 'POST', `/keys/rotate${query}`);
 const revokeKey = (kid: string) => adminCall(server.issuer, admin, 'POST', `/keys/${kid}/revoke`);
 const auditEntries = async (action: string, target: string) =>
-  (await db.query<{ actor: string; details: Record<string, unknown> }>('select actor, details from audit_events where action = $1 and target = $2', [action, target])).rows;
+  (
+    await db.query<{ actor: string; details: Record<string, unknown> }>('select actor, details from audit_events where action = $1 and target = $2', [
+      action,
+      target,
+    ])
+  ).rows;
 /** A resource server that has just started: nothing cached yet. */
-const freshResourceServerVerify = (token: string) => jwtVerify(token, createRemoteJWKSet(new URL(as.jwks_uri!)), { issuer: server.issuer, audience: api.identifier });
+const freshResourceServerVerify = (token: string) =>
+  jwtVerify(token, createRemoteJWKSet(new URL(as.jwks_uri!)), { issuer: server.issuer, audience: api.identifier });
 
 describe('GET /admin/keys', () => {
   it('lists one current and one next key per algorithm, with their timeline', async () => {
@@ -137,7 +143,10 @@ describe('POST /admin/keys/rotate', () => {
       expect(after.find((k) => k.kid === kidOf(before, alg, 'current'))?.state).toBe('retired');
     }
     expect(await auditEntries('key.rotate', kidOf(after, 'RS256', 'current'))).toEqual([
-      { actor: expect.stringMatching(/^test-admin-/), details: expect.objectContaining({ alg: 'RS256', forced: false, retired_kid: kidOf(before, 'RS256', 'current') }) },
+      {
+        actor: expect.stringMatching(/^test-admin-/),
+        details: expect.objectContaining({ alg: 'RS256', forced: false, retired_kid: kidOf(before, 'RS256', 'current') }),
+      },
     ]);
   });
 });
@@ -190,7 +199,10 @@ describe('POST /admin/keys/{kid}/revoke', () => {
     // The other algorithms are untouched.
     for (const alg of ALGS.filter((a) => a !== 'RS256')) expect(kidOf(after, alg, 'current')).toBe(kidOf(before, alg, 'current'));
     expect(await auditEntries('key.revoke', revoked)).toEqual([
-      { actor: expect.stringMatching(/^test-admin-/), details: { alg: 'RS256', state: 'current', current_kid: promoted, next_kid: kidOf(after, 'RS256', 'next') } },
+      {
+        actor: expect.stringMatching(/^test-admin-/),
+        details: { alg: 'RS256', state: 'current', current_kid: promoted, next_kid: kidOf(after, 'RS256', 'next') },
+      },
     ]);
   }, 30_000);
 });
@@ -221,7 +233,9 @@ describe('the periodic pass of every instance', () => {
     // It would rotate again at its next pass (60 s later): the rest of the run keeps these keys.
     await scheduler.stop();
     for (const alg of ALGS) {
-      expect(await auditEntries('key.rotate', kidOf(before, alg, 'next'))).toEqual([{ actor: 'system', details: expect.objectContaining({ alg, forced: false }) }]);
+      expect(await auditEntries('key.rotate', kidOf(before, alg, 'next'))).toEqual([
+        { actor: 'system', details: expect.objectContaining({ alg, forced: false }) },
+      ]);
     }
     expect(kidOfToken(await issueJwt())).toBe(kidOf(before, 'RS256', 'next'));
   }, 30_000);

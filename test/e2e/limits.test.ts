@@ -109,7 +109,9 @@ describe('client authentication failures', () => {
     expect(rotated.status).toBe(200);
     expect(rotated.body.client_secret).toMatch(base64url);
     // Sent raw (as curl -u does), such a secret authenticates.
-    expect(await tokenRequest(first, basic(client.client_id, rotated.body.client_secret), 'grant_type=client_credentials&scope=x%3Aread')).toMatchObject({ status: 200 });
+    expect(await tokenRequest(first, basic(client.client_id, rotated.body.client_secret), 'grant_type=client_credentials&scope=x%3Aread')).toMatchObject({
+      status: 200,
+    });
   });
 });
 
@@ -265,7 +267,12 @@ describe('bodies and headers', () => {
   it('a forged Host header never reaches the issuer or its URLs', async () => {
     const body = await new Promise<string>((resolve, reject) => {
       const req = request(
-        { host: '127.0.0.1', port: first.port, path: '/.well-known/openid-configuration', headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example' } },
+        {
+          host: '127.0.0.1',
+          port: first.port,
+          path: '/.well-known/openid-configuration',
+          headers: { host: 'evil.example', 'x-forwarded-host': 'evil.example' },
+        },
         (res) => {
           let text = '';
           res.on('data', (chunk: Buffer) => (text += chunk.toString()));

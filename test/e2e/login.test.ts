@@ -127,9 +127,19 @@ describe('an internal web app (confidential client)', () => {
     // and the ID token carries the person's claims.
     const tokens = await exchange(webApp, start, callback);
     const idToken = oauth.getValidatedIdTokenClaims(tokens)!;
-    expect(idToken).toMatchObject({ iss: server.issuer, sub: account.id, aud: webApp.client_id, nonce: start.nonce, email: account.email, name: 'Grace Hopper' });
+    expect(idToken).toMatchObject({
+      iss: server.issuer,
+      sub: account.id,
+      aud: webApp.client_id,
+      nonce: start.nonce,
+      email: account.email,
+      name: 'Grace Hopper',
+    });
     expect(isJwt(tokens.access_token)).toBe(true);
-    expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, tokens.access_token)).toMatchObject({ active: true, aud: orders.identifier });
+    expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, tokens.access_token)).toMatchObject({
+      active: true,
+      aud: orders.identifier,
+    });
 
     const forUserinfo = await refreshForUserinfo(webApp, tokens.refresh_token!);
     expect(isJwt(forUserinfo.access_token)).toBe(false);
@@ -143,12 +153,18 @@ describe('an internal web app (confidential client)', () => {
     const { payload } = await jwtVerify(api.access_token, createRemoteJWKSet(new URL(as.jwks_uri!)), { issuer: server.issuer, audience: orders.identifier });
     expect(payload).toMatchObject({ sub: account.id, client_id: webApp.client_id, scope: 'orders:read' });
     expect(api.expires_in).toBe(300);
-    expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, api.access_token)).toMatchObject({ active: true, sub: account.id });
+    expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, api.access_token)).toMatchObject({
+      active: true,
+      sub: account.id,
+    });
   });
 
   it('revoking its refresh token revokes the grant: the JWT access tokens of it introspect inactive at once', async () => {
     const account = await createAccount(server.issuer, admin);
-    const { start, callback } = await signInThrough(new Browser(REDIRECT_URI), webApp, account, { scope: 'openid offline_access orders:read', prompt: 'consent' });
+    const { start, callback } = await signInThrough(new Browser(REDIRECT_URI), webApp, account, {
+      scope: 'openid offline_access orders:read',
+      prompt: 'consent',
+    });
     const tokens = await exchange(webApp, start, callback);
     const api = await refresh(webApp, tokens.refresh_token!, orders.identifier);
     expect(isJwt(api.access_token)).toBe(true);
@@ -374,7 +390,9 @@ describe('sign-in protection', () => {
     const browser = new Browser(REDIRECT_URI);
     const action = formAction(await browser.navigate((await authorizationUrl(as, webApp)).url));
     const pages = await Promise.all(
-      Array.from({ length: 55 }, (_, i) => browser.navigate(action, { form: { email: `parallel-spray-${i}-${Date.now()}@example.test`, password: 'Winter2026!!' } })),
+      Array.from({ length: 55 }, (_, i) =>
+        browser.navigate(action, { form: { email: `parallel-spray-${i}-${Date.now()}@example.test`, password: 'Winter2026!!' } }),
+      ),
     );
     expect(pages.filter((page) => page.status === 400)).toHaveLength(50);
     expect(pages.filter((page) => page.status === 429)).toHaveLength(5);

@@ -16,7 +16,12 @@ beforeAll(async () => {
   const admin = await adminToken(server.issuer);
   const api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('metrics'), name: 'Metrics', scopes: ['m:read'] });
   const internal = await registerClient(server.issuer, admin, { client_name: 'Metered job', trust: 'internal', resources: [api.identifier], scope: 'm:read' });
-  const external = await registerClient(server.issuer, admin, { client_name: 'Metered partner', trust: 'external', resources: [api.identifier], scope: 'm:read' });
+  const external = await registerClient(server.issuer, admin, {
+    client_name: 'Metered partner',
+    trust: 'external',
+    resources: [api.identifier],
+    scope: 'm:read',
+  });
   const jwt = await issueToken(as, internal.client_id, internal.client_secret, { scope: 'm:read' });
   const opaque = await issueToken(as, external.client_id, external.client_secret, { scope: 'm:read' });
   await introspect(as, api.introspection.client_id, api.introspection.client_secret, opaque.accessToken);
@@ -94,7 +99,7 @@ describe('metrics', () => {
     expect(sample('login_store_up', { store: 'redis' })).toBe(1);
   });
 
-  it('report each enabled algorithm\'s current and next signing keys, and when the current one is due to rotate', () => {
+  it("report each enabled algorithm's current and next signing keys, and when the current one is due to rotate", () => {
     // SIGNING_ALGS is unset: RS256, PS256 and ES256 are enabled, EdDSA is not (and has no series).
     expect(sample('login_signing_keys', { alg: 'EdDSA' })).toBeUndefined();
     for (const alg of ['RS256', 'PS256', 'ES256']) {

@@ -17,7 +17,11 @@ afterAll(async () => {
 describe('npm run migrate', () => {
   it('applies the migrations to DATABASE_URL, then has nothing left to do', async () => {
     const run = () =>
-      spawnSync(process.execPath, ['dist/scripts/migrate.js'], { env: { PATH: process.env.PATH ?? '', DATABASE_URL: database.url }, encoding: 'utf8', timeout: 30_000 });
+      spawnSync(process.execPath, ['dist/scripts/migrate.js'], {
+        env: { PATH: process.env.PATH ?? '', DATABASE_URL: database.url },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
     const first = run();
     expect(first.status).toBe(0);
     expect(first.stdout).toContain(`Applied: ${Object.keys(migrations).join(', ')}`);

@@ -66,12 +66,18 @@ describe('the OpenAPI document', () => {
     const operations = Object.entries(document.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })));
     for (const { path, method, op } of operations) {
       const named = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
-      const documented = ((op as { parameters?: Array<{ name: string; in: string; required: boolean; schema: Record<string, unknown> }> }).parameters ?? []).filter((p) => p.in === 'path');
+      const documented = (
+        (op as { parameters?: Array<{ name: string; in: string; required: boolean; schema: Record<string, unknown> }> }).parameters ?? []
+      ).filter((p) => p.in === 'path');
       expect({ path, method, names: documented.map((p) => p.name) }).toEqual({ path, method, names: named });
       for (const parameter of documented) {
         expect(parameter.required).toBe(true);
         // Each id is constrained (a format or a pattern), not any string.
-        expect({ path, parameter: parameter.name, constrained: 'format' in parameter.schema || 'pattern' in parameter.schema }).toEqual({ path, parameter: parameter.name, constrained: true });
+        expect({ path, parameter: parameter.name, constrained: 'format' in parameter.schema || 'pattern' in parameter.schema }).toEqual({
+          path,
+          parameter: parameter.name,
+          constrained: true,
+        });
       }
     }
   });

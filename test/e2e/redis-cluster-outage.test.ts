@@ -29,7 +29,12 @@ beforeAll(async () => {
   server = await startServer({ env: { REDIS_CLUSTER_NODES: redisCluster.nodes.map(({ host, port }) => `${host}:${port}`).join(','), REDIS_URL: '' } });
   as = await discover(server.issuer);
   const admin = await adminToken(server.issuer);
-  const api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('shard'), name: 'Shard', scopes: ['s:read'], token_format: 'opaque' });
+  const api = await registerResourceServer(server.issuer, admin, {
+    identifier: uniqueResource('shard'),
+    name: 'Shard',
+    scopes: ['s:read'],
+    token_format: 'opaque',
+  });
   client = await registerClient(server.issuer, admin, { client_name: 'Shard client', trust: 'external', resources: [api.identifier], scope: 's:read' });
 }, 60_000);
 

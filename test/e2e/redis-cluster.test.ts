@@ -46,7 +46,12 @@ beforeAll(async () => {
     scopes: ['c:read', 'c:secret'],
     sensitive_scopes: ['c:secret'],
   });
-  client = await registerClient(first.issuer, admin, { client_name: 'Cluster client', trust: 'internal', resources: [api.identifier], scope: 'c:read c:secret' });
+  client = await registerClient(first.issuer, admin, {
+    client_name: 'Cluster client',
+    trust: 'internal',
+    resources: [api.identifier],
+    scope: 'c:read c:secret',
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -89,6 +94,11 @@ describe.each([
 it('answered nothing with 500', () => {
   for (const server of [first, second]) {
     // The request log lines only: on failure they name the requests, not the whole log.
-    expect(server.output().split('\n').filter((line) => /"status":500\b/.test(line))).toEqual([]);
+    expect(
+      server
+        .output()
+        .split('\n')
+        .filter((line) => /"status":500\b/.test(line)),
+    ).toEqual([]);
   }
 });

@@ -49,14 +49,18 @@ interface Request {
 
 const basic = (c: Credentials) => ({ authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
 const formEncoded = (value: string) => encodeURIComponent(value).replace(/[-_.!~*'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-const encodedBasic = (c: Credentials) => ({ authorization: `Basic ${Buffer.from(`${formEncoded(c.client_id)}:${formEncoded(c.client_secret)}`).toString('base64')}` });
+const encodedBasic = (c: Credentials) => ({
+  authorization: `Basic ${Buffer.from(`${formEncoded(c.client_id)}:${formEncoded(c.client_secret)}`).toString('base64')}`,
+});
 const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
 const FORM_TYPE = { 'content-type': 'application/x-www-form-urlencoded' };
 /** The usual request: a client revokes with Basic. */
-const byBasic = (c: Credentials, extra: Record<string, string> = {}) => (token: string): Request => ({
-  headers: { ...FORM_TYPE, ...basic(c) },
-  body: form({ token, ...extra }),
-});
+const byBasic =
+  (c: Credentials, extra: Record<string, string> = {}) =>
+  (token: string): Request => ({
+    headers: { ...FORM_TYPE, ...basic(c) },
+    body: form({ token, ...extra }),
+  });
 
 interface Observed {
   readonly status: number;
@@ -205,7 +209,10 @@ describe('opaque client credentials tokens', () => {
   });
 
   it('its own active token, the secret in the form (client_secret_post)', async () => {
-    const request = (token: string) => ({ headers: FORM_TYPE, body: form({ token, client_id: postClient.client_id, client_secret: postClient.client_secret }) });
+    const request = (token: string) => ({
+      headers: FORM_TYPE,
+      body: form({ token, client_id: postClient.client_id, client_secret: postClient.client_secret }),
+    });
     expect((await differential(request, await opaquePair(postClient), 'dedicated', postClient)).stillActive).toBe(false);
   });
 
@@ -246,10 +253,16 @@ describe('opaque client credentials tokens', () => {
     const dpop = oauth.DPoP({}, await oauth.generateKeyPair('ES256'));
     const issue = async () => {
       const params = new URLSearchParams({ resource: ledger, scope: 'ledger:read' });
-      const response = await oauth.clientCredentialsGrantRequest(as, { client_id: external.client_id }, oauth.ClientSecretBasic(external.client_secret), params, {
-        ...insecure,
-        DPoP: dpop,
-      });
+      const response = await oauth.clientCredentialsGrantRequest(
+        as,
+        { client_id: external.client_id },
+        oauth.ClientSecretBasic(external.client_secret),
+        params,
+        {
+          ...insecure,
+          DPoP: dpop,
+        },
+      );
       return (await oauth.processClientCredentialsResponse(as, { client_id: external.client_id }, response)).access_token;
     };
     expect((await differential(byBasic(external), [await issue(), await issue()], 'dedicated', external)).stillActive).toBe(false);
@@ -287,7 +300,7 @@ describe('tokens whose revocation is left to the provider', () => {
     expect((await differential(byBasic(internal), await jwtPair(), 'provider', internal)).stillActive).toBe(false);
   });
 
-  it("a JWT access token of another client: not revoked", async () => {
+  it('a JWT access token of another client: not revoked', async () => {
     expect((await differential(byBasic(external), await jwtPair(), 'provider', internal)).stillActive).toBe(true);
   });
 });
@@ -311,7 +324,12 @@ describe('malformed requests', () => {
   });
 
   it('the token twice', async () => {
-    const answer = await differential((token) => ({ headers: { ...FORM_TYPE, ...basic(external) }, body: `token=${token}&token=${token}` }), await opaquePair(), 'provider', external);
+    const answer = await differential(
+      (token) => ({ headers: { ...FORM_TYPE, ...basic(external) }, body: `token=${token}&token=${token}` }),
+      await opaquePair(),
+      'provider',
+      external,
+    );
     expect(answer.status).toBe(400);
   });
 });
@@ -320,16 +338,35 @@ describe('client authentication failures: nothing revoked', () => {
   const wrong = (c: Credentials): Credentials => ({ ...c, client_secret: 'x'.repeat(43) });
   const cases: Array<[string, (token: string) => Request, 'dedicated' | 'provider']> = [
     ['a wrong secret (Basic)', (token) => byBasic(wrong(external))(token), 'dedicated'],
-    ['a wrong secret (Basic, form-encoded)', (token) => ({ headers: { ...FORM_TYPE, ...encodedBasic({ ...external, client_secret: `${external.client_secret.slice(1)}-` }) }, body: form({ token }) }), 'dedicated'],
-    ['a wrong secret (form)', (token) => ({ headers: FORM_TYPE, body: form({ token, client_id: postClient.client_id, client_secret: 'x'.repeat(43) }) }), 'dedicated'],
+    [
+      'a wrong secret (Basic, form-encoded)',
+      (token) => ({ headers: { ...FORM_TYPE, ...encodedBasic({ ...external, client_secret: `${external.client_secret.slice(1)}-` }) }, body: form({ token }) }),
+      'dedicated',
+    ],
+    [
+      'a wrong secret (form)',
+      (token) => ({ headers: FORM_TYPE, body: form({ token, client_id: postClient.client_id, client_secret: 'x'.repeat(43) }) }),
+      'dedicated',
+    ],
     ['an unknown client', (token) => byBasic({ client_id: 'nobody', client_secret: 'x'.repeat(43) })(token), 'provider'],
     ['no authentication', (token) => ({ headers: FORM_TYPE, body: form({ token }) }), 'provider'],
     ['a client_id without a secret', (token) => ({ headers: FORM_TYPE, body: form({ token, client_id: external.client_id }) }), 'provider'],
-    ['Basic and a secret in the form', (token) => ({ headers: { ...FORM_TYPE, ...basic(external) }, body: form({ token, client_id: external.client_id, client_secret: external.client_secret }) }), 'provider'],
+    [
+      'Basic and a secret in the form',
+      (token) => ({
+        headers: { ...FORM_TYPE, ...basic(external) },
+        body: form({ token, client_id: external.client_id, client_secret: external.client_secret }),
+      }),
+      'provider',
+    ],
     ['a malformed Basic header', (token) => ({ headers: { ...FORM_TYPE, authorization: 'Basic !!!' }, body: form({ token }) }), 'provider'],
     ['a Bearer header', (token) => ({ headers: { ...FORM_TYPE, authorization: `Bearer ${token}` }, body: form({ token }) }), 'provider'],
     ['a client_id beside Basic naming another client', (token) => byBasic(external, { client_id: other.client_id })(token), 'provider'],
-    ['a wrong secret, to a client that prefers HTML', (token) => ({ headers: { ...FORM_TYPE, accept: 'text/html', ...basic(wrong(external)) }, body: form({ token }) }), 'provider'],
+    [
+      'a wrong secret, to a client that prefers HTML',
+      (token) => ({ headers: { ...FORM_TYPE, accept: 'text/html', ...basic(wrong(external)) }, body: form({ token }) }),
+      'provider',
+    ],
   ];
   it.each(cases)('%s', async (_name, request, path) => {
     const answer = await differential(request, await opaquePair(), path, external);

@@ -19,9 +19,24 @@ beforeAll(async () => {
   const admin = await adminToken(server.issuer);
   secrets.push(testAdmin(server.issuer).clientSecret, admin);
 
-  const jwtApi = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('scan'), name: 'Scan', scopes: ['scan:read', 'scan:admin'], sensitive_scopes: ['scan:admin'] });
-  const internal = await registerClient(server.issuer, admin, { client_name: 'Scanner', trust: 'internal', resources: [jwtApi.identifier], scope: 'scan:read scan:admin' });
-  const external = await registerClient(server.issuer, admin, { client_name: 'Partner scan', trust: 'external', resources: [jwtApi.identifier], scope: 'scan:read' });
+  const jwtApi = await registerResourceServer(server.issuer, admin, {
+    identifier: uniqueResource('scan'),
+    name: 'Scan',
+    scopes: ['scan:read', 'scan:admin'],
+    sensitive_scopes: ['scan:admin'],
+  });
+  const internal = await registerClient(server.issuer, admin, {
+    client_name: 'Scanner',
+    trust: 'internal',
+    resources: [jwtApi.identifier],
+    scope: 'scan:read scan:admin',
+  });
+  const external = await registerClient(server.issuer, admin, {
+    client_name: 'Partner scan',
+    trust: 'external',
+    resources: [jwtApi.identifier],
+    scope: 'scan:read',
+  });
   secrets.push(jwtApi.introspection.client_secret, internal.client_secret, external.client_secret);
 
   const jwt = await issueToken(as, internal.client_id, internal.client_secret, { scope: 'scan:read' });
@@ -66,7 +81,10 @@ beforeAll(async () => {
   const refreshed = await oauth.processRefreshTokenResponse(
     as,
     client,
-    await oauth.refreshTokenGrantRequest(as, client, oauth.None(), tokens.refresh_token!, { ...insecure, additionalParameters: { resource: jwtApi.identifier } }),
+    await oauth.refreshTokenGrantRequest(as, client, oauth.None(), tokens.refresh_token!, {
+      ...insecure,
+      additionalParameters: { resource: jwtApi.identifier },
+    }),
   );
   secrets.push(callback.searchParams.get('code')!, tokens.access_token, tokens.refresh_token!, refreshed.access_token, refreshed.refresh_token!);
 }, 60_000);

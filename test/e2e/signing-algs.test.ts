@@ -64,7 +64,12 @@ describe('with SIGNING_ALGS=RS256,EdDSA', () => {
     expect(as.id_token_signing_alg_values_supported).toEqual(expect.arrayContaining(['RS256', 'EdDSA']));
     expect(as.id_token_signing_alg_values_supported).not.toContain('ES256');
 
-    const api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('edapi'), name: 'Ed API', scopes: ['ed:read'], signing_alg: 'EdDSA' });
+    const api = await registerResourceServer(server.issuer, admin, {
+      identifier: uniqueResource('edapi'),
+      name: 'Ed API',
+      scopes: ['ed:read'],
+      signing_alg: 'EdDSA',
+    });
     const client = await registerClient(server.issuer, admin, { client_name: 'Ed worker', trust: 'internal', resources: [api.identifier], scope: 'ed:read' });
     const { accessToken } = await issueToken(as, client.client_id, client.client_secret, { scope: 'ed:read' });
     expect(decodeProtectedHeader(accessToken)).toMatchObject({ alg: 'EdDSA', typ: 'at+jwt' });
@@ -77,7 +82,12 @@ describe('with SIGNING_ALGS=RS256,EdDSA', () => {
     expect(await introspect(as, api.introspection.client_id, api.introspection.client_secret, accessToken)).toMatchObject({ active: true });
 
     // ES256 is not enabled here.
-    const refused = await adminCall(server.issuer, admin, 'POST', '/resource-servers', { identifier: uniqueResource('ec'), name: 'EC', scopes: ['ec:read'], signing_alg: 'ES256' });
+    const refused = await adminCall(server.issuer, admin, 'POST', '/resource-servers', {
+      identifier: uniqueResource('ec'),
+      name: 'EC',
+      scopes: ['ec:read'],
+      signing_alg: 'ES256',
+    });
     expect(refused.status).toBe(422);
   });
 

@@ -82,7 +82,12 @@ async function spansOf(traceId: string, done: (found: ReceivedSpan[]) => boolean
 
 it('continues a W3C traceparent through the token and introspection routes, with store spans, client id and outcome, and never a secret', async () => {
   const admin = await adminToken(server.issuer);
-  const api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('traced'), name: 'Traced', scopes: ['t:read'], token_format: 'opaque' });
+  const api = await registerResourceServer(server.issuer, admin, {
+    identifier: uniqueResource('traced'),
+    name: 'Traced',
+    scopes: ['t:read'],
+    token_format: 'opaque',
+  });
   const client = await registerClient(server.issuer, admin, { client_name: 'Traced client', trust: 'external', resources: [api.identifier], scope: 't:read' });
 
   const traceId = randomBytes(16).toString('hex');
@@ -99,7 +104,11 @@ it('continues a W3C traceparent through the token and introspection routes, with
   const { access_token: accessToken } = (await tokenAnswer.json()) as { access_token: string };
   const introspection = await fetch(as.introspection_endpoint!, {
     method: 'POST',
-    headers: { authorization: basic(api.introspection.client_id, api.introspection.client_secret), 'content-type': 'application/x-www-form-urlencoded', traceparent },
+    headers: {
+      authorization: basic(api.introspection.client_id, api.introspection.client_secret),
+      'content-type': 'application/x-www-form-urlencoded',
+      traceparent,
+    },
     body: new URLSearchParams({ token: accessToken }),
   });
   expect(((await introspection.json()) as { active: boolean }).active).toBe(true);
@@ -130,7 +139,10 @@ it('continues a W3C traceparent through the token and introspection routes, with
   for (const secret of secrets) expect(values.filter((value) => value.includes(secret))).toEqual([]);
 
   // Every log line of the token request carries the trace id.
-  const tokenLines = server.output().split('\n').filter((line) => line.includes('"path":"/token"') && line.includes(`"status":200`));
+  const tokenLines = server
+    .output()
+    .split('\n')
+    .filter((line) => line.includes('"path":"/token"') && line.includes(`"status":200`));
   expect(tokenLines.some((line) => line.includes(`"traceId":"${traceId}"`))).toBe(true);
 });
 

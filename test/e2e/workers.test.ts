@@ -29,7 +29,12 @@ describe('WORKERS=2', () => {
     expect(workerPids()).toHaveLength(2);
     const as = await discover(server.issuer);
     const admin = await adminToken(server.issuer);
-    const api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('workers'), name: 'Workers', scopes: ['w:read'], token_format: 'opaque' });
+    const api = await registerResourceServer(server.issuer, admin, {
+      identifier: uniqueResource('workers'),
+      name: 'Workers',
+      scopes: ['w:read'],
+      token_format: 'opaque',
+    });
     const client = await registerClient(server.issuer, admin, { client_name: 'Worker test', trust: 'external', resources: [api.identifier], scope: 'w:read' });
 
     // Tokens issued by either worker introspect on either: the state is in Redis, not in a process.

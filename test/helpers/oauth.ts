@@ -15,8 +15,7 @@ export async function discover(issuer: string): Promise<oauth.AuthorizationServe
 
 /** The answer to a token request: the parsed success, or the OAuth error with its HTTP status. */
 export type TokenOutcome =
-  | { ok: true; accessToken: string; expiresIn: number; scope: string | undefined; tokenType: string }
-  | { ok: false; status: number; error: string };
+  { ok: true; accessToken: string; expiresIn: number; scope: string | undefined; tokenType: string } | { ok: false; status: number; error: string };
 
 /** A client credentials grant with client_secret_basic. */
 export async function clientCredentials(

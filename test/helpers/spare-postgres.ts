@@ -79,7 +79,22 @@ export async function startSparePostgres(): Promise<SparePostgres> {
   const launch = async (): Promise<ChildProcess> => {
     const server = spawn(
       join(bin, 'postgres'),
-      ['-D', dataDir, '-p', String(port), '-k', dir, '-c', `listen_addresses=${HOST}`, '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
+      [
+        '-D',
+        dataDir,
+        '-p',
+        String(port),
+        '-k',
+        dir,
+        '-c',
+        `listen_addresses=${HOST}`,
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+      ],
       { ...user, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     // Read on so a full pipe never blocks the server; kept for the error message.

@@ -49,14 +49,10 @@ function answersPing(port: number): Promise<boolean> {
 
 /** Starts `redis-server` on `port`; resolves with the child once PING answers, rejects if it exits first. */
 async function launch(port: number, appendOnlyDir: string | undefined): Promise<ChildProcess> {
-  const persistence = appendOnlyDir
-    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', appendOnlyDir]
-    : ['--appendonly', 'no'];
-  const child = spawn(
-    REDIS_SERVER,
-    ['--port', String(port), '--bind', HOST, '--save', '', ...persistence, '--daemonize', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const persistence = appendOnlyDir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', appendOnlyDir] : ['--appendonly', 'no'];
+  const child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', HOST, '--save', '', ...persistence, '--daemonize', 'no'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // Read on so a full pipe never blocks the server; kept for the error message.
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -52,7 +52,7 @@ describe('RedisTokenStore on Redis Cluster: grants', () => {
   });
 
   async function slotOf(key: string): Promise<number> {
-    return (await cluster.cluster('KEYSLOT', key));
+    return await cluster.cluster('KEYSLOT', key);
   }
 
   it('keeps the Grant record and the grant index in one hash slot', async () => {

@@ -97,7 +97,11 @@ describe('RedisTokenStore keys and values', () => {
 
   it('keeps a grant index as long as its longest-lived token', async () => {
     const grantId = newTokenValue();
-    for (const [model, ttl] of [['AccessToken', 60], ['RefreshToken', 600], ['AuthorizationCode', 30]] as const) {
+    for (const [model, ttl] of [
+      ['AccessToken', 60],
+      ['RefreshToken', 600],
+      ['AuthorizationCode', 30],
+    ] as const) {
       const id = newTokenValue();
       await store.adapter(model).upsert(id, payloadFor(model, id, { grantId }), ttl);
     }

@@ -11,7 +11,10 @@ let db: Db;
 async function publicTables(): Promise<string[]> {
   const { rows } = await sql<{ tablename: string }>`select tablename from pg_tables where schemaname = 'public'`.execute(db);
   // kysely's own bookkeeping tables stay: they record which migrations ran.
-  return rows.map((r) => r.tablename).filter((t) => !t.startsWith('kysely_')).sort();
+  return rows
+    .map((r) => r.tablename)
+    .filter((t) => !t.startsWith('kysely_'))
+    .sort();
 }
 
 beforeAll(async () => {

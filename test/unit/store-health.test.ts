@@ -6,7 +6,10 @@ describe('isStoreUnavailableError', () => {
   it.each([
     ['a refused connection', Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' })],
     ['PostgreSQL shutting down', Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })],
-    ['ioredis after a dropped connection', new Error('Reached the max retries per request limit (which is 0). Refer to "maxRetriesPerRequest" option for details.')],
+    [
+      'ioredis after a dropped connection',
+      new Error('Reached the max retries per request limit (which is 0). Refer to "maxRetriesPerRequest" option for details.'),
+    ],
     ['a Redis Cluster without a master for a slot', new Error('CLUSTERDOWN Hash slot not served')],
     ['a Redis Cluster declared down', new Error('CLUSTERDOWN The cluster is down')],
     ['a multi-key command during resharding', new Error('TRYAGAIN Multiple keys request during rehashing of slot')],
