@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { chromium as playwright, type Browser } from 'playwright-core';
+import { createScratchDatabase, type ScratchDatabase } from '../helpers/databases.js';
 import { createAccount } from '../helpers/login.js';
 import { adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { freePort, startServer, type RunningServer } from '../helpers/server.js';
@@ -139,13 +140,17 @@ async function stopApache(apache: RunningApache) {
   await apache.stop();
 }
 
+let database: ScratchDatabase;
 let server: RunningServer;
 let as: oauth.AuthorizationServer;
 let admin: string;
 let chromium: Browser;
 
 beforeAll(async () => {
-  server = await startServer();
+  // A database of its own: other files rotate this run's keys, and mod_oauth2's default cache holds no
+  // value over 8 KiB, a JWKS it would then fetch again on every request (logging an error each time).
+  database = await createScratchDatabase('apache');
+  server = await startServer({ env: { DATABASE_URL: database.url } });
   as = await discover(server.issuer);
   admin = await adminToken(server.issuer);
 }, 60_000);
@@ -153,6 +158,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(running.map((apache) => apache.stop()));
   await server?.stop();
+  await database?.drop();
 });
 
 /** An RFC 9449 proof for `method url` and `token`, signed by `keyPair`. */
