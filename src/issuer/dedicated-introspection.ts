@@ -10,11 +10,12 @@
  * client secret check (and its lockout), the visibility rule, the JWT answer and the fields added to
  * opaque answers.
  */
+import { dedicatedPath } from './dedicated-path.js';
 import { parse as parseQueryString } from 'node:querystring';
 import type Koa from 'koa';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
-import { dedicatedPathRequests, introspectionDuration, introspections } from '../observability/metrics.js';
+import { introspectionDuration, introspections } from '../observability/metrics.js';
 import { isStoreUnavailableError } from '../observability/store-health.js';
 import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js';
 import { requestContext, setRoute } from '../shared/request-context.js';
@@ -282,20 +283,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     return jwtIntrospectionAnswer(deps, callerClientId, claims);
   }
 
-  const answered = dedicatedPathRequests.labels({ route: 'introspection', outcome: 'answered' });
-  const leftToProvider = dedicatedPathRequests.labels({ route: 'introspection', outcome: 'provider' });
-
-  return async function answerIntrospection(ctx, next) {
-    if (ctx.path !== deps.introspectionPath || ctx.method !== 'POST') {
-      await next();
-      return;
-    }
-    if (await answer(ctx)) answered.inc();
-    else {
-      leftToProvider.inc();
-      await next();
-    }
-  };
+  return dedicatedPath('introspection', deps.introspectionPath, answer);
 
   /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
   async function answer(ctx: Koa.Context): Promise<boolean> {

@@ -13,6 +13,7 @@
  * client secret check (and its lockout), the resource server resolution and token policy
  * (resource-server-info.ts), the client-bound adapter and the token store.
  */
+import { dedicatedPath } from './dedicated-path.js';
 import { randomFillSync } from 'node:crypto';
 import { parse as parseQueryString } from 'node:querystring';
 import type Koa from 'koa';
@@ -20,7 +21,7 @@ import { errors, type AdapterPayload } from 'oidc-provider';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { ClientTrust } from '../clients/client.js';
 import type { Logger } from '../observability/logger.js';
-import { dedicatedPathRequests, tokensIssued } from '../observability/metrics.js';
+import { tokensIssued } from '../observability/metrics.js';
 import { isStoreUnavailableError, logStoreUnavailable } from '../observability/store-health.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js';
@@ -164,20 +165,7 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): Koa.Midd
     internal: tokensIssued.labels('client_credentials', 'opaque', 'internal'),
     external: tokensIssued.labels('client_credentials', 'opaque', 'external'),
   };
-  const answered = dedicatedPathRequests.labels({ route: 'token', outcome: 'answered' });
-  const leftToProvider = dedicatedPathRequests.labels({ route: 'token', outcome: 'provider' });
-
-  return async function answerClientCredentials(ctx, next) {
-    if (ctx.path !== deps.tokenPath || ctx.method !== 'POST') {
-      await next();
-      return;
-    }
-    if (await answer(ctx)) answered.inc();
-    else {
-      leftToProvider.inc();
-      await next();
-    }
-  };
+  return dedicatedPath('token', deps.tokenPath, answer);
 
   /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
   async function answer(ctx: Koa.Context): Promise<boolean> {

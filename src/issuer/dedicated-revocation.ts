@@ -11,9 +11,10 @@
  * the dedicated introspection path: the form and header checks, the one client secret check (and its
  * lockout), the error answers.
  */
+import { dedicatedPath } from './dedicated-path.js';
 import type Koa from 'koa';
 import type { Logger } from '../observability/logger.js';
-import { dedicatedPathRequests, labelledChildren, revocations } from '../observability/metrics.js';
+import { labelledChildren, revocations } from '../observability/metrics.js';
 import { requestContext } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
 import type { TokenStore } from '../tokens/token-store.js';
@@ -47,20 +48,7 @@ const revocationCount = labelledChildren((kind: string) => revocations.labels(ki
  * calls `next()` for every request it leaves to the provider.
  */
 export function dedicatedRevocation(deps: DedicatedRevocationDependencies): Koa.Middleware {
-  const answered = dedicatedPathRequests.labels({ route: 'revocation', outcome: 'answered' });
-  const leftToProvider = dedicatedPathRequests.labels({ route: 'revocation', outcome: 'provider' });
-
-  return async function answerRevocation(ctx, next) {
-    if (ctx.path !== deps.revocationPath || ctx.method !== 'POST') {
-      await next();
-      return;
-    }
-    if (await answer(ctx)) answered.inc();
-    else {
-      leftToProvider.inc();
-      await next();
-    }
-  };
+  return dedicatedPath('revocation', deps.revocationPath, answer);
 
   /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
   async function answer(ctx: Koa.Context): Promise<boolean> {
