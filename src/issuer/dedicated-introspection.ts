@@ -10,14 +10,13 @@
  * client secret check (and its lockout), the visibility rule, the JWT answer and the fields added to
  * opaque answers.
  */
-import { dedicatedPath } from './dedicated-path.js';
+import { dedicatedPath, readFormAhead } from './dedicated-path.js';
 import { parse as parseQueryString } from 'node:querystring';
 import type Koa from 'koa';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
 import { introspectionDuration, introspections } from '../observability/metrics.js';
 import { isStoreUnavailableError } from '../observability/store-health.js';
-import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js';
 import { requestContext, setRoute } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
 import type { Adapter } from '../tokens/token-store.js';
@@ -42,12 +41,6 @@ export interface DedicatedIntrospectionDependencies extends Omit<TokenEndpointDe
   readonly currentJwtVerifier: () => JwtAccessTokenVerifier;
   readonly logger: Logger;
 }
-
-/** The provider's form body limit (lib/shared/selective_body.js); longer bodies are left to it. */
-export const PROVIDER_BODY_LIMIT = 56 * 1024;
-
-/** Headers that change how the provider answers (DPoP, client attestation, CORS): left to it. */
-export const PROVIDER_ONLY_HEADERS = ['dpop', 'oauth-client-attestation', 'oauth-client-attestation-pop', 'origin', 'transfer-encoding'];
 
 /** The only form parameters handled here; any other (a client assertion, say) is left to the provider. */
 const HANDLED_PARAMETERS = new Set(['token', 'token_type_hint', 'client_id', 'client_secret']);
@@ -322,23 +315,9 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
  * provider), or `undefined` for one left to the provider as it came.
  */
 export async function readCandidate(ctx: Koa.Context): Promise<Candidate | undefined> {
-  const length = ctx.request.length;
-  if (
-    length === undefined ||
-    length > PROVIDER_BODY_LIMIT ||
-    !ctx.is('application/x-www-form-urlencoded') ||
-    // The provider renders its errors as HTML to a client that prefers it.
-    ctx.accepts('json', 'html') === 'html' ||
-    // RFC 9701 answers are signed on the provider's path (jwt-introspection.ts).
-    asksForJwtIntrospection(ctx.get('accept')) ||
-    PROVIDER_ONLY_HEADERS.some((name) => ctx.req.headers[name] !== undefined)
-  ) {
-    return LEAVE;
-  }
-  // Kept on the request (oidc-provider's documented `req.body`), so the provider reads the same bytes
-  // if the request is left to it. A request that broke off is left to the provider to fail.
-  const body = await readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).catch(() => undefined);
-  if (body) (ctx.req as RequestWithBody).body = body;
+  // RFC 9701 answers are signed on the provider's path (jwt-introspection.ts).
+  if (asksForJwtIntrospection(ctx.get('accept'))) return LEAVE;
+  const body = await readFormAhead(ctx);
   return (body && candidateOf(ctx, body)) || LEAVE;
 }
 

@@ -13,7 +13,7 @@
  * client secret check (and its lockout), the resource server resolution and token policy
  * (resource-server-info.ts), the client-bound adapter and the token store.
  */
-import { dedicatedPath } from './dedicated-path.js';
+import { dedicatedPath, readFormAhead } from './dedicated-path.js';
 import { randomFillSync } from 'node:crypto';
 import { parse as parseQueryString } from 'node:querystring';
 import type Koa from 'koa';
@@ -24,13 +24,12 @@ import type { Logger } from '../observability/logger.js';
 import { tokensIssued } from '../observability/metrics.js';
 import { isStoreUnavailableError, logStoreUnavailable } from '../observability/store-health.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
-import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js';
 import { requestContext, setRoute } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
-import { basicCredentials, PROVIDER_BODY_LIMIT, PROVIDER_ONLY_HEADERS, quoted } from './dedicated-introspection.js';
+import { basicCredentials, quoted } from './dedicated-introspection.js';
 import { defaultResourceOf, resolveResourceServer, type ResourceServerInfoDependencies } from './resource-server-info.js';
 
 /** What the dedicated path consults. */
@@ -169,21 +168,7 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): Koa.Midd
 
   /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
   async function answer(ctx: Koa.Context): Promise<boolean> {
-    const length = ctx.request.length;
-    if (
-      length === undefined ||
-      length > PROVIDER_BODY_LIMIT ||
-      !ctx.is('application/x-www-form-urlencoded') ||
-      // The provider renders its errors as HTML to a client that prefers it.
-      ctx.accepts('json', 'html') === 'html' ||
-      PROVIDER_ONLY_HEADERS.some((name) => ctx.req.headers[name] !== undefined)
-    ) {
-      return false;
-    }
-    // Kept on the request (oidc-provider's documented `req.body`), so the provider reads the same bytes
-    // if the request is left to it. A request that broke off is left to the provider to fail.
-    const body = await readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).catch(() => undefined);
-    if (body) (ctx.req as RequestWithBody).body = body;
+    const body = await readFormAhead(ctx);
     const candidate = body && candidateOf(ctx, body);
     if (!candidate) return false;
     // A failed lookup is the provider's to fail again (its answer to a store failure is a 503 as well).
