@@ -25,7 +25,7 @@ const shared = {
  * they expect must hold with the provider alone too. Key rotation and the embedded mode are left out
  * to keep the suite within its time (the differential test covers the provider's JWT answers).
  */
-const PROTOCOL_FILES = ['issuer', 'faults', 'metrics', 'limits', 'fuzz', 'admin-lifecycle', 'login', 'jwt-introspection'];
+const PROTOCOL_FILES = ['issuer', 'faults', 'metrics', 'limits', 'fuzz', 'admin-lifecycle', 'login', 'jwt-introspection', 'token-exchange'];
 const buildOnce = '<rootDir>/test/helpers/build-setup.js';
 
 export default {

@@ -23,6 +23,7 @@ import { logoutDeliveringFetch } from './issuer/backchannel-logout.js';
 import { buildProvider, ID_TOKEN_TTL_SECONDS } from './issuer/provider.js';
 import { instrumentProvider } from './issuer/provider-instrumentation.js';
 import { installRevocation } from './issuer/revocation.js';
+import { installTokenExchange } from './issuer/token-exchange.js';
 import { DEFAULT_JWT_TTL_SECONDS } from './issuer/token-policy.js';
 import { keyEncryptionKeysById, resolveKeyEncryptionKeys, type KeyEncryptionKey } from './keys/key-encryption.js';
 import { ensureSigningKeys, type KeyPolicy } from './keys/key-lifecycle.js';
@@ -125,6 +126,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
       installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });
       installRevocation(provider, { tokenStore, verifier });
+      installTokenExchange(provider, { clients, accounts, resourceServers, tokenStore, verifier, currentKid: () => keyRing.currentKid });
       verifiers.set(provider, verifier);
       // The provider answers these as a bare server_error; the cause belongs in our logs.
       provider.on('server_error', (_ctx: unknown, error: Error) => {

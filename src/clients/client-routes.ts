@@ -6,6 +6,7 @@ import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, un
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { DEVICE_CODE_GRANT } from '../issuer/device-flow.js';
+import { TOKEN_EXCHANGE_GRANT } from '../issuer/token-exchange-claims.js';
 import type { Client, ClientMetadata } from './client.js';
 import { selectClientPage } from './client-repository.js';
 import {
@@ -18,7 +19,23 @@ import {
   type ProviderMetadataValidator,
 } from './client-service.js';
 
-const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token', DEVICE_CODE_GRANT] as const;
+const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token', DEVICE_CODE_GRANT, TOKEN_EXCHANGE_GRANT] as const;
+
+/** The `token_exchange` allowance (RFC 8693; docs/grants.md, "Token exchange"). */
+const tokenExchangeAllowance = z
+  .strictObject({
+    subject_client_ids: uniqueList(urlSafeId, 50).default([]).describe("clients whose access tokens this client may exchange (a token's client_id)"),
+    subject_audiences: uniqueList(absoluteUri, 50)
+      .default([])
+      .describe('resource server identifiers: access tokens for them (their aud) this client may exchange'),
+    audiences: uniqueList(absoluteUri, 50).min(1).describe("resource server identifiers the exchanged tokens may be for; each one of the client's resources"),
+    may_act_client_id: urlSafeId.optional().describe('the one client that may exchange the tokens this client gets by exchange again (their may_act claim)'),
+  })
+  .refine((allowance) => allowance.subject_client_ids.length + allowance.subject_audiences.length > 0, {
+    path: ['subject_client_ids'],
+    message: 'name at least one subject client or subject audience: an allowance that matches no token exchanges nothing',
+  })
+  .describe('RFC 8693 token exchange: which subject tokens this client may exchange, for which audiences; absent: none');
 
 /** Each client field's schema, shared by create (with defaults) and update (all optional). */
 const clientFields = {
@@ -45,6 +62,7 @@ const clientFields = {
   post_logout_redirect_uris: uniqueList(absoluteUri, 50),
   backchannel_logout_uri: absoluteUri,
   backchannel_logout_session_required: z.boolean(),
+  token_exchange: tokenExchangeAllowance,
 };
 
 /** The body of `POST /admin/clients` (RFC 7591 meanings, plus `trust` and `resources`). */
@@ -62,8 +80,21 @@ export const clientCreateSchema = z
     post_logout_redirect_uris: clientFields.post_logout_redirect_uris.default([]),
     backchannel_logout_uri: clientFields.backchannel_logout_uri.optional(),
     backchannel_logout_session_required: clientFields.backchannel_logout_session_required.optional(),
+    token_exchange: clientFields.token_exchange.optional(),
   })
   .superRefine((body, ctx) => {
+    if (body.token_exchange) {
+      if (body.token_endpoint_auth_method === 'none') {
+        ctx.addIssue({ code: 'custom', path: ['token_exchange'], message: 'a public client cannot exchange tokens: the exchange needs client authentication' });
+      }
+      body.token_exchange.audiences.forEach((audience, index) => {
+        if (!body.resources.includes(audience)) {
+          ctx.addIssue({ code: 'custom', path: ['token_exchange', 'audiences', index], message: "must be one of the client's resources" });
+        }
+      });
+    } else if (body.grant_types.includes(TOKEN_EXCHANGE_GRANT)) {
+      ctx.addIssue({ code: 'custom', path: ['token_exchange'], message: 'the token exchange grant needs a token_exchange allowance' });
+    }
     if (body.token_endpoint_auth_method === 'private_key_jwt' && !body.jwks === !body.jwks_uri) {
       ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'private_key_jwt needs exactly one of jwks and jwks_uri' });
     }
@@ -82,14 +113,19 @@ export const clientPatchSchema = z
     jwks: clientFields.jwks.nullable(),
     jwks_uri: clientFields.jwks_uri.nullable(),
     backchannel_logout_uri: clientFields.backchannel_logout_uri.nullable(),
+    token_exchange: clientFields.token_exchange.nullable(),
     disabled: z.boolean(),
   })
   .partial();
 
-/** The metadata a validated create body stands for. */
+/**
+ * The metadata a validated create body stands for. The token exchange grant follows the allowance:
+ * listed exactly when `token_exchange` is set, so setting the allowance alone is enough.
+ */
 export function metadataFromBody(body: z.output<typeof clientCreateSchema>): ClientMetadata {
+  const grantTypes = body.grant_types.filter((grant) => grant !== TOKEN_EXCHANGE_GRANT);
   return {
-    grant_types: body.grant_types,
+    grant_types: body.token_exchange ? [...grantTypes, TOKEN_EXCHANGE_GRANT] : grantTypes,
     response_types: body.response_types ?? (body.grant_types.includes('authorization_code') ? ['code'] : []),
     redirect_uris: body.redirect_uris,
     post_logout_redirect_uris: body.post_logout_redirect_uris,
@@ -100,6 +136,7 @@ export function metadataFromBody(body: z.output<typeof clientCreateSchema>): Cli
     ...(body.jwks_uri ? { jwks_uri: body.jwks_uri } : {}),
     ...(body.backchannel_logout_uri ? { backchannel_logout_uri: body.backchannel_logout_uri } : {}),
     ...(body.backchannel_logout_session_required !== undefined ? { backchannel_logout_session_required: body.backchannel_logout_session_required } : {}),
+    ...(body.token_exchange ? { token_exchange: body.token_exchange } : {}),
   };
 }
 
@@ -122,6 +159,14 @@ export const clientSchema = z.object({
   jwks_uri: z.string().optional(),
   backchannel_logout_uri: z.string().optional(),
   backchannel_logout_session_required: z.boolean().optional(),
+  token_exchange: z
+    .object({
+      subject_client_ids: z.array(z.string()),
+      subject_audiences: z.array(z.string()),
+      audiences: z.array(z.string()),
+      may_act_client_id: z.string().optional(),
+    })
+    .optional(),
   disabled: z.boolean(),
   created_at: timestamp,
   updated_at: timestamp,
@@ -250,7 +295,12 @@ export function clientRoutes(db: Db, bus: ChangeBus, validate: ProviderMetadataV
   ];
 }
 
-/** The fields of a client as a create body would give them. */
+/**
+ * The fields of a client as a create body would give them. The token exchange grant is left out when
+ * the client has another: it is derived from `token_exchange` again (see `metadataFromBody`), so
+ * `{"token_exchange": null}` alone removes both. A client with no other grant must name one then.
+ */
 function editableFields(client: Client): Record<string, unknown> {
-  return { client_name: client.clientName, trust: client.trust, ...client.metadata };
+  const others = client.metadata.grant_types.filter((grant) => grant !== TOKEN_EXCHANGE_GRANT);
+  return { client_name: client.clientName, trust: client.trust, ...client.metadata, grant_types: others.length > 0 ? others : client.metadata.grant_types };
 }

@@ -44,6 +44,19 @@ async function checkResourcesAndScopes(db: Db, metadata: ClientMetadata): Promis
   for (const scope of metadata.scope.split(' ').filter(Boolean)) {
     if (!offered.has(scope)) throw new InvalidInputError('scope', `scope ${scope} is offered by none of the client's resources`);
   }
+  await checkExchangeSubjectAudiences(db, metadata);
+}
+
+/** The subject audiences of a token exchange allowance name registered resource servers, as `resources` do. */
+async function checkExchangeSubjectAudiences(db: Db, metadata: ClientMetadata): Promise<void> {
+  const audiences = metadata.token_exchange?.subject_audiences ?? [];
+  if (audiences.length === 0) return;
+  const rows = await db.selectFrom('resource_servers').select('identifier').where('identifier', 'in', audiences).execute();
+  audiences.forEach((identifier, index) => {
+    if (!rows.some((r) => r.identifier === identifier)) {
+      throw new InvalidInputError(`token_exchange.subject_audiences.${index}`, `no resource server is registered as ${identifier}`);
+    }
+  });
 }
 
 /**
@@ -92,6 +105,7 @@ export async function createClient(
           grant_types: input.metadata.grant_types,
           resources: input.metadata.resources,
           scope: input.metadata.scope,
+          ...(input.metadata.token_exchange ? { token_exchange: input.metadata.token_exchange } : {}),
         },
       });
       return created;
@@ -132,7 +146,8 @@ export async function updateClient(change: ChangeContext, validate: ProviderMeta
       actor: change.actor,
       action: update.disabled !== current.disabled ? (update.disabled ? 'client.disable' : 'client.enable') : 'client.update',
       target: clientId,
-      details: { changed },
+      // What a client may exchange widens what it can reach: the audit says exactly what it became.
+      details: exchangeChanged(current.metadata, update.metadata) ? { changed, token_exchange: update.metadata.token_exchange ?? null } : { changed },
     });
     return updated!;
   });
@@ -141,6 +156,8 @@ export async function updateClient(change: ChangeContext, validate: ProviderMeta
 }
 
 const fieldOf = (client: Client, key: keyof ClientUpdate) => client[key];
+
+const exchangeChanged = (before: ClientMetadata, after: ClientMetadata) => JSON.stringify(before.token_exchange) !== JSON.stringify(after.token_exchange);
 
 /** Deletes a client: it gets no token and its tokens introspect inactive on every instance at once. */
 export async function deleteClient(change: ChangeContext, clientId: string): Promise<void> {

@@ -17,6 +17,27 @@ export interface ClientMetadata {
   backchannel_logout_uri?: string;
   /** Whether logout tokens must carry the session id (`sid`); the engine's default is false. */
   backchannel_logout_session_required?: boolean;
+  /** RFC 8693 token exchange: which subject tokens this client may exchange, for which audiences. */
+  token_exchange?: TokenExchangeAllowance;
+}
+
+/**
+ * What a client may exchange (RFC 8693), set through the admin API; a client without one exchanges
+ * nothing. A subject token qualifies when its client is in `subject_client_ids` or one of its
+ * audiences is in `subject_audiences`; the new token may be for any of `audiences`.
+ */
+export interface TokenExchangeAllowance {
+  /** Clients whose access tokens (tokens issued to them) this client may exchange. */
+  subject_client_ids: string[];
+  /** Resource server identifiers: access tokens for them this client may exchange. */
+  subject_audiences: string[];
+  /** Resource server identifiers the exchanged tokens may be for (a subset of the client's `resources`). */
+  audiences: string[];
+  /**
+   * The one client that may exchange the tokens this client gets by exchange again: they carry
+   * `may_act` naming it (RFC 8693 section 4.4). Absent: no `may_act`, the next client's own allowance decides.
+   */
+  may_act_client_id?: string;
 }
 
 /**

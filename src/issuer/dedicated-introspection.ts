@@ -31,6 +31,7 @@ import {
 } from './introspection.js';
 import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
 import { asksForJwtIntrospection } from './jwt-introspection.js';
+import { exchangeFactsOf } from './token-exchange-claims.js';
 
 /** What the dedicated path consults: the provider's path's dependencies, and the one secret check. */
 export interface DedicatedIntrospectionDependencies extends Omit<TokenEndpointDependencies, 'verifier'> {
@@ -244,7 +245,8 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
 
     // The provider finds a token its client no longer allows as none; introspectionAllowed asks too.
     const audiences = payload.aud === undefined ? [] : [payload.aud as string];
-    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId }))) {
+    const exchange = exchangeFactsOf(payload.extra);
+    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId, exchange }))) {
       return { active: false };
     }
     // Built in the provider's order, so the JSON is the provider's byte for byte.

@@ -12,6 +12,7 @@ import type { ResourceServerRegistry } from '../resource-servers/resource-server
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { looksLikeJwt, type JwtAccessTokenVerifier, type VerifiedJwtAccessToken } from './jwt-access-token.js';
+import { EXCHANGE_INTERNAL_CLAIMS, exchangeChainAlive, exchangeFactsOf, type ExchangeFacts } from './token-exchange-claims.js';
 
 /** What introspection (and revocation) consult. */
 export interface TokenEndpointDependencies {
@@ -29,6 +30,8 @@ export interface IntrospectedToken {
   readonly issuedAt: number;
   /** The person the token acts for; absent for a client's own (client credentials) token. */
   readonly accountId?: string | undefined;
+  /** For a token issued by token exchange: its chain, which must be alive too (token-exchange-claims.ts). */
+  readonly exchange?: ExchangeFacts | undefined;
 }
 
 /**
@@ -37,17 +40,20 @@ export interface IntrospectedToken {
  * token) still allows it.
  */
 export async function introspectionAllowed(
-  deps: Pick<TokenEndpointDependencies, 'clients' | 'accounts' | 'resourceServers'>,
+  deps: Pick<TokenEndpointDependencies, 'clients' | 'accounts' | 'resourceServers' | 'tokenStore'>,
   callerClientId: string,
   token: IntrospectedToken,
 ): Promise<boolean> {
   await deps.resourceServers.settled();
   const callerAudience = deps.resourceServers.byIntrospectionClientId(callerClientId)?.identifier;
   const callerMayKnow = callerClientId === token.clientId || (callerAudience !== undefined && token.audiences.includes(callerAudience));
+  // An exchanged token of a client's own token has that client as its subject, not an account.
+  const accountId = token.exchange !== undefined && token.accountId === token.exchange.subjectClientId ? undefined : token.accountId;
   return (
     callerMayKnow &&
     (await deps.clients.allowsTokenIssuedAt(token.clientId, token.issuedAt)) &&
-    (token.accountId === undefined || (await deps.accounts.allowsTokenIssuedAt(token.accountId, token.issuedAt)))
+    (accountId === undefined || (await deps.accounts.allowsTokenIssuedAt(accountId, token.issuedAt))) &&
+    (token.exchange === undefined || (await exchangeChainAlive(deps, token.exchange, token.issuedAt)))
   );
 }
 
@@ -94,7 +100,8 @@ export async function jwtIntrospectionAnswer(
   const audiences = ([] as string[]).concat(claims.aud ?? []);
   // A client's own token has its client id as `sub`; a person's token has the account id.
   const accountId = claims.sub !== undefined && claims.sub !== claims.client_id ? claims.sub : undefined;
-  if (!(await introspectionAllowed(deps, callerClientId, { clientId: claims.client_id, audiences, issuedAt: claims.iat, accountId }))) {
+  const exchange = exchangeFactsOf(claims);
+  if (!(await introspectionAllowed(deps, callerClientId, { clientId: claims.client_id, audiences, issuedAt: claims.iat, accountId, exchange }))) {
     return { active: false };
   }
   return {
@@ -107,6 +114,8 @@ export async function jwtIntrospectionAnswer(
     iat: claims.iat,
     iss: claims.iss,
     jti: claims.jti,
+    // RFC 8693 section 4.1: who acts (a token issued by token exchange).
+    ...(exchange !== undefined ? { act: claims.act, ...(claims.may_act !== undefined ? { may_act: claims.may_act } : {}) } : {}),
     // RFC 9449 section 6.2: a resource server must be able to tell a DPoP-bound token and its key.
     ...senderConstraint(claims),
   };
@@ -135,6 +144,8 @@ async function introspectJwt(ctx: KoaContextWithOIDC, deps: TokenEndpointDepende
  */
 export function completeActiveAnswer(body: Record<string, unknown>, token: string, refreshToken: boolean): void {
   body.sub ??= body.client_id;
+  // An exchanged token's own bookkeeping (its `act` stays: RFC 8693 section 4.1).
+  for (const claim of EXCHANGE_INTERNAL_CLAIMS) delete body[claim];
   body.jti ??= opaqueTokenId(token);
   body.token_type ??= refreshToken ? 'refresh_token' : 'Bearer';
 }

@@ -29,6 +29,8 @@ import { installJwtIntrospection } from './jwt-introspection.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
 import { refuseUnsupportedParameters } from './unsupported-requests.js';
 import { defaultResourceOf, resolveResourceServer } from './resource-server-info.js';
+import { exchangeClaimsOf } from './token-exchange.js';
+import { exchangeFactsOf } from './token-exchange-claims.js';
 import { DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
 /** Everything the provider is built from. */
@@ -183,6 +185,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
             audiences: ([] as string[]).concat(('aud' in token ? token.aud : undefined) ?? []),
             issuedAt: token.iat,
             accountId: 'accountId' in token ? token.accountId : undefined,
+            exchange: exchangeFactsOf('extra' in token ? token.extra : undefined),
           }),
       },
       revocation: {
@@ -224,10 +227,11 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     // refuse their codes, refresh tokens and userinfo calls.
     // A JWT access token of a grant names its grant (by digest) so that revoking the grant shows at
     // introspection; see GRANT_DIGEST_CLAIM. Opaque tokens need nothing: they are looked up.
+    // A token issued by token exchange carries its chain (token-exchange.ts).
     extraTokenClaims: async (_ctx, token) =>
       'grantId' in token && typeof token.grantId === 'string' && token.resourceServer?.accessTokenFormat === 'jwt'
         ? { [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId) }
-        : undefined,
+        : exchangeClaimsOf(token),
     findAccount: async (_ctx, sub, token) => {
       const account = await accounts.getActive(sub);
       if (!account) return undefined;
