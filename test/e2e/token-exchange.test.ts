@@ -59,7 +59,7 @@ async function exchange(client: Credentials, params: Record<string, string>) {
     return { ok: false as const, status: response.status, error: body.error, description: body.error_description };
   }
   const result = await oauth.processGenericTokenEndpointResponse(as, { client_id: client.client_id }, response);
-  return { ok: true as const, ...result };
+  return { ok: true as const, ...result, issuedTokenType: result.issued_token_type };
 }
 
 /** Exchanges `subject` and fails the test unless a token came back. */
@@ -123,7 +123,7 @@ describe('token exchange', () => {
     const subject = await ordersToken(web);
     expect(isJwt(subject)).toBe(true);
     const result = await exchanged(ordersService, subject, { resource: ledger.identifier });
-    expect(result.issued_token_type).toBe(ACCESS_TOKEN);
+    expect(result.issuedTokenType).toBe(ACCESS_TOKEN);
     expect(result.token_type).toBe('bearer');
     expect(result.scope).toBe('shop:read shop:write');
     const { payload, protectedHeader } = await jwtVerify(result.access_token, createRemoteJWKSet(new URL(as.jwks_uri!)), {
