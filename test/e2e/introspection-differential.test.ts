@@ -31,6 +31,8 @@ let otherApi: Credentials;
 let lockouts: [Credentials, Credentials];
 let external: Credentials;
 let postClient: Credentials;
+/** The audience of the opaque exchanged tokens. */
+let vaultApi: Credentials;
 const tokens: Record<string, string> = {};
 
 /** One introspection request, sent as is to both servers. */
@@ -198,6 +200,39 @@ beforeAll(async () => {
   tokens.refresh = exchanged.refresh_token!;
   tokens.webApp = JSON.stringify(webApp);
 
+  // Tokens issued by token exchange (RFC 8693), a JWT and an opaque one; and a pair whose subject's
+  // client then has its tokens revoked in bulk.
+  const vault = await rs('vault', { token_format: 'opaque', scopes: ['orders:read'] });
+  vaultApi = vault.introspection;
+  const callerFields = { trust: 'internal', resources: [jwt.identifier], scope: 'orders:read' };
+  const caller = await registerClient(dedicated.issuer, admin, { client_name: 'Exchange caller', ...callerFields });
+  const doomedCaller = await registerClient(dedicated.issuer, admin, { client_name: 'Doomed exchange caller', ...callerFields });
+  const exchanger = await registerClient(dedicated.issuer, admin, {
+    client_name: 'Exchanger',
+    trust: 'internal',
+    resources: [jwt.identifier, vault.identifier],
+    scope: 'orders:read',
+    token_exchange: { subject_audiences: [jwt.identifier], audiences: [jwt.identifier, vault.identifier] },
+  });
+  const exchange = async (subject: string, resource: string) => {
+    const response = await oauth.genericTokenEndpointRequest(
+      as,
+      { client_id: exchanger.client_id },
+      oauth.ClientSecretBasic(exchanger.client_secret),
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+      { subject_token: subject, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', resource },
+      insecure,
+    );
+    return (await oauth.processGenericTokenEndpointResponse(as, { client_id: exchanger.client_id }, response)).access_token;
+  };
+  const subject = await issue(caller, jwt.identifier, 'orders:read');
+  tokens.exchangedJwt = await exchange(subject, jwt.identifier);
+  tokens.exchangedOpaque = await exchange(subject, vault.identifier);
+  const doomedSubject = await issue(doomedCaller, jwt.identifier, 'orders:read');
+  tokens.exchangedJwtOfRevoked = await exchange(doomedSubject, jwt.identifier);
+  tokens.exchangedOpaqueOfRevoked = await exchange(doomedSubject, vault.identifier);
+  expect((await adminCall(dedicated.issuer, admin, 'POST', `/clients/${doomedCaller.client_id}/revoke-tokens`)).status).toBeLessThan(300);
+
   // Forgeries of a genuine JWT's claims.
   const claims = decodeJwt(tokens.jwt);
   const { kid } = decodeProtectedHeader(tokens.jwt);
@@ -321,6 +356,26 @@ describe('JWT access tokens', () => {
 
   it('bound to a DPoP key: left to the provider', async () => {
     await differential(byApi(tokens.dpopJwt), 'provider');
+  });
+});
+
+describe('tokens issued by token exchange', () => {
+  it('a JWT, introspected by its audience: active, with act', async () => {
+    const answer = await differential({ headers: { ...FORM_TYPE, ...basic(ordersApi) }, body: form({ token: tokens.exchangedJwt }) }, 'dedicated');
+    expectActive(answer);
+    expect(answer.json!.act).toEqual({ sub: answer.json!.client_id, client_id: answer.json!.client_id });
+    expect(answer.json!.sub).not.toBe(answer.json!.client_id);
+  });
+
+  it('an opaque token, introspected by its audience: active, with act and nothing of its bookkeeping', async () => {
+    const answer = await differential({ headers: { ...FORM_TYPE, ...basic(vaultApi) }, body: form({ token: tokens.exchangedOpaque }) }, 'dedicated');
+    expectActive(answer);
+    expect(Object.keys(answer.json!).sort()).toEqual(['act', 'active', 'aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'scope', 'sub', 'token_type']);
+  });
+
+  it("the subject's client revoked in bulk: both inactive", async () => {
+    expectInactive(await differential({ headers: { ...FORM_TYPE, ...basic(ordersApi) }, body: form({ token: tokens.exchangedJwtOfRevoked }) }, 'dedicated'));
+    expectInactive(await differential({ headers: { ...FORM_TYPE, ...basic(vaultApi) }, body: form({ token: tokens.exchangedOpaqueOfRevoked }) }, 'dedicated'));
   });
 });
 
