@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { adminToken, discover, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { adminToken, discover, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
@@ -29,6 +29,8 @@ let external: Credentials;
 let internal: Credentials;
 let postClient: Credentials;
 let noGrant: Credentials;
+/** May exchange (RFC 8693) the external client's tokens, for ledger. */
+let exchanger: Credentials;
 let lockouts: [Credentials, Credentials];
 let ledger: { identifier: string; introspection: Credentials };
 let orders: { identifier: string; introspection: Credentials };
@@ -225,6 +227,13 @@ beforeAll(async () => {
     resources,
     scope: 'openid ledger:read',
   });
+  exchanger = await registerClient(dedicated.issuer, admin, {
+    client_name: 'Exchanger',
+    trust: 'external',
+    resources: [ledger.identifier],
+    scope: 'ledger:read',
+    token_exchange: { subject_client_ids: [external.client_id], audiences: [ledger.identifier] },
+  });
   lockouts = [
     await registerClient(dedicated.issuer, admin, { client_name: 'Lock A', trust: 'external', resources: [locks[0].identifier], scope: 'locka:read' }),
     await registerClient(dedicated.issuer, admin, { client_name: 'Lock B', trust: 'external', resources: [locks[1].identifier], scope: 'lockb:read' }),
@@ -325,6 +334,21 @@ describe('left to the provider', () => {
   ] as const)('%s', async (_name, request, status) => {
     const { fast } = await differential(request(), 'provider');
     expect(fast.status).toBe(status);
+  });
+
+  it('a token exchange (RFC 8693): issued by the provider, refused alike', async () => {
+    const subject = (await issueToken(as, external.client_id, external.client_secret, { resource: ledger.identifier, scope: 'ledger:read' })).accessToken;
+    const params = {
+      grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+      subject_token: subject,
+      subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+    };
+    const issued = await differential(grant(exchanger, params), 'provider');
+    expect(issued.fast.status).toBe(200);
+    expect(issued.fast.json).toMatchObject({ issued_token_type: params.subject_token_type, token_type: 'Bearer', scope: 'ledger:read' });
+    const refused = await differential(grant(internal, params), 'provider');
+    expect(refused.fast.status).toBe(400);
+    expect(refused.fast.json!.error).toBe('unauthorized_client');
   });
 
   it('a DPoP proof: a DPoP-bound token from the provider', async () => {
