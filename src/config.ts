@@ -77,6 +77,8 @@ export interface Config {
    * answers everything.
    */
   readonly dedicatedPaths: boolean;
+  /** Seconds a device flow code (RFC 8628: the device code and its user code) stays usable. */
+  readonly deviceCodeTtlSeconds: number;
 }
 
 const intInRange = (min: number, max: number) =>
@@ -147,6 +149,8 @@ const envSchema = z.object({
     .transform((algs) => algs as SigningAlg[])
     .optional(),
   DEDICATED_PATHS: booleanFlag.optional(),
+  // At least a couple of seconds (tests); at most RFC 8628's example of 30 minutes, against guessing user codes.
+  DEVICE_CODE_TTL: intInRange(2, 1800).optional(),
 });
 
 /**
@@ -216,5 +220,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cores: number =
     keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
     signingAlgs: e.SIGNING_ALGS ?? DEFAULT_SIGNING_ALGS,
     dedicatedPaths: e.DEDICATED_PATHS ?? true,
+    deviceCodeTtlSeconds: e.DEVICE_CODE_TTL ?? 600,
   };
 }

@@ -120,6 +120,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
         clientSecretCheck: checkClientSecret,
         userCodeFailures,
         devicePolls,
+        deviceCodeTtlSeconds: config.deviceCodeTtlSeconds,
         fetch: outboundFetch,
       });
       instrumentProvider(provider, clients, logger);

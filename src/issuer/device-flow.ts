@@ -4,7 +4,7 @@
  * own, so without one a user code (20^8 values, alive 10 minutes) could be guessed by brute force.
  */
 import type Provider from 'oidc-provider';
-import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { Adapter, Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { deviceConfirmPage, deviceDonePage, userCodeEntryPage } from '../interactions/device-pages.js';
 import type { FailureCounter, FailurePolicy } from '../limits/failure-counter.js';
 import { requestContext } from '../shared/request-context.js';
@@ -37,6 +37,21 @@ const ALERTS: Record<string, string> = {
   AlreadyUsedError: 'That code has already been used. Start again on your device to get a new one.',
   AbortedError: 'The device was not connected.',
 };
+
+/**
+ * How long a device code is kept after it expired, so that a device polling late hears RFC 8628's
+ * `expired_token` (the provider finds an expired code and says so) rather than `invalid_grant` (a
+ * code it has never seen): the store would otherwise drop the record the second it expires.
+ */
+export const EXPIRED_DEVICE_CODE_KEPT_SECONDS = 10 * 60;
+
+/** Wraps the DeviceCode adapter so stored codes outlive their expiry by EXPIRED_DEVICE_CODE_KEPT_SECONDS (they are still refused). */
+export function keepingExpiredDeviceCodes(adapter: Adapter): Adapter {
+  return {
+    ...adapter,
+    upsert: (id, payload, expiresIn) => adapter.upsert(id, payload, expiresIn === undefined ? undefined : expiresIn + EXPIRED_DEVICE_CODE_KEPT_SECONDS),
+  };
+}
 
 /** `features.deviceFlow`: user codes of 8 letters from a set without look-alikes; our pages. */
 export function deviceFlowFeature(): NonNullable<Configuration['features']>['deviceFlow'] {

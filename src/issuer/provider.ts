@@ -23,7 +23,7 @@ import type { TokenStore } from '../tokens/token-store.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
 import { requestContext } from '../shared/request-context.js';
 import { checkClientSecretsWith, type ClientSecretCheck } from './client-authentication.js';
-import { deviceFlowFeature, installDevicePollingLimit, installUserCodeLimit } from './device-flow.js';
+import { deviceFlowFeature, installDevicePollingLimit, installUserCodeLimit, keepingExpiredDeviceCodes } from './device-flow.js';
 import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { installJwtIntrospection } from './jwt-introspection.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
@@ -52,6 +52,8 @@ export interface ProviderDependencies {
   readonly userCodeFailures: FailureCounter;
   /** Counts device code polls (slow_down); it outlives the provider too. */
   readonly devicePolls: FailureCounter;
+  /** Seconds a device code (and its user code) stays usable (`DEVICE_CODE_TTL`). */
+  readonly deviceCodeTtlSeconds: number;
   /** The provider's outgoing requests; it delivers back-channel logout tokens (backchannel-logout.ts). */
   readonly fetch: NonNullable<Configuration['fetch']>;
 }
@@ -124,7 +126,11 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   const resolution = { clients, resourceServers, currentKid: () => deps.keyRing.currentKid };
 
   const configuration: Configuration = {
-    adapter: (model: string) => (model === 'Client' ? clients.providerAdapter() : clientBoundAdapter(deps.tokenStore.adapter(model), clients)),
+    adapter: (model: string) => {
+      if (model === 'Client') return clients.providerAdapter();
+      const adapter = clientBoundAdapter(deps.tokenStore.adapter(model), clients);
+      return model === 'DeviceCode' ? keepingExpiredDeviceCodes(adapter) : adapter;
+    },
     jwks: { keys: deps.keyRing.privateJwks },
     cookies: {
       keys: deps.keyEncryptionKeys.map(cookieSigningKey),
@@ -141,6 +147,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
       AuthorizationCode: 60,
+      DeviceCode: deps.deviceCodeTtlSeconds,
       IdToken: ID_TOKEN_TTL_SECONDS,
       RefreshToken: (ctx) => ctx?.oidc?.entities.RotatedRefreshToken?.remainingTTL ?? REFRESH_TOKEN_TTL_SECONDS,
       Session: SESSION_TTL_SECONDS,

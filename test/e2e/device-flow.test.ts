@@ -215,3 +215,51 @@ describe('device authorization grant (RFC 8628)', () => {
     expect(page.body).not.toContain('<script>alert(1)</script>');
   });
 });
+
+describe('an expired device code (DEVICE_CODE_TTL)', () => {
+  const TTL_SECONDS = 2;
+  let short: RunningServer;
+
+  beforeAll(async () => {
+    short = await startServer({ env: { DEVICE_CODE_TTL: String(TTL_SECONDS), TRUST_PROXY: 'true' } });
+  }, 60_000);
+
+  afterAll(async () => {
+    await short?.stop();
+  });
+
+  it('the device hears expired_token once the code has expired, and the person is told to start again', async () => {
+    const shortAs = await discover(short.issuer);
+    const shortAdmin = await adminToken(short.issuer);
+    const api = await registerResourceServer(short.issuer, shortAdmin, { identifier: uniqueResource('tv'), name: 'TV guide', scopes: ['guide:read'] });
+    const client = await registerClient(short.issuer, shortAdmin, {
+      client_name: 'Hotel TV',
+      trust: 'external',
+      grant_types: [DEVICE_GRANT],
+      token_endpoint_auth_method: 'none',
+      resources: [api.identifier],
+      scope: 'guide:read',
+    });
+    const device = await oauth.processDeviceAuthorizationResponse(
+      shortAs,
+      client,
+      await oauth.deviceAuthorizationRequest(shortAs, client, oauth.None(), { scope: 'guide:read', resource: api.identifier }, insecure),
+    );
+    expect(device.expires_in).toBe(TTL_SECONDS);
+    const pollOnce = async () => {
+      const response = await oauth.deviceCodeGrantRequest(shortAs, client, oauth.None(), device.device_code, insecure);
+      return { status: response.status, error: ((await response.json()) as { error?: string }).error };
+    };
+    expect(await pollOnce()).toEqual({ status: 400, error: 'authorization_pending' });
+    // Past the code's lifetime, and past the polling interval (so no slow_down).
+    await new Promise((resolve) => setTimeout(resolve, 5_500));
+    expect(await pollOnce()).toEqual({ status: 400, error: 'expired_token' });
+    // At once again: slow_down never hides an expiry.
+    expect(await pollOnce()).toEqual({ status: 400, error: 'expired_token' });
+
+    const browser = new Browser(`${short.issuer}/never`);
+    const entry = await browser.navigate(device.verification_uri);
+    const page = await browser.navigate(formAction(entry), { form: { xsrf: xsrfOf(entry), user_code: device.user_code } });
+    expect(page.body).toContain('That code has expired.');
+  }, 30_000);
+});

@@ -55,6 +55,11 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the device code lifetime (10 minutes unless DEVICE_CODE_TTL says otherwise)', () => {
+    expect(loadConfig({}).deviceCodeTtlSeconds).toBe(600);
+    expect(loadConfig({ DEVICE_CODE_TTL: '1800' }).deviceCodeTtlSeconds).toBe(1800);
+  });
+
   it('derives the issuer from PORT', () => {
     expect(loadConfig({ PORT: '8080' }).issuer).toBe('http://localhost:8080');
   });
@@ -90,6 +95,9 @@ describe('loadConfig', () => {
     ['METRICS_HOST', 'metrics.internal'],
     ['METRICS_HOST', '0.0.0.0:9464'],
     ['DEDICATED_PATHS', 'off'],
+    ['DEVICE_CODE_TTL', '1'],
+    ['DEVICE_CODE_TTL', '1801'],
+    ['DEVICE_CODE_TTL', '10m'],
   ])('an invalid %s (%s) is refused, naming the variable', (variable, value) => {
     expect(errorOf({ [variable]: value }).variable).toBe(variable);
   });
