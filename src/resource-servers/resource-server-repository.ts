@@ -113,7 +113,10 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
       ...(changes.introspectionResponse !== undefined ? { introspection_response: changes.introspectionResponse } : {}),
       ...(changes.eventsEndpoint !== undefined ? { events_endpoint: changes.eventsEndpoint } : {}),
       ...(changes.eventsEndpointToken !== undefined
-        ? { events_endpoint_token_sealed: changes.eventsEndpointToken?.sealed ?? null, events_endpoint_token_kek_id: changes.eventsEndpointToken?.kekId ?? null }
+        ? {
+            events_endpoint_token_sealed: changes.eventsEndpointToken?.sealed ?? null,
+            events_endpoint_token_kek_id: changes.eventsEndpointToken?.kekId ?? null,
+          }
         : {}),
       updated_at: new Date(),
     })

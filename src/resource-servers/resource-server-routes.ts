@@ -36,7 +36,7 @@ const resourceServerFields = {
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
 
 /** Where security events are pushed (RFC 8935): an https URL (http to loopback outside production: checked by the route). */
-const eventsEndpoint = absoluteUri.refine((v) => ['https:', 'http:'].includes(new URL(v).protocol), 'must be an https URL');
+const eventsEndpoint = absoluteUri.refine((v) => ['https:', 'http:'].includes(URL.parse(v)?.protocol ?? ''), 'must be an https URL');
 
 /**
  * The body of `PATCH /admin/resource-servers/{id}`: any field but the identifier, which never changes;
@@ -47,7 +47,12 @@ export const resourceServerPatchSchema = z
   .strictObject({
     ...resourceServerFields,
     events_endpoint: eventsEndpoint.nullable(),
-    events_endpoint_token: z.string().min(16).max(4096).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').nullable(),
+    events_endpoint_token: z
+      .string()
+      .min(16)
+      .max(4096)
+      .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+      .nullable(),
   })
   .partial();
 

@@ -15,7 +15,10 @@ const RELAY_BATCH = 100;
 /** Writes `event` to the outbox, in the caller's transaction `trx`. */
 export async function recordRevocationEvent(trx: Db, event: RevocationEvent): Promise<void> {
   const recorded: RecordedEvent = { id: randomUUID(), at: Math.floor(Date.now() / 1000), event };
-  await trx.insertInto('security_event_outbox').values({ id: recorded.id, event: JSON.stringify(recorded) }).execute();
+  await trx
+    .insertInto('security_event_outbox')
+    .values({ id: recorded.id, event: JSON.stringify(recorded) })
+    .execute();
 }
 
 /**
@@ -27,7 +30,14 @@ export async function relayOutbox(db: Db, relay: (recorded: RecordedEvent) => Pr
   let total = 0;
   for (;;) {
     const relayed = await db.transaction().execute(async (trx) => {
-      const rows = await trx.selectFrom('security_event_outbox').select(['id', 'event']).orderBy('created_at').limit(RELAY_BATCH).forUpdate().skipLocked().execute();
+      const rows = await trx
+        .selectFrom('security_event_outbox')
+        .select(['id', 'event'])
+        .orderBy('created_at')
+        .limit(RELAY_BATCH)
+        .forUpdate()
+        .skipLocked()
+        .execute();
       for (const row of rows) await relay((typeof row.event === 'string' ? JSON.parse(row.event) : row.event) as RecordedEvent);
       if (rows.length > 0) {
         await trx

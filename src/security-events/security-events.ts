@@ -169,7 +169,10 @@ export class SecurityEvents {
     }
     for (const [setId, error] of Object.entries(request.setErrs)) {
       securityEventCount.inc({ step: 'refused' });
-      this.deps.logger.warn({ resourceServer: rs.id, setId, err: error.err, description: error.description.slice(0, 200) }, 'a resource server reported a SET error');
+      this.deps.logger.warn(
+        { resourceServer: rs.id, setId, err: error.err, description: error.description.slice(0, 200) },
+        'a resource server reported a SET error',
+      );
     }
     const max = Math.min(request.maxEvents ?? MAX_EVENTS_PER_POLL, MAX_EVENTS_PER_POLL);
     if (max === 0) {
@@ -263,7 +266,10 @@ export class SecurityEvents {
       const delay = retry && !this.#stopped ? PUSH_RETRY_DELAYS_MS[attempt] : undefined;
       if (delay === undefined) {
         securityEventCount.inc({ step: 'push_given_up' });
-        this.deps.logger.warn({ resourceServer: rs.id, eventsEndpoint: where, setId, attempts: attempt + 1, reason: failure }, 'SET not pushed; it waits for a poll');
+        this.deps.logger.warn(
+          { resourceServer: rs.id, eventsEndpoint: where, setId, attempts: attempt + 1, reason: failure },
+          'SET not pushed; it waits for a poll',
+        );
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, delay).unref());

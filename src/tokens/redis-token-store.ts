@@ -426,10 +426,13 @@ export class RedisTokenStore implements TokenStore {
     const index = this.#key(grant.index);
     const eventId = randomUUID();
     const eventKey = this.#key(announcementKey(grantDigest, eventId));
-    const [json, members] = (await revokeGrantScript.runKeys(this.#redis, [this.#key(grant.record), index, eventKey], eventId, epochSeconds(), grantDigest)) as [
-      string,
-      string[],
-    ];
+    const [json, members] = (await revokeGrantScript.runKeys(
+      this.#redis,
+      [this.#key(grant.record), index, eventKey],
+      eventId,
+      epochSeconds(),
+      grantDigest,
+    )) as [string, string[]];
     await Promise.all([this.#relayRecorded(eventKey, json), ...members.map((member) => this.#redis.del(member))]);
   }
 
