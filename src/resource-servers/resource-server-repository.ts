@@ -1,6 +1,7 @@
 /** PostgreSQL access for resource servers. Functions take the database (or a transaction) first. */
 import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
+import { decryptWithKek, encryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { ResourceServersTable } from '../db/schema.js';
 import type { PageCursor } from '../shared/pagination.js';
 import type { ResourceServer } from './resource-server.js';
@@ -19,13 +20,27 @@ function toResourceServer(row: Row): ResourceServer {
     signingAlg: row.signing_alg,
     introspectionResponse: row.introspection_response,
     introspectionClientId: row.introspection_client_id,
+    eventsEndpoint: row.events_endpoint,
+    eventsEndpointToken:
+      row.events_endpoint_token_sealed !== null && row.events_endpoint_token_kek_id !== null
+        ? { sealed: row.events_endpoint_token_sealed, kekId: row.events_endpoint_token_kek_id }
+        : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
 }
 
-/** Inserts a resource server; the caller generated its id and introspection client id. */
-export async function insertResourceServer(db: Db, rs: Omit<ResourceServer, 'createdAt' | 'updatedAt'>): Promise<ResourceServer> {
+/**
+ * Associated data binding a sealed push credential to its resource server and key-encryption key
+ * (a ciphertext moved onto another row does not open).
+ */
+export const eventsEndpointTokenContext = (resourceServerId: string, kekId: string) => `events-endpoint-token:${resourceServerId}:${kekId}`;
+
+/** Inserts a resource server (without a push endpoint); the caller generated its id and introspection client id. */
+export async function insertResourceServer(
+  db: Db,
+  rs: Omit<ResourceServer, 'createdAt' | 'updatedAt' | 'eventsEndpoint' | 'eventsEndpointToken'>,
+): Promise<ResourceServer> {
   const now = new Date();
   const row = await db
     .insertInto('resource_servers')
@@ -79,7 +94,10 @@ export async function selectResourceServerPage(db: Db, limit: number, after: Pag
 
 /** What may change on a resource server (its identifier never does: clients refer to it). */
 export type ResourceServerChanges = Partial<
-  Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse'>
+  Pick<
+    ResourceServer,
+    'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse' | 'eventsEndpoint' | 'eventsEndpointToken'
+  >
 >;
 
 /** Updates a resource server; undefined when there is none. */
@@ -94,6 +112,13 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
       ...(changes.accessTokenTtl !== undefined ? { access_token_ttl: changes.accessTokenTtl } : {}),
       ...(changes.signingAlg !== undefined ? { signing_alg: changes.signingAlg } : {}),
       ...(changes.introspectionResponse !== undefined ? { introspection_response: changes.introspectionResponse } : {}),
+      ...(changes.eventsEndpoint !== undefined ? { events_endpoint: changes.eventsEndpoint } : {}),
+      ...(changes.eventsEndpointToken !== undefined
+        ? {
+            events_endpoint_token_sealed: changes.eventsEndpointToken?.sealed ?? null,
+            events_endpoint_token_kek_id: changes.eventsEndpointToken?.kekId ?? null,
+          }
+        : {}),
       updated_at: new Date(),
     })
     .where('id', '=', id)
@@ -106,4 +131,34 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
 export async function deleteResourceServerRow(db: Db, id: string): Promise<boolean> {
   const result = await db.deleteFrom('resource_servers').where('id', '=', id).executeTakeFirst();
   return result.numDeletedRows > 0n;
+}
+
+/**
+ * Reseals every push credential that `to` did not seal (`npm run keys:rewrap`, after a change of
+ * key-encryption key); resolves with how many. `keks` are every key that may have sealed one, by id.
+ */
+export async function rewrapEventsEndpointTokens(db: Db, keks: ReadonlyMap<string, KeyEncryptionKey>, to: KeyEncryptionKey): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx
+      .selectFrom('resource_servers')
+      .select(['id', 'events_endpoint_token_sealed', 'events_endpoint_token_kek_id'])
+      .where('events_endpoint_token_sealed', 'is not', null)
+      .where('events_endpoint_token_kek_id', '!=', to.id)
+      .forUpdate()
+      .execute();
+    for (const row of rows) {
+      const from = keks.get(row.events_endpoint_token_kek_id!);
+      if (!from)
+        throw new Error(
+          `the push credential of resource server ${row.id} was sealed by key-encryption key ${row.events_endpoint_token_kek_id}, which is not configured`,
+        );
+      const token = decryptWithKek(from, row.events_endpoint_token_sealed!, eventsEndpointTokenContext(row.id, from.id));
+      await trx
+        .updateTable('resource_servers')
+        .set({ events_endpoint_token_sealed: encryptWithKek(to, token, eventsEndpointTokenContext(row.id, to.id)), events_endpoint_token_kek_id: to.id })
+        .where('id', '=', row.id)
+        .execute();
+    }
+    return rows.length;
+  });
 }
