@@ -32,6 +32,7 @@ import type { Logger } from './observability/logger.js';
 import { readinessCheck } from './observability/readiness.js';
 import { isStoreUnavailableError, logStoreUnavailable } from './observability/store-health.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
+import { EntitlementRegistry } from './groups/entitlement-registry.js';
 import { openShortLivedStores } from './stores.js';
 import type { TokenStore } from './tokens/token-store.js';
 
@@ -45,6 +46,8 @@ export interface Services {
   readonly clients: ClientRegistry;
   readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
+  /** Groups, memberships and entitlements, held in process (src/groups/). */
+  readonly entitlements: EntitlementRegistry;
   readonly limiter: SignInLimiter;
   /** The one client secret check (with lockout) of every path that authenticates clients. */
   readonly checkClientSecret: ClientSecretCheck;
@@ -94,6 +97,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   accounts.follow(bus);
   const resourceServers = new ResourceServerRegistry(db, [], config.registryCacheTtlSeconds, logger);
   await resourceServers.start(bus);
+  const entitlements = new EntitlementRegistry(db, config.registryCacheTtlSeconds, logger);
+  await entitlements.start(bus);
   // Made once, outside the provider: its lockout state survives the provider's rebuild on a key change.
   const checkClientSecret = clientSecretCheck({ clients, failures: clientAuthFailures });
   // One verifier per provider: what it remembers of verified tokens goes when the keys change.
@@ -113,6 +118,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
         clients,
         accounts,
         resourceServers,
+        entitlements,
         tokenStore,
         keyRing,
         keyEncryptionKeys: keks,
@@ -123,7 +129,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
       });
       instrumentProvider(provider, clients, logger);
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
-      installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });
+      installIntrospection(provider, { issuer: config.issuer, clients, accounts, resourceServers, entitlements, tokenStore, verifier });
       installRevocation(provider, { tokenStore, verifier });
       verifiers.set(provider, verifier);
       // The provider answers these as a bare server_error; the cause belongs in our logs.
@@ -157,6 +163,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     clients,
     accounts,
     resourceServers,
+    entitlements,
     limiter,
     checkClientSecret,
     currentProvider,

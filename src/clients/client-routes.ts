@@ -45,6 +45,8 @@ const clientFields = {
   post_logout_redirect_uris: uniqueList(absoluteUri, 50),
   backchannel_logout_uri: absoluteUri,
   backchannel_logout_session_required: z.boolean(),
+  /** How the `groups` claim names groups: `names` (default) or `ids`. */
+  groups_claim: z.enum(['names', 'ids']),
 };
 
 /** The body of `POST /admin/clients` (RFC 7591 meanings, plus `trust` and `resources`). */
@@ -62,6 +64,7 @@ export const clientCreateSchema = z
     post_logout_redirect_uris: clientFields.post_logout_redirect_uris.default([]),
     backchannel_logout_uri: clientFields.backchannel_logout_uri.optional(),
     backchannel_logout_session_required: clientFields.backchannel_logout_session_required.optional(),
+    groups_claim: clientFields.groups_claim.optional(),
   })
   .superRefine((body, ctx) => {
     if (body.token_endpoint_auth_method === 'private_key_jwt' && !body.jwks === !body.jwks_uri) {
@@ -82,6 +85,7 @@ export const clientPatchSchema = z
     jwks: clientFields.jwks.nullable(),
     jwks_uri: clientFields.jwks_uri.nullable(),
     backchannel_logout_uri: clientFields.backchannel_logout_uri.nullable(),
+    groups_claim: clientFields.groups_claim.nullable(),
     disabled: z.boolean(),
   })
   .partial();
@@ -100,6 +104,7 @@ export function metadataFromBody(body: z.output<typeof clientCreateSchema>): Cli
     ...(body.jwks_uri ? { jwks_uri: body.jwks_uri } : {}),
     ...(body.backchannel_logout_uri ? { backchannel_logout_uri: body.backchannel_logout_uri } : {}),
     ...(body.backchannel_logout_session_required !== undefined ? { backchannel_logout_session_required: body.backchannel_logout_session_required } : {}),
+    ...(body.groups_claim !== undefined ? { groups_claim: body.groups_claim } : {}),
   };
 }
 
@@ -122,6 +127,7 @@ export const clientSchema = z.object({
   jwks_uri: z.string().optional(),
   backchannel_logout_uri: z.string().optional(),
   backchannel_logout_session_required: z.boolean().optional(),
+  groups_claim: z.enum(['names', 'ids']).optional(),
   disabled: z.boolean(),
   created_at: timestamp,
   updated_at: timestamp,

@@ -16,6 +16,10 @@ export interface ResourceServersTable {
   signing_alg: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
   introspection_response: ColumnType<'json' | 'jwt', 'json' | 'jwt' | undefined, 'json' | 'jwt'>;
   introspection_client_id: string;
+  /** Whether a person's tokens get only the scopes their entitlements give (src/groups/). */
+  enforce_entitlements: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Scope name -> description shown on the consent page. */
+  scope_descriptions: ColumnType<Record<string, string>, string | undefined, string>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -84,6 +88,34 @@ export interface AccountsTable {
   updated_at: Timestamp;
 }
 
+export interface GroupsTable {
+  id: string;
+  /** Unique whatever its case (a unique index on lower(name)). */
+  name: string;
+  /** One level of nesting: a parent has no parent. */
+  parent_id: string | null;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  account_id: string;
+  created_at: CreatedAt;
+}
+
+export interface EntitlementsTable {
+  id: string;
+  resource_server_id: string;
+  /** Exactly one of group_id and account_id is set. */
+  group_id: string | null;
+  account_id: string | null;
+  scopes: JSONColumnType<string[]>;
+  roles: JSONColumnType<string[]>;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
 /** Every table of the database. */
 export interface Database {
   resource_servers: ResourceServersTable;
@@ -92,4 +124,7 @@ export interface Database {
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
   accounts: AccountsTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  entitlements: EntitlementsTable;
 }

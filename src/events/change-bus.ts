@@ -8,10 +8,11 @@ import type { Cluster, Redis } from 'ioredis';
 
 /**
  * What changed. `id` is the client id, the resource server id, the account id, or `*` for everything
- * of a kind.
+ * of a kind. `group` and `entitlement` (any id) reload the groups and entitlements every instance
+ * holds; `group-membership` names the account whose groups changed.
  */
 export interface ChangeEvent {
-  readonly kind: 'client' | 'resource-server' | 'keys' | 'account';
+  readonly kind: 'client' | 'resource-server' | 'keys' | 'account' | 'group' | 'entitlement' | 'group-membership';
   readonly id: string;
 }
 

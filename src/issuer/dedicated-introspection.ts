@@ -29,6 +29,7 @@ import {
   type IntrospectionAnswer,
   type TokenEndpointDependencies,
 } from './introspection.js';
+import { addEntitlementClaims } from './entitlements.js';
 import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
 import { asksForJwtIntrospection } from './jwt-introspection.js';
 
@@ -244,7 +245,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
 
     // The provider finds a token its client no longer allows as none; introspectionAllowed asks too.
     const audiences = payload.aud === undefined ? [] : [payload.aud as string];
-    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId }))) {
+    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId, scope: payload.scope }))) {
       return { active: false };
     }
     // Built in the provider's order, so the JSON is the provider's byte for byte.
@@ -266,6 +267,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
       token_type: 'Bearer',
     });
     completeActiveAnswer(body, token, false);
+    await addEntitlementClaims(deps, deps.issuer, body);
     return body;
   }
 

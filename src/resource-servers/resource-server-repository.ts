@@ -19,6 +19,8 @@ function toResourceServer(row: Row): ResourceServer {
     signingAlg: row.signing_alg,
     introspectionResponse: row.introspection_response,
     introspectionClientId: row.introspection_client_id,
+    enforceEntitlements: row.enforce_entitlements,
+    scopeDescriptions: row.scope_descriptions,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -40,6 +42,8 @@ export async function insertResourceServer(db: Db, rs: Omit<ResourceServer, 'cre
       signing_alg: rs.signingAlg,
       introspection_response: rs.introspectionResponse,
       introspection_client_id: rs.introspectionClientId,
+      enforce_entitlements: rs.enforceEntitlements,
+      scope_descriptions: JSON.stringify(rs.scopeDescriptions),
       // Set here (millisecond precision) so keyset cursors round-trip through JavaScript dates.
       created_at: now,
       updated_at: now,
@@ -79,7 +83,18 @@ export async function selectResourceServerPage(db: Db, limit: number, after: Pag
 
 /** What may change on a resource server (its identifier never does: clients refer to it). */
 export type ResourceServerChanges = Partial<
-  Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse'>
+  Pick<
+    ResourceServer,
+    | 'name'
+    | 'scopes'
+    | 'sensitiveScopes'
+    | 'tokenFormat'
+    | 'accessTokenTtl'
+    | 'signingAlg'
+    | 'introspectionResponse'
+    | 'enforceEntitlements'
+    | 'scopeDescriptions'
+  >
 >;
 
 /** Updates a resource server; undefined when there is none. */
@@ -94,6 +109,8 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
       ...(changes.accessTokenTtl !== undefined ? { access_token_ttl: changes.accessTokenTtl } : {}),
       ...(changes.signingAlg !== undefined ? { signing_alg: changes.signingAlg } : {}),
       ...(changes.introspectionResponse !== undefined ? { introspection_response: changes.introspectionResponse } : {}),
+      ...(changes.enforceEntitlements !== undefined ? { enforce_entitlements: changes.enforceEntitlements } : {}),
+      ...(changes.scopeDescriptions !== undefined ? { scope_descriptions: JSON.stringify(changes.scopeDescriptions) } : {}),
       updated_at: new Date(),
     })
     .where('id', '=', id)

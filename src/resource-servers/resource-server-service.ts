@@ -25,6 +25,8 @@ export interface ResourceServerInput {
   accessTokenTtl: number | null;
   signingAlg: SigningAlg;
   introspectionResponse: 'json' | 'jwt';
+  enforceEntitlements: boolean;
+  scopeDescriptions: Record<string, string>;
 }
 
 /**
@@ -100,7 +102,13 @@ export async function updateResourceServer(
       actor: change.actor,
       action: 'resource_server.update',
       target: id,
-      details: { identifier: current.identifier, token_format: update.tokenFormat, scopes: update.scopes, sensitive_scopes: update.sensitiveScopes },
+      details: {
+        identifier: current.identifier,
+        token_format: update.tokenFormat,
+        scopes: update.scopes,
+        sensitive_scopes: update.sensitiveScopes,
+        enforce_entitlements: update.enforceEntitlements,
+      },
     });
     return row!;
   });

@@ -16,6 +16,13 @@ export interface ResourceServer {
   readonly introspectionResponse: 'json' | 'jwt';
   /** The client id the resource server introspects with. */
   readonly introspectionClientId: string;
+  /**
+   * Whether a person's tokens for it carry only the scopes the person is entitled to (docs/groups-and-entitlements.md).
+   * Off for resource servers registered before entitlements existed; always on for the admin audience.
+   */
+  readonly enforceEntitlements: boolean;
+  /** Scope name -> what it allows, in words (shown on the consent page). */
+  readonly scopeDescriptions: Readonly<Record<string, string>>;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }
