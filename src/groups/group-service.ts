@@ -5,6 +5,7 @@
  * entitlement removed) is refused with a 409 and leaves nothing behind.
  */
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { recordAudit } from '../audit/audit.js';
 import type { Db } from '../db/database.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
@@ -25,6 +26,9 @@ import {
   updateEntitlementRow,
   updateGroupRow,
 } from './group-repository.js';
+
+/** The advisory lock serialising changes that could remove the last person administrator (see `keepingAnAdministrator`). */
+const ADMINISTRATORS_LOCK_ID = 7_300_002;
 
 /** What a group change needs: the audited database, the change bus, and the admin audience (for the last-administrator rule). */
 export interface GroupChangeContext extends ChangeContext {
@@ -51,6 +55,9 @@ export interface GroupInput {
  */
 async function keepingAnAdministrator<T>(context: GroupChangeContext, what: string, change: (trx: Db) => Promise<T>): Promise<T> {
   return context.db.transaction().execute(async (trx) => {
+    // One such change at a time: two removals running side by side could each leave the other's
+    // person as the last administrator, and then neither.
+    await sql`select pg_advisory_xact_lock(${ADMINISTRATORS_LOCK_ID})`.execute(trx);
     const admin = await trx.selectFrom('resource_servers').select('id').where('identifier', '=', context.adminAudience).executeTakeFirst();
     const before = admin ? await selectAccountsEntitledTo(trx, admin.id, ADMIN_WRITE_SCOPE) : new Set<string>();
     const result = await change(trx);
