@@ -26,7 +26,7 @@ interface Resolved {
   readonly entitlements: PersonEntitlements;
 }
 
-const NONE: PersonEntitlements = { scopes: new Set(), roles: [] };
+const NONE: PersonEntitlements = { scopes: new Set(), grants: [] };
 const NO_GROUPS: readonly string[] = [];
 // Enough for every person's pair of the busy resource servers; the oldest goes first beyond it.
 const MAX_RESOLVED = 20_000;
@@ -39,6 +39,7 @@ export class EntitlementRegistry {
   #generation = 0;
   #loadedAt = 0;
   #reloading: Promise<void> | undefined;
+  #changedWhileReloading = false;
   readonly #memberships: RegistryCache<readonly string[]>;
   readonly #resolved = new Map<string, Resolved>();
 
@@ -126,11 +127,12 @@ export class EntitlementRegistry {
     if (known && known.generation === this.#generation && known.groupIds === groupIds) return known.entitlements;
 
     const scopes = new Set<string>();
-    const roles = new Set<string>();
+    // A Set: a parent entitled once counts once, however many of its subgroups the person is in.
+    const grants = new Set<Entitlement>();
     const add = (entitlement: Entitlement | undefined) => {
       if (!entitlement) return;
       for (const scope of entitlement.scopes) scopes.add(scope);
-      for (const role of entitlement.roles) roles.add(role);
+      grants.add(entitlement);
     };
     add(forResourceServer.byAccount.get(accountId));
     for (const id of groupIds) {
@@ -139,7 +141,7 @@ export class EntitlementRegistry {
       add(forResourceServer.byGroup.get(id));
       if (group.parentId !== null) add(forResourceServer.byGroup.get(group.parentId));
     }
-    const entitlements: PersonEntitlements = { scopes, roles: [...roles].sort() };
+    const entitlements: PersonEntitlements = { scopes, grants: [...grants] };
     if (this.#resolved.size >= MAX_RESOLVED) this.#resolved.delete(this.#resolved.keys().next().value!);
     this.#resolved.set(key, { generation: this.#generation, groupIds, entitlements });
     return entitlements;
@@ -155,11 +157,20 @@ export class EntitlementRegistry {
     if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#reloadInBackground();
   }
 
+  // A change published while a reload runs may have committed after that reload read its rows: it
+  // is read again once the reload ends, rather than waiting for the TTL.
   #reloadInBackground(): void {
-    this.#reloading ??= this.reload()
-      .catch((error: unknown) => this.logger.warn({ err: error }, 'group and entitlement reload failed; serving cached entries'))
-      .finally(() => {
-        this.#reloading = undefined;
-      });
+    if (this.#reloading) {
+      this.#changedWhileReloading = true;
+      return;
+    }
+    this.#reloading = (async () => {
+      do {
+        this.#changedWhileReloading = false;
+        await this.reload().catch((error: unknown) => this.logger.warn({ err: error }, 'group and entitlement reload failed; serving cached entries'));
+      } while (this.#changedWhileReloading);
+    })().finally(() => {
+      this.#reloading = undefined;
+    });
   }
 }

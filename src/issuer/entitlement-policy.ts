@@ -5,11 +5,17 @@
  * in-process registries hold.
  */
 
+/** One entitlement as the policy reads it: scopes, and the roles that come with them. */
+export interface EntitlementGrant {
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+}
+
 /** What one person may receive from one resource server: the union of their entitlements to it. */
 export interface PersonEntitlements {
   readonly scopes: ReadonlySet<string>;
-  /** Sorted, without repeats. */
-  readonly roles: readonly string[];
+  /** Each entitlement that applies to the person (their own, their groups', their groups' parents'). */
+  readonly grants: readonly EntitlementGrant[];
 }
 
 /** The facts about the resource server that the policy reads. */
@@ -31,8 +37,6 @@ export interface EntitlementDecision {
   readonly refused: readonly string[];
   /** The request asked for scopes of the resource server and every one of them is refused: `access_denied`. */
   readonly denied: boolean;
-  /** The person's roles to the resource server, for its access tokens (empty when none apply). */
-  readonly roles: readonly string[];
 }
 
 /**
@@ -49,12 +53,26 @@ export function decideEntitledScopes(
   requested: readonly string[],
 ): EntitlementDecision {
   const clientMay = resourceServer.scopes.filter((scope) => clientScopes.has(scope));
-  if (person === undefined || !resourceServer.enforceEntitlements) return { offered: clientMay, refused: [], denied: false, roles: [] };
+  if (person === undefined || !resourceServer.enforceEntitlements) return { offered: clientMay, refused: [], denied: false };
   const offered = clientMay.filter((scope) => person.scopes.has(scope));
   const ofResourceServer = new Set(resourceServer.scopes);
   const asked = requested.filter((scope) => ofResourceServer.has(scope));
   const refused = asked.filter((scope) => !person.scopes.has(scope));
-  return { offered, refused, denied: asked.length > 0 && refused.length === asked.length, roles: person.roles };
+  return { offered, refused, denied: asked.length > 0 && refused.length === asked.length };
+}
+
+/**
+ * The person's roles carried by a token holding `tokenScopes`: those of each entitlement that gave
+ * one of the token's scopes (or that gives roles without scopes), sorted, without repeats. A token
+ * narrower than what the person may have carries only the roles that go with what it holds.
+ */
+export function rolesFor(person: PersonEntitlements, tokenScopes: readonly string[]): string[] {
+  const held = new Set(tokenScopes);
+  const roles = new Set<string>();
+  for (const grant of person.grants) {
+    if (grant.scopes.length === 0 || grant.scopes.some((scope) => held.has(scope))) for (const role of grant.roles) roles.add(role);
+  }
+  return [...roles].sort();
 }
 
 /**

@@ -9,7 +9,7 @@ import type { ClientRegistry } from '../clients/client-registry.js';
 import type { EntitlementRegistry } from '../groups/entitlement-registry.js';
 import type { ResourceServer } from '../resource-servers/resource-server.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
-import { boundedListClaim, holdsOnlyEntitledScopes, type PersonEntitlements } from './entitlement-policy.js';
+import { boundedListClaim, holdsOnlyEntitledScopes, rolesFor, type PersonEntitlements } from './entitlement-policy.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
 
 /** What the entitlement checks consult. */
@@ -67,23 +67,23 @@ export async function stillEntitled(deps: EntitlementCheckDependencies, token: E
 
 /**
  * The entitlement claims of a person's access token (or of an introspection answer about it) for
- * `audience`: `roles`, the person's roles to that resource server only, when it enforces entitlements
- * and any apply. `maxBytes` bounds them in a token (see `boundedListClaim`); introspection answers
- * carry the whole list.
+ * `audience` holding `scope`: `roles`, the person's roles to that resource server only that go with
+ * the token's scopes (see `rolesFor`), when it enforces entitlements and any apply. `maxBytes` bounds
+ * them in a token (see `boundedListClaim`); introspection answers carry the whole list.
  */
 export async function entitlementClaims(
   deps: EntitlementCheckDependencies,
-  accountId: string | undefined,
-  audience: string | undefined,
+  token: { readonly accountId: string | undefined; readonly audience: string | undefined; readonly scope: string | undefined },
   introspectionEndpoint: string,
   maxBytes?: number,
 ): Promise<Record<string, unknown> | undefined> {
-  if (accountId === undefined || audience === undefined) return undefined;
-  const rs = deps.resourceServers.byIdentifier(audience);
+  if (token.accountId === undefined || token.audience === undefined) return undefined;
+  const rs = deps.resourceServers.byIdentifier(token.audience);
   if (!rs) return undefined;
-  const person = await enforcedEntitlements(deps, accountId, rs);
-  if (!person || person.roles.length === 0) return undefined;
-  return maxBytes === undefined ? { roles: [...person.roles] } : boundedListClaim('roles', person.roles, introspectionEndpoint, maxBytes);
+  const person = await enforcedEntitlements(deps, token.accountId, rs);
+  const roles = person ? rolesFor(person, (token.scope ?? '').split(' ')) : [];
+  if (roles.length === 0) return undefined;
+  return maxBytes === undefined ? { roles } : boundedListClaim('roles', roles, introspectionEndpoint, maxBytes);
 }
 
 /**
@@ -94,7 +94,8 @@ export async function entitlementClaims(
 export async function addEntitlementClaims(deps: EntitlementCheckDependencies, issuer: string, body: Record<string, unknown>): Promise<void> {
   if (body.active !== true || typeof body.sub !== 'string' || body.sub === body.client_id) return;
   const audience = typeof body.aud === 'string' ? body.aud : Array.isArray(body.aud) && typeof body.aud[0] === 'string' ? body.aud[0] : undefined;
-  const claims = await entitlementClaims(deps, body.sub, audience, `${issuer}${PROTOCOL_ROUTES.introspection}`);
+  const scope = typeof body.scope === 'string' ? body.scope : undefined;
+  const claims = await entitlementClaims(deps, { accountId: body.sub, audience, scope }, `${issuer}${PROTOCOL_ROUTES.introspection}`);
   if (claims) Object.assign(body, claims);
 }
 

@@ -241,7 +241,12 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     // A person's JWT also carries their roles to its resource server (entitlements.ts), bounded in size.
     extraTokenClaims: async (_ctx, token) => {
       if (!('grantId' in token) || typeof token.grantId !== 'string' || token.resourceServer?.accessTokenFormat !== 'jwt') return undefined;
-      const roles = await entitlementClaims(entitlementDeps, token.accountId, token.resourceServer.audience, introspectionEndpoint, MAX_LIST_CLAIM_BYTES);
+      const roles = await entitlementClaims(
+        entitlementDeps,
+        { accountId: token.accountId, audience: token.resourceServer.audience, scope: token.scope },
+        introspectionEndpoint,
+        MAX_LIST_CLAIM_BYTES,
+      );
       return { [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId), ...roles };
     },
     findAccount: async (ctx, sub, token) => {

@@ -4,6 +4,7 @@ import {
   boundedListClaim,
   decideEntitledScopes,
   holdsOnlyEntitledScopes,
+  rolesFor,
   type EntitlementResourceServer,
   type PersonEntitlements,
 } from '../../src/issuer/entitlement-policy.js';
@@ -11,8 +12,15 @@ import {
 const payroll: EntitlementResourceServer = { scopes: ['pay:read', 'pay:write', 'pay:refund'], enforceEntitlements: true };
 const legacy: EntitlementResourceServer = { ...payroll, enforceEntitlements: false };
 const client = new Set(['openid', 'pay:read', 'pay:write', 'pay:refund']);
-const clerk: PersonEntitlements = { scopes: new Set(['pay:read', 'pay:write']), roles: ['clerk'] };
-const nobody: PersonEntitlements = { scopes: new Set(), roles: [] };
+const clerk: PersonEntitlements = {
+  scopes: new Set(['pay:read', 'pay:write']),
+  grants: [
+    { scopes: ['pay:read'], roles: ['reader'] },
+    { scopes: ['pay:write', 'pay:read'], roles: ['clerk', 'reader'] },
+    { scopes: [], roles: ['staff'] },
+  ],
+};
+const nobody: PersonEntitlements = { scopes: new Set(), grants: [] };
 
 describe('decideEntitledScopes', () => {
   it('a person gets only the scopes both the client may ask and the person is entitled to; the rest asked is refused', () => {
@@ -20,7 +28,6 @@ describe('decideEntitledScopes', () => {
       offered: ['pay:read', 'pay:write'],
       refused: ['pay:refund'],
       denied: false,
-      roles: ['clerk'],
     });
   });
 
@@ -42,9 +49,22 @@ describe('decideEntitledScopes', () => {
   });
 
   it("a client's own token (no person) and a resource server that does not enforce are left as they were", () => {
-    const unchanged = { offered: ['pay:read', 'pay:write', 'pay:refund'], refused: [], denied: false, roles: [] };
+    const unchanged = { offered: ['pay:read', 'pay:write', 'pay:refund'], refused: [], denied: false };
     expect(decideEntitledScopes(client, undefined, payroll, ['pay:refund'])).toEqual(unchanged);
     expect(decideEntitledScopes(client, nobody, legacy, ['pay:refund'])).toEqual(unchanged);
+  });
+});
+
+describe('rolesFor', () => {
+  it('the roles that go with what the token holds, and those given without scopes; sorted, once each', () => {
+    expect(rolesFor(clerk, ['pay:read', 'pay:write'])).toEqual(['clerk', 'reader', 'staff']);
+    expect(rolesFor(clerk, ['pay:read'])).toEqual(['clerk', 'reader', 'staff']);
+  });
+
+  it('a token narrower than the person carries no role of an entitlement it holds nothing of', () => {
+    const narrow: PersonEntitlements = { scopes: new Set(['pay:read', 'pay:write']), grants: [{ scopes: ['pay:write'], roles: ['clerk'] }] };
+    expect(rolesFor(narrow, ['pay:read'])).toEqual([]);
+    expect(rolesFor(nobody, ['pay:read'])).toEqual([]);
   });
 });
 
