@@ -81,9 +81,27 @@ export async function entitlementClaims(
   const rs = deps.resourceServers.byIdentifier(token.audience);
   if (!rs) return undefined;
   const person = await enforcedEntitlements(deps, token.accountId, rs);
-  const roles = person ? rolesFor(person, (token.scope ?? '').split(' ')) : [];
+  const roles = person ? rolesOfToken(person, token.scope ?? '') : [];
   if (roles.length === 0) return undefined;
-  return maxBytes === undefined ? { roles } : boundedListClaim('roles', roles, introspectionEndpoint, maxBytes);
+  return maxBytes === undefined ? { roles: [...roles] } : boundedListClaim('roles', roles, introspectionEndpoint, maxBytes);
+}
+
+// The registry answers the same PersonEntitlements object while nothing it depends on changed, so the
+// roles of its tokens are worked out once per distinct scope string (a hot resource server's tokens
+// share a few), not on every introspection.
+const rolesByPerson = new WeakMap<PersonEntitlements, Map<string, readonly string[]>>();
+const SCOPE_STRINGS_PER_PERSON = 16;
+
+function rolesOfToken(person: PersonEntitlements, scope: string): readonly string[] {
+  let known = rolesByPerson.get(person);
+  if (!known) rolesByPerson.set(person, (known = new Map()));
+  let roles = known.get(scope);
+  if (!roles) {
+    roles = rolesFor(person, scope.split(' '));
+    if (known.size >= SCOPE_STRINGS_PER_PERSON) known.clear();
+    known.set(scope, roles);
+  }
+  return roles;
 }
 
 /**
