@@ -94,7 +94,7 @@ const SCOPE_STRINGS_PER_PERSON = 16;
 
 function rolesOfToken(person: PersonEntitlements, scope: string): readonly string[] {
   let known = rolesByPerson.get(person);
-  if (!known) rolesByPerson.set(person, (known = new Map()));
+  if (!known) rolesByPerson.set(person, (known = new Map<string, readonly string[]>()));
   let roles = known.get(scope);
   if (!roles) {
     roles = rolesFor(person, scope.split(' '));
