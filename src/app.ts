@@ -33,6 +33,8 @@ import type { SigningAlg } from './keys/signing-keys.js';
 import type { Services } from './services.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
 import { securityEventRoutes } from './security-events/poll-endpoint.js';
+import { entitlementRoutes } from './groups/entitlement-routes.js';
+import { groupRoutes } from './groups/group-routes.js';
 
 /** What the application routes to: the services, and the settings the routes read. */
 export type AppDependencies = Pick<
@@ -43,6 +45,7 @@ export type AppDependencies = Pick<
   | 'clients'
   | 'accounts'
   | 'resourceServers'
+  | 'entitlements'
   | 'tokenStore'
   | 'limiter'
   | 'currentProvider'
@@ -209,6 +212,8 @@ export function createApp(deps: AppDependencies): Koa {
     ...auditRoutes(deps.db),
     ...accountRoutes(deps.db, deps.bus, sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger)),
     ...keyRoutes(deps.signingKeys),
+    ...groupRoutes(deps.db, deps.bus, adminAudience(deps.issuer)),
+    ...entitlementRoutes(deps.db, deps.bus, adminAudience(deps.issuer)),
   ];
   adminRoutes.push({
     method: 'get',
@@ -226,7 +231,7 @@ export function createApp(deps: AppDependencies): Koa {
   adminRouter.prefix('/admin');
   const adminApi = compose<Koa.ParameterizedContext>([
     problemHandler(deps.logger),
-    adminAuthentication(deps.currentProvider, deps.clients, deps.issuer),
+    adminAuthentication(deps.currentProvider, deps.clients, deps.issuer, deps),
     requireAdminScope,
     adminRouter.routes(),
     adminRouter.allowedMethods(),

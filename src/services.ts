@@ -33,6 +33,7 @@ import type { Logger } from './observability/logger.js';
 import { readinessCheck } from './observability/readiness.js';
 import { isStoreUnavailableError, logStoreUnavailable } from './observability/store-health.js';
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
+import { EntitlementRegistry } from './groups/entitlement-registry.js';
 import { openShortLivedStores } from './stores.js';
 import type { TokenStore } from './tokens/token-store.js';
 import { MemoryEventQueue, RedisEventQueue } from './security-events/event-queue.js';
@@ -49,6 +50,8 @@ export interface Services {
   readonly clients: ClientRegistry;
   readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
+  /** Groups, memberships and entitlements, held in process (src/groups/). */
+  readonly entitlements: EntitlementRegistry;
   readonly limiter: SignInLimiter;
   /** The one client secret check (with lockout) of every path that authenticates clients. */
   readonly checkClientSecret: ClientSecretCheck;
@@ -100,6 +103,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   accounts.follow(bus);
   const resourceServers = new ResourceServerRegistry(db, [], config.registryCacheTtlSeconds, logger);
   await resourceServers.start(bus);
+  const entitlements = new EntitlementRegistry(db, config.registryCacheTtlSeconds, logger);
+  await entitlements.start(bus);
   // Made once, outside the provider: its lockout state survives the provider's rebuild on a key change.
   const checkClientSecret = clientSecretCheck({ clients, failures: clientAuthFailures });
   // One verifier per provider: what it remembers of verified tokens goes when the keys change.
@@ -119,6 +124,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
         clients,
         accounts,
         resourceServers,
+        entitlements,
         tokenStore,
         keyRing,
         keyEncryptionKeys: keks,
@@ -130,9 +136,18 @@ export async function createServices(config: Config, logger: Logger, options: { 
       });
       instrumentProvider(provider, clients, logger);
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
-      installIntrospection(provider, { clients, accounts, resourceServers, tokenStore, verifier });
+      installIntrospection(provider, { issuer: config.issuer, clients, accounts, resourceServers, entitlements, tokenStore, verifier });
       installRevocation(provider, { tokenStore, verifier });
-      installTokenExchange(provider, { clients, accounts, resourceServers, tokenStore, verifier, currentKid: () => keyRing.currentKid });
+      installTokenExchange(provider, {
+        issuer: config.issuer,
+        clients,
+        accounts,
+        resourceServers,
+        entitlements,
+        tokenStore,
+        verifier,
+        currentKid: () => keyRing.currentKid,
+      });
       verifiers.set(provider, verifier);
       // The provider answers these as a bare server_error; the cause belongs in our logs.
       provider.on('server_error', (_ctx: unknown, error: Error) => {
@@ -181,6 +196,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     clients,
     accounts,
     resourceServers,
+    entitlements,
     limiter,
     checkClientSecret,
     currentProvider,

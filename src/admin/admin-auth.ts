@@ -1,11 +1,13 @@
 /**
  * Admin API authorisation: an access token this server issued for the admin audience, holding
- * `admin:read` (reads) or `admin:write` (everything else). Admin tokens are opaque, so a revoked one
- * stops working at once. A DPoP-bound token (RFC 9449) counts only with `Authorization: DPoP` and a
+ * `admin:read` (reads) or `admin:write` (everything else): an admin client's own (client credentials)
+ * token, or a person's token (code flow) whose scopes the person is entitled to now
+ * (docs/groups-and-entitlements.md). Admin tokens are opaque, so a revoked one stops working at once. A DPoP-bound token (RFC 9449) counts only with `Authorization: DPoP` and a
  * valid proof for this request; sent as a bearer token it is refused, like a stolen one would be.
  */
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
+import { stillEntitled, type EntitlementCheckDependencies } from '../issuer/entitlements.js';
 import { checkDpopProof, DPOP_SIGNING_ALGS, InvalidDpopProofError } from './dpop-proof.js';
 import { Problem } from './problem.js';
 
@@ -21,9 +23,16 @@ export interface TokenIssuerCheck {
   allowsTokenIssuedAt(clientId: string, issuedAt: number): Promise<boolean>;
 }
 
+/** What admin authentication asks about a person's token: whether the account and its entitlements still allow it. */
+export interface PersonTokenCheck extends EntitlementCheckDependencies {
+  readonly accounts: { allowsTokenIssuedAt(accountId: string, issuedAt: number): Promise<boolean> };
+}
+
 /** Who is calling, for the audit trail. */
 export interface AdminPrincipal {
   readonly clientId: string;
+  /** The person behind the token, when it is a person's (a person administrator). */
+  readonly accountId?: string;
   readonly scopes: ReadonlySet<string>;
   /** How the token was presented, for the challenge of a 403. */
   readonly scheme: 'Bearer' | 'DPoP';
@@ -42,7 +51,7 @@ const unauthorized = (description: string, scheme: 'Bearer' | 'DPoP' = 'Bearer',
 const principals = new WeakMap<Context, AdminPrincipal>();
 
 /** Middleware that authenticates the access token (Bearer, or DPoP with its proof) and records the principal for `principalOf`. */
-export function adminAuthentication(currentProvider: () => Provider, clients: TokenIssuerCheck, issuer: string) {
+export function adminAuthentication(currentProvider: () => Provider, clients: TokenIssuerCheck, issuer: string, people: PersonTokenCheck) {
   const audience = adminAudience(issuer);
   return async function authenticateAdmin(ctx: Context, next: Next): Promise<void> {
     const header = ctx.get('authorization');
@@ -53,7 +62,9 @@ export function adminAuthentication(currentProvider: () => Provider, clients: To
     const scheme = match[1].toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
     const value = match[2];
     const provider = currentProvider();
-    const token = await provider.ClientCredentials.find(value);
+    // A client's own token, else a person's (its account named for the audit trail).
+    const token = (await provider.ClientCredentials.find(value)) ?? (await personToken(provider, value));
+    const accountId = token && 'accountId' in token ? token.accountId : undefined;
     const audiences = ([] as string[]).concat(token?.aud ?? []);
     if (!token || !token.isValid || !audiences.includes(audience)) {
       throw unauthorized('the access token is invalid, expired, revoked or not for the admin API', scheme);
@@ -82,7 +93,15 @@ export function adminAuthentication(currentProvider: () => Provider, clients: To
     if (!(await clients.allowsTokenIssuedAt(token.clientId!, token.iat))) {
       throw unauthorized('the access token was revoked');
     }
-    principals.set(ctx, { clientId: token.clientId!, scopes: new Set((token.scope ?? '').split(' ')), scheme });
+    if (accountId !== undefined && !(await personStillAllowed(provider, people, token as PersonAccessToken, audiences))) {
+      throw unauthorized('the access token was revoked, or its person is no longer entitled to it');
+    }
+    principals.set(ctx, {
+      clientId: token.clientId!,
+      ...(accountId !== undefined ? { accountId } : {}),
+      scopes: new Set((token.scope ?? '').split(' ')),
+      scheme,
+    });
     await next();
   };
 }
@@ -109,5 +128,30 @@ export function principalOf(ctx: Context): AdminPrincipal {
   return principal;
 }
 
-/** The admin client making the request, for the audit trail. */
-export const actorOf = (ctx: Context): string => principalOf(ctx).clientId;
+type PersonAccessToken = InstanceType<Provider['AccessToken']>;
+
+/** A person's access token with this value, if any (a token of no account is no person's). */
+async function personToken(provider: Provider, value: string): Promise<PersonAccessToken | undefined> {
+  const token = await provider.AccessToken.find(value);
+  return token?.accountId ? token : undefined;
+}
+
+/** Whether a person's token still counts: its grant exists, its account allows it, and the person is entitled to its scopes now. */
+async function personStillAllowed(provider: Provider, people: PersonTokenCheck, token: PersonAccessToken, audiences: readonly string[]): Promise<boolean> {
+  const grant = token.grantId ? await provider.Grant.find(token.grantId) : undefined;
+  return (
+    grant !== undefined &&
+    grant.accountId === token.accountId &&
+    (await people.accounts.allowsTokenIssuedAt(token.accountId, token.iat)) &&
+    (await stillEntitled(people, { accountId: token.accountId, audiences, scope: token.scope }))
+  );
+}
+
+/**
+ * Who is making the request, for the audit trail: the admin client's id, or for a person
+ * administrator `account:<account id> via <client id>`.
+ */
+export const actorOf = (ctx: Context): string => {
+  const principal = principalOf(ctx);
+  return principal.accountId === undefined ? principal.clientId : `account:${principal.accountId} via ${principal.clientId}`;
+};

@@ -35,10 +35,20 @@ export function adminClientMetadata(issuer: string): ClientMetadata {
   };
 }
 
-/** Makes sure the admin audience (a resource server) of `issuer` exists. */
+/**
+ * Makes sure the admin audience (a resource server) of `issuer` exists, and that it enforces
+ * entitlements: a person gets `admin:read` or `admin:write` only through an entitlement
+ * (docs/groups-and-entitlements.md), whatever client signs them in. Admin clients' own
+ * (client credentials) tokens are not concerned.
+ */
 export async function ensureAdminAudience(db: Db, issuer: string): Promise<void> {
   const audience = adminAudience(issuer);
-  const existing = await db.selectFrom('resource_servers').select('id').where('identifier', '=', audience).executeTakeFirst();
+  const existing = await db.selectFrom('resource_servers').select(['id', 'enforce_entitlements']).where('identifier', '=', audience).executeTakeFirst();
+  if (existing && !existing.enforce_entitlements) {
+    // Deployments from before entitlements: switched on once; no resource server event is needed, as
+    // this runs before the registries load.
+    await db.updateTable('resource_servers').set({ enforce_entitlements: true }).where('id', '=', existing.id).execute();
+  }
   if (!existing) {
     try {
       // Admin tokens are opaque: revoking one ends its use at once.
@@ -53,6 +63,8 @@ export async function ensureAdminAudience(db: Db, issuer: string): Promise<void>
           accessTokenTtl: 900,
           signingAlg: 'RS256',
           introspectionResponse: 'json',
+          enforceEntitlements: true,
+          scopeDescriptions: { 'admin:read': 'Read the configuration of the login server', 'admin:write': 'Change the configuration of the login server' },
         },
       );
     } catch (error) {

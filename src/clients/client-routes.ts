@@ -63,6 +63,8 @@ const clientFields = {
   backchannel_logout_uri: absoluteUri,
   backchannel_logout_session_required: z.boolean(),
   token_exchange: tokenExchangeAllowance,
+  /** How the `groups` claim names groups: `names` (default) or `ids`. */
+  groups_claim: z.enum(['names', 'ids']),
 };
 
 /** The body of `POST /admin/clients` (RFC 7591 meanings, plus `trust` and `resources`). */
@@ -81,6 +83,7 @@ export const clientCreateSchema = z
     backchannel_logout_uri: clientFields.backchannel_logout_uri.optional(),
     backchannel_logout_session_required: clientFields.backchannel_logout_session_required.optional(),
     token_exchange: clientFields.token_exchange.optional(),
+    groups_claim: clientFields.groups_claim.optional(),
   })
   .superRefine((body, ctx) => {
     if (body.token_exchange) {
@@ -114,6 +117,7 @@ export const clientPatchSchema = z
     jwks_uri: clientFields.jwks_uri.nullable(),
     backchannel_logout_uri: clientFields.backchannel_logout_uri.nullable(),
     token_exchange: clientFields.token_exchange.nullable(),
+    groups_claim: clientFields.groups_claim.nullable(),
     disabled: z.boolean(),
   })
   .partial();
@@ -137,6 +141,7 @@ export function metadataFromBody(body: z.output<typeof clientCreateSchema>): Cli
     ...(body.backchannel_logout_uri ? { backchannel_logout_uri: body.backchannel_logout_uri } : {}),
     ...(body.backchannel_logout_session_required !== undefined ? { backchannel_logout_session_required: body.backchannel_logout_session_required } : {}),
     ...(body.token_exchange ? { token_exchange: body.token_exchange } : {}),
+    ...(body.groups_claim !== undefined ? { groups_claim: body.groups_claim } : {}),
   };
 }
 
@@ -167,6 +172,7 @@ export const clientSchema = z.object({
       may_act_client_id: z.string().optional(),
     })
     .optional(),
+  groups_claim: z.enum(['names', 'ids']).optional(),
   disabled: z.boolean(),
   created_at: timestamp,
   updated_at: timestamp,

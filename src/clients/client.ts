@@ -19,6 +19,8 @@ export interface ClientMetadata {
   backchannel_logout_session_required?: boolean;
   /** RFC 8693 token exchange: which subject tokens this client may exchange, for which audiences. */
   token_exchange?: TokenExchangeAllowance;
+  /** How the `groups` claim names groups: by name (the default) or by id (docs/groups-and-entitlements.md). */
+  groups_claim?: 'names' | 'ids';
 }
 
 /**
@@ -50,8 +52,11 @@ export const CLIENT_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/;
 /** Whether a client could have this id (see {@link CLIENT_ID_PATTERN}). */
 export const isPossibleClientId = (clientId: string): boolean => CLIENT_ID_PATTERN.test(clientId);
 
-/** OpenID Connect scopes any login client may ask for, on top of its resources' scopes. */
-export const OPENID_SCOPES = ['openid', 'offline_access', 'profile', 'email'] as const;
+/**
+ * OpenID Connect scopes any login client may ask for, on top of its resources' scopes. `groups` asks
+ * for the person's groups in the ID token and at userinfo (docs/groups-and-entitlements.md).
+ */
+export const OPENID_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups'] as const;
 
 /** Who a client is to the company: its own software, or a third party. */
 export type ClientTrust = 'internal' | 'external';

@@ -22,6 +22,10 @@ export interface ResourceServersTable {
   events_endpoint_token_sealed: ColumnType<string | null, string | null | undefined, string | null>;
   /** The id of the key-encryption key that sealed `events_endpoint_token_sealed`. */
   events_endpoint_token_kek_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Whether a person's tokens get only the scopes their entitlements give (src/groups/). */
+  enforce_entitlements: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Scope name -> description shown on the consent page. */
+  scope_descriptions: ColumnType<Record<string, string>, string | undefined, string>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -97,6 +101,34 @@ export interface AccountsTable {
   updated_at: Timestamp;
 }
 
+export interface GroupsTable {
+  id: string;
+  /** Unique whatever its case (a unique index on lower(name)). */
+  name: string;
+  /** One level of nesting: a parent has no parent. */
+  parent_id: string | null;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
+export interface GroupMembersTable {
+  group_id: string;
+  account_id: string;
+  created_at: CreatedAt;
+}
+
+export interface EntitlementsTable {
+  id: string;
+  resource_server_id: string;
+  /** Exactly one of group_id and account_id is set. */
+  group_id: string | null;
+  account_id: string | null;
+  scopes: JSONColumnType<string[]>;
+  roles: JSONColumnType<string[]>;
+  created_at: CreatedAt;
+  updated_at: Timestamp;
+}
+
 /** Every table of the database. */
 export interface Database {
   resource_servers: ResourceServersTable;
@@ -106,4 +138,7 @@ export interface Database {
   audit_events: AuditEventsTable;
   accounts: AccountsTable;
   security_event_outbox: SecurityEventOutboxTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  entitlements: EntitlementsTable;
 }

@@ -9,10 +9,11 @@ import type { Cluster, Redis } from 'ioredis';
 /**
  * What changed. `id` is the client id, the resource server id, the account id, or `*` for everything
  * of a kind; for `security-events`, the id of a resource server whose event queue has new events (its
- * waiting polls answer: src/security-events).
+ * waiting polls answer: src/security-events). `group` and `entitlement` (any id) reload the groups and
+ * entitlements every instance holds; `group-membership` names the account whose groups changed.
  */
 export interface ChangeEvent {
-  readonly kind: 'client' | 'resource-server' | 'keys' | 'account' | 'security-events';
+  readonly kind: 'client' | 'resource-server' | 'keys' | 'account' | 'security-events' | 'group' | 'entitlement' | 'group-membership';
   readonly id: string;
 }
 

@@ -63,6 +63,7 @@ const OIDC_SCOPE_WORDS: Record<string, string> = {
   profile: 'See your name',
   email: 'See your email address',
   offline_access: 'Keep this access when you are not using it, until you take it back',
+  groups: 'See which groups you belong to',
 };
 
 function sendPage(ctx: Context, status: number, markup: string, formTargets?: readonly string[]): void {
@@ -130,9 +131,11 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       .filter((scope) => OIDC_SCOPE_WORDS[scope])
       .map((scope) => ({ text: OIDC_SCOPE_WORDS[scope], scopes: [scope] }));
     if (missing.missingOIDCClaims?.length) asks.push({ text: 'See these details about you', scopes: missing.missingOIDCClaims });
+    // The provider lists only the scopes the person may grant: the entitlement policy has left out the others.
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-      const name = deps.resourceServers.byIdentifier(indicator)?.name ?? indicator;
-      asks.push({ text: `Use ${name} for you`, scopes });
+      const rs = deps.resourceServers.byIdentifier(indicator);
+      const details = scopes.map((scope) => ({ scope, description: rs?.scopeDescriptions[scope] }));
+      asks.push({ text: `Use ${rs?.name ?? indicator} for you`, details });
     }
     return asks;
   }

@@ -37,6 +37,7 @@ a{color:var(--accent)}
 .alert{border:1px solid var(--danger);color:var(--danger);border-radius:8px;padding:.75rem;margin:1rem 0}
 ul.asks{padding-left:1.25rem;margin:0 0 1rem}
 ul.asks li{margin:.35rem 0}
+ul.asks ul{padding-left:1.25rem;margin:.25rem 0 0}
 code{font-size:.875em;overflow-wrap:anywhere}
 dl{margin:1rem 0 0;font-size:.875rem;color:var(--muted)}
 dt{font-weight:600}
@@ -97,6 +98,8 @@ export interface ConsentItem {
   readonly text: string;
   /** Scope names behind it, shown for the curious. */
   readonly scopes?: readonly string[];
+  /** Each scope as registered, listed one per line with its description when it has one (an API's scopes). */
+  readonly details?: readonly { readonly scope: string; readonly description?: string }[];
 }
 
 /** What the consent page shows. */
@@ -115,7 +118,19 @@ export function consentPage(page: ConsentPage): string {
     html`<h1>Allow ${page.clientName} access?</h1>
       <p><strong>${page.clientName}</strong> asks to:</p>
       <ul class="asks">
-        ${page.asks.map((ask) => html`<li>${ask.text}${ask.scopes?.length ? html` <span class="muted">(${ask.scopes.map((s, i) => html`${i > 0 ? ', ' : ''}<code>${s}</code>`)})</span>` : ''}</li>`)}
+        ${page.asks.map(
+          (ask) =>
+            html`<li>
+              ${ask.text}${ask.scopes?.length ? html` <span class="muted">(${ask.scopes.map((s, i) => html`${i > 0 ? ', ' : ''}<code>${s}</code>`)})</span>` : ''}
+              ${
+                ask.details?.length
+                  ? html`<ul>
+                      ${ask.details.map((d) => html`<li><code>${d.scope}</code>${d.description ? html`: ${d.description}` : ''}</li>`)}
+                    </ul>`
+                  : ''
+              }
+            </li>`,
+        )}
       </ul>
       <p class="muted">You are signed in as ${page.accountEmail}. Allow only if you trust ${page.clientName}.</p>
       <form method="post" action="${page.approveAction}">

@@ -29,6 +29,7 @@ import {
   type IntrospectionAnswer,
   type TokenEndpointDependencies,
 } from './introspection.js';
+import { addEntitlementClaims } from './entitlements.js';
 import { looksLikeJwt, type JwtAccessTokenVerifier } from './jwt-access-token.js';
 import { asksForJwtIntrospection } from './jwt-introspection.js';
 import { exchangeFactsOf } from './token-exchange-claims.js';
@@ -246,7 +247,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     // The provider finds a token its client no longer allows as none; introspectionAllowed asks too.
     const audiences = payload.aud === undefined ? [] : [payload.aud as string];
     const exchange = exchangeFactsOf(payload.extra);
-    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId, exchange }))) {
+    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId, exchange, scope: payload.scope }))) {
       return { active: false };
     }
     // Built in the provider's order, so the JSON is the provider's byte for byte.
@@ -268,6 +269,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
       token_type: 'Bearer',
     });
     completeActiveAnswer(body, token, false);
+    await addEntitlementClaims(deps, deps.issuer, body);
     return body;
   }
 

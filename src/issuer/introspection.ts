@@ -8,17 +8,21 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { AccountRegistry } from '../accounts/account-registry.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
+import type { EntitlementRegistry } from '../groups/entitlement-registry.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { sha256Base64Url } from '../shared/secrets.js';
 import type { TokenStore } from '../tokens/token-store.js';
+import { addEntitlementClaims, stillEntitled } from './entitlements.js';
 import { looksLikeJwt, type JwtAccessTokenVerifier, type VerifiedJwtAccessToken } from './jwt-access-token.js';
 import { EXCHANGE_INTERNAL_CLAIMS, exchangeChainAlive, exchangeFactsOf, type ExchangeFacts } from './token-exchange-claims.js';
 
 /** What introspection (and revocation) consult. */
 export interface TokenEndpointDependencies {
+  readonly issuer: string;
   readonly clients: ClientRegistry;
   readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
+  readonly entitlements: EntitlementRegistry;
   readonly tokenStore: TokenStore;
   readonly verifier: JwtAccessTokenVerifier;
 }
@@ -32,15 +36,17 @@ export interface IntrospectedToken {
   readonly accountId?: string | undefined;
   /** For a token issued by token exchange: its chain, which must be alive too (token-exchange-claims.ts). */
   readonly exchange?: ExchangeFacts | undefined;
+  /** Its scopes, space-separated: a person's token ends when they hold one no longer entitled (entitlements.ts). */
+  readonly scope?: string | undefined;
 }
 
 /**
  * Whether `callerClientId` may learn that the token is active: the caller is the token's own client
  * or the resource server the token is for, and the token's client (and account, for a person's
- * token) still allows it.
+ * token) still allows it, and the person is still entitled to its scopes.
  */
 export async function introspectionAllowed(
-  deps: Pick<TokenEndpointDependencies, 'clients' | 'accounts' | 'resourceServers' | 'tokenStore'>,
+  deps: Pick<TokenEndpointDependencies, 'clients' | 'accounts' | 'resourceServers' | 'tokenStore' | 'entitlements'>,
   callerClientId: string,
   token: IntrospectedToken,
 ): Promise<boolean> {
@@ -53,7 +59,8 @@ export async function introspectionAllowed(
     callerMayKnow &&
     (await deps.clients.allowsTokenIssuedAt(token.clientId, token.issuedAt)) &&
     (accountId === undefined || (await deps.accounts.allowsTokenIssuedAt(accountId, token.issuedAt))) &&
-    (token.exchange === undefined || (await exchangeChainAlive(deps, token.exchange, token.issuedAt)))
+    (token.exchange === undefined || (await exchangeChainAlive(deps, token.exchange, token.issuedAt))) &&
+    (await stillEntitled(deps, { ...token, accountId }))
   );
 }
 
@@ -101,10 +108,19 @@ export async function jwtIntrospectionAnswer(
   // A client's own token has its client id as `sub`; a person's token has the account id.
   const accountId = claims.sub !== undefined && claims.sub !== claims.client_id ? claims.sub : undefined;
   const exchange = exchangeFactsOf(claims);
-  if (!(await introspectionAllowed(deps, callerClientId, { clientId: claims.client_id, audiences, issuedAt: claims.iat, accountId, exchange }))) {
+  if (
+    !(await introspectionAllowed(deps, callerClientId, {
+      clientId: claims.client_id,
+      audiences,
+      issuedAt: claims.iat,
+      accountId,
+      exchange,
+      scope: typeof claims.scope === 'string' ? claims.scope : undefined,
+    }))
+  ) {
     return { active: false };
   }
-  return {
+  const answer: IntrospectionAnswer = {
     active: true,
     client_id: claims.client_id,
     sub: claims.sub ?? claims.client_id,
@@ -119,6 +135,8 @@ export async function jwtIntrospectionAnswer(
     // RFC 9449 section 6.2: a resource server must be able to tell a DPoP-bound token and its key.
     ...senderConstraint(claims),
   };
+  await addEntitlementClaims(deps, deps.issuer, answer);
+  return answer;
 }
 
 /**
@@ -159,6 +177,7 @@ export function installIntrospection(provider: Provider, deps: TokenEndpointDepe
     if (refusedStructuredToken(oidcCtx)) await introspectJwt(oidcCtx, deps);
     else if (ctx.status === 200 && (ctx.body as { active?: boolean }).active === true) {
       completeActiveAnswer(ctx.body as Record<string, unknown>, oidcCtx.oidc.params!.token as string, oidcCtx.oidc.entities.RefreshToken !== undefined);
+      await addEntitlementClaims(deps, deps.issuer, ctx.body as Record<string, unknown>);
     }
   });
 }

@@ -32,6 +32,9 @@ import { defaultResourceOf, resolveResourceServer } from './resource-server-info
 import { exchangeClaimsOf } from './token-exchange.js';
 import { exchangeFactsOf } from './token-exchange-claims.js';
 import { DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
+import type { EntitlementRegistry } from '../groups/entitlement-registry.js';
+import { entitlementClaims, groupsClaim, personBehind } from './entitlements.js';
+import { MAX_LIST_CLAIM_BYTES } from './entitlement-policy.js';
 
 /** Everything the provider is built from. */
 export interface ProviderDependencies {
@@ -39,6 +42,8 @@ export interface ProviderDependencies {
   readonly clients: ClientRegistry;
   readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
+  /** Groups and entitlements: what a person's tokens may carry (entitlements.ts). */
+  readonly entitlements: EntitlementRegistry;
   readonly tokenStore: TokenStore;
   readonly keyRing: KeyRing;
   /**
@@ -123,7 +128,9 @@ export function buildProvider(deps: ProviderDependencies): Provider {
   const enabledAlgs = [...deps.keyRing.algs];
   const publicUrl = new URL(deps.issuer);
   const https = publicUrl.protocol === 'https:';
-  const resolution = { clients, resourceServers, currentKid: () => deps.keyRing.currentKid };
+  const resolution = { clients, resourceServers, entitlements: deps.entitlements, currentKid: () => deps.keyRing.currentKid };
+  const entitlementDeps = { resourceServers, entitlements: deps.entitlements };
+  const introspectionEndpoint = `${deps.issuer}${PROTOCOL_ROUTES.introspection}`;
 
   const configuration: Configuration = {
     adapter: (model: string) => {
@@ -141,7 +148,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     routes: { ...PROTOCOL_ROUTES },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
     interactions: { url: async (_ctx, interaction) => interactionPath(interaction.uid) },
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
@@ -193,6 +200,7 @@ export function buildProvider(deps: ProviderDependencies): Provider {
             issuedAt: token.iat,
             accountId: 'accountId' in token ? token.accountId : undefined,
             exchange: exchangeFactsOf('extra' in token ? token.extra : undefined),
+            scope: token.scope,
           }),
       },
       revocation: {
@@ -216,7 +224,13 @@ export function buildProvider(deps: ProviderDependencies): Provider {
         },
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
           // Shared with the dedicated client_credentials path (resource-server-info.ts).
-          const { decision: _decision, ...info } = await resolveResourceServer(resolution, client.clientId, resourceIndicator, requestedScopes(ctx));
+          const { decision: _decision, ...info } = await resolveResourceServer(
+            resolution,
+            client.clientId,
+            resourceIndicator,
+            requestedScopes(ctx),
+            personBehind(ctx),
+          );
           return info;
         },
       },
@@ -230,16 +244,23 @@ export function buildProvider(deps: ProviderDependencies): Provider {
         },
       },
     },
+    // A JWT access token of a grant names its grant (by digest) so that revoking the grant shows at
+    // introspection (see GRANT_DIGEST_CLAIM), and carries the person's roles to its resource server
+    // (entitlements.ts), bounded in size; a token issued by token exchange carries its chain
+    // (token-exchange.ts). Opaque tokens need nothing: they are looked up.
+    extraTokenClaims: async (_ctx, token) => {
+      if (!('grantId' in token) || typeof token.grantId !== 'string' || token.resourceServer?.accessTokenFormat !== 'jwt') return exchangeClaimsOf(token);
+      const roles = await entitlementClaims(
+        entitlementDeps,
+        { accountId: token.accountId, audience: token.resourceServer.audience, scope: token.scope },
+        introspectionEndpoint,
+        MAX_LIST_CLAIM_BYTES,
+      );
+      return { [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId), ...roles };
+    },
     // Disabled, deleted and signed-out-everywhere accounts are not found, which makes the provider
     // refuse their codes, refresh tokens and userinfo calls.
-    // A JWT access token of a grant names its grant (by digest) so that revoking the grant shows at
-    // introspection; see GRANT_DIGEST_CLAIM. Opaque tokens need nothing: they are looked up.
-    // A token issued by token exchange carries its chain (token-exchange.ts).
-    extraTokenClaims: async (_ctx, token) =>
-      'grantId' in token && typeof token.grantId === 'string' && token.resourceServer?.accessTokenFormat === 'jwt'
-        ? { [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId) }
-        : exchangeClaimsOf(token),
-    findAccount: async (_ctx, sub, token) => {
+    findAccount: async (ctx, sub, token) => {
       const account = await accounts.getActive(sub);
       if (!account) return undefined;
       // A rotated refresh token keeps the issue time of the first one (`iiat`): the sign-in it came from.
@@ -248,7 +269,21 @@ export function buildProvider(deps: ProviderDependencies): Provider {
       return {
         accountId: account.id,
         // No verification flow exists yet: administrators type the addresses in, so none is proven.
-        claims: async () => ({ sub: account.id, email: account.email, email_verified: false, name: account.name }),
+        claims: async (use, scope) => ({
+          sub: account.id,
+          email: account.email,
+          email_verified: false,
+          name: account.name,
+          ...(scope.split(' ').includes('groups')
+            ? await groupsClaim(
+                { clients, entitlements: deps.entitlements },
+                deps.issuer,
+                account.id,
+                ctx.oidc.client?.clientId,
+                use === 'userinfo' ? 'userinfo' : 'id_token',
+              )
+            : {}),
+        }),
       } satisfies Account;
     },
     renderError: async (ctx, out) => {

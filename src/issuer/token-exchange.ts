@@ -182,7 +182,12 @@ async function exchangeToken(ctx: KoaContextWithOIDC, deps: TokenExchangeDepende
   }
   if (scopes.length === 0)
     throw new errors.InvalidScope(`no scope of the subject token is offered by ${target} to this client`, typeof params.scope === 'string' ? params.scope : '');
-  const { decision: _decision, ...info } = await resolveResourceServer(deps, clientId, target, scopes);
+  // A person's subject token is exchanged for no more than the person is entitled to at the target
+  // (docs/groups-and-entitlements.md): an exchange is never a way around entitlements.
+  const person = subject.sub === subject.subjectClientId ? undefined : subject.sub;
+  const { decision: _decision, ...info } = await resolveResourceServer(deps, clientId, target, scopes, person);
+  const entitled = new Set(info.scope.split(' '));
+  scopes = scopes.filter((scope) => entitled.has(scope));
 
   const { provider } = ctx.oidc;
   const token = new provider.AccessToken({

@@ -25,6 +25,8 @@ function toResourceServer(row: Row): ResourceServer {
       row.events_endpoint_token_sealed !== null && row.events_endpoint_token_kek_id !== null
         ? { sealed: row.events_endpoint_token_sealed, kekId: row.events_endpoint_token_kek_id }
         : null,
+    enforceEntitlements: row.enforce_entitlements,
+    scopeDescriptions: row.scope_descriptions,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -55,6 +57,8 @@ export async function insertResourceServer(
       signing_alg: rs.signingAlg,
       introspection_response: rs.introspectionResponse,
       introspection_client_id: rs.introspectionClientId,
+      enforce_entitlements: rs.enforceEntitlements,
+      scope_descriptions: JSON.stringify(rs.scopeDescriptions),
       // Set here (millisecond precision) so keyset cursors round-trip through JavaScript dates.
       created_at: now,
       updated_at: now,
@@ -96,7 +100,17 @@ export async function selectResourceServerPage(db: Db, limit: number, after: Pag
 export type ResourceServerChanges = Partial<
   Pick<
     ResourceServer,
-    'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse' | 'eventsEndpoint' | 'eventsEndpointToken'
+    | 'name'
+    | 'scopes'
+    | 'sensitiveScopes'
+    | 'tokenFormat'
+    | 'accessTokenTtl'
+    | 'signingAlg'
+    | 'introspectionResponse'
+    | 'eventsEndpoint'
+    | 'eventsEndpointToken'
+    | 'enforceEntitlements'
+    | 'scopeDescriptions'
   >
 >;
 
@@ -119,6 +133,8 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
             events_endpoint_token_kek_id: changes.eventsEndpointToken?.kekId ?? null,
           }
         : {}),
+      ...(changes.enforceEntitlements !== undefined ? { enforce_entitlements: changes.enforceEntitlements } : {}),
+      ...(changes.scopeDescriptions !== undefined ? { scope_descriptions: JSON.stringify(changes.scopeDescriptions) } : {}),
       updated_at: new Date(),
     })
     .where('id', '=', id)

@@ -30,6 +30,12 @@ const resourceServerFields = {
   signing_alg: z.enum(SIGNING_ALGS),
   /** `jwt`: introspection answers are RFC 9701 signed JWTs even when the request does not ask. */
   introspection_response: z.enum(['json', 'jwt']),
+  /** `true`: a person's tokens carry only the scopes their entitlements give (docs/groups-and-entitlements.md). */
+  enforce_entitlements: z.boolean(),
+  /** What each scope allows, in words, for the consent page. */
+  scope_descriptions: z
+    .record(scopeName, z.string().trim().min(1).max(300))
+    .refine((descriptions) => Object.keys(descriptions).length <= 200, 'must describe at most 200 scopes'),
 };
 
 /** Host names that are loopback, where push may go over plain http outside production. */
@@ -65,6 +71,8 @@ export const resourceServerCreateSchema = z
     access_token_ttl: resourceServerFields.access_token_ttl.default(null),
     signing_alg: resourceServerFields.signing_alg.default('RS256'),
     introspection_response: resourceServerFields.introspection_response.default('json'),
+    enforce_entitlements: resourceServerFields.enforce_entitlements.default(false),
+    scope_descriptions: resourceServerFields.scope_descriptions.default({}),
   })
   .superRefine((body, ctx) => {
     body.sensitive_scopes.forEach((scope, index) => {
@@ -72,6 +80,9 @@ export const resourceServerCreateSchema = z
         ctx.addIssue({ code: 'custom', path: ['sensitive_scopes', index], message: `${scope} is not one of scopes` });
       }
     });
+    for (const scope of Object.keys(body.scope_descriptions)) {
+      if (!body.scopes.includes(scope)) ctx.addIssue({ code: 'custom', path: ['scope_descriptions', scope], message: `${scope} is not one of scopes` });
+    }
   });
 
 /** The service input a validated body stands for. */
@@ -85,6 +96,8 @@ function inputFromBody(body: z.output<typeof resourceServerCreateSchema>): Resou
     accessTokenTtl: body.access_token_ttl,
     signingAlg: body.signing_alg,
     introspectionResponse: body.introspection_response,
+    enforceEntitlements: body.enforce_entitlements,
+    scopeDescriptions: body.scope_descriptions,
   };
 }
 
@@ -102,6 +115,8 @@ export const resourceServerSchema = z.object({
   access_token_ttl: z.number().int().nullable(),
   signing_alg: z.enum(SIGNING_ALGS),
   introspection_response: z.enum(['json', 'jwt']),
+  enforce_entitlements: z.boolean(),
+  scope_descriptions: z.record(z.string(), z.string()),
   introspection: z.object({ client_id: z.string() }),
   /** Where its security events are pushed (RFC 8935), or null: it polls them. Its credential is never shown. */
   events_endpoint: z.string().nullable(),
@@ -125,6 +140,8 @@ export function presentResourceServer(rs: ResourceServer): z.output<typeof resou
     access_token_ttl: rs.accessTokenTtl,
     signing_alg: rs.signingAlg,
     introspection_response: rs.introspectionResponse,
+    enforce_entitlements: rs.enforceEntitlements,
+    scope_descriptions: { ...rs.scopeDescriptions },
     introspection: { client_id: rs.introspectionClientId },
     events_endpoint: rs.eventsEndpoint,
     created_at: rs.createdAt.toISOString(),

@@ -25,6 +25,8 @@ export interface ResourceServerInput {
   accessTokenTtl: number | null;
   signingAlg: SigningAlg;
   introspectionResponse: 'json' | 'jwt';
+  enforceEntitlements: boolean;
+  scopeDescriptions: Record<string, string>;
 }
 
 /**
@@ -118,6 +120,7 @@ export async function updateResourceServer(
         // The credential itself is never recorded: only that it changed.
         ...(push.endpoint !== undefined ? { events_endpoint: push.endpoint } : {}),
         ...(push.token !== undefined ? { events_endpoint_token: push.token === null ? 'removed' : 'set' } : {}),
+        enforce_entitlements: update.enforceEntitlements,
       },
     });
     return row!;

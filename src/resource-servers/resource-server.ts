@@ -20,6 +20,13 @@ export interface ResourceServer {
   readonly eventsEndpoint: string | null;
   /** The bearer credential presented at `eventsEndpoint`, sealed under a key-encryption key; never shown. */
   readonly eventsEndpointToken: { readonly sealed: string; readonly kekId: string } | null;
+  /**
+   * Whether a person's tokens for it carry only the scopes the person is entitled to (docs/groups-and-entitlements.md).
+   * Off for resource servers registered before entitlements existed; always on for the admin audience.
+   */
+  readonly enforceEntitlements: boolean;
+  /** Scope name -> what it allows, in words (shown on the consent page). */
+  readonly scopeDescriptions: Readonly<Record<string, string>>;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }

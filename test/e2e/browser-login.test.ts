@@ -165,6 +165,8 @@ describe('signing in with a real browser', () => {
       expect.stringMatching(/See your name/),
       expect.stringMatching(/See your email address/),
       expect.stringMatching(/Use Orders for you/),
+      // Each of the API's scopes as registered, on a line of its own.
+      expect.stringMatching(/^orders:read$/),
     ]);
     await page.screenshot({ path: join(SCREENSHOTS, 'consent.png'), fullPage: true });
 

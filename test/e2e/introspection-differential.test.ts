@@ -10,7 +10,7 @@ import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { authorizationUrl, Browser, createAccount, signIn, type TestClient } from '../helpers/login.js';
+import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
 import { adminCall, adminToken, discover, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
@@ -33,6 +33,9 @@ let external: Credentials;
 let postClient: Credentials;
 /** The audience of the opaque exchanged tokens. */
 let vaultApi: Credentials;
+/** A resource server that enforces entitlements, and the group whose member holds its tokens (docs/groups-and-entitlements.md). */
+let payrollApi: Credentials;
+let payrollGroup: { groupId: string; accountId: string; adminToken: string };
 const tokens: Record<string, string> = {};
 
 /** One introspection request, sent as is to both servers. */
@@ -232,6 +235,55 @@ beforeAll(async () => {
   tokens.exchangedJwtOfRevoked = await exchange(doomedSubject, jwt.identifier);
   tokens.exchangedOpaqueOfRevoked = await exchange(doomedSubject, vault.identifier);
   expect((await adminCall(dedicated.issuer, admin, 'POST', `/clients/${doomedCaller.client_id}/revoke-tokens`)).status).toBeLessThan(300);
+  // A person entitled through a group to an enforcing resource server, with roles: an opaque token
+  // (external app) and a JWT (internal app) of it.
+  const payroll = await rs('payroll', { enforce_entitlements: true, scopes: ['payroll:read', 'payroll:write'] });
+  payrollApi = payroll.introspection;
+  const group = await adminCall(dedicated.issuer, admin, 'POST', '/groups', { name: `Payroll clerks ${randomBytes(4).toString('hex')}` });
+  const entitled = await adminCall(dedicated.issuer, admin, 'POST', `/resource-servers/${payroll.id}/entitlements`, {
+    group_id: group.body.id,
+    scopes: ['payroll:read'],
+    roles: ['clerk', 'auditor'],
+  });
+  expect(entitled.status).toBe(201);
+  const clerk = await createAccount(dedicated.issuer, admin);
+  await adminCall(dedicated.issuer, admin, 'POST', `/groups/${group.body.id}/members`, { account_ids: [clerk.id] });
+  payrollGroup = { groupId: group.body.id, accountId: clerk.id, adminToken: admin };
+  for (const [name, trust] of [
+    ['entitledOpaque', 'external'],
+    ['entitledJwt', 'internal'],
+  ] as const) {
+    const app = await registerClient(dedicated.issuer, admin, {
+      client_name: `Payroll ${trust}`,
+      trust,
+      grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: [REDIRECT_URI],
+      resources: [payroll.identifier],
+      scope: 'openid offline_access payroll:read payroll:write',
+    });
+    const payrollApp: TestClient & Credentials = { ...app, redirect_uri: REDIRECT_URI };
+    const clerkBrowser = new Browser(REDIRECT_URI);
+    const begin = await authorizationUrl(as, payrollApp, {
+      // Offline access: the token does not end with the session, so the dedicated path answers it.
+      scope: 'openid offline_access payroll:read payroll:write',
+      resource: payroll.identifier,
+      prompt: 'consent',
+    });
+    let page = await signIn(clerkBrowser, await clerkBrowser.navigate(begin.url), clerk.email, clerk.password);
+    if (page.status === 200) page = await clerkBrowser.navigate(formAction(page, 'Allow'), { form: {} });
+    const clerkCode = oauth.validateAuthResponse(as, payrollApp, new URL(page.url), begin.state);
+    const clerkTokens = await oauth.processAuthorizationCodeResponse(
+      as,
+      payrollApp,
+      await oauth.authorizationCodeGrantRequest(as, payrollApp, oauth.ClientSecretBasic(payrollApp.client_secret), clerkCode, REDIRECT_URI, begin.verifier, {
+        ...insecure,
+        additionalParameters: { resource: payroll.identifier },
+      }),
+      { expectedNonce: begin.nonce, requireIdToken: true },
+    );
+    expect(clerkTokens.scope).toBe('payroll:read');
+    tokens[name] = clerkTokens.access_token;
+  }
 
   // Forgeries of a genuine JWT's claims.
   const claims = decodeJwt(tokens.jwt);
@@ -490,6 +542,29 @@ describe('client authentication failures', () => {
     const slow = await send(stock, { headers: { ...FORM_TYPE, ...basic(lockouts[1]) }, body: form({ token: tokens.opaque }) }, 'locked');
     expect([fast.status, fast.body]).toEqual([429, slow.body]);
     expect(slow.status).toBe(429);
+  });
+});
+
+describe('entitlements (a person entitled through a group)', () => {
+  const byPayroll = (token: string): Request => ({ headers: { ...FORM_TYPE, ...basic(payrollApi) }, body: form({ token }) });
+
+  it.each(['entitledOpaque', 'entitledJwt'])('%s: active, with the roles for its audience', async (name) => {
+    const answer = await differential(byPayroll(tokens[name]), 'dedicated');
+    expectActive(answer);
+    expect(answer.json).toMatchObject({ sub: payrollGroup.accountId, scope: 'payroll:read', roles: ['auditor', 'clerk'] });
+  });
+
+  it.each(['entitledOpaque', 'entitledJwt'])('%s: introspected by another audience, inactive', async (name) => {
+    expectInactive(await differential(byApi(tokens[name]), 'dedicated'));
+  });
+
+  it('once the person leaves the group, both are inactive at once on both paths', async () => {
+    const removed = await adminCall(dedicated.issuer, payrollGroup.adminToken, 'DELETE', `/groups/${payrollGroup.groupId}/members/${payrollGroup.accountId}`);
+    expect(removed.status).toBe(204);
+    // The other server learns of it through the change bus.
+    await sleep(200);
+    expectInactive(await differential(byPayroll(tokens.entitledOpaque), 'dedicated'));
+    expectInactive(await differential(byPayroll(tokens.entitledJwt), 'dedicated'));
   });
 });
 

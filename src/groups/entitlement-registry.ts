@@ -1,0 +1,176 @@
+/**
+ * Groups, entitlements and each account's memberships, held in process so the token and introspection
+ * paths never wait on PostgreSQL. Groups and entitlements are few and loaded whole (reloaded when any
+ * instance publishes a `group` or `entitlement` change, and at least every `ttlSeconds`); an account's
+ * groups sit in the bounded registry cache, dropped on every instance by a `group-membership` event.
+ */
+import { isPossibleAccountId } from '../accounts/account.js';
+import type { Db } from '../db/database.js';
+import type { ChangeBus } from '../events/change-bus.js';
+import type { PersonEntitlements } from '../issuer/entitlement-policy.js';
+import type { Logger } from '../observability/logger.js';
+import { RegistryCache } from '../shared/registry-cache.js';
+import type { Entitlement, Group } from './group.js';
+import { selectAllEntitlements, selectAllGroups, selectGroupIdsOfAccount } from './group-repository.js';
+
+/** A resource server's entitlements, by subject. */
+interface ResourceServerEntitlements {
+  readonly byGroup: ReadonlyMap<string, Entitlement>;
+  readonly byAccount: ReadonlyMap<string, Entitlement>;
+}
+
+/** What one (account, resource server) pair resolved to, kept while nothing it depends on changed. */
+interface Resolved {
+  readonly generation: number;
+  readonly groupIds: readonly string[];
+  readonly entitlements: PersonEntitlements;
+}
+
+const NONE: PersonEntitlements = { scopes: new Set(), grants: [] };
+const NO_GROUPS: readonly string[] = [];
+// Enough for every person's pair of the busy resource servers; the oldest goes first beyond it.
+const MAX_RESOLVED = 20_000;
+
+/** Cached groups, memberships and entitlements, for issuance, introspection and the admin API. */
+export class EntitlementRegistry {
+  #groups = new Map<string, Group>();
+  #byResourceServer = new Map<string, ResourceServerEntitlements>();
+  /** Bumped on every reload: resolutions made before it are stale. */
+  #generation = 0;
+  #loadedAt = 0;
+  #reloading: Promise<void> | undefined;
+  #changedWhileReloading = false;
+  readonly #memberships: RegistryCache<readonly string[]>;
+  readonly #resolved = new Map<string, Resolved>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly ttlSeconds: number,
+    private readonly logger: Logger,
+  ) {
+    this.#memberships = new RegistryCache({
+      kind: 'group-membership',
+      ttlSeconds,
+      logger,
+      load: (accountId) => selectGroupIdsOfAccount(db, accountId),
+      isPossibleId: isPossibleAccountId,
+    });
+  }
+
+  /** Loads groups and entitlements and follows change events on `bus`. */
+  async start(bus: ChangeBus): Promise<void> {
+    this.#memberships.follow(bus);
+    bus.subscribe((event) => {
+      if (event.kind === 'group' || event.kind === 'entitlement') this.#reloadInBackground();
+    });
+    await this.reload();
+  }
+
+  /** Reads every group and entitlement from PostgreSQL again. */
+  async reload(): Promise<void> {
+    const [groups, entitlements] = await Promise.all([selectAllGroups(this.db), selectAllEntitlements(this.db)]);
+    const byResourceServer = new Map<string, { byGroup: Map<string, Entitlement>; byAccount: Map<string, Entitlement> }>();
+    for (const entitlement of entitlements) {
+      let entry = byResourceServer.get(entitlement.resourceServerId);
+      if (!entry) byResourceServer.set(entitlement.resourceServerId, (entry = { byGroup: new Map(), byAccount: new Map() }));
+      if (entitlement.groupId !== null) entry.byGroup.set(entitlement.groupId, entitlement);
+      else entry.byAccount.set(entitlement.accountId, entitlement);
+    }
+    this.#groups = new Map(groups.map((group) => [group.id, group]));
+    this.#byResourceServer = byResourceServer;
+    this.#generation++;
+    this.#resolved.clear();
+    this.#loadedAt = Date.now();
+  }
+
+  /** Resolves when any reload in progress has finished; `undefined` at once when none is. */
+  settled(): Promise<void> | undefined {
+    return this.#reloading;
+  }
+
+  /** The group with this id, if any. */
+  group(id: string): Group | undefined {
+    this.#refreshIfStale();
+    return this.#groups.get(id);
+  }
+
+  /**
+   * The groups the account belongs to, directly or as a member of a subgroup (its parent), sorted by
+   * name. Unknown accounts belong to none.
+   */
+  async groupsOf(accountId: string): Promise<Group[]> {
+    const direct = await this.#directGroupIds(accountId);
+    const effective = new Map<string, Group>();
+    for (const id of direct) {
+      const group = this.#groups.get(id);
+      if (!group) continue;
+      effective.set(group.id, group);
+      const parent = group.parentId === null ? undefined : this.#groups.get(group.parentId);
+      if (parent) effective.set(parent.id, parent);
+    }
+    return [...effective.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * What the account may receive from the resource server: the union of its own entitlement and those
+   * of its groups and their parents. Answered from memory; PostgreSQL is read only when the account's
+   * memberships are not cached.
+   */
+  async entitlementsOf(accountId: string, resourceServerId: string): Promise<PersonEntitlements> {
+    const reloading = this.#reloading;
+    if (reloading) await reloading;
+    const forResourceServer = this.#byResourceServer.get(resourceServerId);
+    if (!forResourceServer) return NONE;
+    const groupIds = await this.#directGroupIds(accountId);
+    const key = `${accountId} ${resourceServerId}`;
+    const known = this.#resolved.get(key);
+    if (known && known.generation === this.#generation && known.groupIds === groupIds) return known.entitlements;
+
+    const scopes = new Set<string>();
+    // A Set: a parent entitled once counts once, however many of its subgroups the person is in.
+    const grants = new Set<Entitlement>();
+    const add = (entitlement: Entitlement | undefined) => {
+      if (!entitlement) return;
+      for (const scope of entitlement.scopes) scopes.add(scope);
+      grants.add(entitlement);
+    };
+    add(forResourceServer.byAccount.get(accountId));
+    for (const id of groupIds) {
+      const group = this.#groups.get(id);
+      if (!group) continue;
+      add(forResourceServer.byGroup.get(id));
+      if (group.parentId !== null) add(forResourceServer.byGroup.get(group.parentId));
+    }
+    const entitlements: PersonEntitlements = { scopes, grants: [...grants] };
+    if (this.#resolved.size >= MAX_RESOLVED) this.#resolved.delete(this.#resolved.keys().next().value!);
+    this.#resolved.set(key, { generation: this.#generation, groupIds, entitlements });
+    return entitlements;
+  }
+
+  async #directGroupIds(accountId: string): Promise<readonly string[]> {
+    this.#refreshIfStale();
+    return (await this.#memberships.get(accountId)) ?? NO_GROUPS;
+  }
+
+  // As the resource server registry: a stale copy keeps answering while it refreshes.
+  #refreshIfStale(): void {
+    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#reloadInBackground();
+  }
+
+  // A change published while a reload runs may have committed after that reload read its rows: it
+  // is read again once the reload ends, rather than waiting for the TTL.
+  #reloadInBackground(): void {
+    if (this.#reloading) {
+      this.#changedWhileReloading = true;
+      return;
+    }
+    this.#reloading = (async () => {
+      do {
+        this.#changedWhileReloading = false;
+        await this.reload().catch((error: unknown) => this.logger.warn({ err: error }, 'group and entitlement reload failed; serving cached entries'));
+      } while (this.#changedWhileReloading);
+    })().finally(() => {
+      this.#reloading = undefined;
+    });
+  }
+}
