@@ -10,6 +10,7 @@ import {
   adminToken,
   clientCredentials,
   discover,
+  findResourceServer,
   introspect,
   issueToken,
   registerClient,
@@ -185,8 +186,7 @@ describe('resource servers', () => {
     const api = await newApi();
     expect((await adminCall(first.issuer, admin, 'PATCH', `/resource-servers/${api.id}`, { identifier: uniqueResource('moved') })).status).toBe(422);
     expect((await adminCall(first.issuer, admin, 'PATCH', `/resource-servers/${api.id}`, { sensitive_scopes: ['l:delete'] })).status).toBe(422);
-    const list = await adminCall(first.issuer, admin, 'GET', '/resource-servers?limit=100');
-    const adminApi = (list.body.items as Array<{ id: string; identifier: string }>).find((rs) => rs.identifier === `${first.issuer}/admin`);
+    const adminApi = await findResourceServer(first.issuer, admin, `${first.issuer}/admin`);
     expect(adminApi).toBeDefined();
     expect((await adminCall(first.issuer, admin, 'PATCH', `/resource-servers/${adminApi!.id}`, { token_format: 'jwt' })).status).toBe(409);
     expect((await adminCall(first.issuer, admin, 'DELETE', `/resource-servers/${adminApi!.id}`)).status).toBe(409);

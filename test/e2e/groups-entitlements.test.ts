@@ -10,7 +10,17 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
 import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
-import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import {
+  adminCall,
+  adminToken,
+  discover,
+  findResourceServer,
+  introspect,
+  issueToken,
+  registerClient,
+  registerResourceServer,
+  uniqueResource,
+} from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
@@ -254,8 +264,7 @@ describe('people as administrators', () => {
   let person: Person;
 
   beforeAll(async () => {
-    const list = await adminCall(server.issuer, admin, 'GET', '/resource-servers?limit=100');
-    adminApi = (list.body.items as Array<{ id: string; identifier: string }>).find((rs) => rs.identifier === `${server.issuer}/admin`)!;
+    adminApi = (await findResourceServer(server.issuer, admin, `${server.issuer}/admin`))!;
     const registered = await registerClient(server.issuer, admin, {
       client_name: 'Admin console',
       trust: 'internal',

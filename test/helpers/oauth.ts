@@ -108,3 +108,15 @@ export async function registerClient(issuer: string, token: string, body: Record
 
 /** A resource identifier unique to this test run. */
 export const uniqueResource = (name: string) => `https://${name}.${Math.random().toString(36).slice(2, 10)}.example.test/`;
+
+/** The registered resource server with this identifier, read page after page (every file of a run shares the database). */
+export async function findResourceServer(issuer: string, token: string, identifier: string): Promise<{ id: string; identifier: string } | undefined> {
+  let cursor: string | null = null;
+  do {
+    const page = await adminCall(issuer, token, 'GET', `/resource-servers?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+    const match = (page.body.items as Array<{ id: string; identifier: string }>).find((rs) => rs.identifier === identifier);
+    if (match) return match;
+    cursor = page.body.next_cursor as string | null;
+  } while (cursor);
+  return undefined;
+}
