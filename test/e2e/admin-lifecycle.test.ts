@@ -185,8 +185,13 @@ describe('resource servers', () => {
     const api = await newApi();
     expect((await adminCall(first.issuer, admin, 'PATCH', `/resource-servers/${api.id}`, { identifier: uniqueResource('moved') })).status).toBe(422);
     expect((await adminCall(first.issuer, admin, 'PATCH', `/resource-servers/${api.id}`, { sensitive_scopes: ['l:delete'] })).status).toBe(422);
-    const list = await adminCall(first.issuer, admin, 'GET', '/resource-servers?limit=100');
-    const adminApi = (list.body.items as Array<{ id: string; identifier: string }>).find((rs) => rs.identifier === `${first.issuer}/admin`);
+    // Every page: the list is oldest first and holds the resource servers of the run's earlier files too.
+    let adminApi: { id: string; identifier: string } | undefined;
+    for (let cursor: string | null = ''; cursor !== null && adminApi === undefined;) {
+      const list = await adminCall(first.issuer, admin, 'GET', `/resource-servers?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      adminApi = (list.body.items as Array<{ id: string; identifier: string }>).find((rs) => rs.identifier === `${first.issuer}/admin`);
+      cursor = list.body.next_cursor as string | null;
+    }
     expect(adminApi).toBeDefined();
     expect((await adminCall(first.issuer, admin, 'PATCH', `/resource-servers/${adminApi!.id}`, { token_format: 'jwt' })).status).toBe(409);
     expect((await adminCall(first.issuer, admin, 'DELETE', `/resource-servers/${adminApi!.id}`)).status).toBe(409);
