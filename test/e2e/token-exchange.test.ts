@@ -369,8 +369,14 @@ describe('the token_exchange client field (admin API)', () => {
     expect(removed.body.grant_types).toEqual(['client_credentials']);
     expect(removed.body).not.toHaveProperty('token_exchange');
 
-    const audit = await adminCall(server.issuer, admin, 'GET', '/audit?limit=100');
-    const rows = (audit.body.items as Array<{ action: string; target: string; details: Record<string, unknown> }>).filter((row) => row.target === id);
+    // The audit trail is oldest first and shared with the run's other files: read every page.
+    const rows: Array<{ action: string; target: string; details: Record<string, unknown> }> = [];
+    for (let cursor: string | null = ''; cursor !== null;) {
+      const page = await adminCall(server.issuer, admin, 'GET', `/audit?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(page.status).toBe(200);
+      rows.push(...(page.body.items as typeof rows).filter((row) => row.target === id));
+      cursor = page.body.next_cursor as string | null;
+    }
     expect(rows.find((row) => row.action === 'client.create')?.details.token_exchange).toEqual({
       subject_client_ids: [],
       subject_audiences: [orders.identifier],
