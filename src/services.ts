@@ -5,6 +5,7 @@
 import type { SigningAlg } from './keys/signing-keys.js';
 import type Provider from 'oidc-provider';
 import { AccountRegistry } from './accounts/account-registry.js';
+import { ensureAccountPageClient } from './account-page/account-page-client.js';
 import { ensureAdminAudience, ensureBootstrapAdmin } from './admin/admin-bootstrap.js';
 import { SYSTEM_ACTOR } from './audit/audit.js';
 import { ClientRegistry } from './clients/client-registry.js';
@@ -180,5 +181,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
   };
 
   if (config.adminBootstrap) await ensureBootstrapAdmin({ ...services, issuer: config.issuer }, config.adminBootstrap);
+  // A server (not a one-shot script) serves the account page, a client of its own issuer.
+  if (options.background) await ensureAccountPageClient({ ...services, issuer: config.issuer });
   return services;
 }

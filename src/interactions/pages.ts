@@ -43,10 +43,22 @@ dt{font-weight:600}
 dd{margin:0 0 .5rem;overflow-wrap:anywhere}
 input.user-code{text-transform:uppercase;letter-spacing:.15em;font-size:1.25rem;text-align:center}
 .user-code{font-size:1.5rem;letter-spacing:.15em}
+main.wide{max-width:44rem}
+section{margin-top:1.75rem}
+h2{margin:0 0 .5rem;font-size:1.125rem}
+ul.items{list-style:none;padding:0;margin:0}
+ul.items li{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:.5rem 1rem;border:1px solid var(--line);border-radius:8px;padding:.75rem;margin:.5rem 0}
+.item-text{flex:1 1 16rem;min-width:0}
+.item-text p{margin:0}
+button.inline,a.button{display:inline-block;width:auto;margin-top:0;padding:.5rem .9rem}
+a.button{font-weight:600;border:1px solid var(--accent);border-radius:8px;text-decoration:none}
+.badge{display:inline-block;margin-left:.4rem;padding:0 .5rem;border:1px solid var(--accent);border-radius:999px;font-size:.75rem;font-weight:600;color:var(--accent)}
+.notice{border:1px solid var(--accent);border-radius:8px;padding:.75rem;margin:1rem 0}
+.hint{margin:.25rem 0 0;font-size:.875rem;color:var(--muted)}
 `;
 
-/** A whole page in the common layout (also used by device-pages.ts). */
-export function layout(title: string, body: SafeHtml): string {
+/** A whole page in the common layout (also used by device-pages.ts, and, `wide`, by the account page). */
+export function layout(title: string, body: SafeHtml, options: { readonly wide?: boolean } = {}): string {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -58,7 +70,7 @@ export function layout(title: string, body: SafeHtml): string {
         <link rel="icon" href="${ICON_PATH}" type="image/svg+xml" />
       </head>
       <body>
-        <main>
+        <main${options.wide ? html` class="wide"` : ''}>
           <p class="brand">${SERVICE_NAME}</p>
           ${body}
         </main>
