@@ -52,6 +52,7 @@ export type AppDependencies = Pick<
   | 'currentKid'
   | 'signingKeys'
   | 'validateClientMetadata'
+  | 'factorSettings'
   | 'checkReadiness'
 > & {
   readonly issuer: string;

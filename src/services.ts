@@ -13,6 +13,8 @@ import type { ProviderMetadataValidator } from './clients/client-service.js';
 import type { Config } from './config.js';
 import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
 import type { ChangeBus } from './events/change-bus.js';
+import type { FactorSettings } from './factors/factor-service.js';
+import { SERVICE_NAME } from './interactions/pages.js';
 import type { SignInLimiter } from './interactions/sign-in-limiter.js';
 import { clientSecretCheck, type ClientSecretCheck } from './issuer/client-authentication.js';
 import { providerMetadataValidator } from './issuer/client-metadata.js';
@@ -58,6 +60,8 @@ export interface Services {
   readonly currentKid: () => Partial<Record<SigningAlg, string>>;
   readonly signingKeys: KeyRouteDependencies;
   readonly validateClientMetadata: ProviderMetadataValidator;
+  /** What the factor services (src/factors/) need: the issuer (WebAuthn RP), the key-encryption keys (TOTP secrets). */
+  readonly factorSettings: FactorSettings;
   readonly checkReadiness: () => Promise<void>;
   close(): Promise<void>;
 }
@@ -166,6 +170,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     currentKid: () => issuerState.keyRing.currentKid,
     signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },
     validateClientMetadata,
+    factorSettings: { issuer: config.issuer, keyEncryptionKeys: keks, serviceName: SERVICE_NAME },
     checkReadiness: readinessCheck([
       { store: 'postgres', failure: 'PostgreSQL does not answer', check: () => pingDatabase(db) },
       { store: redis ? 'redis' : 'memory', failure: 'the token store does not answer', check: () => shortLived.ping() },

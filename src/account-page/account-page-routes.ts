@@ -30,7 +30,34 @@ import type { AccountRecords, AdapterPayload, TokenStore } from '../tokens/token
 import { ACCOUNT_CALLBACK_PATH, ACCOUNT_PAGE_PATH, accountCallbackUrl, accountPageClientId } from './account-page-client.js';
 import { AccountPageSessions, sameToken, type PageSession } from './account-page-session.js';
 import { AccountSignInError, authorizationUrl, exchangeCode } from './account-page-sign-in.js';
-import { ACCOUNT_ACTIONS, overviewPage, passwordPage, signedOutPage, type AppItem, type SessionItem } from './account-page-views.js';
+import {
+  ACCOUNT_ACTIONS,
+  FACTOR_ACTIONS,
+  overviewPage,
+  passwordPage,
+  recoveryCodesPage,
+  signedOutPage,
+  signInMethodsSection,
+  totpPage,
+  type AppItem,
+  type SessionItem,
+} from './account-page-views.js';
+import type { AccountSessions } from '../accounts/account-service.js';
+import { FactorRejectedError } from '../factors/factor.js';
+import {
+  confirmTotpEnrolment,
+  listFactors,
+  pendingTotpEnrolment,
+  regenerateRecoveryCodes,
+  removePasskey,
+  removeTotp,
+  renamePasskey,
+  startTotpEnrolment,
+  type FactorChangeContext,
+  type FactorSettings,
+} from '../factors/factor-service.js';
+import { SafeHtml } from '../interactions/html.js';
+import { ConflictError, NotFoundError } from '../shared/errors.js';
 
 /** What the account page works with. */
 export interface AccountPageDependencies {
@@ -43,11 +70,14 @@ export interface AccountPageDependencies {
   readonly limiter: SignInLimiter;
   readonly currentProvider: () => Provider;
   readonly currentJwks: () => JwksDocument;
+  readonly factorSettings: FactorSettings;
   readonly logger: Logger;
 }
 
 /** Whether a path is the account page's. */
 export const isAccountPagePath = (path: string): boolean => path === ACCOUNT_PAGE_PATH || path.startsWith(`${ACCOUNT_PAGE_PATH}/`);
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const SIGNED_OUT_PATH = `${ACCOUNT_PAGE_PATH}/signed-out`;
 
@@ -56,6 +86,10 @@ const NOTICES: Record<string, string> = {
   'session-ended': 'The session has ended.',
   'app-removed': "The app's access is removed.",
   'password-changed': 'Your password is changed. Every other session is signed out.',
+  'totp-added': 'The authenticator app is set up. Every other session is signed out.',
+  'totp-removed': 'The authenticator app is removed. Every other session is signed out.',
+  'passkey-renamed': 'The passkey is renamed.',
+  'passkey-removed': 'The passkey is removed. Every other session is signed out.',
   gone: 'That was already gone.',
 };
 
@@ -164,7 +198,12 @@ export function accountPageRoutes(deps: AccountPageDependencies): Router {
     );
     apps.sort((a, b) => a.name.localeCompare(b.name));
     const notice = typeof ctx.query.done === 'string' ? NOTICES[ctx.query.done] : undefined;
-    sendPage(ctx, 200, overviewPage({ name: me.account.name, email: me.account.email, csrf: me.page.csrf, sessions: sessionItems, apps, notice }));
+    const signInMethods = signInMethodsSection(await listFactors(deps.db, me.account.id), me.page.csrf);
+    sendPage(
+      ctx,
+      200,
+      overviewPage({ name: me.account.name, email: me.account.email, csrf: me.page.csrf, sessions: sessionItems, apps, notice, signInMethods }),
+    );
   }
 
   async function callback(ctx: Context): Promise<void> {
@@ -305,6 +344,99 @@ export function accountPageRoutes(deps: AccountPageDependencies): Router {
     seeOther(ctx, SIGNED_OUT_PATH);
   }
 
+  /**
+   * The change context of a person's own factor change: audited as theirs, and ending every session
+   * but this browser's (the factor services end the account's sessions, as a password change does).
+   */
+  function factorChange(me: SignedIn): FactorChangeContext {
+    const keepingThisBrowser: AccountSessions = { revokeAccount: (accountId) => accountSessions.revokeAccount(accountId, { keepSession: me.currentSession }) };
+    return { db: deps.db, bus: deps.bus, sessions: keepingThisBrowser, actor: personActor(me.account.id), settings: deps.factorSettings };
+  }
+
+  async function showTotp(ctx: Context, me: SignedIn, status: number, alert?: string): Promise<void> {
+    const check = { db: deps.db, settings: deps.factorSettings };
+    const enrolment = (await pendingTotpEnrolment(check, me.account)) ?? (await startTotpEnrolment(check, me.account));
+    // The QR code is SVG markup drawn by the factor service from the enrolment URI, nothing of the request.
+    sendPage(ctx, status, totpPage({ csrf: me.page.csrf, secret: enrolment.secret, qrSvg: new SafeHtml(enrolment.qrSvg), alert }));
+  }
+
+  async function totpForm(ctx: Context): Promise<void> {
+    const me = await signedIn(ctx);
+    if (!me) return startSignIn(ctx);
+    try {
+      await showTotp(ctx, me, 200);
+    } catch (error) {
+      // Already set up: the overview says so.
+      if (error instanceof ConflictError) return seeOther(ctx, ACCOUNT_PAGE_PATH);
+      throw error;
+    }
+  }
+
+  async function confirmTotp(ctx: Context): Promise<void> {
+    const submitted = await form(ctx);
+    if (!submitted) return;
+    try {
+      const { recoveryCodes } = await confirmTotpEnrolment(factorChange(submitted.me), submitted.me.account.id, submitted.fields.get('code') ?? '');
+      if (recoveryCodes) return sendPage(ctx, 200, recoveryCodesPage(recoveryCodes));
+      seeOther(ctx, `${ACCOUNT_PAGE_PATH}?done=totp-added`);
+    } catch (error) {
+      if (error instanceof FactorRejectedError) return showTotp(ctx, submitted.me, 400, 'That code is not right. Enter the code the app shows now.');
+      if (error instanceof NotFoundError) return seeOther(ctx, `${ACCOUNT_PAGE_PATH}?done=gone`);
+      throw error;
+    }
+  }
+
+  /** A factor change that may find its factor already gone (another tab): then the overview says so. */
+  const unlessGone = async (ctx: Context, change: () => Promise<unknown>, done: string) => {
+    try {
+      await change();
+      seeOther(ctx, `${ACCOUNT_PAGE_PATH}?done=${done}`);
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+      seeOther(ctx, `${ACCOUNT_PAGE_PATH}?done=gone`);
+    }
+  };
+
+  async function removeTotpForm(ctx: Context): Promise<void> {
+    const submitted = await form(ctx);
+    if (!submitted) return;
+    await unlessGone(ctx, () => removeTotp(factorChange(submitted.me), submitted.me.account.id), 'totp-removed');
+  }
+
+  async function regenerateCodes(ctx: Context): Promise<void> {
+    const submitted = await form(ctx);
+    if (!submitted) return;
+    sendPage(ctx, 200, recoveryCodesPage(await regenerateRecoveryCodes(factorChange(submitted.me), submitted.me.account.id)));
+  }
+
+  /** The passkey a form names: its id is a UUID, so no other value is looked up. */
+  const passkeyOf = (fields: Map<string, string>): string => {
+    const id = fields.get('passkey') ?? '';
+    if (!UUID.test(id)) throw new AccountPageError(400, 'invalid_request', 'no passkey was named');
+    return id;
+  };
+
+  async function renamePasskeyForm(ctx: Context): Promise<void> {
+    const submitted = await form(ctx);
+    if (!submitted) return;
+    const { me, fields } = submitted;
+    const passkey = passkeyOf(fields);
+    try {
+      await unlessGone(ctx, () => renamePasskey(factorChange(me), me.account.id, passkey, fields.get('name') ?? ''), 'passkey-renamed');
+    } catch (error) {
+      // An empty name: nothing to do.
+      if (!(error instanceof ConflictError)) throw error;
+      seeOther(ctx, ACCOUNT_PAGE_PATH);
+    }
+  }
+
+  async function removePasskeyForm(ctx: Context): Promise<void> {
+    const submitted = await form(ctx);
+    if (!submitted) return;
+    const { me, fields } = submitted;
+    await unlessGone(ctx, () => removePasskey(factorChange(me), me.account.id, passkeyOf(fields)), 'passkey-removed');
+  }
+
   /** Every failure becomes the error page; only expected errors show their description. */
   const guarded = (handler: (ctx: Context) => Promise<void>) => async (ctx: Context) => {
     setRoute('account');
@@ -337,6 +469,12 @@ export function accountPageRoutes(deps: AccountPageDependencies): Router {
   router.get(ACCOUNT_ACTIONS.password, guarded(passwordForm));
   router.post(ACCOUNT_ACTIONS.password, guarded(changePassword));
   router.post(ACCOUNT_ACTIONS.signOut, guarded(signOut));
+  router.get(FACTOR_ACTIONS.totp, guarded(totpForm));
+  router.post(FACTOR_ACTIONS.totp, guarded(confirmTotp));
+  router.post(FACTOR_ACTIONS.removeTotp, guarded(removeTotpForm));
+  router.post(FACTOR_ACTIONS.recoveryCodes, guarded(regenerateCodes));
+  router.post(FACTOR_ACTIONS.renamePasskey, guarded(renamePasskeyForm));
+  router.post(FACTOR_ACTIONS.removePasskey, guarded(removePasskeyForm));
   router.get(SIGNED_OUT_PATH, (ctx) => {
     setRoute('account');
     sendPage(ctx, 200, signedOutPage());

@@ -6,6 +6,7 @@
 import { html, type SafeHtml } from '../interactions/html.js';
 import { layout } from '../interactions/pages.js';
 import { MIN_PASSWORD_LENGTH } from '../accounts/password.js';
+import type { AccountFactors, PasskeySummary } from '../factors/factor.js';
 
 /** Where the account page's forms post. */
 export const ACCOUNT_ACTIONS = {
@@ -172,5 +173,127 @@ export function signedOutPage(): string {
     html`<h1>You are signed out</h1>
       <p>This browser is signed out of your account.</p>
       <p><a href="/account">Sign in again</a></p>`,
+  );
+}
+
+/** Where the sign-in methods' forms post (and the enrolment page of the authenticator app). */
+export const FACTOR_ACTIONS = {
+  totp: '/account/totp',
+  removeTotp: '/account/totp/remove',
+  recoveryCodes: '/account/recovery-codes',
+  renamePasskey: '/account/passkeys/rename',
+  removePasskey: '/account/passkeys/remove',
+} as const;
+
+function passkeyItem(passkey: PasskeySummary, index: number, csrf: string): SafeHtml {
+  const id = `passkey-${index}`;
+  return html`<li>
+    <div class="item-text" id="${id}">
+      <p><strong>${passkey.name}</strong></p>
+      <p class="muted">${passkey.deviceType === 'multiDevice' ? 'Synced passkey' : 'Passkey on one device'}, added ${time(passkey.createdAt)}</p>
+      <p class="muted">${passkey.lastUsedAt ? html`Last used ${time(passkey.lastUsedAt)}` : 'Not used yet'}</p>
+      <form method="post" action="${FACTOR_ACTIONS.renamePasskey}" class="rename">
+        ${csrfField(csrf)}
+        <input type="hidden" name="passkey" value="${passkey.id}" />
+        <label for="${id}-name">New name</label>
+        <input id="${id}-name" name="name" maxlength="100" required value="${passkey.name}" />
+        <button type="submit" class="inline secondary">Rename</button>
+      </form>
+    </div>
+    <form method="post" action="${FACTOR_ACTIONS.removePasskey}">
+      ${csrfField(csrf)}
+      <input type="hidden" name="passkey" value="${passkey.id}" />
+      <button type="submit" class="inline secondary" aria-describedby="${id}">Remove</button>
+    </form>
+  </li>`;
+}
+
+/** The overview's section of the sign-in methods beside the password: authenticator app, recovery codes, passkeys. */
+export function signInMethodsSection(factors: AccountFactors, csrf: string): SafeHtml {
+  const totp = factors.totp?.confirmedAt ? factors.totp : undefined;
+  return html`<section aria-labelledby="methods-heading">
+    <h2 id="methods-heading">Two-step sign-in</h2>
+    <p class="muted">Adding or removing one signs you out everywhere else.</p>
+    <ul class="items">
+      <li>
+        <div class="item-text" id="totp-item">
+          <p><strong>Authenticator app</strong></p>
+          <p class="muted">${totp?.confirmedAt ? html`Set up ${time(totp.confirmedAt)}` : 'Not set up: codes from an app on your phone.'}</p>
+        </div>
+        ${
+          totp
+            ? html`<form method="post" action="${FACTOR_ACTIONS.removeTotp}">
+                ${csrfField(csrf)}
+                <button type="submit" class="inline secondary" aria-describedby="totp-item">Remove</button>
+              </form>`
+            : html`<a class="button" href="${FACTOR_ACTIONS.totp}">Set up</a>`
+        }
+      </li>
+      <li>
+        <div class="item-text" id="codes-item">
+          <p><strong>Recovery codes</strong></p>
+          <p class="muted">
+            ${factors.recoveryCodes ? `${factors.recoveryCodes.remaining} of ${factors.recoveryCodes.total} left` : 'None yet: for when your phone is lost.'}
+          </p>
+        </div>
+        <form method="post" action="${FACTOR_ACTIONS.recoveryCodes}">
+          ${csrfField(csrf)}
+          <button type="submit" class="inline secondary" aria-describedby="codes-item">${factors.recoveryCodes ? 'Make new codes' : 'Make codes'}</button>
+        </form>
+      </li>
+    </ul>
+    <h3>Passkeys</h3>
+    ${
+      factors.passkeys.length === 0
+        ? html`<p class="muted">No passkey yet. You can add one when you sign in on a device that offers it.</p>`
+        : html`<ul class="items">
+            ${factors.passkeys.map((passkey, index) => passkeyItem(passkey, index, csrf))}
+          </ul>`
+    }
+  </section>`;
+}
+
+/** What the authenticator app's enrolment page shows. */
+export interface TotpPage {
+  readonly csrf: string;
+  /** The secret as text, for typing into an app. */
+  readonly secret: string;
+  /** The QR code of the enrolment URI: SVG markup drawn by src/factors/totp.ts. */
+  readonly qrSvg: SafeHtml;
+  readonly alert?: string;
+}
+
+/** Setting up an authenticator app: the QR code, the secret as text, and a field for the first code. */
+export function totpPage(page: TotpPage): string {
+  return layout(
+    'Set up an authenticator app',
+    html`<h1>Set up an authenticator app</h1>
+      <p>Scan this code with your authenticator app, or type the key below into it. Then enter the six-digit code it shows.</p>
+      ${page.alert ? html`<p class="alert" role="alert">${page.alert}</p>` : ''}
+      <figure class="qr">${page.qrSvg}</figure>
+      <p>Key: <code class="secret">${page.secret}</code></p>
+      <form method="post" action="${FACTOR_ACTIONS.totp}" novalidate>
+        ${csrfField(page.csrf)}
+        <label for="code">Code from the app</label>
+        <input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="8" required autofocus />
+        <button type="submit">Turn on</button>
+      </form>
+      <p><a href="/account">Back to your account</a></p>`,
+  );
+}
+
+/** New recovery codes, shown this once. */
+export function recoveryCodesPage(codes: readonly string[]): string {
+  return layout(
+    'Your recovery codes',
+    html`<h1>Your recovery codes</h1>
+      <p>
+        Each code signs you in once when you cannot use your app or passkey. Keep them somewhere safe: they are shown only this once, and any earlier codes no
+        longer work.
+      </p>
+      <ol class="codes">
+        ${codes.map((code) => html`<li><code>${code}</code></li>`)}
+      </ol>
+      <p><a class="button" href="/account">I have kept them</a></p>`,
   );
 }

@@ -13,8 +13,8 @@ export const ICON_PATH = '/assets/icon.svg';
 /** A plain padlock. */
 export const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="6" y="14" width="20" height="15" rx="3" fill="#0b57d0"/><path d="M10 14V10a6 6 0 0 1 12 0v4" fill="none" stroke="#0b57d0" stroke-width="3"/></svg>`;
 
-/** The name people see in titles and headings. */
-const SERVICE_NAME = 'Company login';
+/** The name people see in titles and headings (and in their authenticator app and passkey manager). */
+export const SERVICE_NAME = 'Company login';
 
 /** The stylesheet of every page: readable on a phone, visible keyboard focus, respects dark mode. */
 export const STYLESHEET = `
@@ -37,12 +37,6 @@ a{color:var(--accent)}
 .alert{border:1px solid var(--danger);color:var(--danger);border-radius:8px;padding:.75rem;margin:1rem 0}
 ul.asks{padding-left:1.25rem;margin:0 0 1rem}
 ul.asks li{margin:.35rem 0}
-code{font-size:.875em;overflow-wrap:anywhere}
-dl{margin:1rem 0 0;font-size:.875rem;color:var(--muted)}
-dt{font-weight:600}
-dd{margin:0 0 .5rem;overflow-wrap:anywhere}
-input.user-code{text-transform:uppercase;letter-spacing:.15em;font-size:1.25rem;text-align:center}
-.user-code{font-size:1.5rem;letter-spacing:.15em}
 main.wide{max-width:44rem}
 section{margin-top:1.75rem}
 h2{margin:0 0 .5rem;font-size:1.125rem}
@@ -55,6 +49,22 @@ a.button{font-weight:600;border:1px solid var(--accent);border-radius:8px;text-d
 .badge{display:inline-block;margin-left:.4rem;padding:0 .5rem;border:1px solid var(--accent);border-radius:999px;font-size:.75rem;font-weight:600;color:var(--accent)}
 .notice{border:1px solid var(--accent);border-radius:8px;padding:.75rem;margin:1rem 0}
 .hint{margin:.25rem 0 0;font-size:.875rem;color:var(--muted)}
+h3{margin:1rem 0 .5rem;font-size:1rem}
+form.rename{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-top:.5rem}
+form.rename label{margin:0;flex-basis:100%;font-size:.875rem}
+form.rename input{flex:1 1 10rem;width:auto;padding:.45rem .6rem}
+form+p{margin-top:1rem}
+figure.qr{margin:1rem auto;max-width:14rem}
+figure.qr svg{display:block;width:100%;height:auto;border-radius:4px}
+code.secret{font-size:1rem;letter-spacing:.05em;overflow-wrap:anywhere}
+ol.codes{columns:2;column-gap:1.5rem;padding-left:1.5rem;margin:0 0 1rem}
+ol.codes li{margin:.2rem 0}
+code{font-size:.875em;overflow-wrap:anywhere}
+dl{margin:1rem 0 0;font-size:.875rem;color:var(--muted)}
+dt{font-weight:600}
+dd{margin:0 0 .5rem;overflow-wrap:anywhere}
+input.user-code{text-transform:uppercase;letter-spacing:.15em;font-size:1.25rem;text-align:center}
+.user-code{font-size:1.5rem;letter-spacing:.15em}
 `;
 
 /** A whole page in the common layout (also used by device-pages.ts, and, `wide`, by the account page). */

@@ -3,7 +3,8 @@
  * through the server's own sign-in page, sees where they are signed in (a second browser context is a
  * second session) and which apps hold access, removes an app's access (its opaque token is inactive at
  * introspection at once), ends the other browser's session (that browser is asked to sign in again),
- * and changes their password (every other session ends, this one stays). Screenshots of each state at
+ * changes their password (every other session ends, this one stays), sets up and removes an
+ * authenticator app, makes recovery codes, and renames and removes a passkey. Screenshots of each state at
  * desktop (1280) and phone (390) widths go to os.tmpdir()/login-screenshots/, for a person to look at.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -12,8 +13,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
+import pg from 'pg';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { totpCodeAt } from '../../src/factors/totp.js';
 import { createAccount } from '../helpers/login.js';
 import { adminToken, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -217,6 +221,77 @@ describe('the account page in a real browser', () => {
     expect(await second.page.getByRole('alert').textContent()).toBe('The email or password is not right.');
     await signIn(second.page, person.email, newPassword);
     await second.page.waitForURL(`${server.issuer}/account`);
+  }, 120_000);
+
+  it('sets up an authenticator app (recovery codes shown once), makes new codes and removes the app: other sessions end, this one stays', async () => {
+    await first.page.goto(`${server.issuer}/account`);
+    const methods = first.page.getByRole('region', { name: 'Two-step sign-in' });
+    await methods.getByRole('link', { name: 'Set up' }).click();
+    expect(await first.page.getByRole('heading', { level: 1 }).textContent()).toBe('Set up an authenticator app');
+    expect(await first.page.getByRole('img', { name: 'QR code of the authenticator app secret' }).count()).toBe(1);
+    await screenshots(first.page, 'totp');
+    const secret = (await first.page.locator('code.secret').textContent())!;
+
+    await first.page.getByLabel('Code from the app').fill('000000' === totpCodeAt(secret, Date.now()) ? '111111' : '000000');
+    await first.page.getByRole('button', { name: 'Turn on' }).click();
+    expect(await first.page.getByRole('alert').textContent()).toBe('That code is not right. Enter the code the app shows now.');
+    // The same secret is offered again (the enrolment waits for its first right code).
+    expect(await first.page.locator('code.secret').textContent()).toBe(secret);
+
+    await first.page.getByLabel('Code from the app').fill(totpCodeAt(secret, Date.now()));
+    await first.page.getByRole('button', { name: 'Turn on' }).click();
+    expect(await first.page.getByRole('heading', { level: 1 }).textContent()).toBe('Your recovery codes');
+    const firstCodes = await first.page.locator('ol.codes li').allTextContents();
+    expect(firstCodes).toHaveLength(10);
+    await screenshots(first.page, 'recovery-codes');
+    // Shown once: nothing of them on the page afterwards.
+    await first.page.getByRole('link', { name: 'I have kept them' }).click();
+    expect(await first.page.content()).not.toContain(firstCodes[0]);
+    await expect(methods.getByRole('listitem').allTextContents()).resolves.toEqual([
+      expect.stringMatching(/Authenticator app\s*Set up/),
+      expect.stringMatching(/Recovery codes\s*10 of 10 left/),
+    ]);
+    await expect(sessionItems(first.page).allTextContents()).resolves.toEqual([expect.stringMatching(/This browser/)]);
+    await screenshots(first.page, 'factors');
+    // The second browser's session ended with the factor change.
+    await second.page.reload();
+    await expect(second.page.title()).resolves.toMatch(/^Sign in/);
+
+    await methods.getByRole('button', { name: 'Make new codes' }).click();
+    const newCodes = await first.page.locator('ol.codes li').allTextContents();
+    expect(newCodes).toHaveLength(10);
+    expect(newCodes.filter((code) => firstCodes.includes(code))).toEqual([]);
+    await first.page.getByRole('link', { name: 'I have kept them' }).click();
+
+    await methods.getByRole('listitem').filter({ hasText: 'Authenticator app' }).getByRole('button', { name: 'Remove' }).click();
+    await first.page.waitForURL(`${server.issuer}/account?done=totp-removed`);
+    await expect(methods.getByRole('listitem').first().textContent()).resolves.toMatch(/Not set up/);
+  }, 120_000);
+
+  it('renames and removes a passkey', async () => {
+    // Passkey enrolment on the account page is not built yet (it needs the browser's WebAuthn call):
+    // the passkey is stored as an enrolment stores one.
+    const database = new pg.Client({ connectionString: process.env.TEST_RUN_DATABASE_URL });
+    await database.connect();
+    try {
+      await database.query(
+        "insert into passkeys (id, account_id, credential_id, public_key, device_type, backed_up, name) values ($1, $2, $3, 'AAAA', 'multiDevice', true, 'Laptop')",
+        [randomUUID(), person.id, randomUUID()],
+      );
+    } finally {
+      await database.end();
+    }
+    await first.page.goto(`${server.issuer}/account`);
+    const passkeys = first.page.getByRole('region', { name: 'Two-step sign-in' }).getByRole('listitem').filter({ hasText: 'passkey' });
+    await expect(passkeys.allTextContents()).resolves.toEqual([expect.stringMatching(/Laptop\s*Synced passkey/)]);
+    await screenshots(first.page, 'passkey');
+    await passkeys.getByLabel('New name').fill('Work laptop');
+    await passkeys.getByRole('button', { name: 'Rename' }).click();
+    await first.page.waitForURL(`${server.issuer}/account?done=passkey-renamed`);
+    await expect(passkeys.allTextContents()).resolves.toEqual([expect.stringMatching(/Work laptop/)]);
+    await passkeys.getByRole('button', { name: 'Remove' }).click();
+    await first.page.waitForURL(`${server.issuer}/account?done=passkey-removed`);
+    expect(await passkeys.count()).toBe(0);
   }, 120_000);
 
   it('signs out of this browser, and had no Content-Security-Policy violation anywhere', async () => {
