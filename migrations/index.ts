@@ -8,6 +8,7 @@ import * as accounts from './20261126T1000_accounts.js';
 import * as introspectionResponse from './20261130T0400_introspection_response.js';
 import * as revocationEvents from './20261130T0710_revocation_events.js';
 import * as groups from './20261130T0720_groups.js';
+import * as signInFactors from './20261130T0730_sign_in_factors.js';
 
 export const migrations: Record<string, Migration> = {
   '20261125T1400_initial': initial,
@@ -15,4 +16,5 @@ export const migrations: Record<string, Migration> = {
   '20261130T0400_introspection_response': introspectionResponse,
   '20261130T0710_revocation_events': revocationEvents,
   '20261130T0720_groups': groups,
+  '20261130T0730_sign_in_factors': signInFactors,
 };

@@ -9,6 +9,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import { accountPageRoutes, isAccountPagePath } from './account-page/account-page-routes.js';
 import { accountRoutes } from './accounts/account-routes.js';
 import { adminAudience, adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
 import { routerFor, type AdminRoute } from './admin/admin-route.js';
@@ -55,6 +56,7 @@ export type AppDependencies = Pick<
   | 'currentKid'
   | 'signingKeys'
   | 'validateClientMetadata'
+  | 'factorSettings'
   | 'checkReadiness'
   | 'securityEvents'
 > & {
@@ -247,6 +249,12 @@ export function createApp(deps: AppDependencies): Koa {
   const interactionApi = compose([interactions.routes(), interactions.allowedMethods()] as Koa.Middleware[]);
   app.use(function routeInteractions(ctx, next) {
     return isInteractionPath(ctx.path) ? interactionApi(ctx, next) : next();
+  });
+
+  const accountPage = accountPageRoutes(deps);
+  const accountPageApi = compose([accountPage.routes(), accountPage.allowedMethods()] as Koa.Middleware[]);
+  app.use(function routeAccountPage(ctx, next) {
+    return isAccountPagePath(ctx.path) ? accountPageApi(ctx, next) : next();
   });
 
   app.use(userinfoForApiTokens(deps));

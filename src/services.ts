@@ -5,6 +5,7 @@
 import type { SigningAlg } from './keys/signing-keys.js';
 import type Provider from 'oidc-provider';
 import { AccountRegistry } from './accounts/account-registry.js';
+import { ensureAccountPageClient } from './account-page/account-page-client.js';
 import { ensureAdminAudience, ensureBootstrapAdmin } from './admin/admin-bootstrap.js';
 import { SYSTEM_ACTOR } from './audit/audit.js';
 import { ClientRegistry } from './clients/client-registry.js';
@@ -12,6 +13,8 @@ import type { ProviderMetadataValidator } from './clients/client-service.js';
 import type { Config } from './config.js';
 import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
 import type { ChangeBus } from './events/change-bus.js';
+import type { FactorSettings } from './factors/factor-service.js';
+import { SERVICE_NAME } from './interactions/pages.js';
 import type { SignInLimiter } from './interactions/sign-in-limiter.js';
 import { clientSecretCheck, type ClientSecretCheck } from './issuer/client-authentication.js';
 import { providerMetadataValidator } from './issuer/client-metadata.js';
@@ -64,6 +67,8 @@ export interface Services {
   readonly currentKid: () => Partial<Record<SigningAlg, string>>;
   readonly signingKeys: KeyRouteDependencies;
   readonly validateClientMetadata: ProviderMetadataValidator;
+  /** What the factor services (src/factors/) need: the issuer (WebAuthn RP), the key-encryption keys (TOTP secrets). */
+  readonly factorSettings: FactorSettings;
   readonly checkReadiness: () => Promise<void>;
   /** Revocation events: their relay, polls and pushes (docs/revocation-events.md). */
   readonly securityEvents: SecurityEvents;
@@ -206,6 +211,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },
     validateClientMetadata,
     securityEvents,
+    factorSettings: { issuer: config.issuer, keyEncryptionKeys: keks, serviceName: SERVICE_NAME },
     checkReadiness: readinessCheck([
       { store: 'postgres', failure: 'PostgreSQL does not answer', check: () => pingDatabase(db) },
       { store: redis ? 'redis' : 'memory', failure: 'the token store does not answer', check: () => shortLived.ping() },
@@ -222,5 +228,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
   };
 
   if (config.adminBootstrap) await ensureBootstrapAdmin({ ...services, issuer: config.issuer }, config.adminBootstrap);
+  // A server (not a one-shot script) serves the account page, a client of its own issuer.
+  if (options.background) await ensureAccountPageClient({ ...services, issuer: config.issuer });
   return services;
 }

@@ -15,8 +15,11 @@ import { revokedBeforeOf } from '../security-events/revocation-event.js';
 
 /** Where an account's sessions and grants live (the token store). */
 export interface AccountSessions {
-  /** Deletes every session and grant of the account, and every token of those grants. */
-  revokeAccount(accountId: string): Promise<void>;
+  /**
+   * Deletes every session and grant of the account, and every token of those grants.
+   * @param options.keepSession - the digest of one session to leave alone (see TokenStore.revokeAccount).
+   */
+  revokeAccount(accountId: string, options?: { readonly keepSession?: string }): Promise<void>;
 }
 
 /** What an account change needs: the audited database, the change bus, and the session store. */
@@ -98,17 +101,20 @@ export async function updateAccount(change: AccountChangeContext, id: string, up
 /**
  * Sets a new password. Like a reset after a compromise, it ends the account's sessions and grants:
  * whoever knew the old password is signed out everywhere. NotFoundError when there is no such account.
+ * @param options.keepSession - the digest of the session the person changes it from (the account
+ *   page): that one session stays signed in; every other session, every grant and every token ends.
  */
-export async function setPassword(change: AccountChangeContext, id: string, password: string): Promise<void> {
+export async function setPassword(change: AccountChangeContext, id: string, password: string, options: { readonly keepSession?: string } = {}): Promise<void> {
   const passwordHash = await hashPassword(password);
   await change.db.transaction().execute(async (trx) => {
     const revokedAt = new Date();
     found(await updateAccountRow(trx, id, { passwordHash, tokensRevokedAt: revokedAt }), `account ${id}`);
     await recordRevocationEvent(trx, { kind: 'account', sub: id, revokedBefore: revokedBeforeOf(revokedAt.getTime()), reason: 'revoked' });
-    await recordAudit(trx, { actor: change.actor, action: 'account.password', target: id, details: {} });
+    const details = options.keepSession === undefined ? {} : { by: 'account page', kept_session: options.keepSession };
+    await recordAudit(trx, { actor: change.actor, action: 'account.password', target: id, details });
   });
   await change.bus.publish({ kind: 'account', id });
-  await change.sessions.revokeAccount(id);
+  await change.sessions.revokeAccount(id, options);
 }
 
 /**

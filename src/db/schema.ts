@@ -26,6 +26,12 @@ export interface ResourceServersTable {
   enforce_entitlements: ColumnType<boolean, boolean | undefined, boolean>;
   /** Scope name -> description shown on the consent page. */
   scope_descriptions: ColumnType<Record<string, string>, string | undefined, string>;
+  /** The `acr` every person-held token for this API needs (docs/strong-sign-in.md); null: none. */
+  required_acr: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The `acr` a token asking for a sensitive scope needs; null: none beyond `required_acr`. */
+  sensitive_scopes_acr: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Seconds since sign-in a token asking for a sensitive scope may be; null: no limit. */
+  sensitive_scopes_max_auth_age: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -48,8 +54,47 @@ export interface ClientsTable {
   disabled: ColumnType<boolean, boolean | undefined, boolean>;
   /** Tokens issued at or before this instant are dead (bulk revocation without a token index). */
   tokens_revoked_at: NullableTimestamp;
+  /** The person must sign in with a second factor (and enrol one at the next sign-in). */
+  mfa_required: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
   updated_at: Timestamp;
+}
+
+export interface TotpFactorsTable {
+  account_id: string;
+  /** The base32 secret sealed with AES-256-GCM under the key-encryption key `kek_id`. */
+  sealed_secret: string;
+  kek_id: string;
+  /** The last accepted RFC 6238 time step (a bigint column: read back as a string). */
+  last_used_step: ColumnType<string | null, number | null | undefined, number | null>;
+  /** Null while the enrolment waits for its first code. */
+  confirmed_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+  created_at: CreatedAt;
+}
+
+export interface PasskeysTable {
+  id: string;
+  account_id: string;
+  /** base64url of the WebAuthn credential id. */
+  credential_id: string;
+  /** base64url of the COSE public key. */
+  public_key: string;
+  sign_count: ColumnType<string, number | undefined, number>;
+  transports: JSONColumnType<string[]>;
+  device_type: 'singleDevice' | 'multiDevice';
+  backed_up: boolean;
+  name: string;
+  last_used_at: NullableTimestamp;
+  created_at: CreatedAt;
+}
+
+export interface RecoveryCodesTable {
+  account_id: string;
+  /** SHA-256 (base64url) of the normalised code. */
+  digest: string;
+  used_at: NullableTimestamp;
+  created_at: CreatedAt;
 }
 
 export interface ClientSecretsTable {
@@ -141,4 +186,7 @@ export interface Database {
   groups: GroupsTable;
   group_members: GroupMembersTable;
   entitlements: EntitlementsTable;
+  totp_factors: TotpFactorsTable;
+  passkeys: PasskeysTable;
+  recovery_codes: RecoveryCodesTable;
 }

@@ -13,8 +13,8 @@ export const ICON_PATH = '/assets/icon.svg';
 /** A plain padlock. */
 export const ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="6" y="14" width="20" height="15" rx="3" fill="#0b57d0"/><path d="M10 14V10a6 6 0 0 1 12 0v4" fill="none" stroke="#0b57d0" stroke-width="3"/></svg>`;
 
-/** The name people see in titles and headings. */
-const SERVICE_NAME = 'Company login';
+/** The name people see in titles and headings (and in their authenticator app and passkey manager). */
+export const SERVICE_NAME = 'Company login';
 
 /** The stylesheet of every page: readable on a phone, visible keyboard focus, respects dark mode. */
 export const STYLESHEET = `
@@ -38,6 +38,28 @@ a{color:var(--accent)}
 ul.asks{padding-left:1.25rem;margin:0 0 1rem}
 ul.asks li{margin:.35rem 0}
 ul.asks ul{padding-left:1.25rem;margin:.25rem 0 0}
+main.wide{max-width:44rem}
+section{margin-top:1.75rem}
+h2{margin:0 0 .5rem;font-size:1.125rem}
+ul.items{list-style:none;padding:0;margin:0}
+ul.items li{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:.5rem 1rem;border:1px solid var(--line);border-radius:8px;padding:.75rem;margin:.5rem 0}
+.item-text{flex:1 1 16rem;min-width:0}
+.item-text p{margin:0}
+button.inline,a.button{display:inline-block;width:auto;margin-top:0;padding:.5rem .9rem}
+a.button{font-weight:600;border:1px solid var(--accent);border-radius:8px;text-decoration:none}
+.badge{display:inline-block;margin-left:.4rem;padding:0 .5rem;border:1px solid var(--accent);border-radius:999px;font-size:.75rem;font-weight:600;color:var(--accent)}
+.notice{border:1px solid var(--accent);border-radius:8px;padding:.75rem;margin:1rem 0}
+.hint{margin:.25rem 0 0;font-size:.875rem;color:var(--muted)}
+h3{margin:1rem 0 .5rem;font-size:1rem}
+form.rename{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin-top:.5rem}
+form.rename label{margin:0;flex-basis:100%;font-size:.875rem}
+form.rename input{flex:1 1 10rem;width:auto;padding:.45rem .6rem}
+form+p{margin-top:1rem}
+figure.qr{margin:1rem auto;max-width:14rem}
+figure.qr svg{display:block;width:100%;height:auto;border-radius:4px}
+code.secret{font-size:1rem;letter-spacing:.05em;overflow-wrap:anywhere}
+ol.codes{columns:2;column-gap:1.5rem;padding-left:1.5rem;margin:0 0 1rem}
+ol.codes li{margin:.2rem 0}
 code{font-size:.875em;overflow-wrap:anywhere}
 dl{margin:1rem 0 0;font-size:.875rem;color:var(--muted)}
 dt{font-weight:600}
@@ -46,8 +68,8 @@ input.user-code{text-transform:uppercase;letter-spacing:.15em;font-size:1.25rem;
 .user-code{font-size:1.5rem;letter-spacing:.15em}
 `;
 
-/** A whole page in the common layout (also used by device-pages.ts). */
-export function layout(title: string, body: SafeHtml): string {
+/** A whole page in the common layout (also used by device-pages.ts, and, `wide`, by the account page). */
+export function layout(title: string, body: SafeHtml, options: { readonly wide?: boolean } = {}): string {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -59,7 +81,7 @@ export function layout(title: string, body: SafeHtml): string {
         <link rel="icon" href="${ICON_PATH}" type="image/svg+xml" />
       </head>
       <body>
-        <main>
+        <main${options.wide ? html` class="wide"` : ''}>
           <p class="brand">${SERVICE_NAME}</p>
           ${body}
         </main>

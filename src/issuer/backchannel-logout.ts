@@ -104,8 +104,8 @@ export async function notifyEndedSignIns(provider: Provider, accountId: string, 
  */
 export function sessionsWithBackchannelLogout(store: TokenStore, currentProvider: () => Provider, logger: Logger): AccountSessions {
   return {
-    revokeAccount: async (accountId) => {
-      const ended = await store.revokeAccount(accountId);
+    revokeAccount: async (accountId, options) => {
+      const ended = await store.revokeAccount(accountId, options);
       await notifyEndedSignIns(currentProvider(), accountId, ended, logger);
     },
   };

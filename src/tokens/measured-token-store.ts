@@ -22,7 +22,10 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
         revokeByGrantId: (grantId) => measured('revokeByGrantId', () => adapter.revokeByGrantId(grantId)),
       };
     },
-    revokeAccount: (accountId) => measured('revokeAccount', () => store.revokeAccount(accountId)),
+    revokeAccount: (accountId, options) => measured('revokeAccount', () => store.revokeAccount(accountId, options)),
+    listAccount: (accountId) => measured('listAccount', () => store.listAccount(accountId)),
+    endSession: (accountId, sessionDigest) => measured('endSession', () => store.endSession(accountId, sessionDigest)),
+    revokeGrant: (accountId, grantDigest) => measured('revokeGrant', () => store.revokeGrant(accountId, grantDigest)),
     revokeOwnClientCredentials: (token, owner) => measured('revokeOwnClientCredentials', () => store.revokeOwnClientCredentials(token, owner)),
     revokeJwt: (jti, expiresAt, audiences) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt, audiences)),
     announceTo: (relay) => store.announceTo(relay),

@@ -8,7 +8,10 @@ import type { RecordedEvent, RevocationEvent } from '../security-events/revocati
 import { sha256Base64Url } from '../shared/secrets.js';
 import {
   ANNOUNCED_DESTROY_MODELS,
+  grantsEndingWithSession,
   signInsOfSession,
+  type AccountRecord,
+  type AccountRecords,
   type EndedSignIn,
   type OwnTokenRevocation,
   type RevocationRelay,
@@ -28,6 +31,7 @@ import {
   recordKey,
   restorePayload,
   revokedJwtKey,
+  sessionDigestOfRecordKey,
   uidKey,
   userCodeKey,
 } from './token-keys.js';
@@ -85,17 +89,64 @@ export class MemoryTokenStore implements TokenStore {
     };
   }
 
-  async revokeAccount(accountId: string): Promise<EndedSignIn[]> {
+  async revokeAccount(accountId: string, options: { readonly keepSession?: string } = {}): Promise<EndedSignIn[]> {
     const key = accountKey(accountId);
+    const set = this.#get(key, 'set');
+    const kept = options.keepSession === undefined ? [] : this.#keysOfSession(accountId, options.keepSession);
     const ended: EndedSignIn[] = [];
-    for (const member of this.#get(key, 'set')?.members ?? []) {
+    for (const member of set?.members ?? []) {
+      if (kept.includes(member)) continue;
       const grantDigest = grantDigestOfRecordKey(member);
       if (grantDigest !== undefined) await this.#revokeGrant(grantKeysOfDigest(grantDigest), grantDigest);
       else if (member.startsWith('Session:{')) ended.push(...signInsOfSession(this.#get(member, 'record')?.payload));
       this.#entries.delete(member);
+      set!.members.delete(member);
     }
-    this.#entries.delete(key);
+    if (kept.length === 0) this.#entries.delete(key);
     return ended;
+  }
+
+  async listAccount(accountId: string): Promise<AccountRecords> {
+    const sessions: AccountRecord[] = [];
+    const grants: AccountRecord[] = [];
+    for (const member of this.#get(accountKey(accountId), 'set')?.members ?? []) {
+      const sessionDigest = sessionDigestOfRecordKey(member);
+      const grantDigest = grantDigestOfRecordKey(member);
+      const digest = sessionDigest ?? grantDigest;
+      const payload = digest === undefined ? undefined : this.#findRecord(member, undefined);
+      if (digest === undefined || payload?.accountId !== accountId) continue;
+      (sessionDigest !== undefined ? sessions : grants).push({ digest, payload });
+    }
+    return { sessions, grants };
+  }
+
+  async endSession(accountId: string, sessionDigest: string): Promise<EndedSignIn[] | undefined> {
+    const keys = this.#keysOfSession(accountId, sessionDigest);
+    if (keys.length === 0) return undefined;
+    const payload = this.#get(keys[0], 'record')!.payload;
+    const set = this.#get(accountKey(accountId), 'set');
+    for (const key of keys) {
+      this.#entries.delete(key);
+      set?.members.delete(key);
+    }
+    for (const grantId of grantsEndingWithSession(payload)) await this.#revokeGrant(grantKeys(grantId), sha256Base64Url(grantId));
+    return signInsOfSession(payload);
+  }
+
+  async revokeGrant(accountId: string, grantDigest: string): Promise<boolean> {
+    const grant = grantKeysOfDigest(grantDigest);
+    if (this.#get(grant.record, 'record')?.payload.accountId !== accountId) return false;
+    await this.#revokeGrant(grant, grantDigest);
+    this.#get(accountKey(accountId), 'set')?.members.delete(grant.record);
+    return true;
+  }
+
+  /** The keys of the account's session with this digest: its record and its uid index entry; none if it is not the account's. */
+  #keysOfSession(accountId: string, sessionDigest: string): string[] {
+    const key = recordKey('Session', sessionDigest);
+    const payload = this.#get(key, 'record')?.payload;
+    if (payload?.accountId !== accountId) return [];
+    return [key, ...(typeof payload.uid === 'string' ? [uidKey('Session', payload.uid)] : [])];
   }
 
   /** As the Redis store's script (REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT): synchronous, hence atomic. */

@@ -15,10 +15,13 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
 import {
   ANNOUNCED_DESTROY_MODELS,
+  grantsEndingWithSession,
   isOwnTokenRevocation,
   REVOCATION_SEARCH_MODELS,
   type RevocationRelay,
   signInsOfSession,
+  type AccountRecord,
+  type AccountRecords,
   type EndedSignIn,
   type OwnTokenRevocation,
   type TokenOwner,
@@ -38,6 +41,7 @@ import {
   recordKey,
   restorePayload,
   revokedJwtKey,
+  sessionDigestOfRecordKey,
   uidKey,
   userCodeKey,
   type GrantKeys,
@@ -154,6 +158,18 @@ if ARGV[3] ~= '' and p.iat <= tonumber(ARGV[3]) then return 'hidden' end
 redis.call('DEL', KEYS[2])
 return {'revoked', announce(KEYS[4], ARGV[4], ARGV[5], 'token', 'jti', ARGV[6], audiences_of(p.aud, false)) or ''}`;
 
+/**
+ * Deletes a record if it belongs to the account (ARGV[1]) and answers its payload; answers nil (and
+ * deletes nothing) otherwise. One key: atomic, and a valid script in Redis Cluster.
+ */
+const TAKE_ACCOUNT_RECORD_SCRIPT = `
+local stored = redis.call('HGET', KEYS[1], 'payload')
+if not stored then return false end
+local ok, p = pcall(cjson.decode, stored)
+if not ok or type(p) ~= 'table' or p.accountId ~= ARGV[1] then return false end
+redis.call('DEL', KEYS[1])
+return stored`;
+
 /** How the keys of Session records begin (see recordKey). */
 const SESSION_RECORD_PREFIX = 'Session:{';
 
@@ -203,6 +219,7 @@ const DESTROY_EVENTS: Readonly<Record<string, readonly [kind: string, field: str
  * for a grant, the digest itself (what JWT access tokens carry as `gid`).
  */
 const subjectOf = (model: string, idDigest: string) => (model === 'Grant' ? idDigest : idDigest.slice(0, 32));
+const takeAccountRecordScript = new Script(TAKE_ACCOUNT_RECORD_SCRIPT);
 
 /** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
 async function exec(transaction: ChainableCommander): Promise<unknown[]> {
@@ -268,13 +285,21 @@ export class RedisTokenStore implements TokenStore {
 
   /**
    * Deletes the account's Grant and Session records (and their index entries), revoking every grant as
-   * `revokeByGrantId` does. The account set is read and deleted in one transaction on its slot.
+   * `revokeByGrantId` does. The account set is read and deleted in one transaction on its slot; when a
+   * session is kept, only the other members leave the set (SREM), so the kept session stays listed.
    */
-  async revokeAccount(accountId: string): Promise<EndedSignIn[]> {
+  async revokeAccount(accountId: string, options: { readonly keepSession?: string } = {}): Promise<EndedSignIn[]> {
     const setKey = this.#key(accountKey(accountId));
-    const [members] = await exec(this.#redis.multi().smembers(setKey).del(setKey));
+    let members: string[];
+    if (options.keepSession === undefined) {
+      [members] = (await exec(this.#redis.multi().smembers(setKey).del(setKey))) as [string[]];
+    } else {
+      const kept = await this.#keysOfSession(accountId, options.keepSession);
+      members = (await this.#redis.smembers(setKey)).filter((member) => !kept.includes(member));
+      if (members.length > 0) await this.#redis.srem(setKey, ...members);
+    }
     const ended = await Promise.all(
-      (members as string[]).map(async (member): Promise<EndedSignIn[]> => {
+      members.map(async (member): Promise<EndedSignIn[]> => {
         const grantDigest = grantDigestOfRecordKey(member.slice(this.#prefix.length));
         if (grantDigest !== undefined) {
           await this.#revokeGrant(grantKeysOfDigest(grantDigest), grantDigest);
@@ -290,6 +315,48 @@ export class RedisTokenStore implements TokenStore {
       }),
     );
     return ended.flat();
+  }
+
+  /**
+   * Reads the account set, then every Session and Grant record it lists: the records spread over every
+   * slot, so they are read by single-key commands issued together (auto-pipelined, one batch per node).
+   */
+  async listAccount(accountId: string): Promise<AccountRecords> {
+    const members = await this.#redis.smembers(this.#key(accountKey(accountId)));
+    const read = async (member: string, model: 'Session' | 'Grant'): Promise<AccountRecord[]> => {
+      const key = member.slice(this.#prefix.length);
+      const digest = model === 'Session' ? sessionDigestOfRecordKey(key) : grantDigestOfRecordKey(key);
+      if (digest === undefined || !member.startsWith(this.#prefix)) return [];
+      const payload = await this.#findRecord(key, undefined);
+      return payload?.accountId === accountId ? [{ digest, payload }] : [];
+    };
+    const [sessions, grants] = await Promise.all([
+      Promise.all(members.map((member) => read(member, 'Session'))),
+      Promise.all(members.map((member) => read(member, 'Grant'))),
+    ]);
+    return { sessions: sessions.flat(), grants: grants.flat() };
+  }
+
+  async endSession(accountId: string, sessionDigest: string): Promise<EndedSignIn[] | undefined> {
+    const key = this.#key(recordKey('Session', sessionDigest));
+    const stored = await takeAccountRecordScript.run(this.#redis, key, accountId);
+    if (typeof stored !== 'string') return undefined;
+    const payload = JSON.parse(stored) as AdapterPayload;
+    const indexKeys = typeof payload.uid === 'string' ? [this.#key(uidKey('Session', payload.uid))] : [];
+    await Promise.all([
+      ...indexKeys.map((indexKey) => this.#redis.del(indexKey)),
+      this.#redis.srem(this.#key(accountKey(accountId)), key, ...indexKeys),
+      ...grantsEndingWithSession(payload).map((grantId) => this.#revokeGrant(grantKeys(grantId), sha256Base64Url(grantId))),
+    ]);
+    return signInsOfSession(payload);
+  }
+
+  async revokeGrant(accountId: string, grantDigest: string): Promise<boolean> {
+    const grant = grantKeysOfDigest(grantDigest);
+    const payload = await this.#findRecord(grant.record, undefined);
+    if (payload?.accountId !== accountId) return false;
+    await Promise.all([this.#revokeGrant(grant, grantDigest), this.#redis.srem(this.#key(accountKey(accountId)), this.#key(grant.record))]);
+    return true;
   }
 
   async revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation> {
@@ -373,6 +440,14 @@ export class RedisTokenStore implements TokenStore {
 
   #key(key: string): string {
     return this.#prefix + key;
+  }
+
+  /** The keys (prefixed) of the account's session with this digest: its record and its uid index entry; none if it is not the account's. */
+  async #keysOfSession(accountId: string, sessionDigest: string): Promise<string[]> {
+    const key = recordKey('Session', sessionDigest);
+    const payload = await this.#findRecord(key, undefined);
+    if (payload?.accountId !== accountId) return [];
+    return [this.#key(key), ...(typeof payload.uid === 'string' ? [this.#key(uidKey('Session', payload.uid))] : [])];
   }
 
   /**

@@ -80,6 +80,16 @@ export function grantDigestOfRecordKey(key: string): string | undefined {
   return /^Grant:\{([A-Za-z0-9_-]+)\}$/.exec(key)?.[1];
 }
 
+/** The session id digest behind a Session record key (`Session:{digest}`), or undefined for any other key. */
+export function sessionDigestOfRecordKey(key: string): string | undefined {
+  return /^Session:\{([A-Za-z0-9_-]+)\}$/.exec(key)?.[1];
+}
+
+/** Whether `digest` could be a SHA-256 digest in base64url (what a form may send back as a record's name). */
+export function isPossibleDigest(digest: string): boolean {
+  return /^[A-Za-z0-9_-]{43}$/.test(digest);
+}
+
 /** The keys of the grant whose id has this digest (see {@link grantKeys}). */
 export function grantKeysOfDigest(grantDigest: string): GrantKeys {
   return { record: recordKey('Grant', grantDigest), index: tagged('grant-index', grantDigest) };

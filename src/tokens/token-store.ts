@@ -70,6 +70,34 @@ export type RevocationRelay = (recorded: RecordedEvent) => Promise<void>;
  * servers; their revocation revokes their grant.
  */
 export const ANNOUNCED_DESTROY_MODELS: ReadonlySet<string> = new Set(['AccessToken', 'ClientCredentials', 'Grant']);
+/** One Session or Grant record of an account, as the account page lists it. */
+export interface AccountRecord {
+  /**
+   * The SHA-256 digest (base64url) of the record's id: it names the record without being its id (a
+   * session's id is its browser's cookie), so it may be shown to the person and sent back in a form.
+   */
+  readonly digest: string;
+  /** The payload as the provider wrote it, without its id (`jti`). */
+  readonly payload: AdapterPayload;
+}
+
+/** The live sessions and grants of one account (see {@link TokenStore.listAccount}). */
+export interface AccountRecords {
+  readonly sessions: readonly AccountRecord[];
+  readonly grants: readonly AccountRecord[];
+}
+
+/**
+ * The grant ids of a Session payload that a sign-out revokes: those of its authorizations that do not
+ * persist logout (oidc-provider's end_session does the same; `offline_access` grants persist).
+ */
+export function grantsEndingWithSession(payload: AdapterPayload | undefined): string[] {
+  const authorizations = payload?.authorizations;
+  if (!authorizations || typeof authorizations !== 'object') return [];
+  return Object.values(authorizations as Record<string, { grantId?: unknown; persistsLogout?: unknown }>)
+    .filter((authorization) => typeof authorization?.grantId === 'string' && authorization.persistsLogout !== true)
+    .map((authorization) => authorization.grantId as string);
+}
 
 /** What the issuer needs from a token store. */
 export interface TokenStore {
@@ -82,8 +110,30 @@ export interface TokenStore {
    * Deletes every grant and session of the account, and every token of those grants (JWT access
    * tokens excepted: nothing stores them; introspection consults the account instead). Answers the
    * sign-ins of the sessions it ended, so their clients can be told (back-channel logout).
+   * @param options.keepSession - the digest ({@link AccountRecord.digest}) of one session of the
+   *   account to leave alone: the person's own, when they change their password on the account page.
    */
-  revokeAccount(accountId: string): Promise<EndedSignIn[]>;
+  revokeAccount(accountId: string, options?: { readonly keepSession?: string }): Promise<EndedSignIn[]>;
+  /**
+   * The account's live sessions and grants (a person's own view of them: the account page). Records
+   * that are gone, or that name another account, are left out.
+   */
+  listAccount(accountId: string): Promise<AccountRecords>;
+  /**
+   * Ends one session of the account as a sign-out does: deletes the Session record (and its uid index
+   * entry) and revokes the grants of its sign-ins that do not persist logout, with their tokens.
+   * @param sessionDigest - the session's {@link AccountRecord.digest}.
+   * @returns the sign-ins it ended (for back-channel logout), or undefined when the account has no such
+   *   session (nothing is changed).
+   */
+  endSession(accountId: string, sessionDigest: string): Promise<EndedSignIn[] | undefined>;
+  /**
+   * Revokes one grant of the account, as `revokeByGrantId` does: the Grant record and every token of
+   * it go at once.
+   * @param grantDigest - the grant's {@link AccountRecord.digest}.
+   * @returns false when the account has no such grant (nothing is changed).
+   */
+  revokeGrant(accountId: string, grantDigest: string): Promise<boolean>;
   /**
    * Whether the grant whose id has this SHA-256 digest (base64url) still exists. JWT access tokens of a
    * grant carry that digest (never the id), so introspection can see their grant revoked.

@@ -258,6 +258,103 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       await expect(store.revokeAccount(newTokenValue())).resolves.toEqual([]);
     });
 
+    describe("an account's own view (the account page)", () => {
+      /** An account with two sessions, a grant signed in from the first that persists logout, one that does not, and their tokens. */
+      async function accountWithSessions() {
+        const accountId = newTokenValue();
+        const [kept, ended] = [newTokenValue(), newTokenValue()];
+        const [persisting, ending] = [newTokenValue(), newTokenValue()];
+        const [persistingToken, endingToken] = [newTokenValue(), newTokenValue()];
+        const [keptUid, endedUid] = [newTokenValue(), newTokenValue()];
+        for (const grantId of [persisting, ending]) await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId, { accountId }), 60);
+        await store.adapter('AccessToken').upsert(persistingToken, payloadFor('AccessToken', persistingToken, { grantId: persisting, accountId }), 60);
+        await store.adapter('RefreshToken').upsert(endingToken, payloadFor('RefreshToken', endingToken, { grantId: ending, accountId }), 60);
+        const authorizations = {
+          'client-a': { sid: 'sid-a', grantId: ending },
+          'client-b': { sid: 'sid-b', grantId: persisting, persistsLogout: true },
+        };
+        await store.adapter('Session').upsert(ended, payloadFor('Session', ended, { uid: endedUid, accountId, authorizations }), 60);
+        await store.adapter('Session').upsert(kept, payloadFor('Session', kept, { uid: keptUid, accountId, authorizations: {} }), 60);
+        return { accountId, kept, ended, keptUid, endedUid, persisting, ending, persistingToken, endingToken };
+      }
+
+      it("lists the sessions and grants of the account, named by the digests of their ids, and no other account's", async () => {
+        const a = await accountWithSessions();
+        const other = await accountWithSessions();
+        const listed = await store.listAccount(a.accountId);
+        const digests = (records: readonly { digest: string }[]) => records.map((r) => r.digest).sort();
+        expect(digests(listed.sessions)).toEqual([a.kept, a.ended].map(sha256Base64Url).sort());
+        expect(digests(listed.grants)).toEqual([a.persisting, a.ending].map(sha256Base64Url).sort());
+        const endedSession = listed.sessions.find((s) => s.digest === sha256Base64Url(a.ended))!;
+        expect(endedSession.payload).toMatchObject({ uid: a.endedUid, accountId: a.accountId, kind: 'Session' });
+        // The id (a session's cookie value) is not handed out.
+        expect(endedSession.payload.jti).toBeUndefined();
+        expect(JSON.stringify(listed)).not.toContain(a.ended);
+        expect(digests((await store.listAccount(other.accountId)).sessions)).toEqual([other.kept, other.ended].map(sha256Base64Url).sort());
+        await expect(store.listAccount(newTokenValue())).resolves.toEqual({ sessions: [], grants: [] });
+      });
+
+      it('ends one session as a sign-out does: it goes, with the grants that do not persist logout, and says whom to tell', async () => {
+        const a = await accountWithSessions();
+        const other = await accountWithSessions();
+        // Another account's session is not the account's to end.
+        await expect(store.endSession(a.accountId, sha256Base64Url(other.ended))).resolves.toBeUndefined();
+        expect(await store.adapter('Session').find(other.ended)).toBeDefined();
+        await expect(store.endSession(a.accountId, sha256Base64Url(newTokenValue()))).resolves.toBeUndefined();
+
+        expect(await store.endSession(a.accountId, sha256Base64Url(a.ended))).toEqual([
+          { clientId: 'client-a', sid: 'sid-a' },
+          { clientId: 'client-b', sid: 'sid-b' },
+        ]);
+        expect(await store.adapter('Session').find(a.ended)).toBeUndefined();
+        expect(await store.adapter('Session').findByUid(a.endedUid)).toBeUndefined();
+        expect(await store.adapter('Grant').find(a.ending)).toBeUndefined();
+        expect(await store.adapter('RefreshToken').find(a.endingToken)).toBeUndefined();
+        // offline_access outlives a sign-out, as with the provider's own.
+        expect(await store.adapter('Grant').find(a.persisting)).toBeDefined();
+        expect(await store.adapter('AccessToken').find(a.persistingToken)).toBeDefined();
+        expect(await store.adapter('Session').find(a.kept)).toBeDefined();
+        const listed = await store.listAccount(a.accountId);
+        expect(listed.sessions.map((s) => s.digest)).toEqual([sha256Base64Url(a.kept)]);
+        expect(listed.grants.map((g) => g.digest)).toEqual([sha256Base64Url(a.persisting)]);
+        await expect(store.endSession(a.accountId, sha256Base64Url(a.ended))).resolves.toBeUndefined();
+      });
+
+      it("revokes one grant of the account with its tokens, and no other account's", async () => {
+        const a = await accountWithSessions();
+        const other = await accountWithSessions();
+        await expect(store.revokeGrant(a.accountId, sha256Base64Url(other.persisting))).resolves.toBe(false);
+        expect(await store.isGrantActive(sha256Base64Url(other.persisting))).toBe(true);
+
+        await expect(store.revokeGrant(a.accountId, sha256Base64Url(a.persisting))).resolves.toBe(true);
+        expect(await store.isGrantActive(sha256Base64Url(a.persisting))).toBe(false);
+        expect(await store.adapter('AccessToken').find(a.persistingToken)).toBeUndefined();
+        expect(await store.adapter('Grant').find(a.ending)).toBeDefined();
+        expect((await store.listAccount(a.accountId)).grants.map((g) => g.digest)).toEqual([sha256Base64Url(a.ending)]);
+        await expect(store.revokeGrant(a.accountId, sha256Base64Url(a.persisting))).resolves.toBe(false);
+      });
+
+      it('revokes an account but one session of it, which stays signed in and listed', async () => {
+        const a = await accountWithSessions();
+        expect(await store.revokeAccount(a.accountId, { keepSession: sha256Base64Url(a.kept) })).toEqual([
+          { clientId: 'client-a', sid: 'sid-a' },
+          { clientId: 'client-b', sid: 'sid-b' },
+        ]);
+        expect(await store.adapter('Session').find(a.kept)).toBeDefined();
+        expect(await store.adapter('Session').findByUid(a.keptUid)).toBeDefined();
+        expect(await store.adapter('Session').find(a.ended)).toBeUndefined();
+        for (const grantId of [a.persisting, a.ending]) expect(await store.adapter('Grant').find(grantId)).toBeUndefined();
+        expect(await store.adapter('AccessToken').find(a.persistingToken)).toBeUndefined();
+        const listed = await store.listAccount(a.accountId);
+        expect(listed).toEqual({ sessions: [expect.objectContaining({ digest: sha256Base64Url(a.kept) })], grants: [] });
+        // A session of another account is no exception: everything of this one goes.
+        const b = await accountWithSessions();
+        await store.revokeAccount(b.accountId, { keepSession: sha256Base64Url(a.kept) });
+        await expect(store.listAccount(b.accountId)).resolves.toEqual({ sessions: [], grants: [] });
+        expect(await store.adapter('Session').find(a.kept)).toBeDefined();
+      });
+    });
+
     it('keeps stored payloads out of reach of callers mutating theirs', async () => {
       const id = newTokenValue();
       const payload = payloadFor('AccessToken', id, { extra: { tier: 'gold' } });
