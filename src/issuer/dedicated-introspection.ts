@@ -20,7 +20,7 @@ import { introspectionDuration, introspections } from '../observability/metrics.
 import { isStoreUnavailableError } from '../observability/store-health.js';
 import { requestContext, setRoute } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
-import type { Adapter } from '../tokens/token-store.js';
+import type { FoundToken, TokenStore } from '../tokens/token-store.js';
 import type { ClientWithSecrets } from '../clients/client.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
 import {
@@ -180,19 +180,11 @@ export function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderEr
 /** `value` as a quoted string of an HTTP auth parameter. */
 export const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 
-/** A stored token record and its model. */
-interface FoundRecord {
-  readonly model: string;
-  readonly payload: AdapterPayload;
-}
-
 /** The record the value was stored as, with its model; the provider finds at most one of them. */
-async function findRecord(adapters: ReadonlyMap<string, Adapter>, token: string): Promise<FoundRecord | undefined> {
-  // One round trip: the reads go out together (auto-pipelined). Token values are 256 random bits, so
-  // no value is stored under two models and the order of the provider's search (by hint) cannot matter.
-  const found = await Promise.all(INTROSPECTABLE_MODELS.map((model) => adapters.get(model)!.find(token)));
-  const index = found.findIndex((payload) => payload !== undefined && payload !== null);
-  return index === -1 ? undefined : { model: INTROSPECTABLE_MODELS[index], payload: found[index]! };
+function findRecord(tokenStore: TokenStore, token: string): Promise<FoundToken | undefined> {
+  // One lookup (one round trip, one command). Token values are 256 random bits, so no value is stored
+  // under two models and the order of the provider's search (by hint) cannot matter.
+  return tokenStore.findIntrospectable(INTROSPECTABLE_MODELS, token);
 }
 
 /**
@@ -219,14 +211,14 @@ function handledPayload(model: string, payload: AdapterPayload, id: string): boo
  * application; every request it leaves goes on to the provider.
  */
 export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies): EarlyRoute {
-  const adapters = new Map<string, Adapter>([...INTROSPECTABLE_MODELS, 'Grant'].map((model) => [model, deps.tokenStore.adapter(model)]));
+  const grants = deps.tokenStore.adapter('Grant');
   const accessTokenModels = new Set(['AccessToken', 'ClientCredentials']);
 
   /**
    * The answer for an opaque token, as the provider's introspection action gives it, or `LEAVE` when
    * the token is one whose answer is left to the provider (a refresh token, a bound token...).
    */
-  async function opaqueAnswer(callerClientId: string, token: string, record: Promise<FoundRecord | undefined>): Promise<IntrospectionAnswer | undefined> {
+  async function opaqueAnswer(callerClientId: string, token: string, record: Promise<FoundToken | undefined>): Promise<IntrospectionAnswer | undefined> {
     const found = await record;
     if (!found) return { active: false };
     const { model, payload } = found;
@@ -239,7 +231,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
 
     if (payload.grantId !== undefined) {
       if (typeof payload.grantId !== 'string') return LEAVE;
-      const grant = await adapters.get('Grant')!.find(payload.grantId);
+      const grant = await grants.find(payload.grantId);
       if (!grant) return { active: false };
       if (grant.kind !== 'Grant' || typeof grant.clientId !== 'string' || typeof grant.iat !== 'number' || typeof grant.exp !== 'number' || 'nbf' in grant) {
         return LEAVE;
@@ -301,7 +293,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     const jwt = looksLikeJwt(candidate.token);
     // An opaque token's record is read beside the secret check's failure count, in the same round trip
     // (auto-pipelined); nothing of it is used, nor its failure answered, unless the caller authenticates.
-    const record = jwt ? undefined : findRecord(adapters, candidate.token);
+    const record = jwt ? undefined : findRecord(deps.tokenStore, candidate.token);
     record?.catch(() => undefined);
     try {
       if (!(await authenticate(ctx, deps, candidate, INTROSPECTION_ROUTE))) return true;

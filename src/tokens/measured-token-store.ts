@@ -24,6 +24,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
     },
     revokeAccount: (accountId) => measured('revokeAccount', () => store.revokeAccount(accountId)),
     revokeOwnClientCredentials: (token, owner) => measured('revokeOwnClientCredentials', () => store.revokeOwnClientCredentials(token, owner)),
+    findIntrospectable: (models, token) => measured('findIntrospectable', () => store.findIntrospectable(models, token)),
     revokeJwt: (jti, expiresAt) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt)),
     isGrantActive: (grantDigest) => measured('isGrantActive', () => store.isGrantActive(grantDigest)),
     grantOfDigest: (grantDigest) => measured('grantOfDigest', () => store.grantOfDigest(grantDigest)),

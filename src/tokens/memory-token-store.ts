@@ -4,7 +4,15 @@
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
-import { signInsOfSession, type EndedSignIn, type OwnTokenRevocation, type TokenOwner, type TokenStore } from './token-store.js';
+import {
+  signInsOfSession,
+  type EndedSignIn,
+  type FoundToken,
+  type IntrospectableModel,
+  type OwnTokenRevocation,
+  type TokenOwner,
+  type TokenStore,
+} from './token-store.js';
 import {
   assertTokenModel,
   epochSeconds,
@@ -73,6 +81,15 @@ export class MemoryTokenStore implements TokenStore {
     }
     this.#entries.delete(key);
     return ended;
+  }
+
+  async findIntrospectable(models: readonly IntrospectableModel[], token: string): Promise<FoundToken | undefined> {
+    const digest = sha256Base64Url(token);
+    for (const model of models) {
+      const payload = this.#findRecord(recordKey(model, digest), token);
+      if (payload) return { model, payload };
+    }
+    return undefined;
   }
 
   /** As the Redis store's script (REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT): synchronous, hence atomic. */
