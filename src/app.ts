@@ -1,10 +1,11 @@
 /**
- * The Koa application: request ids and logs, health, the admin API, the interaction pages, and
- * oidc-provider for the protocol routes. The provider gets the raw request (no body parser in front
- * of it).
+ * The server's request listener: the hottest routes answered early (the JWKS and the dedicated paths,
+ * src/issuer/early-dispatch.ts), then the Koa application: request ids and logs, health, the admin API,
+ * the interaction pages, and oidc-provider for the protocol routes. The provider gets the raw request
+ * (no body parser in front of it).
  */
 import { sessionsWithBackchannelLogout } from './issuer/backchannel-logout.js';
-import { randomUUID } from 'node:crypto';
+import type { RequestListener } from 'node:http';
 import Router from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
@@ -17,14 +18,15 @@ import { buildOpenApiDocument } from './admin/openapi.js';
 import { problemHandler } from './admin/problem.js';
 import { clientRoutes } from './clients/client-routes.js';
 import { auditRoutes } from './audit/audit-routes.js';
-import { requestContext, setRoute, type RequestContext } from './shared/request-context.js';
+import { requestContext, setRoute } from './shared/request-context.js';
+import { tagRequest } from './shared/request-tagging.js';
 import { hasBody, readBodyWithin, type RequestWithBody } from './shared/request-body.js';
-import { httpDuration, httpRequests, labelledChildren } from './observability/metrics.js';
 import { requestTracing } from './observability/tracing.js';
 import { interactionRoutes } from './interactions/interaction-routes.js';
 import { dedicatedIntrospection } from './issuer/dedicated-introspection.js';
 import { dedicatedIssuance } from './issuer/dedicated-issuance.js';
 import { dedicatedRevocation } from './issuer/dedicated-revocation.js';
+import { earlyDispatch, type EarlyRoute } from './issuer/early-dispatch.js';
 import { jwksEndpoint } from './issuer/jwks-endpoint.js';
 import { INTROSPECTION_PATH, JWKS_PATH, REVOCATION_PATH, TOKEN_PATH } from './issuer/provider.js';
 import { userinfoForApiTokens } from './issuer/userinfo-for-api-tokens.js';
@@ -73,7 +75,6 @@ export type AppDependencies = Pick<
   readonly production: boolean;
 };
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** OAuth form bodies larger than this answer 413. */
 const MAX_FORM_BODY_BYTES = 64 * 1024;
 
@@ -84,27 +85,8 @@ function refuseLargeBody(ctx: Koa.Context): void {
   ctx.body = { error: 'invalid_request', error_description: `the body must not exceed ${MAX_FORM_BODY_BYTES} bytes` };
 }
 
-/** Safe on every answer; HTML pages add their own Content-Security-Policy on top. */
-const COMMON_HEADERS = [
-  ['X-Content-Type-Options', 'nosniff'],
-  ['Referrer-Policy', 'no-referrer'],
-  ['X-Frame-Options', 'DENY'],
-] as const;
-
-const requestCount = labelledChildren((route: string, method: string, status: string) => httpRequests.labels(route, method, status));
-const requestTimer = labelledChildren((route: string) => httpDuration.labels(route));
-
 /** Paths served by the interaction router (its pages and their assets). */
 const isInteractionPath = (path: string) => path.startsWith('/interaction/') || path.startsWith('/assets/');
-
-/** The address a request comes from: the socket's, or the one our own proxy appended to X-Forwarded-For. */
-function clientAddress(ctx: Koa.Context, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = ctx.get('x-forwarded-for').split(',').at(-1)?.trim();
-    if (forwarded) return forwarded;
-  }
-  return ctx.req.socket.remoteAddress ?? 'unknown';
-}
 
 /** Builds the Koa application. */
 export function createApp(deps: AppDependencies): Koa {
@@ -115,40 +97,12 @@ export function createApp(deps: AppDependencies): Koa {
   app.silent = true;
   app.on('error', (error: unknown) => deps.logger.error({ err: error }, 'unhandled request error'));
 
-  app.use(function tagRequest(ctx, next) {
-    const { req, res } = ctx;
-    const incoming = req.headers['x-request-id'];
-    const context: RequestContext = {
-      requestId: typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID(),
-      ip: clientAddress(ctx, deps.trustProxy),
-    };
-    res.setHeader('X-Request-Id', context.requestId);
-    for (const [name, value] of COMMON_HEADERS) res.setHeader(name, value);
-    const started = performance.now();
-    // Recorded when the response is sent, which also covers the provider's routes (it writes to res itself).
-    res.once('finish', () => {
-      const seconds = (performance.now() - started) / 1000;
-      const route = context.route ?? 'other';
-      const status = res.statusCode;
-      const method = req.method ?? 'GET';
-      // One line per request; not even its fields are gathered when info is off. 'finish' fires
-      // outside the request's async context: its ids are given here.
-      if (deps.logger.isLevelEnabled('info')) {
-        deps.logger.info(
-          { requestId: context.requestId, traceId: context.traceId, method, path: ctx.path, route, status, ms: Math.round(seconds * 1000) },
-          'request',
-        );
-      }
-      requestCount(route, method, String(status)).inc();
-      requestTimer(route).observe(seconds);
-    });
-    return requestContext.run(context, next);
+  app.use(function tagRequestContext(ctx, next) {
+    // A request the early dispatch left to the application was tagged there: the same context comes back.
+    return requestContext.run(tagRequest(ctx.req, ctx.res, deps), next);
   });
   // OpenTelemetry's server span, inside the request context (nothing when tracing is off).
   for (const middleware of requestTracing()) app.use(middleware);
-
-  // The JWKS is answered before anything else a request goes through: it needs none of it.
-  app.use(jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds));
 
   app.use(async function limitOAuthBodies(ctx, next) {
     // A declared body too large to be a real request is refused before anything else (the admin API
@@ -159,13 +113,6 @@ export function createApp(deps: AppDependencies): Koa {
     }
     await next();
   });
-
-  if (deps.dedicatedPaths) {
-    // First after the body limit: the hottest request needs none of the routing below.
-    app.use(dedicatedIntrospection({ ...deps, introspectionPath: INTROSPECTION_PATH }));
-    app.use(dedicatedIssuance({ ...deps, tokenPath: TOKEN_PATH }));
-    app.use(dedicatedRevocation({ ...deps, revocationPath: REVOCATION_PATH }));
-  }
 
   const health = new Router();
   health.use(async (ctx, next) => {
@@ -284,4 +231,25 @@ export function createApp(deps: AppDependencies): Koa {
   });
 
   return app;
+}
+
+/**
+ * The routes answered before the Koa application: the JWKS, and the dedicated paths unless
+ * `DEDICATED_PATHS=false` (docs/dedicated-paths.md).
+ */
+function earlyRoutes(deps: AppDependencies): EarlyRoute[] {
+  const routes = [jwksEndpoint(JWKS_PATH, deps.currentJwks, deps.jwksMaxAgeSeconds)];
+  if (deps.dedicatedPaths) {
+    routes.push(
+      dedicatedIntrospection({ ...deps, introspectionPath: INTROSPECTION_PATH }),
+      dedicatedIssuance({ ...deps, tokenPath: TOKEN_PATH }),
+      dedicatedRevocation({ ...deps, revocationPath: REVOCATION_PATH }),
+    );
+  }
+  return routes;
+}
+
+/** The server's request listener: the early routes, then the Koa application of `createApp`. */
+export function createRequestListener(deps: AppDependencies): RequestListener {
+  return earlyDispatch(createApp(deps), earlyRoutes(deps), deps);
 }

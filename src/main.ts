@@ -3,9 +3,9 @@
  * A configuration error stops the process with a message naming the variable.
  */
 import cluster from 'node:cluster';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { Server as NetServer, type AddressInfo } from 'node:net';
-import { createApp } from './app.js';
+import { createRequestListener } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './db/database.js';
 import { createLogger, type Logger } from './observability/logger.js';
@@ -18,7 +18,7 @@ const SHUTDOWN_GRACE_MS = 10_000;
 
 async function serve(config: Config, logger: Logger, prepare: boolean): Promise<void> {
   const services = await createServices(config, logger, { prepare, background: true });
-  const app = createApp({
+  const listener = createRequestListener({
     ...services,
     issuer: config.issuer,
     trustProxy: config.trustProxy,
@@ -27,7 +27,7 @@ async function serve(config: Config, logger: Logger, prepare: boolean): Promise<
     dedicatedPaths: config.dedicatedPaths,
     production: config.production,
   });
-  const server = app.listen(config.port);
+  const server = createServer(listener).listen(config.port);
   // Bounds on slow clients: a request must arrive whole, and be answered, within these.
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;

@@ -97,7 +97,7 @@ export function ratiosOf(contenders: readonly ContenderResult[]): Pick<Compariso
 }
 
 /** Whether a target was met; `n/a` when the machine cannot show it, `not measured` when this run did not. */
-export type TargetStatus = 'met' | 'not met' | 'n/a' | 'not measured';
+export type TargetStatus = 'met' | 'met by CPU only' | 'not met' | 'n/a' | 'not measured';
 
 /** One target of the issue, as this run found it. */
 export interface TargetResult {
@@ -131,11 +131,15 @@ export function judgeTargets({ comparisons, connections, cores, workers }: Targe
     const value = ratio(id, label);
     const cpu = byId.get(id)?.cpuRatios[label];
     const measured = value === undefined ? '-' : `${fmt(value)}x${cpu === undefined ? '' : ` (CPU ${fmt(cpu)}x)`}`;
-    results.push({ target, measured, status: value === undefined ? 'not measured' : value >= minimum ? 'met' : 'not met' });
+    // On a shared machine req/s moves with the other load and CPU per request much less: a ratio met by
+    // CPU alone is told apart from a miss.
+    const status = value === undefined ? 'not measured' : value >= minimum ? 'met' : cpu !== undefined && cpu >= minimum ? 'met by CPU only' : 'not met';
+    results.push({ target, measured, status });
   };
   atLeast(`Opaque issuance >= 1.0x ${REDIS_PEER}`, 'opaque-issuance', REDIS_PEER, 1.0);
   atLeast(`Opaque issuance >= 0.85x ${MEMORY_PEER}`, 'opaque-issuance', MEMORY_PEER, 0.85);
-  atLeast(`Introspection (opaque) >= 1.5x ${MEMORY_PEER}`, 'introspection-opaque', MEMORY_PEER, 1.5);
+  atLeast(`Introspection (opaque) >= 3.0x ${MEMORY_PEER}`, 'introspection-opaque', MEMORY_PEER, 3.0);
+  atLeast(`Introspection (opaque) >= 3.0x ${REDIS_PEER}`, 'introspection-opaque', REDIS_PEER, 3.0);
 
   const introspection = byId.get('introspection-opaque')?.contenders.find((c) => c.role === 'project');
   results.push(

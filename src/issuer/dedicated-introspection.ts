@@ -2,7 +2,7 @@
  * The dedicated introspection path (docs/dedicated-paths.md): introspection by a client authenticating
  * with its secret (Basic or in the form), answered in front of oidc-provider with the provider's own
  * checks and answer, in a fraction of its time. It handles only requests whose whole course it knows;
- * anything else goes to the provider untouched (`next()`), with its body given back when it was read.
+ * anything else goes to the provider untouched, with its body given back when it was read.
  *
  * The provider's introspection (lib/actions/introspection.js and lib/shared/client_auth.js of
  * oidc-provider) is what this reproduces, and test/e2e/introspection-differential.test.ts holds the
@@ -10,6 +10,7 @@
  * client secret check (and its lockout), the visibility rule, the JWT answer and the fields added to
  * opaque answers.
  */
+import type { EarlyRoute } from './early-dispatch.js';
 import { dedicatedPath, readFormAhead } from './dedicated-path.js';
 import { parse as parseQueryString } from 'node:querystring';
 import type Koa from 'koa';
@@ -19,7 +20,7 @@ import { introspectionDuration, introspections } from '../observability/metrics.
 import { isStoreUnavailableError } from '../observability/store-health.js';
 import { requestContext, setRoute } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
-import type { Adapter } from '../tokens/token-store.js';
+import type { FoundToken, TokenStore } from '../tokens/token-store.js';
 import type { ClientWithSecrets } from '../clients/client.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
 import {
@@ -182,12 +183,10 @@ export function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderEr
 export const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 
 /** The record the value was stored as, with its model; the provider finds at most one of them. */
-async function findRecord(adapters: ReadonlyMap<string, Adapter>, token: string): Promise<{ model: string; payload: AdapterPayload } | undefined> {
-  // One round trip: the reads go out together (auto-pipelined). Token values are 256 random bits, so
-  // no value is stored under two models and the order of the provider's search (by hint) cannot matter.
-  const found = await Promise.all(INTROSPECTABLE_MODELS.map((model) => adapters.get(model)!.find(token)));
-  const index = found.findIndex((payload) => payload !== undefined && payload !== null);
-  return index === -1 ? undefined : { model: INTROSPECTABLE_MODELS[index], payload: found[index]! };
+function findRecord(tokenStore: TokenStore, token: string): Promise<FoundToken | undefined> {
+  // One lookup (one round trip, one command). Token values are 256 random bits, so no value is stored
+  // under two models and the order of the provider's search (by hint) cannot matter.
+  return tokenStore.findIntrospectable(INTROSPECTABLE_MODELS, token);
 }
 
 /**
@@ -210,19 +209,19 @@ function handledPayload(model: string, payload: AdapterPayload, id: string): boo
 }
 
 /**
- * Builds the koa middleware of the dedicated path. It goes in front of the provider (after the body
- * limit), and calls `next()` for every request it leaves to the provider.
+ * Builds the route of the dedicated path, answered by the early dispatch in front of the Koa
+ * application; every request it leaves goes on to the provider.
  */
-export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies): Koa.Middleware {
-  const adapters = new Map<string, Adapter>([...INTROSPECTABLE_MODELS, 'Grant'].map((model) => [model, deps.tokenStore.adapter(model)]));
+export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies): EarlyRoute {
+  const grants = deps.tokenStore.adapter('Grant');
   const accessTokenModels = new Set(['AccessToken', 'ClientCredentials']);
 
   /**
    * The answer for an opaque token, as the provider's introspection action gives it, or `LEAVE` when
    * the token is one whose answer is left to the provider (a refresh token, a bound token...).
    */
-  async function opaqueAnswer(callerClientId: string, token: string): Promise<IntrospectionAnswer | undefined> {
-    const found = await findRecord(adapters, token);
+  async function opaqueAnswer(callerClientId: string, token: string, record: Promise<FoundToken | undefined>): Promise<IntrospectionAnswer | undefined> {
+    const found = await record;
     if (!found) return { active: false };
     const { model, payload } = found;
     if (!accessTokenModels.has(model) || !handledPayload(model, payload, token)) return LEAVE;
@@ -234,7 +233,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
 
     if (payload.grantId !== undefined) {
       if (typeof payload.grantId !== 'string') return LEAVE;
-      const grant = await adapters.get('Grant')!.find(payload.grantId);
+      const grant = await grants.find(payload.grantId);
       if (!grant) return { active: false };
       if (grant.kind !== 'Grant' || typeof grant.clientId !== 'string' || typeof grant.iat !== 'number' || typeof grant.exp !== 'number' || 'nbf' in grant) {
         return LEAVE;
@@ -295,11 +294,15 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     // Named as the provider names it once it has found the client (traces and logs carry it).
     if (context) context.clientId = candidate.clientId;
     let introspected: IntrospectionAnswer | undefined;
+    const jwt = looksLikeJwt(candidate.token);
+    // An opaque token's record is read beside the secret check's failure count, in the same round trip
+    // (auto-pipelined); nothing of it is used, nor its failure answered, unless the caller authenticates.
+    const record = jwt ? undefined : findRecord(deps.tokenStore, candidate.token);
+    record?.catch(() => undefined);
     try {
       if (!(await authenticate(ctx, deps, candidate, INTROSPECTION_ROUTE))) return true;
-      introspected = looksLikeJwt(candidate.token)
-        ? await jwtAnswer(candidate.clientId, candidate.token)
-        : await opaqueAnswer(candidate.clientId, candidate.token);
+      introspected =
+        record === undefined ? await jwtAnswer(candidate.clientId, candidate.token) : await opaqueAnswer(candidate.clientId, candidate.token, record);
     } catch (error) {
       answerFailure(ctx, deps.logger, error, INTROSPECTION_ROUTE);
       return true;

@@ -2,7 +2,7 @@
  * The dedicated client_credentials path (docs/dedicated-paths.md): an opaque access token for a client
  * authenticating with its secret (Basic or in the form), issued in front of oidc-provider with the
  * provider's own checks, stored payload and answer. It handles only requests whose whole course it
- * knows; anything else goes to the provider untouched (`next()`), with its body given back when it was
+ * knows; anything else goes to the provider untouched, with its body given back when it was
  * read. Errors of the grant (`invalid_scope`, `invalid_target`) are the provider's to give: the request
  * is left to it.
  *
@@ -13,6 +13,7 @@
  * client secret check (and its lockout), the resource server resolution and token policy
  * (resource-server-info.ts), the client-bound adapter and the token store.
  */
+import type { EarlyRoute } from './early-dispatch.js';
 import { dedicatedPath, readFormAhead } from './dedicated-path.js';
 import { randomFillSync } from 'node:crypto';
 import { parse as parseQueryString } from 'node:querystring';
@@ -154,10 +155,10 @@ function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError): v
 }
 
 /**
- * Builds the koa middleware of the dedicated path. It goes in front of the provider (after the body
- * limit), and calls `next()` for every request it leaves to the provider.
+ * Builds the route of the dedicated path, answered by the early dispatch in front of the Koa
+ * application; every request it leaves goes on to the provider.
  */
-export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): Koa.Middleware {
+export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRoute {
   // The adapter the provider stores ClientCredentials tokens through (provider.ts `adapter`).
   const adapter = clientBoundAdapter(deps.tokenStore.adapter('ClientCredentials'), deps.clients);
   const issued: Record<ClientTrust, ReturnType<typeof tokensIssued.labels>> = {

@@ -3,6 +3,7 @@
  * answers what it fully handles, and leaves everything else to oidc-provider, counting both outcomes.
  */
 import type Koa from 'koa';
+import type { EarlyRoute } from './early-dispatch.js';
 import { dedicatedPathRequests } from '../observability/metrics.js';
 import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js';
 
@@ -37,23 +38,25 @@ export async function readFormAhead(ctx: Koa.Context): Promise<Buffer | undefine
 }
 
 /**
- * The koa middleware of a dedicated path, in front of the provider. `answer` answers the request and
- * resolves `true`, or leaves it untouched (but for a body read ahead, which the provider reads again)
- * and resolves `false`, and the request goes on to the provider.
+ * The route of a dedicated path, answered by the early dispatch (early-dispatch.ts) in front of the
+ * Koa application and the provider. `answer` answers the request and resolves `true`, or leaves it
+ * untouched (but for a body read ahead, which the provider reads again) and resolves `false`, and the
+ * request goes on to the provider.
  * @param route the route's name in metrics (`introspection`, `token`, `revocation`).
  */
-export function dedicatedPath(route: string, path: string, answer: (ctx: Koa.Context) => Promise<boolean>): Koa.Middleware {
+export function dedicatedPath(route: string, path: string, answer: (ctx: Koa.Context) => Promise<boolean>): EarlyRoute {
   const answered = dedicatedPathRequests.labels({ route, outcome: 'answered' });
   const leftToProvider = dedicatedPathRequests.labels({ route, outcome: 'provider' });
-  return async function dedicatedPathStep(ctx, next) {
-    if (ctx.path !== path || ctx.method !== 'POST') {
-      await next();
-      return;
-    }
-    if (await answer(ctx)) answered.inc();
-    else {
+  return {
+    path,
+    methods: ['POST'],
+    async serve(ctx) {
+      if (await answer(ctx)) {
+        answered.inc();
+        return true;
+      }
       leftToProvider.inc();
-      await next();
-    }
+      return false;
+    },
   };
 }

@@ -11,6 +11,7 @@
  * the dedicated introspection path: the form and header checks, the one client secret check (and its
  * lockout), the error answers.
  */
+import type { EarlyRoute } from './early-dispatch.js';
 import { dedicatedPath } from './dedicated-path.js';
 import type Koa from 'koa';
 import type { Logger } from '../observability/logger.js';
@@ -44,10 +45,10 @@ const REVOKED = { status: 200, body: '' } as const;
 const revocationCount = labelledChildren((kind: string) => revocations.labels(kind));
 
 /**
- * Builds the koa middleware of the path. It goes in front of the provider (after the body limit), and
- * calls `next()` for every request it leaves to the provider.
+ * Builds the route of the path, answered by the early dispatch in front of the Koa application; every
+ * request it leaves goes on to the provider.
  */
-export function dedicatedRevocation(deps: DedicatedRevocationDependencies): Koa.Middleware {
+export function dedicatedRevocation(deps: DedicatedRevocationDependencies): EarlyRoute {
   return dedicatedPath('revocation', deps.revocationPath, answer);
 
   /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */

@@ -3,7 +3,8 @@
  * it carries what caches need: `Cache-Control: max-age` (JWKS_MAX_AGE, which the key lifecycle relies
  * on) and a strong ETag answered with 304 on `If-None-Match`.
  */
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
+import type { EarlyRoute } from './early-dispatch.js';
 import type { KeyRing } from '../keys/signing-keys.js';
 import { sha256Base64Url } from '../shared/secrets.js';
 
@@ -35,27 +36,32 @@ function matchesIfNoneMatch(header: string, etag: string): boolean {
 }
 
 /**
- * Koa middleware answering GET and HEAD of `path` with the document in force. Everything in the
- * answer is made once per key ring; a request costs the path check, the headers and one write.
+ * The route answering GET and HEAD of `path` with the document in force, served by the early dispatch
+ * (early-dispatch.ts) before the Koa application. Everything in the answer is made once per key ring;
+ * a request costs the path check, the headers and one write.
  */
-export function jwksEndpoint(path: string, currentJwks: () => JwksDocument, maxAgeSeconds: number) {
+export function jwksEndpoint(path: string, currentJwks: () => JwksDocument, maxAgeSeconds: number): EarlyRoute {
   const cacheControl = `public, max-age=${maxAgeSeconds}`;
-  return function serveJwks(ctx: Context, next: Next): Promise<void> | void {
-    if (ctx.path !== path || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
-    const document = currentJwks();
-    const { res } = ctx;
-    res.setHeader('Content-Type', CONTENT_TYPE);
-    res.setHeader('ETag', document.etag);
-    res.setHeader('Cache-Control', cacheControl);
-    // A public document, as oidc-provider serves it: browser-based resource servers may fetch it.
-    res.setHeader('Access-Control-Allow-Origin', '*');
-    const ifNoneMatch = ctx.req.headers['if-none-match'];
-    if (ifNoneMatch !== undefined && matchesIfNoneMatch(ifNoneMatch, document.etag)) {
-      ctx.status = 304;
-      return;
-    }
-    ctx.status = 200;
-    // A Buffer body: Koa takes its length as is, and HEAD sends the headers alone.
-    ctx.body = document.body;
+  return {
+    path,
+    methods: ['GET', 'HEAD'],
+    serve(ctx: Context): boolean {
+      const document = currentJwks();
+      const { res } = ctx;
+      res.setHeader('Content-Type', CONTENT_TYPE);
+      res.setHeader('ETag', document.etag);
+      res.setHeader('Cache-Control', cacheControl);
+      // A public document, as oidc-provider serves it: browser-based resource servers may fetch it.
+      res.setHeader('Access-Control-Allow-Origin', '*');
+      const ifNoneMatch = ctx.req.headers['if-none-match'];
+      if (ifNoneMatch !== undefined && matchesIfNoneMatch(ifNoneMatch, document.etag)) {
+        ctx.status = 304;
+        return true;
+      }
+      ctx.status = 200;
+      // A Buffer body: its length is taken as is, and HEAD sends the headers alone.
+      ctx.body = document.body;
+      return true;
+    },
   };
 }

@@ -78,6 +78,13 @@ export class RedisFailureCounter implements FailureCounter {
 
   async admit(key: string, countFailure: boolean): Promise<number> {
     const { maxFailures, windowSeconds, restartWindowOnFailure } = this.policy;
+    if (!countFailure) {
+      // The common case (a right secret, checked first): one read, and the script only for a key at its
+      // limit (which answers the wait, and gives the key back its expiry if it lost it). Counting nothing,
+      // the read needs no atomic step: a failure counted just after it is ordered after this attempt.
+      const count = (await measureStoreCall('redis', 'failures', () => this.redis.get(this.#key(key)))) ?? '0';
+      if (Number(count) < maxFailures) return 0;
+    }
     const waitMs = (await measureStoreCall('redis', 'failures', () =>
       this.redis.eval(ADMIT_SCRIPT, 1, this.#key(key), maxFailures, windowSeconds, restartWindowOnFailure ? '1' : '0', countFailure ? '1' : '0'),
     )) as number;

@@ -11,6 +11,7 @@ import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LogEvent } from 'kysely';
 import type Koa from 'koa';
 import { requestContext, type RequestContext } from '../shared/request-context.js';
@@ -51,19 +52,25 @@ export async function stopTracing(): Promise<void> {
 /** The server span of each request; empty when tracing is off. Install it right after the request context is set. */
 export function requestTracing(): Koa.Middleware[] {
   if (!tracer) return [];
-  const requestTracer = tracer;
-  return [
-    async function traceRequest(ctx, next) {
-      const parent = propagation.extract(ROOT_CONTEXT, ctx.headers);
-      const span = requestTracer.startSpan(`${ctx.method}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': ctx.method } }, parent);
-      const request = requestContext.getStore();
-      if (request) request.traceId = span.spanContext().traceId;
-      // Read when the answer is sent: 'finish' fires outside the request's async context.
-      ctx.res.once('finish', () => endRequestSpan(span, request, ctx.method, ctx.res.statusCode));
-      ctx.res.once('close', () => endRequestSpan(span, request, ctx.method, ctx.res.writableFinished ? ctx.res.statusCode : 499));
-      await context.with(trace.setSpan(parent, span), next);
-    },
-  ];
+  return [(ctx, next) => traceServerRequest(ctx.req, ctx.res, next)];
+}
+
+/**
+ * Runs `serve` in the server span of the request (continuing its `traceparent`), inside its request
+ * context; just runs it when tracing is off, or when the request has its span already (one the early
+ * dispatch left to the Koa application).
+ */
+export function traceServerRequest(req: IncomingMessage, res: ServerResponse, serve: () => Promise<void>): Promise<void> {
+  const request = requestContext.getStore();
+  if (!tracer || request?.traceId !== undefined) return serve();
+  const method = req.method ?? 'GET';
+  const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+  const span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes: { 'http.request.method': method } }, parent);
+  if (request) request.traceId = span.spanContext().traceId;
+  // Read when the answer is sent: 'finish' fires outside the request's async context.
+  res.once('finish', () => endRequestSpan(span, request, method, res.statusCode));
+  res.once('close', () => endRequestSpan(span, request, method, res.writableFinished ? res.statusCode : 499));
+  return context.with(trace.setSpan(parent, span), serve);
 }
 
 const ended = new WeakSet<Span>();

@@ -27,6 +27,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
     endSession: (accountId, sessionDigest) => measured('endSession', () => store.endSession(accountId, sessionDigest)),
     revokeGrant: (accountId, grantDigest) => measured('revokeGrant', () => store.revokeGrant(accountId, grantDigest)),
     revokeOwnClientCredentials: (token, owner) => measured('revokeOwnClientCredentials', () => store.revokeOwnClientCredentials(token, owner)),
+    findIntrospectable: (models, token) => measured('findIntrospectable', () => store.findIntrospectable(models, token)),
     revokeJwt: (jti, expiresAt, audiences) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt, audiences)),
     announceTo: (relay) => store.announceTo(relay),
     relayLeftoverAnnouncements: () => measured('relayLeftoverAnnouncements', () => store.relayLeftoverAnnouncements()),

@@ -13,6 +13,8 @@ import {
   type AccountRecord,
   type AccountRecords,
   type EndedSignIn,
+  type FoundToken,
+  type IntrospectableModel,
   type OwnTokenRevocation,
   type RevocationRelay,
   type TokenOwner,
@@ -147,6 +149,15 @@ export class MemoryTokenStore implements TokenStore {
     const payload = this.#get(key, 'record')?.payload;
     if (payload?.accountId !== accountId) return [];
     return [key, ...(typeof payload.uid === 'string' ? [uidKey('Session', payload.uid)] : [])];
+  }
+
+  async findIntrospectable(models: readonly IntrospectableModel[], token: string): Promise<FoundToken | undefined> {
+    const digest = sha256Base64Url(token);
+    for (const model of models) {
+      const payload = this.#findRecord(recordKey(model, digest), token);
+      if (payload) return { model, payload };
+    }
+    return undefined;
   }
 
   /** As the Redis store's script (REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT): synchronous, hence atomic. */

@@ -23,6 +23,8 @@ import {
   type AccountRecord,
   type AccountRecords,
   type EndedSignIn,
+  type FoundToken,
+  type IntrospectableModel,
   type OwnTokenRevocation,
   type TokenOwner,
   type TokenStore,
@@ -198,7 +200,18 @@ class Script {
   }
 }
 
+// KEYS: the records of one value under several models (one hash tag, so one slot). Answers the
+// 1-based index of the first that exists, its payload and its consumed time (nil when not consumed), or 0.
+const FIND_FIRST_SCRIPT = `
+for i, key in ipairs(KEYS) do
+  local found = redis.call('HMGET', key, 'payload', 'consumed')
+  if found[1] then return {i, found[1], found[2]} end
+end
+return 0
+`;
+
 const consumeScript = new Script(CONSUME_SCRIPT);
+const findFirstScript = new Script(FIND_FIRST_SCRIPT);
 const upsertScript = new Script(UPSERT_SCRIPT);
 const joinSetScript = new Script(JOIN_SET_SCRIPT);
 const revokeOwnClientCredentialsScript = new Script(REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT);
@@ -378,6 +391,18 @@ export class RedisTokenStore implements TokenStore {
     if (!isOwnTokenRevocation(outcome)) throw new Error(`unexpected revocation outcome ${String(outcome)}`);
     await this.#relayRecorded(eventKey, json);
     return outcome;
+  }
+
+  async findIntrospectable(models: readonly IntrospectableModel[], token: string): Promise<FoundToken | undefined> {
+    const digest = sha256Base64Url(token);
+    const reply = await findFirstScript.runKeys(
+      this.#redis,
+      models.map((model) => this.#key(recordKey(model, digest))),
+    );
+    if (!Array.isArray(reply)) return undefined;
+    const [index, payload, consumed] = reply as [number, string, string | null];
+    const model = models[index - 1];
+    return { model, payload: restorePayload(JSON.parse(payload) as AdapterPayload, consumed === null ? undefined : Number(consumed), token) };
   }
 
   async revokeJwt(jti: string, expiresAt: number, audiences: readonly string[]): Promise<void> {

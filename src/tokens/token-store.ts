@@ -99,6 +99,15 @@ export function grantsEndingWithSession(payload: AdapterPayload | undefined): st
     .map((authorization) => authorization.grantId as string);
 }
 
+/** The models a token value is looked up in by introspection and revocation (the provider's order). */
+export type IntrospectableModel = (typeof REVOCATION_SEARCH_MODELS)[number];
+
+/** A token record found by `findIntrospectable`, and the model it was stored as. */
+export interface FoundToken {
+  readonly model: IntrospectableModel;
+  readonly payload: AdapterPayload;
+}
+
 /** What the issuer needs from a token store. */
 export interface TokenStore {
   /**
@@ -147,6 +156,12 @@ export interface TokenStore {
    * (the record: such tokens have no index entry nor grant). Changes nothing in any other case.
    */
   revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation>;
+  /**
+   * The record stored for the value under the first of `models` (`AccessToken`, `ClientCredentials`,
+   * `RefreshToken`) that holds one, as that model's adapter `find` answers it, with the model: one
+   * lookup instead of one per model (one round trip and one command in Redis), for introspection.
+   */
+  findIntrospectable(models: readonly IntrospectableModel[], token: string): Promise<FoundToken | undefined>;
   /**
    * The payload of the grant whose id has this SHA-256 digest (base64url), without its id (`jti`):
    * what a JWT access token's grant allows, for userinfo (src/issuer/userinfo-for-api-tokens.ts).

@@ -87,6 +87,14 @@ describe('metrics', () => {
     expect(sample('login_store_duration_seconds_count', { store: 'redis', operation: 'find' })).toBeGreaterThanOrEqual(1);
   });
 
+  it('count each request once, one a dedicated path leaves to the provider (the JWT revocation) included', () => {
+    // Two revocations: the opaque token's (answered by the dedicated path, or the provider) and the
+    // JWT's (always the provider's, after the early dispatch looked at it when the paths are on).
+    expect(sample('login_http_requests_total', { route: 'revocation', method: 'POST', status: '200' })).toBe(2);
+    // Counted twice, the second count would have no route name: every POST here has one.
+    expect(sample('login_http_requests_total', { route: 'other', method: 'POST' })).toBeUndefined();
+  });
+
   it('count HTTP requests by route name and status, never by raw path', () => {
     expect(sample('login_http_requests_total', { route: 'token', method: 'POST', status: '200' })).toBeGreaterThanOrEqual(3);
     expect(sample('login_http_requests_total', { route: 'introspection', status: '200' })).toBeGreaterThanOrEqual(2);

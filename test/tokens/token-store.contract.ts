@@ -86,6 +86,23 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       expect(await store.adapter('RefreshToken').find(id)).toBeUndefined();
     });
 
+    it('finds a value under the first model holding it, as that model finds it (consumed mark included), in one lookup', async () => {
+      const models = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
+      const access = newTokenValue();
+      await store.adapter('AccessToken').upsert(access, payloadFor('AccessToken', access, { scope: 'openid' }), 60);
+      const refresh = newTokenValue();
+      await store.adapter('RefreshToken').upsert(refresh, payloadFor('RefreshToken', refresh), 60);
+      await store.adapter('RefreshToken').consume(refresh);
+
+      expect(await store.findIntrospectable(models, access)).toEqual({ model: 'AccessToken', payload: await store.adapter('AccessToken').find(access) });
+      const found = await store.findIntrospectable(models, refresh);
+      expect(found).toEqual({ model: 'RefreshToken', payload: await store.adapter('RefreshToken').find(refresh) });
+      expect(typeof found?.payload.consumed).toBe('number');
+      expect(await store.findIntrospectable(models, newTokenValue())).toBeUndefined();
+      // Only the models asked about.
+      expect(await store.findIntrospectable(['AccessToken', 'ClientCredentials'], refresh)).toBeUndefined();
+    });
+
     it('replaces the payload, and any consumed mark, on a second upsert', async () => {
       const id = newTokenValue();
       const adapter = store.adapter('RefreshToken');

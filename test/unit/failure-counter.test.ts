@@ -103,6 +103,16 @@ describe.each(kinds)('a failure counter (%s)', (_, make) => {
 });
 
 describe('a Redis failure counter', () => {
+  it('refuses a right attempt at the limit even when the key lost its expiry, and gives the expiry back', async () => {
+    const keyPrefix = `${prefix}${randomUUID()}:`;
+    const counter = new RedisFailureCounter(redis, keyPrefix, { maxFailures: 3, windowSeconds: 60 });
+    for (let i = 0; i < 3; i++) expect(await counter.admit('k', true)).toBe(0);
+    await redis.persist(`${keyPrefix}k`);
+    // A right attempt reads the count only while below the limit; at it, it waits the whole window.
+    expect(await counter.admit('k', false)).toBe(60);
+    expect(await redis.ttl(`${keyPrefix}k`)).toBeGreaterThan(55);
+  });
+
   it('refuses when Redis cannot be reached: admit throws, it never admits', async () => {
     const port = await freePort();
     const away = new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
