@@ -10,6 +10,7 @@ import Koa from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { accountRoutes } from './accounts/account-routes.js';
+import { factorRoutes } from './factors/factor-routes.js';
 import { adminAudience, adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
 import { routerFor, type AdminRoute } from './admin/admin-route.js';
 import { buildOpenApiDocument } from './admin/openapi.js';
@@ -44,6 +45,7 @@ export type AppDependencies = Pick<
   | 'resourceServers'
   | 'tokenStore'
   | 'limiter'
+  | 'factorSettings'
   | 'currentProvider'
   | 'currentJwtVerifier'
   | 'checkClientSecret'
@@ -187,6 +189,7 @@ export function createApp(deps: AppDependencies): Koa {
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
     ...auditRoutes(deps.db),
     ...accountRoutes(deps.db, deps.bus, sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger)),
+    ...factorRoutes(deps.db, deps.bus, sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger)),
     ...keyRoutes(deps.signingKeys),
   ];
   adminRoutes.push({

@@ -13,6 +13,7 @@ import type { Config } from './config.js';
 import { migrateToLatest, openDatabase, pingDatabase, type Db } from './db/database.js';
 import type { ChangeBus } from './events/change-bus.js';
 import type { SignInLimiter } from './interactions/sign-in-limiter.js';
+import type { FactorSettings } from './factors/factor-service.js';
 import { clientSecretCheck, type ClientSecretCheck } from './issuer/client-authentication.js';
 import { providerMetadataValidator } from './issuer/client-metadata.js';
 import { installIntrospection } from './issuer/introspection.js';
@@ -46,6 +47,8 @@ export interface Services {
   readonly accounts: AccountRegistry;
   readonly resourceServers: ResourceServerRegistry;
   readonly limiter: SignInLimiter;
+  /** What the factor services (src/factors/) need: the issuer (WebAuthn RP ID) and the key-encryption keys. */
+  readonly factorSettings: FactorSettings;
   /** The one client secret check (with lockout) of every path that authenticates clients. */
   readonly checkClientSecret: ClientSecretCheck;
   readonly currentProvider: () => Provider;
@@ -158,6 +161,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     accounts,
     resourceServers,
     limiter,
+    factorSettings: { issuer: config.issuer, keyEncryptionKeys: keks, serviceName: 'Company login' },
     checkClientSecret,
     currentProvider,
     currentJwtVerifier: () => verifiers.get(issuerState.provider)!,

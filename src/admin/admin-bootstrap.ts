@@ -53,6 +53,9 @@ export async function ensureAdminAudience(db: Db, issuer: string): Promise<void>
           accessTokenTtl: 900,
           signingAlg: 'RS256',
           introspectionResponse: 'json',
+          requiredAcr: null,
+          sensitiveScopesAcr: null,
+          sensitiveScopesAcrMaxAge: null,
         },
       );
     } catch (error) {

@@ -107,9 +107,18 @@ export async function jwtIntrospectionAnswer(
     iat: claims.iat,
     iss: claims.iss,
     jti: claims.jti,
+    // How the person signed in (strong-sign-in.ts), as an opaque token's answer has it.
+    ...signInFacts(claims),
     // RFC 9449 section 6.2: a resource server must be able to tell a DPoP-bound token and its key.
     ...senderConstraint(claims),
   };
+}
+
+/** The `acr`, `amr` and `auth_time` of a person's JWT access token, for its introspection answer. */
+function signInFacts(claims: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const facts: Record<string, unknown> = {};
+  for (const name of ['acr', 'amr', 'auth_time']) if (claims[name] !== undefined) facts[name] = claims[name];
+  return facts;
 }
 
 /**

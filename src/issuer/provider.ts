@@ -28,6 +28,8 @@ import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { installJwtIntrospection } from './jwt-introspection.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
 import { refuseUnsupportedParameters } from './unsupported-requests.js';
+import { ACR_VALUES } from './authentication-policy.js';
+import { authenticationClaims, strongSignInPolicy } from './strong-sign-in.js';
 import { defaultResourceOf, resolveResourceServer } from './resource-server-info.js';
 import { DEFAULT_OPAQUE_TTL_SECONDS } from './token-policy.js';
 
@@ -133,8 +135,11 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     routes: { ...PROTOCOL_ROUTES },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
-    interactions: { url: async (_ctx, interaction) => interactionPath(interaction.uid) },
+    // acr, amr and auth_time: how the person signed in, in every ID token (docs/strong-sign-in.md).
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], profile: ['name'] },
+    interactions: { url: async (_ctx, interaction) => interactionPath(interaction.uid), policy: strongSignInPolicy(deps) },
+    // Weakest first (docs/strong-sign-in.md); requests for them step up, see strong-sign-in.ts.
+    acrValues: [...ACR_VALUES],
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
@@ -168,6 +173,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      // An essential `acr` claim is honoured like acr_values (strong-sign-in.ts).
+      claimsParameter: { enabled: true },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
       deviceFlow: deviceFlowFeature(),
@@ -224,10 +231,15 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     // refuse their codes, refresh tokens and userinfo calls.
     // A JWT access token of a grant names its grant (by digest) so that revoking the grant shows at
     // introspection; see GRANT_DIGEST_CLAIM. Opaque tokens need nothing: they are looked up.
-    extraTokenClaims: async (_ctx, token) =>
-      'grantId' in token && typeof token.grantId === 'string' && token.resourceServer?.accessTokenFormat === 'jwt'
-        ? { [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId) }
-        : undefined,
+    // A person's access token also carries how they signed in (acr, amr, auth_time; strong-sign-in.ts).
+    extraTokenClaims: async (ctx, token) => {
+      const grantDigest =
+        'grantId' in token && typeof token.grantId === 'string' && token.resourceServer?.accessTokenFormat === 'jwt'
+          ? { [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId) }
+          : undefined;
+      const signIn = 'accountId' in token ? authenticationClaims(ctx, token) : undefined;
+      return grantDigest || signIn ? { ...signIn, ...grantDigest } : undefined;
+    },
     findAccount: async (_ctx, sub, token) => {
       const account = await accounts.getActive(sub);
       if (!account) return undefined;

@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { ResourceServersTable } from '../db/schema.js';
 import type { PageCursor } from '../shared/pagination.js';
+import { isAcr } from '../issuer/authentication-policy.js';
 import type { ResourceServer } from './resource-server.js';
 
 type Row = Selectable<ResourceServersTable>;
@@ -18,6 +19,9 @@ function toResourceServer(row: Row): ResourceServer {
     accessTokenTtl: row.access_token_ttl,
     signingAlg: row.signing_alg,
     introspectionResponse: row.introspection_response,
+    requiredAcr: isAcr(row.required_acr) ? row.required_acr : null,
+    sensitiveScopesAcr: isAcr(row.sensitive_scopes_acr) ? row.sensitive_scopes_acr : null,
+    sensitiveScopesAcrMaxAge: row.sensitive_scopes_acr_max_age,
     introspectionClientId: row.introspection_client_id,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -39,6 +43,9 @@ export async function insertResourceServer(db: Db, rs: Omit<ResourceServer, 'cre
       access_token_ttl: rs.accessTokenTtl,
       signing_alg: rs.signingAlg,
       introspection_response: rs.introspectionResponse,
+      required_acr: rs.requiredAcr,
+      sensitive_scopes_acr: rs.sensitiveScopesAcr,
+      sensitive_scopes_acr_max_age: rs.sensitiveScopesAcrMaxAge,
       introspection_client_id: rs.introspectionClientId,
       // Set here (millisecond precision) so keyset cursors round-trip through JavaScript dates.
       created_at: now,
@@ -79,7 +86,19 @@ export async function selectResourceServerPage(db: Db, limit: number, after: Pag
 
 /** What may change on a resource server (its identifier never does: clients refer to it). */
 export type ResourceServerChanges = Partial<
-  Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse'>
+  Pick<
+    ResourceServer,
+    | 'name'
+    | 'scopes'
+    | 'sensitiveScopes'
+    | 'tokenFormat'
+    | 'accessTokenTtl'
+    | 'signingAlg'
+    | 'introspectionResponse'
+    | 'requiredAcr'
+    | 'sensitiveScopesAcr'
+    | 'sensitiveScopesAcrMaxAge'
+  >
 >;
 
 /** Updates a resource server; undefined when there is none. */
@@ -94,6 +113,9 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
       ...(changes.accessTokenTtl !== undefined ? { access_token_ttl: changes.accessTokenTtl } : {}),
       ...(changes.signingAlg !== undefined ? { signing_alg: changes.signingAlg } : {}),
       ...(changes.introspectionResponse !== undefined ? { introspection_response: changes.introspectionResponse } : {}),
+      ...(changes.requiredAcr !== undefined ? { required_acr: changes.requiredAcr } : {}),
+      ...(changes.sensitiveScopesAcr !== undefined ? { sensitive_scopes_acr: changes.sensitiveScopesAcr } : {}),
+      ...(changes.sensitiveScopesAcrMaxAge !== undefined ? { sensitive_scopes_acr_max_age: changes.sensitiveScopesAcrMaxAge } : {}),
       updated_at: new Date(),
     })
     .where('id', '=', id)

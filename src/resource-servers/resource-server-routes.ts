@@ -6,6 +6,7 @@ import { Problem } from '../admin/problem.js';
 import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList, uuidId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
+import { ACR_VALUES } from '../issuer/authentication-policy.js';
 import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
 import type { ResourceServer } from './resource-server.js';
 import { selectResourceServerPage } from './resource-server-repository.js';
@@ -29,6 +30,17 @@ const resourceServerFields = {
   signing_alg: z.enum(SIGNING_ALGS),
   /** `jwt`: introspection answers are RFC 9701 signed JWTs even when the request does not ask. */
   introspection_response: z.enum(['json', 'jwt']),
+  /** Every person-held token needs a sign-in at least this strong (docs/strong-sign-in.md). */
+  required_acr: z.enum(ACR_VALUES).nullable(),
+  /** A person-held token asking for a sensitive scope needs a sign-in at least this strong. */
+  sensitive_scopes_acr: z.enum(ACR_VALUES).nullable(),
+  /** ...and at most this many seconds old. */
+  sensitive_scopes_acr_max_age: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 86_400)
+    .nullable(),
 };
 
 /** The body of `PATCH /admin/resource-servers/{id}`: any field but the identifier, which never changes. */
@@ -43,6 +55,9 @@ export const resourceServerCreateSchema = z
     access_token_ttl: resourceServerFields.access_token_ttl.default(null),
     signing_alg: resourceServerFields.signing_alg.default('RS256'),
     introspection_response: resourceServerFields.introspection_response.default('json'),
+    required_acr: resourceServerFields.required_acr.default(null),
+    sensitive_scopes_acr: resourceServerFields.sensitive_scopes_acr.default(null),
+    sensitive_scopes_acr_max_age: resourceServerFields.sensitive_scopes_acr_max_age.default(null),
   })
   .superRefine((body, ctx) => {
     body.sensitive_scopes.forEach((scope, index) => {
@@ -63,6 +78,9 @@ function inputFromBody(body: z.output<typeof resourceServerCreateSchema>): Resou
     accessTokenTtl: body.access_token_ttl,
     signingAlg: body.signing_alg,
     introspectionResponse: body.introspection_response,
+    requiredAcr: body.required_acr,
+    sensitiveScopesAcr: body.sensitive_scopes_acr,
+    sensitiveScopesAcrMaxAge: body.sensitive_scopes_acr_max_age,
   };
 }
 
@@ -80,6 +98,9 @@ export const resourceServerSchema = z.object({
   access_token_ttl: z.number().int().nullable(),
   signing_alg: z.enum(SIGNING_ALGS),
   introspection_response: z.enum(['json', 'jwt']),
+  required_acr: z.enum(ACR_VALUES).nullable(),
+  sensitive_scopes_acr: z.enum(ACR_VALUES).nullable(),
+  sensitive_scopes_acr_max_age: z.number().int().nullable(),
   introspection: z.object({ client_id: z.string() }),
   created_at: timestamp,
   updated_at: timestamp,
@@ -101,6 +122,9 @@ export function presentResourceServer(rs: ResourceServer): z.output<typeof resou
     access_token_ttl: rs.accessTokenTtl,
     signing_alg: rs.signingAlg,
     introspection_response: rs.introspectionResponse,
+    required_acr: rs.requiredAcr,
+    sensitive_scopes_acr: rs.sensitiveScopesAcr,
+    sensitive_scopes_acr_max_age: rs.sensitiveScopesAcrMaxAge,
     introspection: { client_id: rs.introspectionClientId },
     created_at: rs.createdAt.toISOString(),
     updated_at: rs.updatedAt.toISOString(),

@@ -1,4 +1,5 @@
 /** Registering resource servers: the row, its introspection identity, the audit entry, the event. */
+import type { Acr } from '../issuer/authentication-policy.js';
 import { randomUUID } from 'node:crypto';
 import { insertClient, selectClientIdsUsingResource } from '../clients/client-repository.js';
 import { rotateClientSecret } from '../clients/client-service.js';
@@ -25,6 +26,9 @@ export interface ResourceServerInput {
   accessTokenTtl: number | null;
   signingAlg: SigningAlg;
   introspectionResponse: 'json' | 'jwt';
+  requiredAcr: Acr | null;
+  sensitiveScopesAcr: Acr | null;
+  sensitiveScopesAcrMaxAge: number | null;
 }
 
 /**
@@ -85,6 +89,23 @@ function assertManageable(rs: ResourceServer, protectedIdentifiers: readonly str
   if (protectedIdentifiers.includes(rs.identifier)) throw new ConflictError(`${rs.identifier} is managed by the server itself`);
 }
 
+/**
+ * Whether an update of a server-managed audience (the admin API) changes only its authentication
+ * policy: the one thing an administrator may set on it (docs/strong-sign-in.md).
+ */
+function changesOnlyAcrPolicy(current: ResourceServer, update: Omit<ResourceServerInput, 'identifier'>): boolean {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  return (
+    update.name === current.name &&
+    same(update.scopes, current.scopes) &&
+    same(update.sensitiveScopes, current.sensitiveScopes) &&
+    update.tokenFormat === current.tokenFormat &&
+    update.accessTokenTtl === current.accessTokenTtl &&
+    update.signingAlg === current.signingAlg &&
+    update.introspectionResponse === current.introspectionResponse
+  );
+}
+
 /** Applies a validated whole update; the next token for this audience follows it on every instance. */
 export async function updateResourceServer(
   change: ChangeContext,
@@ -93,14 +114,22 @@ export async function updateResourceServer(
   protectedIdentifiers: readonly string[],
 ): Promise<ResourceServer> {
   const current = await existingResourceServer(change.db, id);
-  assertManageable(current, protectedIdentifiers);
+  if (!changesOnlyAcrPolicy(current, update)) assertManageable(current, protectedIdentifiers);
   const updated = await change.db.transaction().execute(async (trx) => {
     const row = await updateResourceServerRow(trx, id, update);
     await recordAudit(trx, {
       actor: change.actor,
       action: 'resource_server.update',
       target: id,
-      details: { identifier: current.identifier, token_format: update.tokenFormat, scopes: update.scopes, sensitive_scopes: update.sensitiveScopes },
+      details: {
+        identifier: current.identifier,
+        token_format: update.tokenFormat,
+        scopes: update.scopes,
+        sensitive_scopes: update.sensitiveScopes,
+        required_acr: update.requiredAcr,
+        sensitive_scopes_acr: update.sensitiveScopesAcr,
+        sensitive_scopes_acr_max_age: update.sensitiveScopesAcrMaxAge,
+      },
     });
     return row!;
   });
