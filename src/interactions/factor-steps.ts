@@ -111,7 +111,7 @@ export class FactorSteps {
   async passkeyOnLoginPage(interaction: Interaction): Promise<ReturnType<typeof passkeyControls>> {
     const { options, challenge } = await startPasskeyAuthentication(this.check);
     await this.save(interaction, { ...(progressOf(interaction) ?? { methods: [] }), passkeyChallenge: challenge });
-    return passkeyControls({ action: pathOf(interaction, 'passkey'), mode: 'conditional', options, label: 'Sign in with a passkey' });
+    return passkeyControls({ action: pathOf(interaction, 'passkey'), mode: 'conditional', options, label: 'Use a passkey' });
   }
 
   /**
