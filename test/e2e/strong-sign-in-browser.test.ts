@@ -14,7 +14,7 @@ import * as client from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createAccount } from '../helpers/login.js';
-import { adminToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { adminCall, adminToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const SCREENSHOTS = join(tmpdir(), 'login-screenshots');
@@ -146,5 +146,61 @@ describe('in a browser', () => {
     await fresh.page.getByRole('button', { name: 'Continue' }).click();
     expect((await finish(fresh.page, checks)).acr).toBe(MFA);
     expect([...problems, ...fresh.problems]).toEqual([]);
+  });
+
+  it('registers a passkey (CDP virtual authenticator) and signs in with it alone', async () => {
+    const account = await createAccount(server.issuer, admin);
+    expect((await adminCall(server.issuer, admin, 'PATCH', `/accounts/${account.id}`, { mfa_required: true })).status).toBe(200);
+    const { page, problems } = await newPage();
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+
+    let checks = await authorize(page, 'openid vault:read');
+    await page.getByRole('button', { name: 'Use a passkey', exact: true }).waitFor();
+    await screenshots(page, 'sign-in');
+    await signIn(page, account.email, account.password);
+    await page.getByRole('button', { name: 'Use a passkey instead' }).click();
+    const enrolled = await finish(page, checks);
+    expect(enrolled).toMatchObject({ acr: MFA });
+    expect(enrolled.amr).toEqual(['pwd', 'hwk', 'user', 'mfa']);
+    const factors = await adminCall(server.issuer, admin, 'GET', `/accounts/${account.id}/factors`);
+    expect(factors.body.passkeys).toHaveLength(1);
+
+    // The next sign-in (prompt=login: the same browser, whose virtual authenticator holds the passkey).
+    const pkceCodeVerifier = client.randomPKCECodeVerifier();
+    checks = { pkceCodeVerifier, expectedState: client.randomState(), expectedNonce: client.randomNonce() };
+    await page.goto(
+      client.buildAuthorizationUrl(config, {
+        redirect_uri: callbackUrl,
+        scope: 'openid vault:read',
+        prompt: 'login',
+        code_challenge: await client.calculatePKCECodeChallenge(pkceCodeVerifier),
+        code_challenge_method: 'S256',
+        state: checks.expectedState,
+        nonce: checks.expectedNonce,
+      }).href,
+    );
+    // Where the browser offers passkeys in the email field's autofill (conditional UI), the virtual
+    // authenticator answers at once; else the button asks.
+    await Promise.race([
+      page.waitForURL((url) => url.href.startsWith(callbackUrl)),
+      page
+        .getByRole('button', { name: 'Use a passkey', exact: true })
+        .click({ timeout: 5000 })
+        .catch(() => undefined),
+    ]);
+    const alone = await finish(page, checks);
+    expect(alone).toMatchObject({ sub: account.id, acr: MFA, amr: ['hwk', 'user', 'mfa'] });
+    expect(problems).toEqual([]);
   });
 });
