@@ -42,7 +42,8 @@ export const PASSKEY_SCRIPT = `(() => {
     if (pending) pending.abort();
     pending = new AbortController();
     const publicKey = { ...options, challenge: bytes(options.challenge), allowCredentials: ids(options.allowCredentials) };
-    return navigator.credentials.get({ publicKey, signal: pending.signal, ...(mediation ? { mediation } : {}) }).then((c) => c && submit(c), failed);
+    // A conditional request fails quietly (no passkey here, another request took over): only a person's click hears of failure.
+    return navigator.credentials.get({ publicKey, signal: pending.signal, ...(mediation ? { mediation } : {}) }).then((c) => c && submit(c), mediation ? () => {} : failed);
   };
   if (mode === 'create') {
     button.addEventListener('click', () => {

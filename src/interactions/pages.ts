@@ -49,6 +49,8 @@ code.secret{font-size:1rem;letter-spacing:.05em}
 summary{cursor:pointer;margin:0 0 1rem;color:var(--accent)}
 ol.codes{columns:2;column-gap:1.5rem;padding-left:1.5rem;margin:0 0 1rem}
 ol.codes li{margin:.2rem 0}
+ol.codes code{white-space:nowrap}
+@media (max-width:30rem){ol.codes{columns:1}}
 [hidden]{display:none!important}
 `;
 
