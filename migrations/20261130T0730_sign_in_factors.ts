@@ -55,7 +55,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .alterTable('resource_servers')
     .addColumn('required_acr', 'text')
     .addColumn('sensitive_scopes_acr', 'text')
-    .addColumn('sensitive_scopes_max_auth_age', 'integer')
+    .addColumn('sensitive_scopes_acr_max_age', 'integer')
     .execute();
 }
 
@@ -64,7 +64,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     .alterTable('resource_servers')
     .dropColumn('required_acr')
     .dropColumn('sensitive_scopes_acr')
-    .dropColumn('sensitive_scopes_max_auth_age')
+    .dropColumn('sensitive_scopes_acr_max_age')
     .execute();
   await db.schema.dropTable('recovery_codes').execute();
   await db.schema.dropTable('passkeys').execute();

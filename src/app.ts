@@ -12,6 +12,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { accountPageRoutes, isAccountPagePath } from './account-page/account-page-routes.js';
 import { accountRoutes } from './accounts/account-routes.js';
+import { factorRoutes } from './factors/factor-routes.js';
 import { adminAudience, adminAuthentication, requireAdminScope } from './admin/admin-auth.js';
 import { routerFor, type AdminRoute } from './admin/admin-route.js';
 import { buildOpenApiDocument } from './admin/openapi.js';
@@ -51,6 +52,7 @@ export type AppDependencies = Pick<
   | 'entitlements'
   | 'tokenStore'
   | 'limiter'
+  | 'factorSettings'
   | 'currentProvider'
   | 'currentJwtVerifier'
   | 'checkClientSecret'
@@ -58,7 +60,7 @@ export type AppDependencies = Pick<
   | 'currentKid'
   | 'signingKeys'
   | 'validateClientMetadata'
-  | 'factorSettings'
+   
   | 'checkReadiness'
   | 'securityEvents'
 > & {
@@ -160,6 +162,7 @@ export function createApp(deps: AppDependencies): Koa {
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
     ...auditRoutes(deps.db),
     ...accountRoutes(deps.db, deps.bus, sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger)),
+    ...factorRoutes(deps.db, deps.bus, sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger)),
     ...keyRoutes(deps.signingKeys),
     ...groupRoutes(deps.db, deps.bus, adminAudience(deps.issuer)),
     ...entitlementRoutes(deps.db, deps.bus, adminAudience(deps.issuer)),

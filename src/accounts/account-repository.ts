@@ -13,6 +13,7 @@ function toAccount(row: Row): Account {
     email: row.email,
     name: row.name,
     disabled: row.disabled,
+    mfaRequired: row.mfa_required,
     tokensRevokedAt: row.tokens_revoked_at ? Math.floor(row.tokens_revoked_at.getTime() / 1000) : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -86,6 +87,7 @@ export interface AccountChanges {
   email?: string;
   name?: string;
   disabled?: boolean;
+  mfaRequired?: boolean;
   passwordHash?: string;
   tokensRevokedAt?: Date;
 }
@@ -99,6 +101,7 @@ export async function updateAccount(db: Db, id: string, changes: AccountChanges)
       ...(changes.email !== undefined ? { email: changes.email } : {}),
       ...(changes.name !== undefined ? { name: changes.name } : {}),
       ...(changes.disabled !== undefined ? { disabled: changes.disabled } : {}),
+      ...(changes.mfaRequired !== undefined ? { mfa_required: changes.mfaRequired } : {}),
       ...(changes.passwordHash !== undefined ? { password_hash: changes.passwordHash } : {}),
       ...(changes.tokensRevokedAt !== undefined ? { tokens_revoked_at: changes.tokensRevokedAt } : {}),
       updated_at: new Date(),

@@ -22,9 +22,12 @@ const password = z
 /** The body of `POST /admin/accounts`. */
 export const accountCreateSchema = z.strictObject({ email, password, name });
 
-/** The body of `PATCH /admin/accounts/{id}`: `disabled: true` ends the account's sessions and grants. */
+/**
+ * The body of `PATCH /admin/accounts/{id}`: `disabled: true` ends the account's sessions and grants;
+ * `mfa_required: true` makes the person sign in with a second factor (enrolling one at the next sign-in).
+ */
 export const accountUpdateSchema = z
-  .strictObject({ email: email.optional(), name: name.optional(), disabled: z.boolean().optional() })
+  .strictObject({ email: email.optional(), name: name.optional(), disabled: z.boolean().optional(), mfa_required: z.boolean().optional() })
   .refine((body) => Object.keys(body).length > 0, 'must change at least one field');
 
 /** The body of `POST /admin/accounts/{id}/password`. */
@@ -39,6 +42,7 @@ export const accountSchema = z.object({
   email: z.string(),
   name: z.string(),
   disabled: z.boolean(),
+  mfa_required: z.boolean(),
   created_at: timestamp,
   updated_at: timestamp,
 });
@@ -50,6 +54,7 @@ export function presentAccount(account: Account): z.output<typeof accountSchema>
     email: account.email,
     name: account.name,
     disabled: account.disabled,
+    mfa_required: account.mfaRequired,
     created_at: account.createdAt.toISOString(),
     updated_at: account.updatedAt.toISOString(),
   };
@@ -102,7 +107,8 @@ export function accountRoutes(db: Db, bus: ChangeBus, sessions: AccountSessions)
       success: { status: 200, schema: accountSchema },
       problems: [400, 404, 409, 413, 415, 422],
       handler: async (ctx, { params, body }) => {
-        ctx.body = presentAccount(await updateAccount(changeContext(ctx), params.id, body));
+        const { mfa_required: mfaRequired, ...rest } = body;
+        ctx.body = presentAccount(await updateAccount(changeContext(ctx), params.id, { ...rest, ...(mfaRequired !== undefined ? { mfaRequired } : {}) }));
       },
     }),
     adminRoute({

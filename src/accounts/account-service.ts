@@ -74,6 +74,8 @@ export interface AccountUpdate {
   email?: string;
   name?: string;
   disabled?: boolean;
+  /** The person must use a second factor from the next sign-in (or the next request of a weaker session). */
+  mfaRequired?: boolean;
 }
 
 /**

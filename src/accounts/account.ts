@@ -8,6 +8,8 @@ export interface Account {
   readonly disabled: boolean;
   /** Epoch seconds: sessions, grants and tokens issued at or before this instant are dead. */
   readonly tokensRevokedAt: number | null;
+  /** The person must sign in with a second factor, and enrol one at the next sign-in (docs/strong-sign-in.md). */
+  readonly mfaRequired: boolean;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }

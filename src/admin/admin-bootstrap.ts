@@ -65,6 +65,9 @@ export async function ensureAdminAudience(db: Db, issuer: string): Promise<void>
           introspectionResponse: 'json',
           enforceEntitlements: true,
           scopeDescriptions: { 'admin:read': 'Read the configuration of the login server', 'admin:write': 'Change the configuration of the login server' },
+          requiredAcr: null,
+          sensitiveScopesAcr: null,
+          sensitiveScopesAcrMaxAge: null,
         },
       );
     } catch (error) {

@@ -31,7 +31,7 @@ export interface ResourceServersTable {
   /** The `acr` a token asking for a sensitive scope needs; null: none beyond `required_acr`. */
   sensitive_scopes_acr: ColumnType<string | null, string | null | undefined, string | null>;
   /** Seconds since sign-in a token asking for a sensitive scope may be; null: no limit. */
-  sensitive_scopes_max_auth_age: ColumnType<number | null, number | null | undefined, number | null>;
+  sensitive_scopes_acr_max_age: ColumnType<number | null, number | null | undefined, number | null>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -54,8 +54,6 @@ export interface ClientsTable {
   disabled: ColumnType<boolean, boolean | undefined, boolean>;
   /** Tokens issued at or before this instant are dead (bulk revocation without a token index). */
   tokens_revoked_at: NullableTimestamp;
-  /** The person must sign in with a second factor (and enrol one at the next sign-in). */
-  mfa_required: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }
@@ -142,6 +140,8 @@ export interface AccountsTable {
   disabled: ColumnType<boolean, boolean | undefined, boolean>;
   /** Sessions, grants and tokens of the account from before this instant are dead. */
   tokens_revoked_at: NullableTimestamp;
+  /** The person must sign in with a second factor (and enrol one at the next sign-in). */
+  mfa_required: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: CreatedAt;
   updated_at: Timestamp;
 }

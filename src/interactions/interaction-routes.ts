@@ -13,12 +13,18 @@ import type { AccountRegistry } from '../accounts/account-registry.js';
 import { verifyPassword } from '../accounts/password.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { Db } from '../db/database.js';
+import type { ChangeBus } from '../events/change-bus.js';
+import type { FactorSettings } from '../factors/factor-service.js';
+import { sessionsWithBackchannelLogout } from '../issuer/backchannel-logout.js';
+import type { TokenStore } from '../tokens/token-store.js';
+import { FactorSteps } from './factor-steps.js';
 import { type Logger } from '../observability/logger.js';
 import { requestContext } from '../shared/request-context.js';
 import { isStoreUnavailableError } from '../observability/store-health.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { FormBodyError, readFormBody } from './form-body.js';
 import { setPageHeaders } from './page-headers.js';
+import { PASSKEY_SCRIPT } from './factor-pages.js';
 import { consentPage, errorPage, ICON, ICON_PATH, loginPage, STYLESHEET, STYLESHEET_PATH, type ConsentItem } from './pages.js';
 import type { SignInLimiter } from './sign-in-limiter.js';
 
@@ -34,6 +40,10 @@ export interface InteractionDependencies {
   readonly resourceServers: ResourceServerRegistry;
   readonly limiter: SignInLimiter;
   readonly logger: Logger;
+  readonly bus: ChangeBus;
+  /** Where a factor change ends the account's sessions. */
+  readonly tokenStore: TokenStore;
+  readonly factorSettings: FactorSettings;
 }
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -66,8 +76,8 @@ const OIDC_SCOPE_WORDS: Record<string, string> = {
   groups: 'See which groups you belong to',
 };
 
-function sendPage(ctx: Context, status: number, markup: string, formTargets?: readonly string[]): void {
-  setPageHeaders(ctx, formTargets === undefined ? {} : { formTargets });
+function sendPage(ctx: Context, status: number, markup: string, formTargets?: readonly string[], inlineScripts?: readonly string[]): void {
+  setPageHeaders(ctx, { ...(formTargets === undefined ? {} : { formTargets }), ...(inlineScripts === undefined ? {} : { inlineScripts }) });
   ctx.status = status;
   ctx.type = 'html';
   ctx.body = markup;
@@ -98,6 +108,17 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   // Browsers apply a form's CSP form-action to every redirect after the submission, ending at the client.
   const formTargets = (interaction: Interaction) => [String(interaction.params.redirect_uri)];
 
+  // The steps after the password (second factor, enrolment, step-up): factor-steps.ts.
+  const steps = new FactorSteps(
+    { ...deps, sessions: sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger) },
+    {
+      sendPage: (ctx, status, markup, interaction, inlineScripts) => sendPage(ctx, status, markup, formTargets(interaction), inlineScripts),
+      resume,
+      details,
+      fail: (status, error, description) => new InteractionError(status, error, description),
+    },
+  );
+
   async function showLogin(ctx: Context, interaction: Interaction, status: number, alert?: string, email?: string): Promise<void> {
     const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint : undefined;
     const markup = loginPage({
@@ -105,8 +126,9 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       clientName: await clientName(interaction),
       email: email ?? hint,
       alert,
+      passkey: await steps.passkeyOnLoginPage(interaction),
     });
-    sendPage(ctx, status, markup, formTargets(interaction));
+    sendPage(ctx, status, markup, formTargets(interaction), [PASSKEY_SCRIPT]);
   }
 
   /** Grants what the consent prompt found missing, and resumes. */
@@ -142,7 +164,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
 
   async function show(ctx: Context): Promise<void> {
     const interaction = await details(ctx);
-    if (interaction.prompt.name === 'login') return showLogin(ctx, interaction, 200);
+    if (interaction.prompt.name === 'login') return (await steps.show(ctx, interaction)) ? undefined : showLogin(ctx, interaction, 200);
     if (interaction.prompt.name !== 'consent') throw new InteractionError(400, 'invalid_request', 'this step is not supported');
 
     const client = await deps.clients.getActive(String(interaction.params.client_id));
@@ -190,8 +212,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
       return showLogin(ctx, interaction, 400, SIGN_IN_FAILED, shownEmail);
     }
     await deps.limiter.succeeded(email, address);
-    const result = { login: { accountId: found.account.id, amr: ['pwd'], remember: true } };
-    resume(ctx, await deps.currentProvider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false }));
+    await steps.afterPassword(ctx, interaction, found.account.id);
   }
 
   async function confirm(ctx: Context): Promise<void> {
@@ -251,5 +272,6 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
   router.post('/interaction/:uid/login', guarded(login));
   router.post('/interaction/:uid/confirm', guarded(confirm));
   router.post('/interaction/:uid/abort', guarded(abort));
+  steps.install(router, guarded);
   return router;
 }

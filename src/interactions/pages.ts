@@ -66,6 +66,15 @@ dt{font-weight:600}
 dd{margin:0 0 .5rem;overflow-wrap:anywhere}
 input.user-code{text-transform:uppercase;letter-spacing:.15em;font-size:1.25rem;text-align:center}
 .user-code{font-size:1.5rem;letter-spacing:.15em}
+figure.qr{margin:1rem auto;max-width:14rem}
+figure.qr svg{display:block;width:100%;height:auto;border-radius:4px}
+code.secret{font-size:1rem;letter-spacing:.05em}
+summary{cursor:pointer;margin:0 0 1rem;color:var(--accent)}
+ol.codes{columns:2;column-gap:1.5rem;padding-left:1.5rem;margin:0 0 1rem}
+ol.codes li{margin:.2rem 0}
+ol.codes code{white-space:nowrap}
+@media (max-width:30rem){ol.codes{columns:1}}
+[hidden]{display:none!important}
 `;
 
 /** A whole page in the common layout (also used by device-pages.ts, and, `wide`, by the account page). */
@@ -96,9 +105,11 @@ export interface LoginPage {
   readonly email?: string;
   /** Shown above the form (a failed attempt, a cooldown). */
   readonly alert?: string;
+  /** A passkey sign-in offered below the form (factor-pages.ts `passkeyControls`). */
+  readonly passkey?: SafeHtml;
 }
 
-/** The sign-in page: fields `email` and `password`, one submit button. */
+/** The sign-in page: fields `email` and `password`, one submit button (and a passkey button when offered). */
 export function loginPage(page: LoginPage): string {
   return layout(
     'Sign in',
@@ -107,11 +118,20 @@ export function loginPage(page: LoginPage): string {
       ${page.alert ? html`<p class="alert" role="alert">${page.alert}</p>` : ''}
       <form method="post" action="${page.action}" novalidate>
         <label for="email">Email</label>
-        <input id="email" name="email" type="email" autocomplete="username" required autofocus value="${page.email ?? ''}" />
+        <input
+          id="email"
+          name="email"
+          type="email"
+          autocomplete="${page.passkey ? 'username webauthn' : 'username'}"
+          required
+          autofocus
+          value="${page.email ?? ''}"
+        />
         <label for="password">Password</label>
         <input id="password" name="password" type="password" autocomplete="current-password" required />
         <button type="submit">Sign in</button>
-      </form>`,
+      </form>
+      ${page.passkey ?? ''}`,
   );
 }
 

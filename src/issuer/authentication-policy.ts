@@ -67,7 +67,7 @@ export interface ResourceServerAuthentication {
   /** A token asking for a sensitive scope needs at least this. */
   readonly sensitiveScopesAcr: Acr | null;
   /** A token asking for a sensitive scope needs a sign-in at most this many seconds old. */
-  readonly sensitiveScopesMaxAuthAge: number | null;
+  readonly sensitiveScopesAcrMaxAge: number | null;
 }
 
 /** What a sign-in must be worth for one request. */
@@ -108,7 +108,7 @@ export function requiredAuthentication(input: {
     const sensitive = new Set(rs.sensitiveScopes);
     if ([...(input.scopes ?? [])].some((scope) => sensitive.has(scope))) {
       acr = strongerAcr(acr, rs.sensitiveScopesAcr ?? undefined);
-      maxAgeSeconds = rs.sensitiveScopesMaxAuthAge ?? undefined;
+      maxAgeSeconds = rs.sensitiveScopesAcrMaxAge ?? undefined;
     }
   }
   if (input.accountMfaRequired) acr = strongerAcr(acr, ACR_MFA);

@@ -132,11 +132,20 @@ export async function jwtIntrospectionAnswer(
     jti: claims.jti,
     // RFC 8693 section 4.1: who acts (a token issued by token exchange).
     ...(exchange !== undefined ? { act: claims.act, ...(claims.may_act !== undefined ? { may_act: claims.may_act } : {}) } : {}),
+    // How the person signed in (strong-sign-in.ts), as an opaque token's answer has it.
+    ...signInFacts(claims),
     // RFC 9449 section 6.2: a resource server must be able to tell a DPoP-bound token and its key.
     ...senderConstraint(claims),
   };
   await addEntitlementClaims(deps, deps.issuer, answer);
   return answer;
+}
+
+/** The `acr`, `amr` and `auth_time` of a person's JWT access token, for its introspection answer. */
+function signInFacts(claims: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const facts: Record<string, unknown> = {};
+  for (const name of ['acr', 'amr', 'auth_time']) if (claims[name] !== undefined) facts[name] = claims[name];
+  return facts;
 }
 
 /**

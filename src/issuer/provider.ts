@@ -28,6 +28,8 @@ import { GRANT_DIGEST_CLAIM, introspectionAllowed } from './introspection.js';
 import { installJwtIntrospection } from './jwt-introspection.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
 import { refuseUnsupportedParameters } from './unsupported-requests.js';
+import { ACR_VALUES } from './authentication-policy.js';
+import { authenticationClaims, strongSignInPolicy } from './strong-sign-in.js';
 import { defaultResourceOf, resolveResourceServer } from './resource-server-info.js';
 import { exchangeClaimsOf } from './token-exchange.js';
 import { exchangeFactsOf } from './token-exchange-claims.js';
@@ -148,8 +150,11 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     routes: { ...PROTOCOL_ROUTES },
     // Only the OpenID scopes are static; resource server scopes come from getResourceServerInfo.
     scopes: [...OPENID_SCOPES],
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
-    interactions: { url: async (_ctx, interaction) => interactionPath(interaction.uid) },
+    // acr, amr and auth_time: how the person signed in, in every ID token (docs/strong-sign-in.md).
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
+    interactions: { url: async (_ctx, interaction) => interactionPath(interaction.uid), policy: strongSignInPolicy(deps) },
+    // Weakest first (docs/strong-sign-in.md); requests for them step up, see strong-sign-in.ts.
+    acrValues: [...ACR_VALUES],
     ttl: {
       AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
       ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? DEFAULT_OPAQUE_TTL_SECONDS,
@@ -184,6 +189,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      // An essential `acr` claim is honoured like acr_values (strong-sign-in.ts).
+      claimsParameter: { enabled: true },
       userinfo: { enabled: true },
       clientCredentials: { enabled: true },
       deviceFlow: deviceFlowFeature(),
@@ -248,15 +255,20 @@ export function buildProvider(deps: ProviderDependencies): Provider {
     // introspection (see GRANT_DIGEST_CLAIM), and carries the person's roles to its resource server
     // (entitlements.ts), bounded in size; a token issued by token exchange carries its chain
     // (token-exchange.ts). Opaque tokens need nothing: they are looked up.
-    extraTokenClaims: async (_ctx, token) => {
-      if (!('grantId' in token) || typeof token.grantId !== 'string' || token.resourceServer?.accessTokenFormat !== 'jwt') return exchangeClaimsOf(token);
+    // A person's access token also carries how they signed in (acr, amr, auth_time; strong-sign-in.ts).
+    extraTokenClaims: async (ctx, token) => {
+      const signIn = 'accountId' in token ? authenticationClaims(ctx, token) : undefined;
+      if (!('grantId' in token) || typeof token.grantId !== 'string' || token.resourceServer?.accessTokenFormat !== 'jwt') {
+        const exchanged = exchangeClaimsOf(token);
+        return exchanged || signIn ? { ...signIn, ...exchanged } : undefined;
+      }
       const roles = await entitlementClaims(
         entitlementDeps,
         { accountId: token.accountId, audience: token.resourceServer.audience, scope: token.scope },
         introspectionEndpoint,
         MAX_LIST_CLAIM_BYTES,
       );
-      return { [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId), ...roles };
+      return { ...signIn, [GRANT_DIGEST_CLAIM]: sha256Base64Url(token.grantId), ...roles };
     },
     // Disabled, deleted and signed-out-everywhere accounts are not found, which makes the provider
     // refuse their codes, refresh tokens and userinfo calls.

@@ -4,6 +4,7 @@ import type { Db } from '../db/database.js';
 import { decryptWithKek, encryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { ResourceServersTable } from '../db/schema.js';
 import type { PageCursor } from '../shared/pagination.js';
+import { isAcr } from '../issuer/authentication-policy.js';
 import type { ResourceServer } from './resource-server.js';
 
 type Row = Selectable<ResourceServersTable>;
@@ -19,6 +20,9 @@ function toResourceServer(row: Row): ResourceServer {
     accessTokenTtl: row.access_token_ttl,
     signingAlg: row.signing_alg,
     introspectionResponse: row.introspection_response,
+    requiredAcr: isAcr(row.required_acr) ? row.required_acr : null,
+    sensitiveScopesAcr: isAcr(row.sensitive_scopes_acr) ? row.sensitive_scopes_acr : null,
+    sensitiveScopesAcrMaxAge: row.sensitive_scopes_acr_max_age,
     introspectionClientId: row.introspection_client_id,
     eventsEndpoint: row.events_endpoint,
     eventsEndpointToken:
@@ -56,6 +60,9 @@ export async function insertResourceServer(
       access_token_ttl: rs.accessTokenTtl,
       signing_alg: rs.signingAlg,
       introspection_response: rs.introspectionResponse,
+      required_acr: rs.requiredAcr,
+      sensitive_scopes_acr: rs.sensitiveScopesAcr,
+      sensitive_scopes_acr_max_age: rs.sensitiveScopesAcrMaxAge,
       introspection_client_id: rs.introspectionClientId,
       enforce_entitlements: rs.enforceEntitlements,
       scope_descriptions: JSON.stringify(rs.scopeDescriptions),
@@ -111,6 +118,9 @@ export type ResourceServerChanges = Partial<
     | 'eventsEndpointToken'
     | 'enforceEntitlements'
     | 'scopeDescriptions'
+    | 'requiredAcr'
+    | 'sensitiveScopesAcr'
+    | 'sensitiveScopesAcrMaxAge'
   >
 >;
 
@@ -135,6 +145,9 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
         : {}),
       ...(changes.enforceEntitlements !== undefined ? { enforce_entitlements: changes.enforceEntitlements } : {}),
       ...(changes.scopeDescriptions !== undefined ? { scope_descriptions: JSON.stringify(changes.scopeDescriptions) } : {}),
+      ...(changes.requiredAcr !== undefined ? { required_acr: changes.requiredAcr } : {}),
+      ...(changes.sensitiveScopesAcr !== undefined ? { sensitive_scopes_acr: changes.sensitiveScopesAcr } : {}),
+      ...(changes.sensitiveScopesAcrMaxAge !== undefined ? { sensitive_scopes_acr_max_age: changes.sensitiveScopesAcrMaxAge } : {}),
       updated_at: new Date(),
     })
     .where('id', '=', id)

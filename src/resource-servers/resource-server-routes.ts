@@ -6,6 +6,7 @@ import { Problem } from '../admin/problem.js';
 import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, uniqueList, uuidId } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
+import { ACR_VALUES } from '../issuer/authentication-policy.js';
 import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
 import { encryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { ResourceServer } from './resource-server.js';
@@ -36,6 +37,17 @@ const resourceServerFields = {
   scope_descriptions: z
     .record(scopeName, z.string().trim().min(1).max(300))
     .refine((descriptions) => Object.keys(descriptions).length <= 200, 'must describe at most 200 scopes'),
+  /** Every person-held token needs a sign-in at least this strong (docs/strong-sign-in.md). */
+  required_acr: z.enum(ACR_VALUES).nullable(),
+  /** A person-held token asking for a sensitive scope needs a sign-in at least this strong. */
+  sensitive_scopes_acr: z.enum(ACR_VALUES).nullable(),
+  /** ...and at most this many seconds old. */
+  sensitive_scopes_acr_max_age: z
+    .number()
+    .int()
+    .min(0)
+    .max(30 * 86_400)
+    .nullable(),
 };
 
 /** Host names that are loopback, where push may go over plain http outside production. */
@@ -73,6 +85,9 @@ export const resourceServerCreateSchema = z
     introspection_response: resourceServerFields.introspection_response.default('json'),
     enforce_entitlements: resourceServerFields.enforce_entitlements.default(false),
     scope_descriptions: resourceServerFields.scope_descriptions.default({}),
+    required_acr: resourceServerFields.required_acr.default(null),
+    sensitive_scopes_acr: resourceServerFields.sensitive_scopes_acr.default(null),
+    sensitive_scopes_acr_max_age: resourceServerFields.sensitive_scopes_acr_max_age.default(null),
   })
   .superRefine((body, ctx) => {
     body.sensitive_scopes.forEach((scope, index) => {
@@ -98,6 +113,9 @@ function inputFromBody(body: z.output<typeof resourceServerCreateSchema>): Resou
     introspectionResponse: body.introspection_response,
     enforceEntitlements: body.enforce_entitlements,
     scopeDescriptions: body.scope_descriptions,
+    requiredAcr: body.required_acr,
+    sensitiveScopesAcr: body.sensitive_scopes_acr,
+    sensitiveScopesAcrMaxAge: body.sensitive_scopes_acr_max_age,
   };
 }
 
@@ -117,6 +135,9 @@ export const resourceServerSchema = z.object({
   introspection_response: z.enum(['json', 'jwt']),
   enforce_entitlements: z.boolean(),
   scope_descriptions: z.record(z.string(), z.string()),
+  required_acr: z.enum(ACR_VALUES).nullable(),
+  sensitive_scopes_acr: z.enum(ACR_VALUES).nullable(),
+  sensitive_scopes_acr_max_age: z.number().int().nullable(),
   introspection: z.object({ client_id: z.string() }),
   /** Where its security events are pushed (RFC 8935), or null: it polls them. Its credential is never shown. */
   events_endpoint: z.string().nullable(),
@@ -142,6 +163,9 @@ export function presentResourceServer(rs: ResourceServer): z.output<typeof resou
     introspection_response: rs.introspectionResponse,
     enforce_entitlements: rs.enforceEntitlements,
     scope_descriptions: { ...rs.scopeDescriptions },
+    required_acr: rs.requiredAcr,
+    sensitive_scopes_acr: rs.sensitiveScopesAcr,
+    sensitive_scopes_acr_max_age: rs.sensitiveScopesAcrMaxAge,
     introspection: { client_id: rs.introspectionClientId },
     events_endpoint: rs.eventsEndpoint,
     created_at: rs.createdAt.toISOString(),

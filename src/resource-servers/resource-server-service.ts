@@ -1,4 +1,5 @@
 /** Registering resource servers: the row, its introspection identity, the audit entry, the event. */
+import type { Acr } from '../issuer/authentication-policy.js';
 import { randomUUID } from 'node:crypto';
 import { insertClient, selectClientIdsUsingResource } from '../clients/client-repository.js';
 import { rotateClientSecret } from '../clients/client-service.js';
@@ -27,6 +28,9 @@ export interface ResourceServerInput {
   introspectionResponse: 'json' | 'jwt';
   enforceEntitlements: boolean;
   scopeDescriptions: Record<string, string>;
+  requiredAcr: Acr | null;
+  sensitiveScopesAcr: Acr | null;
+  sensitiveScopesAcrMaxAge: number | null;
 }
 
 /**
@@ -96,6 +100,27 @@ export interface EventsPushChange {
   readonly token?: { readonly sealed: string; readonly kekId: string } | null;
 }
 
+/**
+ * Whether an update of a server-managed audience (the admin API) changes only its authentication
+ * policy: the one thing an administrator may set on it (docs/strong-sign-in.md).
+ */
+function changesOnlyAcrPolicy(current: ResourceServer, update: Omit<ResourceServerInput, 'identifier'>, push: EventsPushChange): boolean {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  return (
+    update.name === current.name &&
+    same(update.scopes, current.scopes) &&
+    same(update.sensitiveScopes, current.sensitiveScopes) &&
+    update.tokenFormat === current.tokenFormat &&
+    update.accessTokenTtl === current.accessTokenTtl &&
+    update.signingAlg === current.signingAlg &&
+    update.introspectionResponse === current.introspectionResponse &&
+    update.enforceEntitlements === current.enforceEntitlements &&
+    same(update.scopeDescriptions, current.scopeDescriptions) &&
+    push.endpoint === undefined &&
+    push.token === undefined
+  );
+}
+
 /** Applies a validated whole update; the next token for this audience follows it on every instance. */
 export async function updateResourceServer(
   change: ChangeContext,
@@ -105,7 +130,7 @@ export async function updateResourceServer(
   push: EventsPushChange = {},
 ): Promise<ResourceServer> {
   const current = await existingResourceServer(change.db, id);
-  assertManageable(current, protectedIdentifiers);
+  if (!changesOnlyAcrPolicy(current, update, push)) assertManageable(current, protectedIdentifiers);
   const updated = await change.db.transaction().execute(async (trx) => {
     const row = await updateResourceServerRow(trx, id, { ...update, eventsEndpoint: push.endpoint, eventsEndpointToken: push.token });
     await recordAudit(trx, {
@@ -121,6 +146,9 @@ export async function updateResourceServer(
         ...(push.endpoint !== undefined ? { events_endpoint: push.endpoint } : {}),
         ...(push.token !== undefined ? { events_endpoint_token: push.token === null ? 'removed' : 'set' } : {}),
         enforce_entitlements: update.enforceEntitlements,
+        required_acr: update.requiredAcr,
+        sensitive_scopes_acr: update.sensitiveScopesAcr,
+        sensitive_scopes_acr_max_age: update.sensitiveScopesAcrMaxAge,
       },
     });
     return row!;

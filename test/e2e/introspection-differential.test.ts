@@ -363,6 +363,9 @@ describe('opaque access tokens', () => {
     const answer = await differential(byApi(tokens.personOpaque), 'dedicated');
     expectActive(answer);
     expect(answer.json!.sub).not.toBe(answer.json!.client_id);
+    // How the person signed in (docs/strong-sign-in.md), answered alike by both paths.
+    expect(answer.json).toMatchObject({ acr: 'urn:login:acr:password', amr: ['pwd'] });
+    expect(typeof answer.json!.auth_time).toBe('number');
   });
 
   it('bound to a DPoP key: left to the provider', async () => {

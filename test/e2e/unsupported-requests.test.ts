@@ -1,8 +1,9 @@
 /**
  * "Say no clearly": what the server cannot do is refused with the specs' error codes, never silently
- * ignored: an authentication context class (`acr_values`, or `acr` in the `claims` parameter) and
- * RFC 9396 `authorization_details`, at the authorization endpoint, pushed authorization requests and
- * device authorization. Discovery does not claim either.
+ * ignored: an authentication context class it does not offer (`acr_values`, or an essential `acr` in
+ * the `claims` parameter, naming none of `acr_values_supported`; the levels it offers are honoured,
+ * see strong-sign-in.test.ts) and RFC 9396 `authorization_details`, at the authorization endpoint,
+ * pushed authorization requests and device authorization. Discovery does not claim authorization details.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oauth from 'oauth4webapi';
@@ -59,17 +60,17 @@ async function authorizationError(params: Record<string, string>): Promise<URLSe
 }
 
 describe('saying no clearly', () => {
-  it('discovery claims no acr values, no authorization details, no claims parameter', () => {
-    expect(as.acr_values_supported).toBeUndefined();
+  it('discovery lists the acr values it offers and the claims parameter, and no authorization details', () => {
+    expect(as.acr_values_supported).toEqual(['urn:login:acr:password', 'urn:login:acr:mfa']);
     expect(as.authorization_details_types_supported).toBeUndefined();
-    expect(as.claims_parameter_supported).toBe(false);
+    expect(as.claims_parameter_supported).toBe(true);
   });
 
-  it('acr_values at the authorization endpoint: unmet_authentication_requirements at the redirect URI', async () => {
+  it('acr_values naming no offered level: unmet_authentication_requirements at the redirect URI', async () => {
     expect((await authorizationError({ acr_values: 'urn:example:mfa' })).get('error')).toBe('unmet_authentication_requirements');
   });
 
-  it('an essential acr in the claims parameter: unmet_authentication_requirements', async () => {
+  it('an essential acr in the claims parameter naming no offered level: unmet_authentication_requirements', async () => {
     expect((await authorizationError({ claims: ACR_CLAIMS })).get('error')).toBe('unmet_authentication_requirements');
   });
 

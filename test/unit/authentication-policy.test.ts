@@ -15,7 +15,7 @@ const api: ResourceServerAuthentication = {
   requiredAcr: null,
   sensitiveScopes: ['ledger:write'],
   sensitiveScopesAcr: ACR_MFA,
-  sensitiveScopesMaxAuthAge: 300,
+  sensitiveScopesAcrMaxAge: 300,
 };
 
 describe('what a sign-in is worth', () => {
