@@ -38,7 +38,7 @@ export interface FastifyInstanceLike {
 }
 
 /** The verified access of a request that went through `protect` (`request.auth`). */
-export const authOf = (request: { auth?: VerifiedAccess }): VerifiedAccess => request.auth!;
+export const authOf = (request: object): VerifiedAccess => (request as { auth: VerifiedAccess }).auth;
 
 /** A `preHandler` hook that admits only requests whose access token the kit accepts (and that holds `options.scopes`). */
 export function protect(kit: ResourceServerKit, options: ProtectOptions = {}) {

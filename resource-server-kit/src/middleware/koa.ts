@@ -12,7 +12,8 @@ import { header, publicUrl, readText, type ProtectOptions } from './shared.js';
 export interface KoaContextLike {
   readonly method: string;
   readonly originalUrl: string;
-  readonly origin: string;
+  readonly protocol: string;
+  readonly host: string;
   readonly headers: IncomingHttpHeaders;
   readonly req: IncomingMessage;
   readonly state: Record<string, unknown>;
@@ -35,7 +36,7 @@ export function protect(kit: ResourceServerKit, options: ProtectOptions = {}): K
           authorization: header(ctx.headers, 'authorization'),
           dpop: ctx.headers.dpop,
           method: ctx.method,
-          url: publicUrl(ctx.origin, ctx.originalUrl, options),
+          url: publicUrl(`${ctx.protocol}://${ctx.host}`, ctx.originalUrl, options),
         },
         options,
       );
