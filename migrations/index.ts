@@ -6,9 +6,11 @@ import type { Migration } from 'kysely';
 import * as initial from './20261125T1400_initial.js';
 import * as accounts from './20261126T1000_accounts.js';
 import * as introspectionResponse from './20261130T0400_introspection_response.js';
+import * as revocationEvents from './20261130T0710_revocation_events.js';
 
 export const migrations: Record<string, Migration> = {
   '20261125T1400_initial': initial,
   '20261126T1000_accounts': accounts,
   '20261130T0400_introspection_response': introspectionResponse,
+  '20261130T0710_revocation_events': revocationEvents,
 };

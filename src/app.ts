@@ -32,6 +32,7 @@ import { keyRoutes } from './keys/key-routes.js';
 import type { SigningAlg } from './keys/signing-keys.js';
 import type { Services } from './services.js';
 import { resourceServerRoutes } from './resource-servers/resource-server-routes.js';
+import { securityEventRoutes } from './security-events/poll-endpoint.js';
 
 /** What the application routes to: the services, and the settings the routes read. */
 export type AppDependencies = Pick<
@@ -52,6 +53,7 @@ export type AppDependencies = Pick<
   | 'signingKeys'
   | 'validateClientMetadata'
   | 'checkReadiness'
+  | 'securityEvents'
 > & {
   readonly issuer: string;
   /** Client addresses come from our proxy's X-Forwarded-For entry. */
@@ -62,6 +64,8 @@ export type AppDependencies = Pick<
   readonly signingAlgs: readonly SigningAlg[];
   /** Answer the hottest requests on dedicated paths in front of the provider (docs/dedicated-paths.md). */
   readonly dedicatedPaths: boolean;
+  /** NODE_ENV=production. */
+  readonly production: boolean;
 };
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -181,9 +185,26 @@ export function createApp(deps: AppDependencies): Koa {
     return ctx.path === '/healthz' || ctx.path === '/readyz' ? healthApi(ctx, next) : next();
   });
 
+  // Revocation events: the poll endpoint and the transmitter metadata (never the provider).
+  app.use(
+    securityEventRoutes({
+      issuer: deps.issuer,
+      jwksUri: `${deps.issuer}${JWKS_PATH}`,
+      events: deps.securityEvents,
+      resourceServers: deps.resourceServers,
+      checkClientSecret: deps.checkClientSecret,
+      logger: deps.logger,
+    }),
+  );
+
   // Everything under /admin is the admin API: problem+json, bearer auth, and never the provider.
   const adminRoutes: AdminRoute[] = [
-    ...resourceServerRoutes(deps.db, deps.bus, [adminAudience(deps.issuer)], deps.signingAlgs),
+    ...resourceServerRoutes(deps.db, deps.bus, {
+      protectedIdentifiers: [adminAudience(deps.issuer)],
+      enabledAlgs: deps.signingAlgs,
+      production: deps.production,
+      kek: deps.signingKeys.kek,
+    }),
     ...clientRoutes(deps.db, deps.bus, deps.validateClientMetadata),
     ...auditRoutes(deps.db),
     ...accountRoutes(deps.db, deps.bus, sessionsWithBackchannelLogout(deps.tokenStore, deps.currentProvider, deps.logger)),

@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { LogoutDeliveryPolicy } from './issuer/backchannel-logout.js';
+import type { PushDeliveryPolicy } from './security-events/push-delivery.js';
 import { z } from 'zod';
 import { CLIENT_ID_PATTERN } from './clients/client.js';
 import { DEFAULT_SIGNING_ALGS, SIGNING_ALGS, type SigningAlg } from './keys/signing-keys.js';
@@ -59,6 +60,10 @@ export interface Config {
   readonly trustProxy: boolean;
   /** Where back-channel logout tokens may go (see issuer/backchannel-logout.ts). */
   readonly logoutDelivery: LogoutDeliveryPolicy;
+  /** Where security events may be pushed (see security-events/push-delivery.ts). */
+  readonly eventsPush: PushDeliveryPolicy;
+  /** Longest wait of a long poll of security events (RFC 8936), in seconds. */
+  readonly eventsPollWaitSeconds: number;
   /**
    * Seconds resource servers may cache the JWKS (its `Cache-Control: max-age`), and so how long a
    * `next` key is published before it may sign.
@@ -136,6 +141,8 @@ const envSchema = z.object({
     .optional(),
   TRUST_PROXY: booleanFlag.optional(),
   BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS: booleanFlag.optional(),
+  EVENTS_PUSH_PRIVATE_NETWORKS: booleanFlag.optional(),
+  EVENTS_POLL_WAIT: intInRange(0, 60).optional(),
   JWKS_MAX_AGE: intInRange(0, 7 * DAY_SECONDS).optional(),
   KEY_ROTATION_INTERVAL: intInRange(1, 3650 * DAY_SECONDS).optional(),
   SIGNING_ALGS: z
@@ -212,6 +219,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cores: number =
     }),
     trustProxy: e.TRUST_PROXY ?? false,
     logoutDelivery: { allowLoopback: !production, allowPrivateNetworks: e.BACKCHANNEL_LOGOUT_PRIVATE_NETWORKS ?? false },
+    eventsPush: { allowLoopback: !production, allowPrivateNetworks: e.EVENTS_PUSH_PRIVATE_NETWORKS ?? false },
+    eventsPollWaitSeconds: e.EVENTS_POLL_WAIT ?? 30,
     jwksMaxAgeSeconds: e.JWKS_MAX_AGE ?? 600,
     keyRotationIntervalSeconds: e.KEY_ROTATION_INTERVAL ?? 30 * DAY_SECONDS,
     signingAlgs: e.SIGNING_ALGS ?? DEFAULT_SIGNING_ALGS,

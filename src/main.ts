@@ -25,6 +25,7 @@ async function serve(config: Config, logger: Logger, prepare: boolean): Promise<
     jwksMaxAgeSeconds: config.jwksMaxAgeSeconds,
     signingAlgs: config.signingAlgs,
     dedicatedPaths: config.dedicatedPaths,
+    production: config.production,
   });
   const server = app.listen(config.port);
   // Bounds on slow clients: a request must arrive whole, and be answered, within these.
@@ -39,6 +40,8 @@ async function serve(config: Config, logger: Logger, prepare: boolean): Promise<
   const shutdown = async (signal: string) => {
     logger.info({ signal }, 'shutting down');
     setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
+    // Long polls of security events answer now (with what they have) rather than hold the drain.
+    services.securityEvents.stopWaiting();
     await drain(server);
     metrics?.close();
     await services.close();

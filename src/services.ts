@@ -34,6 +34,9 @@ import { isStoreUnavailableError, logStoreUnavailable } from './observability/st
 import { ResourceServerRegistry } from './resource-servers/resource-server-registry.js';
 import { openShortLivedStores } from './stores.js';
 import type { TokenStore } from './tokens/token-store.js';
+import { MemoryEventQueue, RedisEventQueue } from './security-events/event-queue.js';
+import { SecurityEvents } from './security-events/security-events.js';
+import { SetSigner } from './security-events/set-signer.js';
 
 /** Everything a running server (or a script) works with. */
 export interface Services {
@@ -58,6 +61,8 @@ export interface Services {
   readonly signingKeys: KeyRouteDependencies;
   readonly validateClientMetadata: ProviderMetadataValidator;
   readonly checkReadiness: () => Promise<void>;
+  /** Revocation events: their relay, polls and pushes (docs/revocation-events.md). */
+  readonly securityEvents: SecurityEvents;
   close(): Promise<void>;
 }
 
@@ -148,6 +153,22 @@ export async function createServices(config: Config, logger: Logger, options: { 
 
   const validateClientMetadata = providerMetadataValidator(currentProvider);
 
+  const securityEvents = new SecurityEvents({
+    issuer: config.issuer,
+    db,
+    bus,
+    queue: redis ? new RedisEventQueue(redis, config.redisKeyPrefix) : new MemoryEventQueue(),
+    tokenStore,
+    resourceServers,
+    signer: new SetSigner(config.issuer, () => issuerState.keyRing),
+    keks: keyEncryptionKeysById(keks),
+    pushPolicy: config.eventsPush,
+    pollWaitMs: config.eventsPollWaitSeconds * 1000,
+    logger,
+  });
+  // A server relays and delivers events; a one-shot script leaves what it recorded to the servers.
+  if (options.background) securityEvents.start();
+
   const services: Services = {
     config,
     logger,
@@ -165,11 +186,13 @@ export async function createServices(config: Config, logger: Logger, options: { 
     currentKid: () => issuerState.keyRing.currentKid,
     signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },
     validateClientMetadata,
+    securityEvents,
     checkReadiness: readinessCheck([
       { store: 'postgres', failure: 'PostgreSQL does not answer', check: () => pingDatabase(db) },
       { store: redis ? 'redis' : 'memory', failure: 'the token store does not answer', check: () => shortLived.ping() },
     ]),
     close: async () => {
+      await securityEvents.close();
       await issuerState.close();
       await keyMaintenance.close();
       await bus.close();

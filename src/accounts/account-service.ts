@@ -10,6 +10,8 @@ import { ConflictError, found, NotFoundError } from '../shared/errors.js';
 import type { Account } from './account.js';
 import { deleteAccount as deleteAccountRow, insertAccount, updateAccount as updateAccountRow, type AccountChanges } from './account-repository.js';
 import { hashPassword } from './password.js';
+import { recordRevocationEvent } from '../security-events/outbox.js';
+import { revokedBeforeOf } from '../security-events/revocation-event.js';
 
 /** Where an account's sessions and grants live (the token store). */
 export interface AccountSessions {
@@ -78,10 +80,12 @@ export interface AccountUpdate {
  */
 export async function updateAccount(change: AccountChangeContext, id: string, update: AccountUpdate): Promise<Account> {
   const disabling = update.disabled === true;
-  const changes: AccountChanges = { ...update, ...(disabling ? { tokensRevokedAt: new Date() } : {}) };
+  const revokedAt = new Date();
+  const changes: AccountChanges = { ...update, ...(disabling ? { tokensRevokedAt: revokedAt } : {}) };
   const account = await withUniqueEmail(() =>
     change.db.transaction().execute(async (trx) => {
       const updated = found(await updateAccountRow(trx, id, changes), `account ${id}`);
+      if (disabling) await recordRevocationEvent(trx, { kind: 'account', sub: id, revokedBefore: revokedBeforeOf(revokedAt.getTime()), reason: 'disabled' });
       await recordAudit(trx, { actor: change.actor, action: 'account.update', target: id, details: { ...update } });
       return updated;
     }),
@@ -98,7 +102,9 @@ export async function updateAccount(change: AccountChangeContext, id: string, up
 export async function setPassword(change: AccountChangeContext, id: string, password: string): Promise<void> {
   const passwordHash = await hashPassword(password);
   await change.db.transaction().execute(async (trx) => {
-    found(await updateAccountRow(trx, id, { passwordHash, tokensRevokedAt: new Date() }), `account ${id}`);
+    const revokedAt = new Date();
+    found(await updateAccountRow(trx, id, { passwordHash, tokensRevokedAt: revokedAt }), `account ${id}`);
+    await recordRevocationEvent(trx, { kind: 'account', sub: id, revokedBefore: revokedBeforeOf(revokedAt.getTime()), reason: 'revoked' });
     await recordAudit(trx, { actor: change.actor, action: 'account.password', target: id, details: {} });
   });
   await change.bus.publish({ kind: 'account', id });
@@ -112,6 +118,7 @@ export async function setPassword(change: AccountChangeContext, id: string, pass
 export async function deleteAccount(change: AccountChangeContext, id: string): Promise<void> {
   await change.db.transaction().execute(async (trx) => {
     if (!(await deleteAccountRow(trx, id))) throw new NotFoundError(`no account ${id}`);
+    await recordRevocationEvent(trx, { kind: 'account', sub: id, revokedBefore: revokedBeforeOf(Date.now()), reason: 'deleted' });
     await recordAudit(trx, { actor: change.actor, action: 'account.delete', target: id, details: {} });
   });
   await change.bus.publish({ kind: 'account', id });

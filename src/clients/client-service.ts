@@ -7,6 +7,8 @@ import { recordAudit } from '../audit/audit.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
 import { ConflictError, found, InvalidInputError } from '../shared/errors.js';
 import { generateIdentifier, generateSecret, sha256Hex } from '../shared/secrets.js';
+import { recordRevocationEvent } from '../security-events/outbox.js';
+import { revokedBeforeOf } from '../security-events/revocation-event.js';
 import { OPENID_SCOPES, type Client, type ClientMetadata, type ClientTrust, type ClientWithSecrets } from './client.js';
 import {
   deleteClientRow,
@@ -126,8 +128,13 @@ export async function updateClient(change: ChangeContext, validate: ProviderMeta
   const changed = Object.keys(update).filter(
     (key) => JSON.stringify(update[key as keyof ClientUpdate]) !== JSON.stringify(fieldOf(current, key as keyof ClientUpdate)),
   );
+  const disabling = update.disabled && !current.disabled;
   const client = await change.db.transaction().execute(async (trx) => {
-    const updated = await updateClientRow(trx, clientId, update satisfies ClientChanges);
+    // Disabling kills the tokens it holds for good (as it does for accounts): they stay dead if it is
+    // enabled again, so the revocation event resource servers get says the same.
+    const revokedAt = disabling ? new Date() : undefined;
+    const updated = await updateClientRow(trx, clientId, { ...(update satisfies ClientChanges), ...(revokedAt ? { tokensRevokedAt: revokedAt } : {}) });
+    if (revokedAt) await recordRevocationEvent(trx, { kind: 'client', clientId, revokedBefore: revokedBeforeOf(revokedAt.getTime()), reason: 'disabled' });
     await recordAudit(trx, {
       actor: change.actor,
       action: update.disabled !== current.disabled ? (update.disabled ? 'client.disable' : 'client.enable') : 'client.update',
@@ -147,6 +154,7 @@ export async function deleteClient(change: ChangeContext, clientId: string): Pro
   await existingClient(change.db, clientId);
   await change.db.transaction().execute(async (trx) => {
     await deleteClientRow(trx, clientId);
+    await recordRevocationEvent(trx, { kind: 'client', clientId, revokedBefore: revokedBeforeOf(Date.now()), reason: 'deleted' });
     await recordAudit(trx, { actor: change.actor, action: 'client.delete', target: clientId, details: {} });
   });
   await change.bus.publish({ kind: 'client', id: clientId });
@@ -183,7 +191,9 @@ export async function rotateClientSecret(change: ChangeContext, clientId: string
 export async function revokeClientTokens(change: ChangeContext, clientId: string): Promise<void> {
   await existingClient(change.db, clientId);
   await change.db.transaction().execute(async (trx) => {
-    await updateClientRow(trx, clientId, { tokensRevokedAt: new Date() });
+    const revokedAt = new Date();
+    await updateClientRow(trx, clientId, { tokensRevokedAt: revokedAt });
+    await recordRevocationEvent(trx, { kind: 'client', clientId, revokedBefore: revokedBeforeOf(revokedAt.getTime()), reason: 'revoked' });
     await recordAudit(trx, { actor: change.actor, action: 'client.tokens.revoke', target: clientId, details: {} });
   });
   await change.bus.publish({ kind: 'client', id: clientId });

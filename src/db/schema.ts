@@ -16,8 +16,21 @@ export interface ResourceServersTable {
   signing_alg: 'RS256' | 'PS256' | 'ES256' | 'EdDSA';
   introspection_response: ColumnType<'json' | 'jwt', 'json' | 'jwt' | undefined, 'json' | 'jwt'>;
   introspection_client_id: string;
+  /** RFC 8935 push target of the resource server's security events, or null (poll only). */
+  events_endpoint: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The bearer credential presented at `events_endpoint`, sealed under the key-encryption key. */
+  events_endpoint_token_sealed: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The id of the key-encryption key that sealed `events_endpoint_token_sealed`. */
+  events_endpoint_token_kek_id: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: CreatedAt;
   updated_at: Timestamp;
+}
+
+/** Revocation events decided in PostgreSQL, waiting to be relayed to Redis (src/security-events/outbox.ts). */
+export interface SecurityEventOutboxTable {
+  id: string;
+  event: ColumnType<unknown, string, string>;
+  created_at: ColumnType<Date, Date | undefined, never>;
 }
 
 export interface ClientsTable {
@@ -92,4 +105,5 @@ export interface Database {
   signing_keys: SigningKeysTable;
   audit_events: AuditEventsTable;
   accounts: AccountsTable;
+  security_event_outbox: SecurityEventOutboxTable;
 }

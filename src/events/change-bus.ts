@@ -8,10 +8,11 @@ import type { Cluster, Redis } from 'ioredis';
 
 /**
  * What changed. `id` is the client id, the resource server id, the account id, or `*` for everything
- * of a kind.
+ * of a kind; for `security-events`, the id of a resource server whose event queue has new events (its
+ * waiting polls answer: src/security-events).
  */
 export interface ChangeEvent {
-  readonly kind: 'client' | 'resource-server' | 'keys' | 'account';
+  readonly kind: 'client' | 'resource-server' | 'keys' | 'account' | 'security-events';
   readonly id: string;
 }
 

@@ -11,7 +11,8 @@ async function revokeJwt(ctx: KoaContextWithOIDC, deps: Pick<TokenEndpointDepend
   const claims = await deps.verifier.verify(ctx.oidc.params!.token as string);
   // RFC 7009: an invalid token, or one of another client, is answered 200 all the same.
   if (claims && claims.client_id === ctx.oidc.client!.clientId) {
-    await deps.tokenStore.revokeJwt(claims.jti, claims.exp);
+    // Its resource servers hear of it (a revocation event recorded in the same step).
+    await deps.tokenStore.revokeJwt(claims.jti, claims.exp, ([] as string[]).concat(claims.aud ?? []));
   }
   ctx.status = 200;
   ctx.body = '';

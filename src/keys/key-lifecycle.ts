@@ -9,6 +9,7 @@ import type { PageCursor } from '../shared/pagination.js';
 import { recordAudit } from '../audit/audit.js';
 import { keyRotations, signingKeyRotationDue, signingKeys } from '../observability/metrics.js';
 import type { ChangeContext } from '../shared/change-context.js';
+import { recordRevocationEvent } from '../security-events/outbox.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 import type { KeyEncryptionKey } from './key-encryption.js';
 import {
@@ -235,6 +236,7 @@ export async function revokeSigningKey(change: KeyChangeContext, kid: string): P
       replacements.next_kid = await insertSigningKey(trx, change.kek, alg, 'next', now);
     }
     await recordAudit(trx, { actor: change.actor, action: 'key.revoke', target: kid, details: { alg, state: row.state, ...replacements } });
+    await recordRevocationEvent(trx, { kind: 'key', kid });
   });
   keyRotations.inc({ kind: 'revoke' });
   await announceKeyChange(change);

@@ -64,6 +64,14 @@ export const revocations = new Counter({
   registers: [registry],
 });
 
+/** Security events (revocation SETs), by step: queued (per audience), delivered by poll or push, acknowledged, refused by the receiver (setErrs, push 400), push failures. */
+export const securityEvents = new Counter({
+  name: 'login_security_events_total',
+  help: 'Security event tokens queued, delivered and acknowledged',
+  labelNames: ['step'] as const,
+  registers: [registry],
+});
+
 /** Signing key changes, by kind (rotate, forced_rotate, revoke, remove), one per key. */
 export const keyRotations = new Counter({
   name: 'login_key_changes_total',

@@ -50,6 +50,12 @@ export class ResourceServerRegistry {
     return this.#byIntrospectionClient.get(clientId);
   }
 
+  /** Every resource server (client, account and key revocation events go to all of them). */
+  all(): ResourceServer[] {
+    this.#refreshIfStale();
+    return [...this.#byIdentifier.values()];
+  }
+
   /** The longest JWT access token lifetime any resource server can issue, in seconds. */
   longestJwtLifetime(defaultTtl: number): number {
     let longest = defaultTtl;

@@ -19,13 +19,27 @@ function toResourceServer(row: Row): ResourceServer {
     signingAlg: row.signing_alg,
     introspectionResponse: row.introspection_response,
     introspectionClientId: row.introspection_client_id,
+    eventsEndpoint: row.events_endpoint,
+    eventsEndpointToken:
+      row.events_endpoint_token_sealed !== null && row.events_endpoint_token_kek_id !== null
+        ? { sealed: row.events_endpoint_token_sealed, kekId: row.events_endpoint_token_kek_id }
+        : null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
 }
 
-/** Inserts a resource server; the caller generated its id and introspection client id. */
-export async function insertResourceServer(db: Db, rs: Omit<ResourceServer, 'createdAt' | 'updatedAt'>): Promise<ResourceServer> {
+/**
+ * Associated data binding a sealed push credential to its resource server and key-encryption key
+ * (a ciphertext moved onto another row does not open).
+ */
+export const eventsEndpointTokenContext = (resourceServerId: string, kekId: string) => `events-endpoint-token:${resourceServerId}:${kekId}`;
+
+/** Inserts a resource server (without a push endpoint); the caller generated its id and introspection client id. */
+export async function insertResourceServer(
+  db: Db,
+  rs: Omit<ResourceServer, 'createdAt' | 'updatedAt' | 'eventsEndpoint' | 'eventsEndpointToken'>,
+): Promise<ResourceServer> {
   const now = new Date();
   const row = await db
     .insertInto('resource_servers')
@@ -79,7 +93,10 @@ export async function selectResourceServerPage(db: Db, limit: number, after: Pag
 
 /** What may change on a resource server (its identifier never does: clients refer to it). */
 export type ResourceServerChanges = Partial<
-  Pick<ResourceServer, 'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse'>
+  Pick<
+    ResourceServer,
+    'name' | 'scopes' | 'sensitiveScopes' | 'tokenFormat' | 'accessTokenTtl' | 'signingAlg' | 'introspectionResponse' | 'eventsEndpoint' | 'eventsEndpointToken'
+  >
 >;
 
 /** Updates a resource server; undefined when there is none. */
@@ -94,6 +111,13 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
       ...(changes.accessTokenTtl !== undefined ? { access_token_ttl: changes.accessTokenTtl } : {}),
       ...(changes.signingAlg !== undefined ? { signing_alg: changes.signingAlg } : {}),
       ...(changes.introspectionResponse !== undefined ? { introspection_response: changes.introspectionResponse } : {}),
+      ...(changes.eventsEndpoint !== undefined ? { events_endpoint: changes.eventsEndpoint } : {}),
+      ...(changes.eventsEndpointToken !== undefined
+        ? {
+            events_endpoint_token_sealed: changes.eventsEndpointToken?.sealed ?? null,
+            events_endpoint_token_kek_id: changes.eventsEndpointToken?.kekId ?? null,
+          }
+        : {}),
       updated_at: new Date(),
     })
     .where('id', '=', id)

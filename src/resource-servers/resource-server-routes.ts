@@ -7,8 +7,9 @@ import { absoluteUri, mergePatch, scopeName, secretRotationSchema, timestamp, un
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import { SIGNING_ALGS, type SigningAlg } from '../keys/signing-keys.js';
+import { encryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { ResourceServer } from './resource-server.js';
-import { selectResourceServerPage } from './resource-server-repository.js';
+import { eventsEndpointTokenContext, selectResourceServerPage } from './resource-server-repository.js';
 import {
   createResourceServer,
   deleteResourceServer,
@@ -31,8 +32,29 @@ const resourceServerFields = {
   introspection_response: z.enum(['json', 'jwt']),
 };
 
-/** The body of `PATCH /admin/resource-servers/{id}`: any field but the identifier, which never changes. */
-export const resourceServerPatchSchema = z.strictObject(resourceServerFields).partial();
+/** Host names that are loopback, where push may go over plain http outside production. */
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+
+/** Where security events are pushed (RFC 8935): an https URL (http to loopback outside production: checked by the route). */
+const eventsEndpoint = absoluteUri.refine((v) => ['https:', 'http:'].includes(URL.parse(v)?.protocol ?? ''), 'must be an https URL');
+
+/**
+ * The body of `PATCH /admin/resource-servers/{id}`: any field but the identifier, which never changes;
+ * and the push delivery of its security events (`events_endpoint`, and `events_endpoint_token`, the
+ * bearer credential presented there: write-only). `null` removes either.
+ */
+export const resourceServerPatchSchema = z
+  .strictObject({
+    ...resourceServerFields,
+    events_endpoint: eventsEndpoint.nullable(),
+    events_endpoint_token: z
+      .string()
+      .min(16)
+      .max(4096)
+      .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+      .nullable(),
+  })
+  .partial();
 
 /** The body of `POST /admin/resource-servers`. */
 export const resourceServerCreateSchema = z
@@ -81,6 +103,8 @@ export const resourceServerSchema = z.object({
   signing_alg: z.enum(SIGNING_ALGS),
   introspection_response: z.enum(['json', 'jwt']),
   introspection: z.object({ client_id: z.string() }),
+  /** Where its security events are pushed (RFC 8935), or null: it polls them. Its credential is never shown. */
+  events_endpoint: z.string().nullable(),
   created_at: timestamp,
   updated_at: timestamp,
 });
@@ -102,6 +126,7 @@ export function presentResourceServer(rs: ResourceServer): z.output<typeof resou
     signing_alg: rs.signingAlg,
     introspection_response: rs.introspectionResponse,
     introspection: { client_id: rs.introspectionClientId },
+    events_endpoint: rs.eventsEndpoint,
     created_at: rs.createdAt.toISOString(),
     updated_at: rs.updatedAt.toISOString(),
   };
@@ -119,8 +144,31 @@ function requireEnabledAlg(alg: SigningAlg, enabledAlgs: readonly SigningAlg[]):
   }
 }
 
+/** Refuses plain http to anything but loopback, and to loopback too in production. */
+function requirePushableEndpoint(endpoint: string, production: boolean): void {
+  const url = new URL(endpoint);
+  if (url.protocol === 'https:') return;
+  if (production || !LOOPBACK_HOST.test(url.hostname)) {
+    throw new Problem(422, 'invalid fields', [
+      { path: 'events_endpoint', message: production ? 'must be an https URL' : 'must be an https URL (or http to a loopback address)' },
+    ]);
+  }
+}
+
+/** What the resource server routes need beyond the database and the bus. */
+export interface ResourceServerRouteOptions {
+  readonly protectedIdentifiers: readonly string[];
+  /** The enabled signing algorithms (`SIGNING_ALGS`). */
+  readonly enabledAlgs: readonly SigningAlg[];
+  /** NODE_ENV=production: push endpoints must be https. */
+  readonly production: boolean;
+  /** Seals push credentials (they must be sent, so they are encrypted, not digested). */
+  readonly kek: KeyEncryptionKey;
+}
+
 /** The resource server routes (under /admin). */
-export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifiers: readonly string[], enabledAlgs: readonly SigningAlg[]): AdminRoute[] {
+export function resourceServerRoutes(db: Db, bus: ChangeBus, options: ResourceServerRouteOptions): AdminRoute[] {
+  const { protectedIdentifiers, enabledAlgs } = options;
   return [
     adminRoute({
       method: 'post',
@@ -172,13 +220,26 @@ export function resourceServerRoutes(db: Db, bus: ChangeBus, protectedIdentifier
         if (patch.identifier !== undefined && patch.identifier !== current.identifier) {
           throw new Problem(422, 'invalid fields', [{ path: 'identifier', message: 'cannot change: clients refer to it' }]);
         }
-        const { id: _id, introspection: _introspection, created_at: _created, updated_at: _updated, ...fields } = presentResourceServer(current);
-        const body = mergePatch(resourceServerCreateSchema, fields, patch);
+        const {
+          id: _id,
+          introspection: _introspection,
+          events_endpoint: _eventsEndpoint,
+          created_at: _created,
+          updated_at: _updated,
+          ...fields
+        } = presentResourceServer(current);
+        const { events_endpoint: endpoint, events_endpoint_token: token, ...tokenFields } = patch;
+        const body = mergePatch(resourceServerCreateSchema, fields, tokenFields);
+        if (endpoint) requirePushableEndpoint(endpoint, options.production);
+        const sealed =
+          token === undefined || token === null
+            ? token
+            : { sealed: encryptWithKek(options.kek, token, eventsEndpointTokenContext(current.id, options.kek.id)), kekId: options.kek.id };
         // Only a change of algorithm is checked: one registered before SIGNING_ALGS left it out can
         // still be edited, and moved to an enabled algorithm.
         if (patch.signing_alg !== undefined && patch.signing_alg !== null) requireEnabledAlg(patch.signing_alg, enabledAlgs);
         const { identifier: _identifier, ...changes } = inputFromBody(body);
-        const updated = await updateResourceServer({ db, bus, actor: actorOf(ctx) }, current.id, changes, protectedIdentifiers);
+        const updated = await updateResourceServer({ db, bus, actor: actorOf(ctx) }, current.id, changes, protectedIdentifiers, { endpoint, token: sealed });
         ctx.body = presentResourceServer(updated);
       },
     }),

@@ -85,22 +85,40 @@ function assertManageable(rs: ResourceServer, protectedIdentifiers: readonly str
   if (protectedIdentifiers.includes(rs.identifier)) throw new ConflictError(`${rs.identifier} is managed by the server itself`);
 }
 
+/**
+ * A change of where the resource server's security events are pushed (RFC 8935): each field left
+ * `undefined` stays as it is, `null` removes it. The credential comes sealed (the caller holds the key).
+ */
+export interface EventsPushChange {
+  readonly endpoint?: string | null;
+  readonly token?: { readonly sealed: string; readonly kekId: string } | null;
+}
+
 /** Applies a validated whole update; the next token for this audience follows it on every instance. */
 export async function updateResourceServer(
   change: ChangeContext,
   id: string,
   update: Omit<ResourceServerInput, 'identifier'>,
   protectedIdentifiers: readonly string[],
+  push: EventsPushChange = {},
 ): Promise<ResourceServer> {
   const current = await existingResourceServer(change.db, id);
   assertManageable(current, protectedIdentifiers);
   const updated = await change.db.transaction().execute(async (trx) => {
-    const row = await updateResourceServerRow(trx, id, update);
+    const row = await updateResourceServerRow(trx, id, { ...update, eventsEndpoint: push.endpoint, eventsEndpointToken: push.token });
     await recordAudit(trx, {
       actor: change.actor,
       action: 'resource_server.update',
       target: id,
-      details: { identifier: current.identifier, token_format: update.tokenFormat, scopes: update.scopes, sensitive_scopes: update.sensitiveScopes },
+      details: {
+        identifier: current.identifier,
+        token_format: update.tokenFormat,
+        scopes: update.scopes,
+        sensitive_scopes: update.sensitiveScopes,
+        // The credential itself is never recorded: only that it changed.
+        ...(push.endpoint !== undefined ? { events_endpoint: push.endpoint } : {}),
+        ...(push.token !== undefined ? { events_endpoint_token: push.token === null ? 'removed' : 'set' } : {}),
+      },
     });
     return row!;
   });

@@ -14,8 +14,12 @@ export interface ResourceServer {
   readonly signingAlg: SigningAlg;
   /** How introspection answers it by default: RFC 7662 JSON, or an RFC 9701 signed JWT. */
   readonly introspectionResponse: 'json' | 'jwt';
-  /** The client id the resource server introspects with. */
+  /** The client id the resource server introspects with (and polls its security events with). */
   readonly introspectionClientId: string;
+  /** Where its security events are pushed (RFC 8935), or `null`: it polls them (RFC 8936). */
+  readonly eventsEndpoint: string | null;
+  /** The bearer credential presented at `eventsEndpoint`, sealed under a key-encryption key; never shown. */
+  readonly eventsEndpointToken: { readonly sealed: string; readonly kekId: string } | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
 }

@@ -2,9 +2,19 @@
  * The token store in process memory, for `npm start` without Redis: one instance only, and everything
  * is lost on restart. It keeps the same keys and semantics as the Redis store (see token-keys.ts).
  */
+import { randomUUID } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { RecordedEvent, RevocationEvent } from '../security-events/revocation-event.js';
 import { sha256Base64Url } from '../shared/secrets.js';
-import { signInsOfSession, type EndedSignIn, type OwnTokenRevocation, type TokenOwner, type TokenStore } from './token-store.js';
+import {
+  ANNOUNCED_DESTROY_MODELS,
+  signInsOfSession,
+  type EndedSignIn,
+  type OwnTokenRevocation,
+  type RevocationRelay,
+  type TokenOwner,
+  type TokenStore,
+} from './token-store.js';
 import {
   assertTokenModel,
   epochSeconds,
@@ -41,6 +51,9 @@ interface Entry {
 /** {@link TokenStore} in a Map. Payloads are deep-copied in and out, so callers cannot change what is stored. */
 export class MemoryTokenStore implements TokenStore {
   readonly #entries = new Map<string, Entry>();
+  /** Events recorded while no relay was set, or whose relay failed: relayLeftoverAnnouncements takes them. */
+  readonly #unrelayed: RecordedEvent[] = [];
+  #relay: RevocationRelay | undefined;
   readonly #sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS).unref();
 
   adapter(model: string): Adapter {
@@ -55,10 +68,20 @@ export class MemoryTokenStore implements TokenStore {
         if (record) record.consumed = epochSeconds();
       },
       destroy: async (id) => {
-        this.#entries.delete(recordKey(model, sha256Base64Url(id)));
+        const idDigest = sha256Base64Url(id);
+        const key = recordKey(model, idDigest);
+        const payload = this.#get(key, 'record')?.payload;
+        this.#entries.delete(key);
+        if (payload && ANNOUNCED_DESTROY_MODELS.has(model)) {
+          await this.#announce(
+            model === 'Grant'
+              ? { kind: 'grant', gid: idDigest, audiences: Object.keys((payload.resources as object | undefined) ?? {}) }
+              : { kind: 'token', jti: idDigest.slice(0, 32), audiences: audiencesOfAud(payload.aud) },
+          );
+        }
       },
       // Deletes the Grant record too, as the Redis store does: there, that is what revokes the tokens at once.
-      revokeByGrantId: async (grantId) => this.#revokeGrant(grantKeys(grantId)),
+      revokeByGrantId: async (grantId) => this.#revokeGrant(grantKeys(grantId), sha256Base64Url(grantId)),
     };
   }
 
@@ -67,7 +90,7 @@ export class MemoryTokenStore implements TokenStore {
     const ended: EndedSignIn[] = [];
     for (const member of this.#get(key, 'set')?.members ?? []) {
       const grantDigest = grantDigestOfRecordKey(member);
-      if (grantDigest !== undefined) this.#revokeGrant(grantKeysOfDigest(grantDigest));
+      if (grantDigest !== undefined) await this.#revokeGrant(grantKeysOfDigest(grantDigest), grantDigest);
       else if (member.startsWith('Session:{')) ended.push(...signInsOfSession(this.#get(member, 'record')?.payload));
       this.#entries.delete(member);
     }
@@ -96,12 +119,44 @@ export class MemoryTokenStore implements TokenStore {
     if (p.exp <= owner.expiredAtOrBefore) return 'expired';
     if (owner.tokensRevokedAt !== null && p.iat <= owner.tokensRevokedAt) return 'hidden';
     this.#entries.delete(key);
+    await this.#announce({ kind: 'token', jti: digest.slice(0, 32), audiences: audiencesOfAud(p.aud) });
     return 'revoked';
   }
 
-  async revokeJwt(jti: string, expiresAt: number): Promise<void> {
+  async revokeJwt(jti: string, expiresAt: number, audiences: readonly string[]): Promise<void> {
     if (expiresAt <= epochSeconds()) return;
     this.#entries.set(revokedJwtKey(jti), { value: { kind: 'revoked-jwt' }, expiresAt: expiresAt * 1000 });
+    await this.#announce({ kind: 'token', jti, audiences: [...audiences] });
+  }
+
+  announceTo(relay: RevocationRelay): void {
+    this.#relay = relay;
+  }
+
+  async relayLeftoverAnnouncements(): Promise<number> {
+    const leftovers = this.#unrelayed.splice(0);
+    let relayed = 0;
+    for (const recorded of leftovers) if (await this.#relayOne(recorded)) relayed++;
+    return relayed;
+  }
+
+  /** Records the event of a revocation just made (in the same synchronous step) and relays it. */
+  async #announce(event: RevocationEvent): Promise<void> {
+    if (event.kind === 'token' || event.kind === 'grant') {
+      if (event.audiences.length === 0) return;
+    }
+    await this.#relayOne({ id: randomUUID(), at: epochSeconds(), event });
+  }
+
+  async #relayOne(recorded: RecordedEvent): Promise<boolean> {
+    try {
+      if (!this.#relay) throw new Error('no relay yet');
+      await this.#relay(recorded);
+      return true;
+    } catch {
+      this.#unrelayed.push(recorded);
+      return false;
+    }
   }
 
   async isGrantActive(grantDigest: string): Promise<boolean> {
@@ -178,9 +233,16 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   /** Deletes a grant's record, its index, and every token key the index lists. */
-  #revokeGrant(grant: GrantKeys): void {
+  async #revokeGrant(grant: GrantKeys, grantDigest: string): Promise<void> {
+    const payload = this.#get(grant.record, 'record')?.payload;
     for (const member of this.#get(grant.index, 'set')?.members ?? []) this.#entries.delete(member);
     this.#entries.delete(grant.index);
     this.#entries.delete(grant.record);
+    if (payload) await this.#announce({ kind: 'grant', gid: grantDigest, audiences: Object.keys((payload.resources as object | undefined) ?? {}) });
   }
+}
+
+/** The audiences an access token's `aud` names (a string or a list). */
+function audiencesOfAud(aud: unknown): string[] {
+  return ([] as unknown[]).concat(aud ?? []).filter((value): value is string => typeof value === 'string');
 }

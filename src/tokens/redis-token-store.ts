@@ -8,13 +8,16 @@
  * it on time. Key names and their hash tags are in token-keys.ts: no command or transaction here spans
  * two hash slots, which Redis Cluster would refuse (CROSSSLOT).
  */
-import { createHash } from 'node:crypto';
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import { createHash, randomUUID } from 'node:crypto';
+import { parseRecordedEvent, type RecordedEvent } from '../security-events/revocation-event.js';
+import { Cluster, type ChainableCommander, type Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { sha256Base64Url } from '../shared/secrets.js';
 import {
+  ANNOUNCED_DESTROY_MODELS,
   isOwnTokenRevocation,
   REVOCATION_SEARCH_MODELS,
+  type RevocationRelay,
   signInsOfSession,
   type EndedSignIn,
   type OwnTokenRevocation,
@@ -23,6 +26,8 @@ import {
 } from './token-store.js';
 import {
   accountKey,
+  ANNOUNCEMENT_KEY_NAME,
+  announcementKey,
   assertTokenModel,
   epochSeconds,
   grantDigestOfRecordKey,
@@ -68,6 +73,65 @@ const UPSERT_SCRIPT =
 const JOIN_SET_SCRIPT =
   "redis.call('SADD', KEYS[1], unpack(ARGV, 2)) redis.call('EXPIRE', KEYS[1], ARGV[1], 'NX') redis.call('EXPIRE', KEYS[1], ARGV[1], 'GT')";
 
+/** How long a recorded revocation event waits for its relay before Redis drops it (7 days: the sweep relays it long before). */
+const ANNOUNCEMENT_TTL_SECONDS = 7 * 24 * 60 * 60;
+
+/**
+ * Lua shared by the scripts that revoke: `announce` records a revocation event (src/security-events)
+ * under KEYS-declared key `key` (in the revoked key's slot: see announcementKey) and answers its JSON,
+ * or false when the event concerns no audience. `audiences_of` reads the audiences of a payload field:
+ * an access token's `aud` (a string or a list), or the keys of a grant's `resources`.
+ */
+const ANNOUNCE_LUA = `
+local function audiences_of(value, keys_of)
+  local list = {}
+  if type(value) == 'string' then table.insert(list, value)
+  elseif type(value) == 'table' then
+    if keys_of then for k, _ in pairs(value) do if type(k) == 'string' then table.insert(list, k) end end
+    else for _, v in ipairs(value) do if type(v) == 'string' then table.insert(list, v) end end end
+  end
+  return list
+end
+local function announce(key, id, at, kind, field, subject, audiences)
+  if #audiences == 0 then return false end
+  local json = cjson.encode({ id = id, at = tonumber(at), event = { kind = kind, [field] = subject, audiences = audiences } })
+  redis.call('SET', key, json, 'EX', ${ANNOUNCEMENT_TTL_SECONDS})
+  return json
+end`;
+
+/**
+ * Deletes a record and, if it existed, records its revocation event in the same step: an access token
+ * (KEYS[1], event `token` with `jti` ARGV[3], audiences from `aud`) or a grant (event `grant` with
+ * `gid`, audiences from `resources`). KEYS[2] is the event's key; ARGV: event id, time, subject,
+ * kind, subject field, payload field, '1' when the audiences are that field's keys.
+ */
+const DESTROY_ANNOUNCED_SCRIPT = `${ANNOUNCE_LUA}
+local stored = redis.call('HGET', KEYS[1], 'payload')
+redis.call('DEL', KEYS[1])
+if not stored then return false end
+local ok, p = pcall(cjson.decode, stored)
+if not ok or type(p) ~= 'table' then return false end
+return announce(KEYS[2], ARGV[1], ARGV[2], ARGV[4], ARGV[5], ARGV[3], audiences_of(p[ARGV[6]], ARGV[7] == '1'))`;
+
+/**
+ * Revokes a grant (KEYS[1] its record, KEYS[2] its index: one slot) and records its event (KEYS[3])
+ * when the record existed; answers the event JSON ('' for none) and the index members to delete.
+ */
+const REVOKE_GRANT_SCRIPT = `${ANNOUNCE_LUA}
+local stored = redis.call('HGET', KEYS[1], 'payload')
+local members = redis.call('SMEMBERS', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
+local json = false
+if stored then
+  local ok, p = pcall(cjson.decode, stored)
+  if ok and type(p) == 'table' then json = announce(KEYS[3], ARGV[1], ARGV[2], 'grant', 'gid', ARGV[3], audiences_of(p.resources, true)) end
+end
+return { json or '', members }`;
+
+/** Marks a JWT revoked (KEYS[1], until ARGV[1]) and records its event (KEYS[2], JSON ARGV[2]) in one step. */
+const REVOKE_JWT_SCRIPT = `redis.call('SET', KEYS[1], 1, 'EXAT', ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ${ANNOUNCEMENT_TTL_SECONDS})`;
+
 /**
  * RFC 7009 revocation of a client credentials token by its client (`revokeOwnClientCredentials`): the
  * provider's lookup and destroy in one atomic step. KEYS are the records of one value under
@@ -76,7 +140,7 @@ const JOIN_SET_SCRIPT =
  * expired, and its bulk revocation time ('' for none). The payload checks mirror the provider's
  * (lib/models/formats/opaque.js): anything it would read differently is `other`, and nothing changes.
  */
-const REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT = `
+const REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT = `${ANNOUNCE_LUA}
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 'other' end
 local stored = redis.call('HGET', KEYS[2], 'payload')
 if not stored then return 'absent' end
@@ -88,7 +152,7 @@ if p.clientId ~= ARGV[1] then return 'foreign' end
 if p.exp <= tonumber(ARGV[2]) then return 'expired' end
 if ARGV[3] ~= '' and p.iat <= tonumber(ARGV[3]) then return 'hidden' end
 redis.call('DEL', KEYS[2])
-return 'revoked'`;
+return {'revoked', announce(KEYS[4], ARGV[4], ARGV[5], 'token', 'jti', ARGV[6], audiences_of(p.aud, false)) or ''}`;
 
 /** How the keys of Session records begin (see recordKey). */
 const SESSION_RECORD_PREFIX = 'Session:{';
@@ -122,6 +186,23 @@ const consumeScript = new Script(CONSUME_SCRIPT);
 const upsertScript = new Script(UPSERT_SCRIPT);
 const joinSetScript = new Script(JOIN_SET_SCRIPT);
 const revokeOwnClientCredentialsScript = new Script(REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT);
+const destroyAnnouncedScript = new Script(DESTROY_ANNOUNCED_SCRIPT);
+const revokeGrantScript = new Script(REVOKE_GRANT_SCRIPT);
+const revokeJwtScript = new Script(REVOKE_JWT_SCRIPT);
+
+/** How the subject and audiences of each announced model's event are read from its payload (see DESTROY_ANNOUNCED_SCRIPT). */
+const DESTROY_EVENTS: Readonly<Record<string, readonly [kind: string, field: string, payloadField: string, keysOf: '0' | '1']>> = {
+  AccessToken: ['token', 'jti', 'aud', '0'],
+  ClientCredentials: ['token', 'jti', 'aud', '0'],
+  Grant: ['grant', 'gid', 'resources', '1'],
+};
+
+/**
+ * The subject of the event of a destroyed record whose id has digest `idDigest`: for an opaque token,
+ * the id introspection answers as its `jti` (opaqueTokenId: the first 32 characters of the digest);
+ * for a grant, the digest itself (what JWT access tokens carry as `gid`).
+ */
+const subjectOf = (model: string, idDigest: string) => (model === 'Grant' ? idDigest : idDigest.slice(0, 32));
 
 /** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
 async function exec(transaction: ChainableCommander): Promise<unknown[]> {
@@ -146,6 +227,7 @@ async function exec(transaction: ChainableCommander): Promise<unknown[]> {
 export class RedisTokenStore implements TokenStore {
   readonly #redis: Redis | Cluster;
   readonly #prefix: string;
+  #relay: RevocationRelay | undefined;
 
   /**
    * @param redis - An ioredis connection to a standalone Redis or a Redis Cluster.
@@ -168,9 +250,19 @@ export class RedisTokenStore implements TokenStore {
         await consumeScript.run(this.#redis, this.#key(recordKey(model, sha256Base64Url(id))), epochSeconds());
       },
       destroy: async (id) => {
-        await this.#redis.del(this.#key(recordKey(model, sha256Base64Url(id))));
+        const idDigest = sha256Base64Url(id);
+        const key = this.#key(recordKey(model, idDigest));
+        const announced = DESTROY_EVENTS[model];
+        if (!ANNOUNCED_DESTROY_MODELS.has(model) || !announced) {
+          await this.#redis.del(key);
+          return;
+        }
+        const eventKey = this.#key(announcementKey(idDigest, randomUUID()));
+        const eventId = eventKey.slice(eventKey.lastIndexOf(':') + 1);
+        const json = await destroyAnnouncedScript.runKeys(this.#redis, [key, eventKey], eventId, epochSeconds(), subjectOf(model, idDigest), ...announced);
+        await this.#relayRecorded(eventKey, json);
       },
-      revokeByGrantId: (grantId) => this.#revokeGrant(grantKeys(grantId)),
+      revokeByGrantId: (grantId) => this.#revokeGrant(grantKeys(grantId), sha256Base64Url(grantId)),
     };
   }
 
@@ -185,7 +277,7 @@ export class RedisTokenStore implements TokenStore {
       (members as string[]).map(async (member): Promise<EndedSignIn[]> => {
         const grantDigest = grantDigestOfRecordKey(member.slice(this.#prefix.length));
         if (grantDigest !== undefined) {
-          await this.#revokeGrant(grantKeysOfDigest(grantDigest));
+          await this.#revokeGrant(grantKeysOfDigest(grantDigest), grantDigest);
           return [];
         }
         if (!member.startsWith(this.#key(SESSION_RECORD_PREFIX))) {
@@ -203,14 +295,61 @@ export class RedisTokenStore implements TokenStore {
   async revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation> {
     const digest = sha256Base64Url(token);
     const keys = REVOCATION_SEARCH_MODELS.map((model) => this.#key(recordKey(model, digest)));
-    const outcome = await revokeOwnClientCredentialsScript.runKeys(this.#redis, keys, owner.clientId, owner.expiredAtOrBefore, owner.tokensRevokedAt ?? '');
+    const eventId = randomUUID();
+    const eventKey = this.#key(announcementKey(digest, eventId));
+    const reply = await revokeOwnClientCredentialsScript.runKeys(
+      this.#redis,
+      [...keys, eventKey],
+      owner.clientId,
+      owner.expiredAtOrBefore,
+      owner.tokensRevokedAt ?? '',
+      eventId,
+      epochSeconds(),
+      digest.slice(0, 32),
+    );
+    const [outcome, json] = Array.isArray(reply) ? (reply as [unknown, unknown]) : [reply, undefined];
     if (!isOwnTokenRevocation(outcome)) throw new Error(`unexpected revocation outcome ${String(outcome)}`);
+    await this.#relayRecorded(eventKey, json);
     return outcome;
   }
 
-  async revokeJwt(jti: string, expiresAt: number): Promise<void> {
+  async revokeJwt(jti: string, expiresAt: number, audiences: readonly string[]): Promise<void> {
     if (expiresAt <= epochSeconds()) return;
-    await this.#redis.set(this.#key(revokedJwtKey(jti)), 1, 'EXAT', expiresAt);
+    const key = this.#key(revokedJwtKey(jti));
+    if (audiences.length === 0) {
+      await this.#redis.set(key, 1, 'EXAT', expiresAt);
+      return;
+    }
+    const recorded: RecordedEvent = { id: randomUUID(), at: epochSeconds(), event: { kind: 'token', jti, audiences: [...audiences] } };
+    const eventKey = this.#key(announcementKey(sha256Base64Url(jti), recorded.id));
+    const json = JSON.stringify(recorded);
+    await revokeJwtScript.runKeys(this.#redis, [key, eventKey], expiresAt, json);
+    await this.#relayRecorded(eventKey, json);
+  }
+
+  announceTo(relay: RevocationRelay): void {
+    this.#relay = relay;
+  }
+
+  /**
+   * Scans every master for recorded events left unrelayed (SCAN, so Redis keeps serving meanwhile),
+   * relays and deletes each.
+   */
+  async relayLeftoverAnnouncements(): Promise<number> {
+    const nodes: Redis[] = this.#redis instanceof Cluster ? this.#redis.nodes('master') : [this.#redis];
+    let relayed = 0;
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.#prefix}${ANNOUNCEMENT_KEY_NAME}:*`, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          const json = await this.#redis.get(key);
+          if (json !== null && (await this.#relayRecorded(key, json))) relayed++;
+        }
+      } while (cursor !== '0');
+    }
+    return relayed;
   }
 
   async isGrantActive(grantDigest: string): Promise<boolean> {
@@ -276,16 +415,41 @@ export class RedisTokenStore implements TokenStore {
   }
 
   /**
-   * The revocation proper is one transaction on the grant's slot, atomic and one round trip: it reads
-   * the grant index and deletes the index and the Grant record. oidc-provider loads the Grant on every use of a token bound
+   * The revocation proper is one script on the grant's slot, atomic and one round trip: it reads
+   * the grant index, deletes the index and the Grant record, and records the grant's revocation event. oidc-provider loads the Grant on every use of a token bound
    * to it (refresh, code exchange, introspection, userinfo) and refuses the token once the Grant is
    * gone, so that transaction alone revokes every token of the grant at once. The token keys, spread
    * over every slot, cannot join it; deleting them afterwards is cleanup, one DEL each, issued together.
    * A token written for the grant meanwhile is refused the same way and expires with its TTL.
    */
-  async #revokeGrant(grant: GrantKeys): Promise<void> {
+  async #revokeGrant(grant: GrantKeys, grantDigest: string): Promise<void> {
     const index = this.#key(grant.index);
-    const [members] = await exec(this.#redis.multi().smembers(index).del(this.#key(grant.record), index));
-    await Promise.all((members as string[]).map((member) => this.#redis.del(member)));
+    const eventId = randomUUID();
+    const eventKey = this.#key(announcementKey(grantDigest, eventId));
+    const [json, members] = (await revokeGrantScript.runKeys(
+      this.#redis,
+      [this.#key(grant.record), index, eventKey],
+      eventId,
+      epochSeconds(),
+      grantDigest,
+    )) as [string, string[]];
+    await Promise.all([this.#relayRecorded(eventKey, json), ...members.map((member) => this.#redis.del(member))]);
+  }
+
+  /**
+   * Hands a recorded event (`json`, as a script answered it: nothing when the revocation concerned no
+   * audience) to the relay, then deletes its key. Resolves whether it was relayed: when the relay
+   * fails or there is none, the key stays for relayLeftoverAnnouncements (the relay logged why).
+   */
+  async #relayRecorded(eventKey: string, json: unknown): Promise<boolean> {
+    if (typeof json !== 'string' || json === '' || !this.#relay) return false;
+    const recorded = parseRecordedEvent(json);
+    try {
+      if (recorded) await this.#relay(recorded);
+      await this.#redis.del(eventKey);
+      return true;
+    } catch {
+      return false;
+    }
   }
 }

@@ -43,6 +43,17 @@ export function revokedJwtKey(jti: string): string {
   return tagged('revoked-jwt', sha256Base64Url(jti));
 }
 
+/**
+ * Key of a revocation event recorded with the revocation of the key tagged `digest`, in that key's
+ * hash slot (so one script writes both, in Redis Cluster too), until it is relayed.
+ */
+export function announcementKey(digest: string, eventId: string): string {
+  return `${tagged(ANNOUNCEMENT_KEY_NAME, digest)}:${eventId}`;
+}
+
+/** How the keys of recorded, not yet relayed, revocation events begin (for the sweep of leftovers). */
+export const ANNOUNCEMENT_KEY_NAME = 'secevent-outbox';
+
 /** The keys of one grant, both tagged by the digest of the grant id, hence in one hash slot. */
 export interface GrantKeys {
   /** The record of the `Grant` model, whose id is the grant id. */

@@ -4,6 +4,7 @@
  * Both implementations pass the same contract suite (test/tokens/token-store.contract.ts).
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { RecordedEvent } from '../security-events/revocation-event.js';
 
 export type { Adapter, AdapterPayload };
 
@@ -56,6 +57,20 @@ export interface TokenOwner {
   readonly tokensRevokedAt: number | null;
 }
 
+/**
+ * Where a store hands the revocation events it records (src/security-events): resolves once the event
+ * is available to the resource servers it concerns, rejects when it could not be made so (the store
+ * then keeps it for {@link TokenStore.relayLeftoverAnnouncements}).
+ */
+export type RevocationRelay = (recorded: RecordedEvent) => Promise<void>;
+
+/**
+ * The models whose deletion by the provider (`destroy`) is a revocation resource servers hear of: an
+ * access token (a person's or a client's own) and a grant. Refresh tokens never reach resource
+ * servers; their revocation revokes their grant.
+ */
+export const ANNOUNCED_DESTROY_MODELS: ReadonlySet<string> = new Set(['AccessToken', 'ClientCredentials', 'Grant']);
+
 /** What the issuer needs from a token store. */
 export interface TokenStore {
   /**
@@ -87,8 +102,23 @@ export interface TokenStore {
    * what a JWT access token's grant allows, for userinfo (src/issuer/userinfo-for-api-tokens.ts).
    */
   grantOfDigest(grantDigest: string): Promise<AdapterPayload | undefined>;
-  /** Marks a JWT access token id revoked until `expiresAt` (epoch seconds), after which the record goes. */
-  revokeJwt(jti: string, expiresAt: number): Promise<void>;
+  /**
+   * Marks a JWT access token id revoked until `expiresAt` (epoch seconds), after which the record goes,
+   * and records its revocation event for `audiences` in the same step.
+   */
+  revokeJwt(jti: string, expiresAt: number, audiences: readonly string[]): Promise<void>;
+  /**
+   * Every revocation this store makes (an access token destroyed or revoked, a JWT marked revoked, a
+   * grant revoked, on its own or with its account) records its event in the same atomic step (the same
+   * Lua script in Redis, in the revoked key's hash slot), then hands it to `relay` before the call
+   * resolves. Without a relay, events are recorded and kept for a later one.
+   */
+  announceTo(relay: RevocationRelay): void;
+  /**
+   * Relays the events recorded with a revocation whose relay did not finish (the process crashed in
+   * between, or the relay failed); deletes each once relayed. Resolves with how many it relayed.
+   */
+  relayLeftoverAnnouncements(): Promise<number>;
   /** Whether `revokeJwt` was called for this id (and the record has not expired). */
   isJwtRevoked(jti: string): Promise<boolean>;
   /** Resolves when the store answers; rejects when it does not. */

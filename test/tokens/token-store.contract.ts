@@ -46,7 +46,7 @@ export async function writeSampleTokens(store: TokenStore): Promise<string[]> {
   await store.adapter('AuthorizationCode').consume(code);
   await store.adapter('ClientCredentials').upsert(clientCredentials, payloadFor('ClientCredentials', clientCredentials), 60);
   await store.adapter('Session').upsert(session, payloadFor('Session', session, { uid: newTokenValue() }), 60);
-  await store.revokeJwt(revokedJti, nowSeconds() + 60);
+  await store.revokeJwt(revokedJti, nowSeconds() + 60, []);
   return [accessToken, refreshToken, code, clientCredentials, session, revokedJti];
 }
 
@@ -285,7 +285,7 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       const jti = newTokenValue();
       // Two seconds ahead: a whole second away at least, however far into the current second we are.
       const expiresAt = nowSeconds() + 2;
-      await store.revokeJwt(jti, expiresAt);
+      await store.revokeJwt(jti, expiresAt, []);
 
       expect(await store.isJwtRevoked(jti)).toBe(true);
       expect(await store.isJwtRevoked(newTokenValue())).toBe(false);
@@ -297,7 +297,7 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
 
     it('ignores revoking a JWT id that has already expired', async () => {
       const jti = newTokenValue();
-      await store.revokeJwt(jti, nowSeconds() - 1);
+      await store.revokeJwt(jti, nowSeconds() - 1, []);
 
       expect(await store.isJwtRevoked(jti)).toBe(false);
     });

@@ -1,0 +1,285 @@
+/**
+ * Revocation events, from the revocation to the resource servers (docs/revocation-events.md):
+ * - the relay: an event recorded with its revocation (in the token store's script, or in the
+ *   PostgreSQL outbox's transaction) is queued for every resource server it concerns, then waiting
+ *   polls are woken on every instance (change bus) and, where registered, a push is started;
+ * - poll (RFC 8936): acknowledgements, errors reported by the receiver, and up to `maxEvents` SETs,
+ *   held (long poll) until one arrives or the wait ends;
+ * - the periodic relays of what a crash left behind (outbox rows, recorded events in Redis).
+ *
+ * Delivery is at least once: an event leaves a queue only when acknowledged (a poll's `ack` or
+ * `setErrs`, a push answered 202) or once older than the queue's retention.
+ */
+import type { Db } from '../db/database.js';
+import type { ChangeBus } from '../events/change-bus.js';
+import { DEFAULT_JWT_TTL_SECONDS, DEFAULT_OPAQUE_TTL_SECONDS } from '../issuer/token-policy.js';
+import { decryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
+import type { Logger } from '../observability/logger.js';
+import { securityEvents as securityEventCount } from '../observability/metrics.js';
+import type { ResourceServer } from '../resource-servers/resource-server.js';
+import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
+import { eventsEndpointTokenContext } from '../resource-servers/resource-server-repository.js';
+import type { TokenStore } from '../tokens/token-store.js';
+import type { EventQueue } from './event-queue.js';
+import { relayOutbox } from './outbox.js';
+import { postSet, PUSH_RETRY_DELAYS_MS, type PushDeliveryPolicy } from './push-delivery.js';
+import { audiencesOf, setIdFor, type RecordedEvent } from './revocation-event.js';
+import type { SetSigner } from './set-signer.js';
+
+/** A queue keeps unacknowledged events at least this long, and at least as long as its audience's longest-lived token. */
+const MIN_RETENTION_SECONDS = 24 * 60 * 60;
+/** SETs a poll answers at most (without `maxEvents`, and whatever `maxEvents` asks). */
+export const MAX_EVENTS_PER_POLL = 100;
+/** A waiting poll looks at its queue again at least this often, should a wake-up have been missed (Redis reconnecting). */
+const RECHECK_MS = 1_000;
+/** How often outbox rows and recorded events left by a crash are looked for. */
+const OUTBOX_INTERVAL_MS = 2_000;
+const LEFTOVER_INTERVAL_MS = 15_000;
+
+/** What the relay, the polls and the pushes work with. */
+export interface SecurityEventsDependencies {
+  readonly issuer: string;
+  readonly db: Db;
+  readonly bus: ChangeBus;
+  readonly queue: EventQueue;
+  readonly tokenStore: TokenStore;
+  readonly resourceServers: ResourceServerRegistry;
+  readonly signer: SetSigner;
+  /** Key-encryption keys by id: they open the push credentials. */
+  readonly keks: ReadonlyMap<string, KeyEncryptionKey>;
+  readonly pushPolicy: PushDeliveryPolicy;
+  /** Longest wait of a long poll (ms). */
+  readonly pollWaitMs: number;
+  readonly logger: Logger;
+}
+
+/** A poll request (RFC 8936 section 2.4), validated. */
+export interface PollRequest {
+  readonly maxEvents: number | undefined;
+  readonly returnImmediately: boolean;
+  readonly ack: readonly string[];
+  readonly setErrs: Readonly<Record<string, { err: string; description: string }>>;
+}
+
+/** A poll answer (RFC 8936 section 2.5). */
+export interface PollAnswer {
+  sets: Record<string, string>;
+  moreAvailable?: boolean;
+}
+
+/** The retention of a resource server's queue (seconds): at least its longest token lifetime. */
+function retentionOf(rs: ResourceServer): number {
+  // Opaque tokens (external clients, sensitive scopes) may be issued for any audience.
+  const longestToken = rs.accessTokenTtl ?? Math.max(DEFAULT_OPAQUE_TTL_SECONDS, DEFAULT_JWT_TTL_SECONDS);
+  return Math.max(MIN_RETENTION_SECONDS, longestToken);
+}
+
+/** The relay, the polls and the pushes of revocation events (see the file comment). */
+export class SecurityEvents {
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #timers: NodeJS.Timeout[] = [];
+  #stopped = false;
+  #outboxRun: Promise<void> | undefined;
+  #outboxAgain = false;
+
+  constructor(private readonly deps: SecurityEventsDependencies) {}
+
+  /** Wires the relay to the token store and the change bus, relays what a crash may have left, and starts the periodic relays. */
+  start(): void {
+    this.deps.tokenStore.announceTo((recorded) => this.relay(recorded));
+    this.deps.bus.subscribe((event) => {
+      if (event.kind === 'security-events') this.#wake(event.id);
+      // A client, account or key change may have written an outbox row: relay it now.
+      else if (event.kind === 'client' || event.kind === 'account' || event.kind === 'keys') this.relayOutboxNow();
+    });
+    this.relayOutboxNow();
+    void this.#relayLeftovers();
+    this.#timers.push(setInterval(() => this.relayOutboxNow(), OUTBOX_INTERVAL_MS).unref());
+    this.#timers.push(setInterval(() => void this.#relayLeftovers(), LEFTOVER_INTERVAL_MS).unref());
+  }
+
+  /**
+   * Queues `recorded` for every resource server it concerns (a token's or grant's audiences; every
+   * resource server for client, account and key events), wakes their waiting polls on every
+   * instance and starts their pushes. Rejects when a queue could not be written (the caller keeps the
+   * event and relays it again: queuing twice is queuing once).
+   */
+  async relay(recorded: RecordedEvent): Promise<void> {
+    await this.deps.resourceServers.settled();
+    const audiences = audiencesOf(recorded.event);
+    const targets =
+      audiences === 'all'
+        ? this.deps.resourceServers.all()
+        : [...new Set(audiences)].map((identifier) => this.deps.resourceServers.byIdentifier(identifier)).filter((rs) => rs !== undefined);
+    try {
+      await Promise.all(targets.map((rs) => this.deps.queue.enqueue(rs.id, setIdFor(recorded, rs.id), recorded, retentionOf(rs))));
+    } catch (error) {
+      this.deps.logger.warn({ err: error, eventId: recorded.id }, 'revocation event not queued yet; it is kept and relayed again');
+      throw error;
+    }
+    securityEventCount.inc({ step: 'queued' }, targets.length);
+    for (const rs of targets) {
+      // Waiting polls on other instances hear it through the bus; a lost notice costs them RECHECK_MS at most.
+      this.deps.bus.publish({ kind: 'security-events', id: rs.id }).catch(() => undefined);
+      if (rs.eventsEndpoint) void this.#push(rs, setIdFor(recorded, rs.id), recorded);
+    }
+  }
+
+  /** Relays committed outbox rows now (one run at a time; a request during a run makes it run again). */
+  relayOutboxNow(): void {
+    if (this.#stopped) return;
+    if (this.#outboxRun) {
+      this.#outboxAgain = true;
+      return;
+    }
+    this.#outboxRun = (async () => {
+      do {
+        this.#outboxAgain = false;
+        try {
+          await relayOutbox(this.deps.db, (recorded) => this.relay(recorded));
+        } catch (error) {
+          this.deps.logger.warn({ err: error }, 'revocation events of the outbox not relayed yet; retried shortly');
+        }
+      } while (this.#outboxAgain && !this.#stopped);
+    })().finally(() => {
+      this.#outboxRun = undefined;
+    });
+  }
+
+  async #relayLeftovers(): Promise<void> {
+    if (this.#stopped) return;
+    try {
+      const relayed = await this.deps.tokenStore.relayLeftoverAnnouncements();
+      if (relayed > 0) this.deps.logger.info({ relayed }, 'revocation events left by an interrupted relay were relayed');
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'revocation events left by an interrupted relay not relayed yet; retried shortly');
+    }
+  }
+
+  /**
+   * Answers a poll of `rs` (RFC 8936): removes what it acknowledges or reports errors for, then answers
+   * up to `maxEvents` waiting SETs, waiting for one (up to the long-poll wait) unless `returnImmediately`.
+   */
+  async poll(rs: ResourceServer, request: PollRequest): Promise<PollAnswer> {
+    const done = [...request.ack, ...Object.keys(request.setErrs)];
+    if (done.length > 0) {
+      // Ids this resource server's queue does not hold (unknown, already acknowledged, another's) change nothing.
+      const removed = await this.deps.queue.remove(rs.id, done);
+      securityEventCount.inc({ step: 'acknowledged' }, removed);
+    }
+    for (const [setId, error] of Object.entries(request.setErrs)) {
+      securityEventCount.inc({ step: 'refused' });
+      this.deps.logger.warn(
+        { resourceServer: rs.id, setId, err: error.err, description: error.description.slice(0, 200) },
+        'a resource server reported a SET error',
+      );
+    }
+    const max = Math.min(request.maxEvents ?? MAX_EVENTS_PER_POLL, MAX_EVENTS_PER_POLL);
+    if (max === 0) {
+      // Acknowledging only: RFC 8936 section 2.4, answered at once.
+      const { events } = await this.deps.queue.peek(rs.id, 1);
+      return { sets: {}, ...(events.length > 0 ? { moreAvailable: true } : {}) };
+    }
+    const deadline = Date.now() + (request.returnImmediately ? 0 : this.deps.pollWaitMs);
+    for (;;) {
+      // Waiting starts before the look, so an event queued in between wakes it.
+      const wait = this.#waitFor(rs.id, Math.min(RECHECK_MS, Math.max(0, deadline - Date.now())));
+      const { events, more } = await this.deps.queue.peek(rs.id, max);
+      if (events.length > 0 || Date.now() >= deadline || this.#stopped) {
+        wait.cancel();
+        const sets: Record<string, string> = {};
+        for (const { setId, recorded } of events) sets[setId] = await this.deps.signer.sign(recorded, setId, rs.identifier, rs.signingAlg);
+        securityEventCount.inc({ step: 'polled' }, events.length);
+        return { sets, ...(more ? { moreAvailable: true } : {}) };
+      }
+      await wait.done;
+    }
+  }
+
+  /** Ends every waiting poll (they answer what they have: nothing): the server is shutting down. */
+  stopWaiting(): void {
+    this.#stopped = true;
+    for (const rsId of [...this.#waiters.keys()]) this.#wake(rsId);
+  }
+
+  /** Stops the periodic relays and ends waiting polls. */
+  async close(): Promise<void> {
+    this.stopWaiting();
+    for (const timer of this.#timers) clearInterval(timer);
+    await this.#outboxRun;
+  }
+
+  #waitFor(rsId: string, ms: number): { done: Promise<void>; cancel: () => void } {
+    let wake!: () => void;
+    const done = new Promise<void>((resolve) => (wake = resolve));
+    const waiters = this.#waiters.get(rsId) ?? new Set<() => void>();
+    this.#waiters.set(rsId, waiters);
+    const timer = setTimeout(() => finish(), ms);
+    const finish = () => {
+      clearTimeout(timer);
+      waiters.delete(finish);
+      if (waiters.size === 0 && this.#waiters.get(rsId) === waiters) this.#waiters.delete(rsId);
+      wake();
+    };
+    waiters.add(finish);
+    return { done, cancel: finish };
+  }
+
+  #wake(rsId: string): void {
+    for (const finish of [...(this.#waiters.get(rsId) ?? [])]) finish();
+  }
+
+  /**
+   * Pushes one SET to `rs`'s events endpoint (RFC 8935) with bounded retries; a 202 acknowledges it.
+   * Never throws: a push given up leaves the event for poll.
+   */
+  async #push(rs: ResourceServer, setId: string, recorded: RecordedEvent): Promise<void> {
+    const endpoint = new URL(rs.eventsEndpoint!);
+    // Only where it went is logged: never the SET's credential.
+    const where = `${endpoint.origin}${endpoint.pathname}`;
+    let bearer: string | undefined;
+    try {
+      bearer = rs.eventsEndpointToken ? this.#openToken(rs) : undefined;
+    } catch (error) {
+      this.deps.logger.warn({ resourceServer: rs.id, reason: (error as Error).message }, 'push credential cannot be opened; the event waits for a poll');
+      return;
+    }
+    for (let attempt = 0; ; attempt++) {
+      let failure: string;
+      let retry = true;
+      try {
+        const set = await this.deps.signer.sign(recorded, setId, rs.identifier, rs.signingAlg);
+        const status = await postSet(endpoint, set, bearer, this.deps.pushPolicy);
+        if (status === 202) {
+          await this.deps.queue.remove(rs.id, [setId]);
+          securityEventCount.inc({ step: 'pushed' });
+          this.deps.logger.info({ resourceServer: rs.id, eventsEndpoint: where, setId, attempt: attempt + 1 }, 'SET pushed');
+          return;
+        }
+        failure = `answered ${status}`;
+        // A 400 is the receiver refusing this SET (RFC 8935 section 2.3): the same SET would be refused again.
+        retry = status !== 400;
+        if (status === 400) securityEventCount.inc({ step: 'refused' });
+      } catch (error) {
+        failure = (error as Error).message;
+      }
+      const delay = retry && !this.#stopped ? PUSH_RETRY_DELAYS_MS[attempt] : undefined;
+      if (delay === undefined) {
+        securityEventCount.inc({ step: 'push_given_up' });
+        this.deps.logger.warn(
+          { resourceServer: rs.id, eventsEndpoint: where, setId, attempts: attempt + 1, reason: failure },
+          'SET not pushed; it waits for a poll',
+        );
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+    }
+  }
+
+  #openToken(rs: ResourceServer): string {
+    const sealed = rs.eventsEndpointToken!;
+    const kek = this.deps.keks.get(sealed.kekId);
+    if (!kek) throw new Error(`the key-encryption key ${sealed.kekId} that sealed it is not configured`);
+    return decryptWithKek(kek, sealed.sealed, eventsEndpointTokenContext(rs.id, sealed.kekId));
+  }
+}
