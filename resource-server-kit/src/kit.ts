@@ -149,8 +149,12 @@ export class ResourceServerKit {
   private readonly algorithms: string[];
   private readonly basicAuthorization: string;
   private readonly inflight = new Map<string, Promise<CachedAnswer>>();
-  /** Counts applied events: an introspection that an event overtook is not cached. */
-  private epoch = 0;
+  /**
+   * Counts applied grant events: an introspection answer that one overtook is not cached. (Other
+   * events need no such guard: the revocation list is checked on every cache hit, but an opaque
+   * token's answer does not name its grant.)
+   */
+  private grantEpoch = 0;
 
   /** @internal use `createResourceServerKit` */
   constructor(
@@ -317,16 +321,22 @@ export class ResourceServerKit {
       this.refuseRevoked(hit, undefined);
       return { claims: hit, cached: true };
     }
-    const epoch = this.epoch;
-    const answer = await this.introspect(token, key);
-    // Not kept when an event arrived while the issuer answered: the answer may predate it.
-    if (trustCache && epoch === this.epoch) this.cache.set(key, answer);
-    if (answer === 'inactive') throw new AccessDenied('invalid_token', 'the token is not active');
-    if (!audiencesOf(answer.aud).includes(this.options.resource)) throw new AccessDenied('invalid_token', 'the token is not for this API');
-    if (answer.iss !== undefined && answer.iss !== this.options.issuer) throw new AccessDenied('invalid_token', 'the token is not from this issuer');
-    if (answer.token_type === 'refresh_token') throw new AccessDenied('invalid_token', 'a refresh token is not an access token');
+    const epoch = this.grantEpoch;
+    const introspected = await this.introspect(token, key);
+    const answer = introspected === 'inactive' ? 'the token is not active' : this.acceptable(introspected);
+    // Not kept when a grant event arrived while the issuer answered: the answer may predate it.
+    if (trustCache && epoch === this.grantEpoch) this.cache.set(key, typeof answer === 'string' ? 'inactive' : answer);
+    if (typeof answer === 'string') throw new AccessDenied('invalid_token', answer);
     this.refuseRevoked(answer, undefined);
     return { claims: answer, cached: false };
+  }
+
+  /** `answer` when it is for this API and issuer and an access token; otherwise why not. */
+  private acceptable(answer: ActiveAnswer): ActiveAnswer | string {
+    if (!audiencesOf(answer.aud).includes(this.options.resource)) return 'the token is not for this API';
+    if (answer.iss !== undefined && answer.iss !== this.options.issuer) return 'the token is not from this issuer';
+    if (answer.token_type === 'refresh_token') return 'a refresh token is not an access token';
+    return answer;
   }
 
   /** Asks the issuer about `token` (concurrent requests for one token share one call). */
@@ -367,8 +377,8 @@ export class ResourceServerKit {
 
   /** Applies revocation events: remembers them, drops revoked keys and the cached answers they cover. */
   private applyRevocations(facts: readonly RevocationFacts[]): void {
-    this.epoch++;
     for (const fact of facts) {
+      if (fact.gid !== undefined) this.grantEpoch++;
       this.revocations.record(fact);
       if (fact.kid !== undefined) this.jwks.revoke(fact.kid);
       this.cache?.dropWhere((answer) => covers(fact, answer));
