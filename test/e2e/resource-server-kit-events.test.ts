@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import express from 'express';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import type * as oauth from 'oauth4webapi';
+import * as oauth from 'oauth4webapi';
 import { AccessDenied, createResourceServerKit, ResourceServerKit, type ResourceServerKitOptions } from '../../resource-server-kit/src/index.js';
 import * as forExpress from '../../resource-server-kit/src/middleware/express.js';
 import { freePort } from '../helpers/free-port.js';
 import { kidOf, kidOfToken, listKeys, sleep, within } from '../helpers/keys.js';
+import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
 import { adminCall, adminToken, discover, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
@@ -113,6 +114,35 @@ const combinations = [
 ] as const;
 
 const TRIALS = 100;
+const REDIRECT_URI = 'http://127.0.0.1:9/callback';
+
+/** A web app of both APIs that signs people in (authorization code, refresh tokens). */
+const newWebApp = async (trust: 'internal' | 'external'): Promise<TestClient & { client_secret: string }> => ({
+  ...(await registerClient(server.issuer, admin, {
+    client_name: `kit events web app ${trust}`,
+    trust,
+    grant_types: ['authorization_code', 'refresh_token'],
+    redirect_uris: [REDIRECT_URI],
+    resources: [pollApi.identifier, pushApi.identifier],
+    scope: 'openid offline_access a:read',
+  })),
+  redirect_uri: REDIRECT_URI,
+});
+
+/** A person's sign-in to `app` for `api`: its access and refresh tokens. */
+async function signedIn(app: TestClient & { client_secret: string }, person: { email: string; password: string }, api: Api) {
+  const browser = new Browser(REDIRECT_URI);
+  const start = await authorizationUrl(as, app, { scope: 'openid offline_access a:read', prompt: 'consent', resource: api.identifier });
+  let page = await signIn(browser, await browser.navigate(start.url), person.email, person.password);
+  if (page.status === 200 && page.body.includes('>Allow</button>')) page = await browser.navigate(formAction(page, 'Allow'), { form: {} });
+  const params = oauth.validateAuthResponse(as, app, new URL(page.url), start.state);
+  const response = await oauth.authorizationCodeGrantRequest(as, app, oauth.ClientSecretBasic(app.client_secret), params, REDIRECT_URI, start.verifier, {
+    [oauth.allowInsecureRequests]: true,
+    additionalParameters: { resource: api.identifier },
+  });
+  const tokens = await oauth.processAuthorizationCodeResponse(as, app, response, { expectedNonce: start.nonce, requireIdToken: true });
+  return { access: tokens.access_token, refresh: tokens.refresh_token! };
+}
 
 describe('revocation reaches the kit (caching on): p99 within 2 s over 100 trials', () => {
   afterAll(() => console.log(`resource-server-kit revocation latency:\n${Object.keys(latencies).map(summary).join('\n')}`));
@@ -156,6 +186,31 @@ describe('revocation reaches the kit (caching on): p99 within 2 s over 100 trial
     }
     for (const { name } of combinations) expect(percentile(latencies[`client, ${name}`], 99)).toBeLessThanOrEqual(2000);
   }, 240_000);
+
+  // A person's sign-in per measure: each trial takes the next of the four combinations, 100 trials per kind.
+  it("a person's grant revoked (its refresh token revoked), and a person's account disabled", async () => {
+    const apps = { internal: await newWebApp('internal'), external: await newWebApp('external') };
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const { name, kit, api, trust } = combinations[trial % combinations.length];
+      const app = apps[trust];
+      const person = await createAccount(server.issuer, admin);
+
+      const grant = await signedIn(app, person, api());
+      expect((await kit().verify(bearer(grant.access))).format).toBe(trust === 'internal' ? 'jwt' : 'opaque');
+      expect(await revoke(as, app.client_id, app.client_secret, grant.refresh)).toBe(200);
+      record(`grant, ${name}`, await untilRefused(kit(), grant.access, performance.now()));
+
+      const session = await signedIn(app, person, api());
+      await kit().verify(bearer(session.access));
+      expect((await adminCall(server.issuer, admin, 'PATCH', `/accounts/${person.id}`, { disabled: true })).status).toBe(200);
+      record(`account, ${name}`, await untilRefused(kit(), session.access, performance.now()));
+    }
+    for (const kind of ['grant', 'account']) {
+      const all = combinations.flatMap(({ name }) => latencies[`${kind}, ${name}`]);
+      expect(all).toHaveLength(TRIALS);
+      expect(percentile(all, 99)).toBeLessThanOrEqual(2000);
+    }
+  }, 300_000);
 
   it('a signing key revoked (admin API): its JWTs are refused', async () => {
     const client = await newClient('internal');

@@ -9,7 +9,9 @@ import Router from '@koa/router';
 import express from 'express';
 import Fastify from 'fastify';
 import Koa from 'koa';
+import { spawn } from 'node:child_process';
 import type { Server } from 'node:http';
+import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import * as oauth from 'oauth4webapi';
 import { createResourceServerKit, type ResourceServerKit } from '../../resource-server-kit/src/index.js';
@@ -18,7 +20,7 @@ import * as forFastify from '../../resource-server-kit/src/middleware/fastify.js
 import * as forKoa from '../../resource-server-kit/src/middleware/koa.js';
 import { boundClientCredentials, dpopKey } from '../helpers/dpop.js';
 import { adminToken, discover, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { freePort, startServer, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
 let as: oauth.AuthorizationServer;
@@ -144,5 +146,49 @@ describe.each(['koa', 'express', 'fastify'])('%s', (framework) => {
     const asBearer = await call(ordersUrl(), { headers: { authorization: `Bearer ${bound}` } });
     expect(asBearer.status).toBe(401);
     expect(asBearer.challenge).toMatch(/^DPoP realm="shop", error="invalid_token", error_description="[^"]+", algs="ES256 EdDSA Ed25519 PS256 RS256"$/);
+  });
+});
+
+describe('the example API (scripts/example-resource-server.ts)', () => {
+  it('runs on the kit: polls events, lets a good token through, refuses a missing one with a challenge', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [resolve('dist/scripts/example-resource-server.js')], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        ISSUER: server.issuer,
+        RESOURCE: api.identifier,
+        RS_CLIENT_ID: api.introspection.client_id,
+        RS_CLIENT_SECRET: api.introspection.client_secret,
+        PORT: String(port),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the example did not start:\n${output}`)), 20_000);
+        child.stdout.on('data', () => {
+          if (!output.includes('revocation events: up') || !output.includes('example resource server on')) return;
+          clearTimeout(timer);
+          resolve();
+        });
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`the example exited with ${code}:\n${output}`));
+        });
+      });
+      const origin = `http://127.0.0.1:${port}`;
+      const token = (await issueToken(as, worker.client_id, worker.client_secret, { resource: api.identifier, scope: 'orders:read' })).accessToken;
+      const ok = await call(`${origin}/orders`, { headers: { authorization: `Bearer ${token}` } });
+      expect(ok).toMatchObject({ status: 200, body: { for: worker.client_id, token: 'jwt', bound: false } });
+      const refused = await call(`${origin}/orders`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+      expect(refused.status).toBe(403);
+      expect((await call(`${origin}/orders`)).challenge).toMatch(/^Bearer realm="orders"/);
+      expect((await call(`${origin}/stats`)).body).toMatchObject({ accepted: 1, refused: 2, channel: 'up' });
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 });

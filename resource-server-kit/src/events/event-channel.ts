@@ -155,7 +155,9 @@ export class EventChannel {
     const longPoll = this.options.pollIntervalMs === undefined;
     while (!this.stopping.signal.aborted) {
       try {
-        const answer = await this.poll({ maxEvents: 100, returnImmediately: !longPoll, ack, setErrs }, this.stopping.signal);
+        // The first poll, and the first after a failure, returns at once: it shows the channel works
+        // (and catches up on the backlog) without waiting for an event.
+        const answer = await this.poll({ maxEvents: 100, returnImmediately: !longPoll || this.failingSince !== undefined, ack, setErrs }, this.stopping.signal);
         ack = [];
         setErrs = {};
         this.markUp();
