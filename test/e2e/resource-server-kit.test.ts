@@ -268,14 +268,22 @@ describe('opaque tokens, introspected (RFC 7662)', () => {
     const saving = 1 - cachedCalls / uncachedCalls;
     expect(saving).toBeGreaterThanOrEqual(0.95);
 
-    const iterations = 50_000;
-    const before = process.cpuUsage();
-    for (let i = 0; i < iterations; i++) await cachedKit.verify(requests[i % requests.length], { scopes: ['files:read'] });
-    const used = process.cpuUsage(before);
-    const microsecondsPerCheck = (used.user + used.system) / iterations;
+    // CPU time of the whole process, so after a warm-up and as the median of five batches: a batch
+    // that a garbage collection of the suite's heap or another timer lands in does not decide it.
+    const iterations = 10_000;
+    const batch = async () => {
+      const before = process.cpuUsage();
+      for (let i = 0; i < iterations; i++) await cachedKit.verify(requests[i % requests.length], { scopes: ['files:read'] });
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / iterations;
+    };
+    await batch();
+    const batches: number[] = [];
+    for (let i = 0; i < 5; i++) batches.push(await batch());
+    const microsecondsPerCheck = [...batches].sort((a, b) => a - b)[2];
     console.log(
       `resource-server-kit: ${uncachedCalls} introspection calls without cache, ${cachedCalls} with (${(saving * 100).toFixed(1)} % fewer); ` +
-        `cached opaque check ${microsecondsPerCheck.toFixed(2)} µs CPU over ${iterations} checks`,
+        `cached opaque check ${microsecondsPerCheck.toFixed(2)} µs CPU (median of 5 batches of ${iterations}; batches ${batches.map((b) => b.toFixed(1)).join(', ')})`,
     );
     expect(microsecondsPerCheck).toBeLessThanOrEqual(20);
   }, 120_000);
