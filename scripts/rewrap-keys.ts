@@ -1,12 +1,13 @@
 /**
- * `npm run keys:rewrap`: re-encrypts every stored private signing key under KEY_ENCRYPTION_KEY, in one
- * transaction. Keys sealed by the previous key-encryption key are opened with
+ * `npm run keys:rewrap`: re-encrypts every stored private signing key (in one transaction), then every
+ * resource server's push credential (in another), under KEY_ENCRYPTION_KEY. Keys sealed by the previous key-encryption key are opened with
  * KEY_ENCRYPTION_KEY_PREVIOUS, which can be dropped from the configuration once this has run.
  */
 import { ConfigError, loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/database.js';
 import { keyEncryptionKeysById, resolveKeyEncryptionKeys } from '../src/keys/key-encryption.js';
 import { rewrapSigningKeys } from '../src/keys/key-lifecycle.js';
+import { rewrapEventsEndpointTokens } from '../src/resource-servers/resource-server-repository.js';
 import { SYSTEM_ACTOR } from '../src/audit/audit.js';
 
 try {
@@ -16,6 +17,9 @@ try {
   try {
     const rewrapped = await rewrapSigningKeys(db, keyEncryptionKeysById(keks), keks[0], SYSTEM_ACTOR);
     console.log(`Rewrapped ${rewrapped} signing key(s) under key-encryption key ${keks[0].id}`);
+    // Push credentials of revocation events (docs/revocation-events.md) are sealed under it too.
+    const credentials = await rewrapEventsEndpointTokens(db, keyEncryptionKeysById(keks), keks[0]);
+    console.log(`Rewrapped ${credentials} push credential(s) under key-encryption key ${keks[0].id}`);
   } finally {
     await db.destroy();
   }

@@ -1,6 +1,7 @@
 /** PostgreSQL access for resource servers. Functions take the database (or a transaction) first. */
 import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
+import { decryptWithKek, encryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { ResourceServersTable } from '../db/schema.js';
 import type { PageCursor } from '../shared/pagination.js';
 import type { ResourceServer } from './resource-server.js';
@@ -130,4 +131,34 @@ export async function updateResourceServer(db: Db, id: string, changes: Resource
 export async function deleteResourceServerRow(db: Db, id: string): Promise<boolean> {
   const result = await db.deleteFrom('resource_servers').where('id', '=', id).executeTakeFirst();
   return result.numDeletedRows > 0n;
+}
+
+/**
+ * Reseals every push credential that `to` did not seal (`npm run keys:rewrap`, after a change of
+ * key-encryption key); resolves with how many. `keks` are every key that may have sealed one, by id.
+ */
+export async function rewrapEventsEndpointTokens(db: Db, keks: ReadonlyMap<string, KeyEncryptionKey>, to: KeyEncryptionKey): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const rows = await trx
+      .selectFrom('resource_servers')
+      .select(['id', 'events_endpoint_token_sealed', 'events_endpoint_token_kek_id'])
+      .where('events_endpoint_token_sealed', 'is not', null)
+      .where('events_endpoint_token_kek_id', '!=', to.id)
+      .forUpdate()
+      .execute();
+    for (const row of rows) {
+      const from = keks.get(row.events_endpoint_token_kek_id!);
+      if (!from)
+        throw new Error(
+          `the push credential of resource server ${row.id} was sealed by key-encryption key ${row.events_endpoint_token_kek_id}, which is not configured`,
+        );
+      const token = decryptWithKek(from, row.events_endpoint_token_sealed!, eventsEndpointTokenContext(row.id, from.id));
+      await trx
+        .updateTable('resource_servers')
+        .set({ events_endpoint_token_sealed: encryptWithKek(to, token, eventsEndpointTokenContext(row.id, to.id)), events_endpoint_token_kek_id: to.id })
+        .where('id', '=', row.id)
+        .execute();
+    }
+    return rows.length;
+  });
 }

@@ -59,8 +59,9 @@ for (const [network, prefix] of [
 for (const [network, prefix] of [
   ['::', 128],
   ['::1', 128],
-  ['::ffff:0:0', 96],
-  ['64:ff9b::', 96],
+  // Not ::ffff:0:0/96 (IPv4-mapped) nor 64:ff9b::/96 (NAT64): a BlockList matches IPv4 addresses
+  // against such ranges too, which would refuse every IPv4 address. Mapped addresses are judged as
+  // the IPv4 address they carry (addressAllowed).
   ['100::', 64],
   ['2001::', 23],
   ['2001:db8::', 32],

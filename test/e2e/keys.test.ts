@@ -287,10 +287,22 @@ describe('key-encryption key rotation', () => {
     const oldKek = TEST_KEY_ENCRYPTION_KEY;
     const newKek = randomBytes(32).toString('base64');
     const stored = (await db.query('select kid from signing_keys')).rowCount!;
+    // A push credential of revocation events is sealed under the same key, and resealed with them.
+    const pushed = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('pushed'), name: 'Pushed', scopes: ['p:read'] });
+    const patch = { events_endpoint: 'https://pushed.example.test/events', events_endpoint_token: 'push-credential-0123456789' };
+    expect((await adminCall(server.issuer, admin, 'PATCH', `/resource-servers/${(pushed as unknown as { id: string }).id}`, patch)).status).toBe(200);
+    const pushKekIds = async () =>
+      (
+        await db.query<{ kek: string }>(
+          'select distinct events_endpoint_token_kek_id as kek from resource_servers where events_endpoint_token_sealed is not null',
+        )
+      ).rows.map((r) => r.kek);
     try {
       const first = rewrap(newKek, oldKek);
       expect({ status: first.status, stdout: first.stdout }).toEqual({ status: 0, stdout: expect.stringContaining(`Rewrapped ${stored} signing key(s)`) });
+      expect(first.stdout).toMatch(/Rewrapped [1-9]\d* push credential\(s\)/);
       expect(await kekIds()).toEqual([keyEncryptionKeyFromBase64(newKek).id]);
+      expect(await pushKekIds()).toEqual([keyEncryptionKeyFromBase64(newKek).id]);
       expect(rewrap(newKek, oldKek).stdout).toContain('Rewrapped 0 signing key(s)');
       expect(await auditEntries('key.rewrap', keyEncryptionKeyFromBase64(newKek).id)).toEqual([
         { actor: 'system', details: { rewrapped: stored, from_kek_ids: [keyEncryptionKeyFromBase64(oldKek).id] } },
@@ -307,5 +319,6 @@ describe('key-encryption key rotation', () => {
       expect(rewrap(oldKek, newKek).status).toBe(0);
     }
     expect(await kekIds()).toEqual([keyEncryptionKeyFromBase64(oldKek).id]);
+    expect(await pushKekIds()).toEqual([keyEncryptionKeyFromBase64(oldKek).id]);
   }, 60_000);
 });

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sha256Base64Url } from '../../src/shared/secrets.js';
+import type { RecordedEvent } from '../../src/security-events/revocation-event.js';
 import type { AdapterPayload, TokenStore } from '../../src/tokens/token-store.js';
 
 /** A store under test and how to dispose of it and anything it left behind. */
@@ -365,6 +366,88 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
 
     it('answers a ping', async () => {
       await expect(store.ping()).resolves.toBeUndefined();
+    });
+
+    describe('revocation events', () => {
+      const relayed: RecordedEvent[] = [];
+      let relayFails = false;
+
+      beforeAll(() => {
+        store.announceTo(async (recorded) => {
+          if (relayFails) throw new Error('the relay is down');
+          relayed.push(recorded);
+        });
+      });
+
+      const eventsAbout = (field: 'jti' | 'gid', value: string) =>
+        relayed.filter((recorded) => (recorded.event as unknown as Record<string, unknown>)[field] === value).map((recorded) => recorded.event);
+
+      it('a destroyed access token announces the id introspection answers for it to its audiences; a refresh token announces nothing', async () => {
+        const [accessToken, clientToken, refreshToken] = [newTokenValue(), newTokenValue(), newTokenValue()];
+        await store.adapter('AccessToken').upsert(accessToken, payloadFor('AccessToken', accessToken, { aud: ['https://a.test/', 'https://b.test/'] }), 60);
+        await store.adapter('ClientCredentials').upsert(clientToken, payloadFor('ClientCredentials', clientToken, { aud: 'https://a.test/' }), 60);
+        await store.adapter('RefreshToken').upsert(refreshToken, payloadFor('RefreshToken', refreshToken, { aud: 'https://a.test/' }), 60);
+        for (const [model, value] of [
+          ['AccessToken', accessToken],
+          ['ClientCredentials', clientToken],
+          ['RefreshToken', refreshToken],
+        ] as const) {
+          await store.adapter(model).destroy(value);
+          // Destroying what is gone already announces nothing more.
+          await store.adapter(model).destroy(value);
+        }
+        const idOf = (value: string) => sha256Base64Url(value).slice(0, 32);
+        expect(eventsAbout('jti', idOf(accessToken))).toEqual([{ kind: 'token', jti: idOf(accessToken), audiences: ['https://a.test/', 'https://b.test/'] }]);
+        expect(eventsAbout('jti', idOf(clientToken))).toEqual([{ kind: 'token', jti: idOf(clientToken), audiences: ['https://a.test/'] }]);
+        expect(eventsAbout('jti', idOf(refreshToken))).toEqual([]);
+      });
+
+      it('a revoked grant announces its gid (the digest JWT access tokens carry) to its resources, once', async () => {
+        const grantId = newTokenValue();
+        await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId, { resources: { 'https://a.test/': 'x', 'https://c.test/': 'y' } }), 60);
+        // As the provider revokes a grant: each model by grant id, and the Grant record, at once.
+        await Promise.all([
+          store.adapter('AccessToken').revokeByGrantId(grantId),
+          store.adapter('RefreshToken').revokeByGrantId(grantId),
+          store.adapter('Grant').destroy(grantId),
+        ]);
+        const events = eventsAbout('gid', sha256Base64Url(grantId));
+        expect(events).toHaveLength(1);
+        expect(events[0]).toMatchObject({ kind: 'grant', gid: sha256Base64Url(grantId) });
+        expect([...(events[0] as unknown as { audiences: string[] }).audiences].sort()).toEqual(['https://a.test/', 'https://c.test/']);
+      });
+
+      it("an account's revocation announces each of its grants", async () => {
+        const grantId = newTokenValue();
+        await store.adapter('Grant').upsert(grantId, payloadFor('Grant', grantId, { accountId: 'account-events', resources: { 'https://a.test/': 'x' } }), 60);
+        await store.revokeAccount('account-events');
+        expect(eventsAbout('gid', sha256Base64Url(grantId))).toEqual([{ kind: 'grant', gid: sha256Base64Url(grantId), audiences: ['https://a.test/'] }]);
+      });
+
+      it('a revoked JWT announces its jti to the audiences given; an opaque token revoked by its client, its id', async () => {
+        const jti = newTokenValue();
+        await store.revokeJwt(jti, nowSeconds() + 60, ['https://b.test/']);
+        expect(eventsAbout('jti', jti)).toEqual([{ kind: 'token', jti, audiences: ['https://b.test/'] }]);
+        const value = newTokenValue();
+        await store.adapter('ClientCredentials').upsert(value, payloadFor('ClientCredentials', value, { aud: 'https://a.test/' }), 60);
+        const owner = { clientId: 'client-1', expiredAtOrBefore: nowSeconds() - 15, tokensRevokedAt: null };
+        expect(await store.revokeOwnClientCredentials(value, owner)).toBe('revoked');
+        expect(await store.revokeOwnClientCredentials(value, owner)).toBe('absent');
+        expect(eventsAbout('jti', sha256Base64Url(value).slice(0, 32))).toHaveLength(1);
+      });
+
+      it('an event whose relay failed is kept, and relayed by relayLeftoverAnnouncements', async () => {
+        const value = newTokenValue();
+        await store.adapter('AccessToken').upsert(value, payloadFor('AccessToken', value, { aud: 'https://a.test/' }), 60);
+        relayFails = true;
+        await store.adapter('AccessToken').destroy(value);
+        relayFails = false;
+        const id = sha256Base64Url(value).slice(0, 32);
+        expect(eventsAbout('jti', id)).toEqual([]);
+        expect(await store.relayLeftoverAnnouncements()).toBeGreaterThanOrEqual(1);
+        expect(eventsAbout('jti', id)).toHaveLength(1);
+        expect(await store.relayLeftoverAnnouncements()).toBe(0);
+      });
     });
   });
 }
