@@ -5,7 +5,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'keys/', 'bench/', 'coverage/'] },
+  { ignores: ['dist/', 'resource-server-kit/dist/', 'node_modules/', 'data/', 'keys/', 'bench/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,0 +1,130 @@
+/**
+ * What the revocation events said, kept so that a token the issuer revoked is refused here even where
+ * the kit never asks the issuer again: a JWT (validated offline) or a cached introspection answer.
+ */
+
+/** The facts of one revocation event, whatever its type URI (docs/resource-servers.md, "Revocation events"). */
+export interface RevocationFacts {
+  /** An access token was revoked: a JWT's `jti`, or the `jti` introspection answered for an opaque token. */
+  readonly jti?: string | undefined;
+  /** A grant was revoked: the `gid` claim of the JWT access tokens issued from it. */
+  readonly gid?: string | undefined;
+  /** With `revokedBefore`: the tokens of this client issued before then are dead. */
+  readonly clientId?: string | undefined;
+  /** With `revokedBefore`: the tokens of this account issued before then are dead; with `gid`, the grant's account. */
+  readonly sub?: string | undefined;
+  /** NumericDate (seconds). */
+  readonly revokedBefore?: number | undefined;
+  /** A signing key was revoked. */
+  readonly kid?: string | undefined;
+}
+
+/** The claims of a token that revocation is decided on. */
+export interface RevocableToken {
+  readonly jti?: unknown;
+  readonly gid?: unknown;
+  readonly client_id?: unknown;
+  readonly sub?: unknown;
+  readonly iat?: unknown;
+}
+
+/** How long entries are kept, and how many. */
+export interface RevocationListOptions {
+  /**
+   * How long a revoked `jti` or `gid`, or a cut-off, is remembered. Must be at least the longest
+   * access token lifetime of the resource server (after that, the tokens it refuses have expired
+   * anyway). Default 24 h.
+   */
+  readonly retentionMs?: number;
+  /** The most entries of each kind kept (the oldest go first). Default 100 000. */
+  readonly maxEntries?: number;
+}
+
+/** Entries with the time they may be forgotten, oldest first (a Map keeps insertion order). */
+class ExpiringSet<V> {
+  private readonly entries = new Map<string, { value: V; forgetAt: number }>();
+
+  constructor(private readonly maxEntries: number) {}
+
+  set(key: string, value: V, forgetAt: number): void {
+    this.entries.delete(key);
+    this.entries.set(key, { value, forgetAt });
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  get(key: string): V | undefined {
+    return this.entries.get(key)?.value;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  prune(now: number): void {
+    for (const [key, entry] of this.entries) if (entry.forgetAt <= now) this.entries.delete(key);
+  }
+}
+
+const text = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+
+/** The revoked tokens, grants, and client, account and global cut-offs. */
+export class RevocationList {
+  private readonly retentionMs: number;
+  private readonly jtis: ExpiringSet<true>;
+  private readonly grants: ExpiringSet<true>;
+  private readonly clientCutoffs: ExpiringSet<number>;
+  private readonly accountCutoffs: ExpiringSet<number>;
+  private globalCutoff = 0;
+  private lastPrune = Date.now();
+
+  constructor(options: RevocationListOptions = {}) {
+    this.retentionMs = options.retentionMs ?? 24 * 3600_000;
+    const max = options.maxEntries ?? 100_000;
+    this.jtis = new ExpiringSet(max);
+    this.grants = new ExpiringSet(max);
+    this.clientCutoffs = new ExpiringSet(max);
+    this.accountCutoffs = new ExpiringSet(max);
+  }
+
+  /** How many entries are kept (for tests and metrics). */
+  get size(): number {
+    return this.jtis.size + this.grants.size + this.clientCutoffs.size + this.accountCutoffs.size;
+  }
+
+  /** Records one event's facts. */
+  record(facts: RevocationFacts): void {
+    const now = Date.now();
+    const forgetAt = now + this.retentionMs;
+    if (facts.jti !== undefined) this.jtis.set(facts.jti, true, forgetAt);
+    if (facts.gid !== undefined) this.grants.set(facts.gid, true, forgetAt);
+    if (facts.revokedBefore !== undefined) {
+      const cutoff = facts.revokedBefore;
+      const raise = (set: ExpiringSet<number>, key: string) => set.set(key, Math.max(cutoff, set.get(key) ?? 0), cutoff * 1000 + this.retentionMs);
+      if (facts.clientId !== undefined) raise(this.clientCutoffs, facts.clientId);
+      if (facts.sub !== undefined && facts.gid === undefined) raise(this.accountCutoffs, facts.sub);
+      // A cut-off naming nobody is every token issued before then (nothing else to attach it to).
+      if (facts.clientId === undefined && facts.sub === undefined && facts.jti === undefined && facts.gid === undefined && facts.kid === undefined) {
+        this.globalCutoff = Math.max(this.globalCutoff, cutoff);
+      }
+    }
+    if (now - this.lastPrune > 60_000) {
+      this.lastPrune = now;
+      for (const set of [this.jtis, this.grants, this.clientCutoffs, this.accountCutoffs] as ExpiringSet<unknown>[]) set.prune(now);
+    }
+  }
+
+  /** Why `token` is revoked, or undefined when nothing recorded refuses it. */
+  refuses(token: RevocableToken): string | undefined {
+    const jti = text(token.jti);
+    if (jti !== undefined && this.jtis.get(jti)) return 'the token was revoked';
+    const gid = text(token.gid);
+    if (gid !== undefined && this.grants.get(gid)) return 'the grant of the token was revoked';
+    const iat = typeof token.iat === 'number' ? token.iat : Number.NEGATIVE_INFINITY;
+    if (iat < this.globalCutoff) return 'the token was revoked';
+    const clientId = text(token.client_id);
+    if (clientId !== undefined && iat < (this.clientCutoffs.get(clientId) ?? Number.NEGATIVE_INFINITY)) return "the client's tokens were revoked";
+    const sub = text(token.sub);
+    if (sub !== undefined && iat < (this.accountCutoffs.get(sub) ?? Number.NEGATIVE_INFINITY)) return "the account's tokens were revoked";
+    return undefined;
+  }
+}
