@@ -60,7 +60,6 @@ export type AppDependencies = Pick<
   | 'currentKid'
   | 'signingKeys'
   | 'validateClientMetadata'
-   
   | 'checkReadiness'
   | 'securityEvents'
 > & {
