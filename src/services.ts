@@ -141,18 +141,11 @@ export async function createServices(config: Config, logger: Logger, options: { 
       });
       instrumentProvider(provider, clients, logger);
       const verifier = new JwtAccessTokenVerifier(keyRing, config.issuer);
-      installIntrospection(provider, { issuer: config.issuer, clients, accounts, resourceServers, entitlements, tokenStore, verifier });
+      // What introspection and token exchange read a token against (the same rules for both).
+      const tokenEndpoint = { issuer: config.issuer, clients, accounts, resourceServers, entitlements, tokenStore, verifier };
+      installIntrospection(provider, tokenEndpoint);
       installRevocation(provider, { tokenStore, verifier });
-      installTokenExchange(provider, {
-        issuer: config.issuer,
-        clients,
-        accounts,
-        resourceServers,
-        entitlements,
-        tokenStore,
-        verifier,
-        currentKid: () => keyRing.currentKid,
-      });
+      installTokenExchange(provider, { ...tokenEndpoint, currentKid: () => keyRing.currentKid });
       verifiers.set(provider, verifier);
       // The provider answers these as a bare server_error; the cause belongs in our logs.
       provider.on('server_error', (_ctx: unknown, error: Error) => {
