@@ -1,6 +1,6 @@
 /**
  * Revocation reaching the resource-server kit through the server's events (RFC 8936 poll, RFC 8935
- * push), with caching on: from the revocation's answer to the kit refusing the token, over 100 trials
+ * push), with caching on: from the revocation's answer to the kit refusing the token, over TRIALS trials
  * per kind of revocation, for JWT and opaque tokens, for a polling and a pushed-to kit. Also: the kit
  * falls back to introspecting every opaque token while its event channel is down.
  */
@@ -113,7 +113,12 @@ const combinations = [
   { name: 'opaque, push', kit: () => pushKit, api: () => pushApi, trust: 'external' },
 ] as const;
 
-const TRIALS = 100;
+/**
+ * Trials per kind. The suite runs 20 to stay within its time; the issue-12 measurement (100 trials
+ * per kind, p99 within 2 s) is `KIT_REVOCATION_TRIALS=100 npm test -- test/e2e/resource-server-kit-events.test.ts`
+ * (docs/resource-servers.md has its figures).
+ */
+const TRIALS = Number(process.env.KIT_REVOCATION_TRIALS ?? 20);
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 
 /** A web app of both APIs that signs people in (authorization code, refresh tokens). */
@@ -144,7 +149,7 @@ async function signedIn(app: TestClient & { client_secret: string }, person: { e
   return { access: tokens.access_token, refresh: tokens.refresh_token! };
 }
 
-describe('revocation reaches the kit (caching on): p99 within 2 s over 100 trials', () => {
+describe('revocation reaches the kit (caching on): p99 within 2 s over the trials', () => {
   afterAll(() => console.log(`resource-server-kit revocation latency:\n${Object.keys(latencies).map(summary).join('\n')}`));
 
   it('a token revoked by its client (RFC 7009)', async () => {
@@ -187,7 +192,7 @@ describe('revocation reaches the kit (caching on): p99 within 2 s over 100 trial
     for (const { name } of combinations) expect(percentile(latencies[`client, ${name}`], 99)).toBeLessThanOrEqual(2000);
   }, 240_000);
 
-  // A person's sign-in per measure: each trial takes the next of the four combinations, 100 trials per kind.
+  // A person's sign-in per measure: each trial takes the next of the four combinations, TRIALS trials per kind.
   it("a person's grant revoked (its refresh token revoked), and a person's account disabled", async () => {
     const apps = { internal: await newWebApp('internal'), external: await newWebApp('external') };
     for (let trial = 0; trial < TRIALS; trial++) {
