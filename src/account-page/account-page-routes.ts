@@ -32,6 +32,7 @@ import { AccountPageSessions, sameToken, type PageSession } from './account-page
 import { AccountSignInError, authorizationUrl, exchangeCode } from './account-page-sign-in.js';
 import {
   ACCOUNT_ACTIONS,
+  addPasskeyPage,
   FACTOR_ACTIONS,
   overviewPage,
   passwordPage,
@@ -46,16 +47,19 @@ import type { AccountSessions } from '../accounts/account-service.js';
 import { FactorRejectedError } from '../factors/factor.js';
 import {
   confirmTotpEnrolment,
+  finishPasskeyRegistration,
   listFactors,
   pendingTotpEnrolment,
   regenerateRecoveryCodes,
   removePasskey,
   removeTotp,
   renamePasskey,
+  startPasskeyRegistration,
   startTotpEnrolment,
   type FactorChangeContext,
   type FactorSettings,
 } from '../factors/factor-service.js';
+import { PASSKEY_SCRIPT, passkeyResponseOf } from '../interactions/factor-pages.js';
 import { SafeHtml } from '../interactions/html.js';
 import { ConflictError, NotFoundError } from '../shared/errors.js';
 
@@ -88,6 +92,7 @@ const NOTICES: Record<string, string> = {
   'password-changed': 'Your password is changed. Every other session is signed out.',
   'totp-added': 'The authenticator app is set up. Every other session is signed out.',
   'totp-removed': 'The authenticator app is removed. Every other session is signed out.',
+  'passkey-added': 'The passkey is added. Every other session is signed out.',
   'passkey-renamed': 'The passkey is renamed.',
   'passkey-removed': 'The passkey is removed. Every other session is signed out.',
   gone: 'That was already gone.',
@@ -116,9 +121,9 @@ interface SignedIn {
 /** Who the audit trail names for a person's own change. */
 const personActor = (accountId: string): string => `account:${accountId}`;
 
-function sendPage(ctx: Context, status: number, markup: string): void {
+function sendPage(ctx: Context, status: number, markup: string, inlineScripts?: readonly string[]): void {
   // The forms post to this origin only, and every redirect after them stays on it.
-  setPageHeaders(ctx, { formTargets: [] });
+  setPageHeaders(ctx, { formTargets: [], inlineScripts });
   ctx.status = status;
   ctx.type = 'html';
   ctx.body = markup;
@@ -409,6 +414,40 @@ export function accountPageRoutes(deps: AccountPageDependencies): Router {
     sendPage(ctx, 200, recoveryCodesPage(await regenerateRecoveryCodes(factorChange(submitted.me), submitted.me.account.id)));
   }
 
+  /** The page that adds a passkey, with a new registration challenge bound to this page session. */
+  async function showAddPasskey(ctx: Context, me: SignedIn, status: number, alert?: string): Promise<void> {
+    const { options, challenge } = await startPasskeyRegistration({ db: deps.db, settings: deps.factorSettings }, me.account);
+    await sessions.rememberPasskeyChallenge(ctx, challenge);
+    // The sign-in pages' passkey script, allowed by its hash: the page's only script.
+    sendPage(ctx, status, addPasskeyPage({ csrf: me.page.csrf, options, alert }), [PASSKEY_SCRIPT]);
+  }
+
+  async function addPasskeyForm(ctx: Context): Promise<void> {
+    const me = await signedIn(ctx);
+    if (!me) return startSignIn(ctx);
+    await showAddPasskey(ctx, me, 200);
+  }
+
+  async function addPasskey(ctx: Context): Promise<void> {
+    const submitted = await form(ctx);
+    if (!submitted) return;
+    const { me, fields } = submitted;
+    // Taken before anything is checked: a challenge answers once, whatever the outcome.
+    const challenge = await sessions.takePasskeyChallenge(ctx);
+    const response = passkeyResponseOf(fields.get('response'));
+    try {
+      if (!challenge || !response) throw new FactorRejectedError('wrong_challenge', 'this passkey request is no longer valid; try again');
+      await finishPasskeyRegistration(factorChange(me), me.account.id, challenge, response as never);
+    } catch (error) {
+      if (error instanceof ConflictError) return showAddPasskey(ctx, me, 409, 'This passkey is already registered.');
+      if (!(error instanceof FactorRejectedError)) throw error;
+      // The reason and whom it concerned; never the browser's answer.
+      deps.logger.warn({ accountId: me.account.id, reason: error.reason }, 'account page: passkey registration refused');
+      return showAddPasskey(ctx, me, 400, `The passkey was refused: ${error.message}.`);
+    }
+    seeOther(ctx, `${ACCOUNT_PAGE_PATH}?done=passkey-added`);
+  }
+
   /** The passkey a form names: its id is a UUID, so no other value is looked up. */
   const passkeyOf = (fields: Map<string, string>): string => {
     const id = fields.get('passkey') ?? '';
@@ -473,6 +512,8 @@ export function accountPageRoutes(deps: AccountPageDependencies): Router {
   router.post(FACTOR_ACTIONS.totp, guarded(confirmTotp));
   router.post(FACTOR_ACTIONS.removeTotp, guarded(removeTotpForm));
   router.post(FACTOR_ACTIONS.recoveryCodes, guarded(regenerateCodes));
+  router.get(FACTOR_ACTIONS.addPasskey, guarded(addPasskeyForm));
+  router.post(FACTOR_ACTIONS.addPasskey, guarded(addPasskey));
   router.post(FACTOR_ACTIONS.renamePasskey, guarded(renamePasskeyForm));
   router.post(FACTOR_ACTIONS.removePasskey, guarded(removePasskeyForm));
   router.get(SIGNED_OUT_PATH, (ctx) => {

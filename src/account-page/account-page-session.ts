@@ -6,6 +6,8 @@
  *   its forms). It is only as alive as that provider session: every request checks that the session
  *   still exists (see AccountPage.signedIn), so ending the session anywhere (here, another browser,
  *   an admin, a sign-out) ends the page at once.
+ * Beside the page session, keyed by the same name: the challenge of the passkey registration its
+ * page has asked the browser for (five minutes, used once).
  * The cookies are HttpOnly, SameSite=Lax, Secure when the issuer is https, and scoped to /account.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -19,10 +21,13 @@ const SESSION_COOKIE = 'account_session';
 /** The token store models of the two records (the provider never reads them). */
 const SIGN_IN_MODEL = 'AccountPageSignIn';
 const SESSION_MODEL = 'AccountPageSession';
+const PASSKEY_CHALLENGE_MODEL = 'AccountPagePasskeyChallenge';
 /** How long a person has to finish signing in to the account page. */
 const SIGN_IN_TTL_SECONDS = 10 * 60;
 /** The longest a page session lives; the provider session (12 hours) bounds it anyway. */
 const PAGE_SESSION_TTL_SECONDS = 12 * 60 * 60;
+/** How long a person has to answer their device when adding a passkey (the WebAuthn timeout is shorter). */
+const PASSKEY_CHALLENGE_TTL_SECONDS = 5 * 60;
 
 const randomValue = (): string => randomBytes(32).toString('base64url');
 const COOKIE_VALUE = /^[A-Za-z0-9_-]{43}$/;
@@ -54,6 +59,7 @@ export function sameToken(presented: string, expected: string): boolean {
 export class AccountPageSessions {
   readonly #signIns;
   readonly #sessions;
+  readonly #passkeyChallenges;
 
   /**
    * @param store - where the records live (shared by every instance).
@@ -65,6 +71,7 @@ export class AccountPageSessions {
   ) {
     this.#signIns = store.adapter(SIGN_IN_MODEL);
     this.#sessions = store.adapter(SESSION_MODEL);
+    this.#passkeyChallenges = store.adapter(PASSKEY_CHALLENGE_MODEL);
   }
 
   /** Starts a sign-in: a new transaction, remembered in this browser. */
@@ -105,11 +112,27 @@ export class AccountPageSessions {
     return typeof accountId === 'string' && typeof sessionUid === 'string' && typeof csrf === 'string' ? { accountId, sessionUid, csrf } : undefined;
   }
 
+  /** Remembers the challenge of the passkey registration the browser's page session has just asked for (replacing any earlier one). */
+  async rememberPasskeyChallenge(ctx: Context, challenge: string): Promise<void> {
+    const id = this.#cookie(ctx, SESSION_COOKIE);
+    if (id === undefined) throw new Error('no page session to bind the passkey challenge to');
+    await this.#passkeyChallenges.upsert(id, { challenge }, PASSKEY_CHALLENGE_TTL_SECONDS);
+  }
+
+  /** The challenge the browser's page session asked for, used up: one answer per challenge. */
+  async takePasskeyChallenge(ctx: Context): Promise<string | undefined> {
+    const id = this.#cookie(ctx, SESSION_COOKIE);
+    if (id === undefined) return undefined;
+    const { challenge } = (await this.#passkeyChallenges.find(id)) ?? {};
+    await this.#passkeyChallenges.destroy(id);
+    return typeof challenge === 'string' ? challenge : undefined;
+  }
+
   /** Ends the browser's page session. */
   async close(ctx: Context): Promise<void> {
     const id = this.#cookie(ctx, SESSION_COOKIE);
     this.#clearCookie(ctx, SESSION_COOKIE);
-    if (id !== undefined) await this.#sessions.destroy(id);
+    if (id !== undefined) await Promise.all([this.#sessions.destroy(id), this.#passkeyChallenges.destroy(id)]);
   }
 
   #cookie(ctx: Context, name: string): string | undefined {

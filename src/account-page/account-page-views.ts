@@ -1,8 +1,10 @@
 /**
  * The account page's HTML: the overview (sessions, apps, password, sign-out), the password form and
- * the signed-out page. The same layout, stylesheet and escaping as the sign-in pages, and no script:
- * every action is a form with the page session's anti-forgery token.
+ * the signed-out page. The same layout, stylesheet and escaping as the sign-in pages. Every action is a
+ * form with the page session's anti-forgery token; the one script is the sign-in pages' passkey script
+ * (src/interactions/factor-pages.ts), on the page that adds a passkey.
  */
+import { passkeyControls } from '../interactions/factor-pages.js';
 import { html, type SafeHtml } from '../interactions/html.js';
 import { layout } from '../interactions/pages.js';
 import { MIN_PASSWORD_LENGTH } from '../accounts/password.js';
@@ -181,6 +183,7 @@ export const FACTOR_ACTIONS = {
   totp: '/account/totp',
   removeTotp: '/account/totp/remove',
   recoveryCodes: '/account/recovery-codes',
+  addPasskey: '/account/passkeys/add',
   renamePasskey: '/account/passkeys/rename',
   removePasskey: '/account/passkeys/remove',
 } as const;
@@ -245,11 +248,12 @@ export function signInMethodsSection(factors: AccountFactors, csrf: string): Saf
     <h3>Passkeys</h3>
     ${
       factors.passkeys.length === 0
-        ? html`<p class="muted">No passkey yet. You can add one when you sign in on a device that offers it.</p>`
+        ? html`<p class="muted">No passkey yet: your phone, computer or security key can sign you in without a password.</p>`
         : html`<ul class="items">
             ${factors.passkeys.map((passkey, index) => passkeyItem(passkey, index, csrf))}
           </ul>`
     }
+    <p><a class="button" href="${FACTOR_ACTIONS.addPasskey}">Add a passkey</a></p>
   </section>`;
 }
 
@@ -295,5 +299,25 @@ export function recoveryCodesPage(codes: readonly string[]): string {
         ${codes.map((code) => html`<li><code>${code}</code></li>`)}
       </ol>
       <p><a class="button" href="/account">I have kept them</a></p>`,
+  );
+}
+
+/** What the page that adds a passkey shows. */
+export interface AddPasskeyPage {
+  readonly csrf: string;
+  /** The WebAuthn registration options (JSON form) made for this page session. */
+  readonly options: unknown;
+  readonly alert?: string;
+}
+
+/** Adding a passkey: the sign-in pages' passkey button, posting the browser's answer with the anti-forgery token. */
+export function addPasskeyPage(page: AddPasskeyPage): string {
+  return layout(
+    'Add a passkey',
+    html`<h1>Add a passkey</h1>
+      <p>Your device asks you to confirm with your fingerprint, face, PIN or security key. The passkey then signs you in here.</p>
+      ${page.alert ? html`<p class="alert" role="alert">${page.alert}</p>` : ''}
+      ${passkeyControls({ action: FACTOR_ACTIONS.addPasskey, mode: 'create', options: page.options, label: 'Add a passkey', fields: { csrf: page.csrf } })}
+      <p><a href="/account">Back to your account</a></p>`,
   );
 }

@@ -217,3 +217,14 @@ export async function deletePasskeys(db: Db, accountId: string): Promise<number>
   const result = await db.deleteFrom('passkeys').where('account_id', '=', accountId).executeTakeFirst();
   return Number(result.numDeletedRows);
 }
+
+/** The TOTP secrets not sealed under key-encryption key `kekId`, locked until the transaction ends. */
+export async function selectTotpSealedUnderOtherKeys(db: Db, kekId: string): Promise<{ accountId: string; sealedSecret: string; kekId: string }[]> {
+  const rows = await db.selectFrom('totp_factors').select(['account_id', 'sealed_secret', 'kek_id']).where('kek_id', '!=', kekId).forUpdate().execute();
+  return rows.map((row) => ({ accountId: row.account_id, sealedSecret: row.sealed_secret, kekId: row.kek_id }));
+}
+
+/** Replaces the sealed TOTP secret of the account (same secret, sealed again), keeping its state. */
+export async function resealTotp(db: Db, accountId: string, sealedSecret: string, kekId: string): Promise<void> {
+  await db.updateTable('totp_factors').set({ sealed_secret: sealedSecret, kek_id: kekId }).where('account_id', '=', accountId).execute();
+}

@@ -40,7 +40,9 @@ import {
   selectFactors,
   selectPasskeyByCredentialId,
   selectPasskeys,
+  resealTotp,
   selectSealedTotp,
+  selectTotpSealedUnderOtherKeys,
   upsertPendingTotp,
   useRecoveryCode,
   useTotpStep,
@@ -95,6 +97,25 @@ export interface ProvenFactor {
 }
 
 const totpAssociatedData = (accountId: string, kekId: string) => `totp:${accountId}:${kekId}`;
+
+/**
+ * Reseals every TOTP secret (confirmed or pending) under key-encryption key `to`, in one transaction:
+ * `npm run keys:rewrap` calls it, so that KEY_ENCRYPTION_KEY_PREVIOUS can be dropped afterwards. A
+ * secret sealed under a key not in `keks` stops the whole rewrap (nothing is half done).
+ * @returns how many secrets were resealed.
+ */
+export async function rewrapTotpSecrets(db: Db, keks: ReadonlyMap<string, KeyEncryptionKey>, to: KeyEncryptionKey): Promise<number> {
+  return db.transaction().execute(async (trx) => {
+    const sealed = await selectTotpSealedUnderOtherKeys(trx, to.id);
+    for (const row of sealed) {
+      const from = keks.get(row.kekId);
+      if (!from) throw new Error(`the TOTP secret of account ${row.accountId} was sealed by key-encryption key ${row.kekId}, which is not configured`);
+      const secret = decryptWithKek(from, row.sealedSecret, totpAssociatedData(row.accountId, from.id));
+      await resealTotp(trx, row.accountId, encryptWithKek(to, secret, totpAssociatedData(row.accountId, to.id)), to.id);
+    }
+    return sealed.length;
+  });
+}
 
 /**
  * Ends the account's sessions and grants and marks its earlier tokens dead: what every factor change

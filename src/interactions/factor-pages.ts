@@ -69,6 +69,8 @@ export interface PasskeyOffer {
   /** The WebAuthn options (JSON form) the server made for this page. */
   readonly options: unknown;
   readonly label: string;
+  /** More hidden fields of the form (the account page's anti-forgery token). */
+  readonly fields?: Readonly<Record<string, string>>;
 }
 
 /** JSON inside a `<script type="application/json">` block: `<` escaped, so no text can close the block. */
@@ -79,12 +81,24 @@ export function passkeyControls(offer: PasskeyOffer): SafeHtml {
   return html`<p id="passkey-alert" class="alert" role="alert" hidden></p>
     <form id="passkey-form" method="post" action="${offer.action}">
       <input type="hidden" name="response" value="" />
+      ${Object.entries(offer.fields ?? {}).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}" />`)}
     </form>
     <button type="button" id="passkey-button" class="secondary">${offer.label}</button>
     <script type="application/json" id="passkey-options">
       ${jsonBlock({ mode: offer.mode, options: offer.options })}
     </script>
     ${SCRIPT_ELEMENT}`;
+}
+
+/** The browser's answer the passkey form posted (field `response`): a JSON object, or `undefined`. */
+export function passkeyResponseOf(text: string | undefined): Record<string, unknown> | undefined {
+  if (!text) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What the second-factor page shows. */

@@ -37,7 +37,15 @@ import type { Logger } from '../observability/logger.js';
 import { requestContext } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
 import { readFormBody } from './form-body.js';
-import { PASSKEY_SCRIPT, passkeyControls, recoveryCodesPage, secondFactorPage, totpEnrolmentPage, type PasskeyOffer } from './factor-pages.js';
+import {
+  PASSKEY_SCRIPT,
+  passkeyControls,
+  passkeyResponseOf,
+  recoveryCodesPage,
+  secondFactorPage,
+  totpEnrolmentPage,
+  type PasskeyOffer,
+} from './factor-pages.js';
 import type { SignInLimiter } from './sign-in-limiter.js';
 
 type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
@@ -255,7 +263,7 @@ export class FactorSteps {
     // Single use, whatever comes of it: forgotten before the answer is checked.
     const { passkeyChallenge: _used, ...rest } = progress;
     await this.save(interaction, rest);
-    const response = parseJson((await readFormBody(ctx)).get('response'));
+    const response = passkeyResponseOf((await readFormBody(ctx)).get('response'));
     const key = `passkey:${progress.accountId ?? (typeof response?.id === 'string' ? response.id : '')}`;
     if (!(await this.admittedOnAnyPage(ctx, interaction, rest, key))) return;
     let proven: ProvenFactor;
@@ -310,7 +318,7 @@ export class FactorSteps {
     const progress = this.need(interaction);
     const { registrationChallenge: challenge, ...rest } = progress;
     await this.save(interaction, rest);
-    const response = parseJson((await readFormBody(ctx)).get('response'));
+    const response = passkeyResponseOf((await readFormBody(ctx)).get('response'));
     let proven: Amr[];
     try {
       if (!challenge || !response) throw new FactorRejectedError('wrong_challenge', 'this passkey request is no longer valid; try again');
@@ -358,16 +366,5 @@ export class FactorSteps {
       '/interaction/:uid/continue',
       guarded((ctx) => this.continueAfterCodes(ctx)),
     );
-  }
-}
-
-/** A JSON object from a form field, or `undefined`. */
-function parseJson(text: string | undefined): Record<string, unknown> | undefined {
-  if (!text) return undefined;
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
   }
 }

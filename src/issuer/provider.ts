@@ -29,7 +29,7 @@ import { installJwtIntrospection } from './jwt-introspection.js';
 import { PROTOCOL_ROUTES } from './protocol-routes.js';
 import { refuseUnsupportedParameters } from './unsupported-requests.js';
 import { ACR_VALUES } from './authentication-policy.js';
-import { authenticationClaims, strongSignInPolicy } from './strong-sign-in.js';
+import { assertSignInMeetsResource, authenticationClaims, strongSignInPolicy } from './strong-sign-in.js';
 import { defaultResourceOf, resolveResourceServer } from './resource-server-info.js';
 import { exchangeClaimsOf } from './token-exchange.js';
 import { exchangeFactsOf } from './token-exchange-claims.js';
@@ -230,6 +230,8 @@ export function buildProvider(deps: ProviderDependencies): Provider {
           return (asked ?? '').split(' ').some((scope) => scope !== '' && !openid.has(scope));
         },
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
+          // The grant may hold several resources: the one named here must accept its sign-in's level.
+          assertSignInMeetsResource(deps, ctx, resourceIndicator, requestedScopes(ctx));
           // Shared with the dedicated client_credentials path (resource-server-info.ts).
           const { decision: _decision, ...info } = await resolveResourceServer(
             resolution,

@@ -7,6 +7,8 @@
  * - a login prompt check that asks the person to step up (or sign in again) when the session is
  *   weaker or older than required, instead of the provider's exact-match `acr` checks;
  * - the refusal of a request for levels this server does not have;
+ * - at the token endpoint, the refusal of a code exchange or refresh whose sign-in is weaker than the
+ *   resource server it names requires (the grant may hold several);
  * - `acr`, `amr` and `auth_time` of the sign-in in every access token of a person (JWT claims, and
  *   the extra fields of an opaque token that both introspection paths answer with).
  */
@@ -17,6 +19,7 @@ import type { ResourceServerRegistry } from '../resource-servers/resource-server
 import { epochSeconds } from '../tokens/token-keys.js';
 import {
   acrFromValues,
+  acrMeets,
   authenticationShortfall,
   requiredAuthentication,
   type AuthenticationRequirement,
@@ -86,6 +89,35 @@ export async function requirementOf(deps: StrongSignInDependencies, params: Requ
     scopes: words(params.scope),
     accountMfaRequired: account?.mfaRequired ?? false,
   });
+}
+
+/**
+ * Called for each resource a token endpoint request is answered for (the provider's
+ * `getResourceServerInfo`). A code exchange or a refresh may name any resource its grant holds, not
+ * only the one the authorization request's requirement was read from ({@link requirementOf} reads one),
+ * so the sign-in behind it (the code's or refresh token's `acr`) must meet that resource server's level
+ * for the scopes asked, or the grant is refused (`invalid_grant`): the client signs the person in again
+ * with `acr_values`. Levels only: the age of the sign-in is checked when the person signs in.
+ */
+export function assertSignInMeetsResource(
+  deps: Pick<StrongSignInDependencies, 'resourceServers'>,
+  ctx: KoaContextWithOIDC,
+  resourceIndicator: string,
+  scopes: readonly string[],
+): void {
+  if (ctx.oidc.route !== 'token') return;
+  const grantType = ctx.oidc.params?.grant_type;
+  if (grantType !== 'authorization_code' && grantType !== 'refresh_token') return;
+  const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+  if (!source?.accountId) return;
+  const resourceServer = deps.resourceServers.byIdentifier(resourceIndicator);
+  if (!resourceServer) return;
+  const { acr } = requiredAuthentication({ resourceServer, scopes });
+  if (acr !== undefined && !acrMeets(source.acr, acr)) {
+    const reason = `the sign-in behind this grant is weaker than ${resourceIndicator} requires (${acr}); sign in again with acr_values=${acr}`;
+    // The engine's invalid_grant describes itself generically; the client is told what to do instead.
+    throw Object.assign(new errors.InvalidGrant(reason), { error_description: reason });
+  }
 }
 
 /** What the step-up check leaves in the interaction's prompt details for the pages. */

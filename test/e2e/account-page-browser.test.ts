@@ -4,7 +4,8 @@
  * second session) and which apps hold access, removes an app's access (its opaque token is inactive at
  * introspection at once), ends the other browser's session (that browser is asked to sign in again),
  * changes their password (every other session ends, this one stays), sets up and removes an
- * authenticator app, makes recovery codes, and renames and removes a passkey. Screenshots of each state at
+ * authenticator app, makes recovery codes, adds a passkey through the browser's WebAuthn call (CDP
+ * virtual authenticator), signs in with it alone, and renames and removes it. Screenshots of each state at
  * desktop (1280) and phone (390) widths go to os.tmpdir()/login-screenshots/, for a person to look at.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -13,13 +14,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
-import pg from 'pg';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { totpCodeAt } from '../../src/factors/totp.js';
 import { createAccount } from '../helpers/login.js';
-import { adminToken, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { adminCall, adminToken, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const SCREENSHOTS = join(tmpdir(), 'login-screenshots');
@@ -103,6 +102,9 @@ describe('the account page in a real browser', () => {
   let first: { context: BrowserContext; page: Page };
   let second: { context: BrowserContext; page: Page };
   let appToken: string;
+  /** The DevTools session of the first browser's page and its virtual authenticator, which holds the passkey. */
+  let cdp: CDPSession;
+  let authenticatorId: string;
 
   it("signs in through the server's own sign-in page, and shows this browser's session", async () => {
     first = await newBrowser();
@@ -268,30 +270,81 @@ describe('the account page in a real browser', () => {
     await expect(methods.getByRole('listitem').first().textContent()).resolves.toMatch(/Not set up/);
   }, 120_000);
 
-  it('renames and removes a passkey', async () => {
-    // Passkey enrolment on the account page is not built yet (it needs the browser's WebAuthn call):
-    // the passkey is stored as an enrolment stores one.
-    const database = new pg.Client({ connectionString: process.env.TEST_RUN_DATABASE_URL });
-    await database.connect();
-    try {
-      await database.query(
-        "insert into passkeys (id, account_id, credential_id, public_key, device_type, backed_up, name) values ($1, $2, $3, 'AAAA', 'multiDevice', true, 'Laptop')",
-        [randomUUID(), person.id, randomUUID()],
-      );
-    } finally {
-      await database.end();
-    }
+  it("adds a passkey with the browser's authenticator (CDP virtual authenticator): audited, other sessions end, this one stays", async () => {
+    // The second browser signs in again (with the password changed above): a session for the passkey's
+    // addition to end.
+    await second.page.goto(`${server.issuer}/account`);
+    await signIn(second.page, person.email, 'correct horse battery staple');
+    await second.page.waitForURL(`${server.issuer}/account`);
+    cdp = await first.context.newCDPSession(first.page);
+    await cdp.send('WebAuthn.enable');
+    ({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    }));
     await first.page.goto(`${server.issuer}/account`);
-    const passkeys = first.page.getByRole('region', { name: 'Two-step sign-in' }).getByRole('listitem').filter({ hasText: 'passkey' });
-    await expect(passkeys.allTextContents()).resolves.toEqual([expect.stringMatching(/Laptop\s*Synced passkey/)]);
+    const methods = first.page.getByRole('region', { name: 'Two-step sign-in' });
+    await methods.getByRole('link', { name: 'Add a passkey' }).click();
+    expect(await first.page.getByRole('heading', { level: 1 }).textContent()).toBe('Add a passkey');
+    await screenshots(first.page, 'add-passkey');
+
+    // Without the page's anti-forgery token, nothing is added.
+    const forged = await first.context.request.post(`${server.issuer}/account/passkeys/add`, { form: { response: '{}' } });
+    expect(forged.status()).toBe(403);
+    // An answer that is not the authenticator's: refused on the same page, with a new request.
+    await first.page.evaluate(`(() => {
+      const form = document.getElementById('passkey-form');
+      form.elements.response.value = JSON.stringify({ id: 'bogus', rawId: 'bogus', type: 'public-key', response: {} });
+      form.submit();
+    })()`);
+    await first.page.getByRole('alert').filter({ hasText: 'The passkey was refused' }).waitFor();
+
+    await first.page.getByRole('button', { name: 'Add a passkey' }).click();
+    await first.page.waitForURL(`${server.issuer}/account?done=passkey-added`);
+    const passkeys = methods.getByRole('listitem').filter({ hasText: 'passkey' });
+    await expect(passkeys.allTextContents()).resolves.toEqual([expect.stringMatching(/Passkey 1\s*Passkey on one device/)]);
     await screenshots(first.page, 'passkey');
+    await expect(sessionItems(first.page).allTextContents()).resolves.toEqual([expect.stringMatching(/This browser/)]);
+    await second.page.reload();
+    await expect(second.page.title()).resolves.toMatch(/^Sign in/);
+    const audit = await adminCall(server.issuer, admin, 'GET', '/audit?limit=200');
+    expect((audit.body.items as { action: string; actor: string; target: string }[]).filter((e) => e.action === 'account.factor.passkey.add')).toEqual([
+      expect.objectContaining({ actor: `account:${person.id}`, target: person.id }),
+    ]);
+
     await passkeys.getByLabel('New name').fill('Work laptop');
     await passkeys.getByRole('button', { name: 'Rename' }).click();
     await first.page.waitForURL(`${server.issuer}/account?done=passkey-renamed`);
     await expect(passkeys.allTextContents()).resolves.toEqual([expect.stringMatching(/Work laptop/)]);
+  }, 120_000);
+
+  it('signs in again with that passkey alone, then removes it', async () => {
+    await first.page.getByRole('button', { name: 'Sign out', exact: true }).last().click();
+    await first.page.getByRole('link', { name: 'Sign in again' }).click();
+    // Where the browser offers passkeys in the email field's autofill (conditional UI), the virtual
+    // authenticator answers at once; else the button asks.
+    await Promise.race([
+      first.page.waitForURL(`${server.issuer}/account`),
+      first.page
+        .getByRole('button', { name: 'Use a passkey', exact: true })
+        .click({ timeout: 5000 })
+        .catch(() => undefined),
+    ]);
+    await first.page.waitForURL(`${server.issuer}/account`);
+    expect(await first.page.getByText(`Signed in as Ada Lovelace (${person.email})`).count()).toBe(1);
+    const passkeys = first.page.getByRole('region', { name: 'Two-step sign-in' }).getByRole('listitem').filter({ hasText: 'passkey' });
+    await expect(passkeys.allTextContents()).resolves.toEqual([expect.stringMatching(/Work laptop[\s\S]*Last used/)]);
     await passkeys.getByRole('button', { name: 'Remove' }).click();
     await first.page.waitForURL(`${server.issuer}/account?done=passkey-removed`);
     expect(await passkeys.count()).toBe(0);
+    // The device forgets it too (else its browser would keep offering it).
+    await cdp.send('WebAuthn.removeVirtualAuthenticator', { authenticatorId });
   }, 120_000);
 
   it('signs out of this browser, and had no Content-Security-Policy violation anywhere', async () => {

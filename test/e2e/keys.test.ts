@@ -1,7 +1,8 @@
 /**
  * Signing keys end to end: the admin routes, the JWKS's caching headers, the 409 on a next key younger
  * than JWKS_MAX_AGE, revocation of a retired and of the current key, the periodic pass (scheduled
- * rotation and the janitor), encryption at rest, and rewrapping under a new key-encryption key.
+ * rotation and the janitor), encryption at rest, and rewrapping under a new key-encryption key (signing
+ * keys, push credentials and TOTP secrets).
  *
  * Every file of the run shares the keys: each test leaves a current and a next key per algorithm.
  */
@@ -10,10 +11,12 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createRemoteJWKSet, jwtVerify, type JWK } from 'jose';
-import type { AuthorizationServer } from 'oauth4webapi';
+import * as oauth from 'oauth4webapi';
+import { Secret, TOTP } from 'otpauth';
 import pg from 'pg';
 import { keyEncryptionKeyFromBase64 } from '../../src/keys/key-encryption.js';
 import { unsealPrivateJwk } from '../../src/keys/signing-keys.js';
+import { authorizationUrl, Browser, createAccount, formAction, signIn, type Page, type RequestOptions } from '../helpers/login.js';
 import { kidOf, kidOfToken, listKeys, onInstance, publishedKids, sleep, within } from '../helpers/keys.js';
 import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, TEST_KEY_ENCRYPTION_KEY, testServerEnv, type RunningServer } from '../helpers/server.js';
@@ -24,7 +27,7 @@ const ALL_ALGS = { SIGNING_ALGS: ALGS.join(',') };
 const JWKS_MAX_AGE = 3;
 
 let server: RunningServer;
-let as: AuthorizationServer;
+let as: oauth.AuthorizationServer;
 let admin: string;
 let api: { identifier: string; introspection: { client_id: string; client_secret: string } };
 let client: { client_id: string; client_secret: string };
@@ -53,7 +56,8 @@ async function startInstance(env: Record<string, string> = {}): Promise<RunningS
   return instance;
 }
 
-const issueJwt = async (from: AuthorizationServer = as) => (await issueToken(from, client.client_id, client.client_secret, { scope: 'keys:read' })).accessToken;
+const issueJwt = async (from: oauth.AuthorizationServer = as) =>
+  (await issueToken(from, client.client_id, client.client_secret, { scope: 'keys:read' })).accessToken;
 const introspectToken = (token: string) => introspect(as, api.introspection.client_id, api.introspection.client_secret, token);
 const keys = () => listKeys(server.issuer, admin);
 const rotate = (query = '') => adminCall(server.issuer, admin, 'POST', `/keys/rotate${query}`);
@@ -283,8 +287,45 @@ describe('key-encryption key rotation', () => {
     });
   const kekIds = async () => (await db.query<{ kek_id: string }>('select distinct kek_id from signing_keys')).rows.map((r) => r.kek_id);
 
+  const REDIRECT_URI = 'http://127.0.0.1:9/callback';
+  const totp = (secret: string) => new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
+  const totpKekIds = async () => (await db.query<{ kek_id: string }>('select distinct kek_id from totp_factors')).rows.map((r) => r.kek_id);
+
+  /**
+   * Follows a request and its redirects on the instance listening on `port` (the issuer's URLs name the
+   * first instance: cookies are signed under the key-encryption key, so one browser stays on one), until
+   * the redirect to the client.
+   */
+  async function walkOn(port: number, browser: Browser, url: string, init: RequestOptions = {}): Promise<Page> {
+    let page = await browser.request(onInstance(url, port), init);
+    while (page.status >= 300 && page.status < 400) {
+      const next = new URL(page.headers.get('location')!, page.url).href;
+      if (next.startsWith(REDIRECT_URI)) return { ...page, url: next };
+      page = await browser.request(onInstance(next, port));
+    }
+    return page;
+  }
+
   it('`npm run keys:rewrap` reseals every stored key under the new key-encryption key, and servers run on the new one alone', async () => {
     const oldKek = TEST_KEY_ENCRYPTION_KEY;
+    // An authenticator app's secret is sealed under the same key: enrolled now, used after the rewrap.
+    const registered = await registerClient(server.issuer, admin, {
+      client_name: 'Rewrap watcher',
+      trust: 'internal',
+      grant_types: ['authorization_code'],
+      redirect_uris: [REDIRECT_URI],
+      scope: 'openid',
+    });
+    const app = { ...registered, redirect_uri: REDIRECT_URI };
+    const person = await createAccount(server.issuer, admin);
+    expect((await adminCall(server.issuer, admin, 'PATCH', `/accounts/${person.id}`, { mfa_required: true })).status).toBe(200);
+    const enrolling = new Browser(REDIRECT_URI);
+    const enrolment = await signIn(enrolling, await enrolling.navigate((await authorizationUrl(as, app)).url), person.email, person.password);
+    const secret = /<code class="secret" id="totp-secret">([^<]+)<\/code>/.exec(enrolment.body)?.[1].replace(/\s+/g, '');
+    expect(secret).toBeDefined();
+    const confirmed = await enrolling.navigate(formAction(enrolment, 'Confirm'), { form: { code: totp(secret!).generate() } });
+    expect(confirmed.status).toBe(200);
+    expect(await totpKekIds()).toEqual([keyEncryptionKeyFromBase64(oldKek).id]);
     const newKek = randomBytes(32).toString('base64');
     const stored = (await db.query('select kid from signing_keys')).rowCount!;
     // A push credential of revocation events is sealed under the same key, and resealed with them.
@@ -303,7 +344,11 @@ describe('key-encryption key rotation', () => {
       expect(first.stdout).toMatch(/Rewrapped [1-9]\d* push credential\(s\)/);
       expect(await kekIds()).toEqual([keyEncryptionKeyFromBase64(newKek).id]);
       expect(await pushKekIds()).toEqual([keyEncryptionKeyFromBase64(newKek).id]);
-      expect(rewrap(newKek, oldKek).stdout).toContain('Rewrapped 0 signing key(s)');
+      expect(first.stdout).toMatch(/Rewrapped [1-9]\d* TOTP secret\(s\)/);
+      expect(await totpKekIds()).toEqual([keyEncryptionKeyFromBase64(newKek).id]);
+      const again = rewrap(newKek, oldKek);
+      expect(again.stdout).toContain('Rewrapped 0 signing key(s)');
+      expect(again.stdout).toContain('Rewrapped 0 TOTP secret(s)');
       expect(await auditEntries('key.rewrap', keyEncryptionKeyFromBase64(newKek).id)).toEqual([
         { actor: 'system', details: { rewrapped: stored, from_kek_ids: [keyEncryptionKeyFromBase64(oldKek).id] } },
       ]);
@@ -312,6 +357,31 @@ describe('key-encryption key rotation', () => {
       expect((await publishedKids(onInstance(as.jwks_uri!, resealed.port))).sort()).toEqual((await publishedKids(as.jwks_uri!)).sort());
       const token = await issueJwt({ ...as, token_endpoint: onInstance(as.token_endpoint!, resealed.port) });
       await expect(freshResourceServerVerify(token)).resolves.toBeDefined();
+
+      // The person signs in with a code of their app on the instance that has only the new key.
+      const browser = new Browser(REDIRECT_URI);
+      const begun = await authorizationUrl(as, app);
+      const signInPage = await walkOn(resealed.port, browser, begun.url);
+      const factorPage = await walkOn(resealed.port, browser, formAction(signInPage), { form: { email: person.email, password: person.password } });
+      expect(factorPage.body).toContain('name="code"');
+      const nextCode = totp(secret!).generate({ timestamp: Date.now() + 30_000 });
+      const callback = await walkOn(resealed.port, browser, formAction(factorPage, 'Continue'), { form: { code: nextCode } });
+      expect(callback.url.startsWith(REDIRECT_URI)).toBe(true);
+      const onResealed = { ...as, token_endpoint: onInstance(as.token_endpoint!, resealed.port) };
+      const params = oauth.validateAuthResponse(onResealed, app, new URL(callback.url), begun.state);
+      const exchanged = await oauth.authorizationCodeGrantRequest(
+        onResealed,
+        app,
+        oauth.ClientSecretBasic(app.client_secret),
+        params,
+        REDIRECT_URI,
+        begun.verifier,
+        {
+          [oauth.allowInsecureRequests]: true,
+        },
+      );
+      const tokens = await oauth.processAuthorizationCodeResponse(onResealed, app, exchanged, { expectedNonce: begun.nonce, requireIdToken: true });
+      expect(oauth.getValidatedIdTokenClaims(tokens)).toMatchObject({ sub: expect.any(String), amr: ['pwd', 'otp', 'mfa'] });
       // One that knows only the old key cannot open the keys, and says what to configure.
       await expect(startServer({ issuerPort: server.port })).rejects.toThrow(/KEY_ENCRYPTION_KEY_PREVIOUS/);
     } finally {
@@ -320,5 +390,6 @@ describe('key-encryption key rotation', () => {
     }
     expect(await kekIds()).toEqual([keyEncryptionKeyFromBase64(oldKek).id]);
     expect(await pushKekIds()).toEqual([keyEncryptionKeyFromBase64(oldKek).id]);
-  }, 60_000);
+    expect(await totpKekIds()).toEqual([keyEncryptionKeyFromBase64(oldKek).id]);
+  }, 90_000);
 });

@@ -302,6 +302,58 @@ describe("a resource server's acr policy", () => {
     expect(invalid.status).toBe(422);
   });
 
+  it("a code exchange or refresh naming another granted resource meets that resource server's level, or is refused", async () => {
+    const notes = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('notes'), name: 'Notes', scopes: ['notes:read'] });
+    const vault = await registerResourceServer(server.issuer, admin, {
+      identifier: uniqueResource('vault'),
+      name: 'Vault',
+      scopes: ['vault:read'],
+      required_acr: MFA,
+    });
+    const registered = await registerClient(server.issuer, admin, {
+      client_name: 'Notes and vault',
+      trust: 'internal',
+      grant_types: ['authorization_code', 'refresh_token'],
+      redirect_uris: [REDIRECT_URI],
+      resources: [notes.identifier, vault.identifier],
+      scope: 'openid offline_access notes:read vault:read',
+    });
+    const both = { ...registered, redirect_uri: REDIRECT_URI };
+    const account = await createAccount(server.issuer, admin);
+    const browser = new Browser(REDIRECT_URI);
+    /** A code for both resources (the sign-in is read against the first, which asks for nothing more than a password). */
+    const codeForBoth = async (signInFirst: boolean) => {
+      const begun = await authorizationUrl(as, both, { scope: 'openid offline_access notes:read vault:read', resource: notes.identifier });
+      const url = new URL(begun.url);
+      url.searchParams.append('resource', vault.identifier);
+      const first = await browser.navigate(url.href);
+      const callback = signInFirst ? await signIn(browser, first, account.email, account.password) : first;
+      expect(callback.url.startsWith(REDIRECT_URI)).toBe(true);
+      return { begun, params: oauth.validateAuthResponse(as, both, new URL(callback.url), begun.state) };
+    };
+    const exchangeFor = async (code: Awaited<ReturnType<typeof codeForBoth>>, resource: string) =>
+      oauth.authorizationCodeGrantRequest(as, both, oauth.ClientSecretBasic(both.client_secret), code.params, REDIRECT_URI, code.begun.verifier, {
+        ...insecure,
+        additionalParameters: { resource },
+      });
+    const refreshFor = (refreshToken: string, resource: string) =>
+      oauth.refreshTokenGrantRequest(as, both, oauth.ClientSecretBasic(both.client_secret), refreshToken, { ...insecure, additionalParameters: { resource } });
+
+    // A password-only sign-in: the vault's token is refused, at the code exchange...
+    const refused = await exchangeFor(await codeForBoth(true), vault.identifier);
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ error: 'invalid_grant', error_description: expect.stringContaining(MFA) });
+    // ...and at a refresh, while the notes' token is issued at both.
+    const code = await codeForBoth(false);
+    const forNotes = await oauth.processAuthorizationCodeResponse(as, both, await exchangeFor(code, notes.identifier), { expectedNonce: code.begun.nonce });
+    expect(forNotes.refresh_token).toBeDefined();
+    const refreshed = await oauth.processRefreshTokenResponse(as, both, await refreshFor(forNotes.refresh_token!, notes.identifier));
+    expect(refreshed.access_token).toBeDefined();
+    const refusedRefresh = await refreshFor(refreshed.refresh_token ?? forNotes.refresh_token!, vault.identifier);
+    expect(refusedRefresh.status).toBe(400);
+    expect(await refusedRefresh.json()).toMatchObject({ error: 'invalid_grant', error_description: expect.stringContaining(vault.identifier) });
+  });
+
   it('the admin audience can require MFA of person-held tokens', async () => {
     const list = await adminCall(server.issuer, admin, 'GET', '/resource-servers?limit=200');
     const adminAudience = (list.body.items as { id: string; identifier: string }[]).find((rs) => rs.identifier === `${server.issuer}/admin`)!;
