@@ -31,8 +31,11 @@ import {
   type ComparisonResult,
   type WindowResult,
 } from './bench/report.js';
+import { provisionPerson } from './bench/person-scenario.js';
 import {
   comparisons,
+  ENTITLEMENTS_SCENARIO,
+  entitlementsComparison,
   scalingComparison,
   tracingComparisons,
   TRACING_SCENARIOS,
@@ -239,6 +242,12 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   };
   for (const comparison of comparisons(project, peers, floor).filter((c) => selected(c.id))) {
     log(`${comparison.title}`);
+    results.push(await measure(comparison, generator, settings));
+  }
+  if (selected(ENTITLEMENTS_SCENARIO)) {
+    // The person signs in through the pages before any timed window.
+    const comparison = entitlementsComparison(project, await provisionPerson(project.server.baseUrl, project.endpoints.token, stores.admin));
+    log(comparison.title);
     results.push(await measure(comparison, generator, settings));
   }
   // Not in the default run: its two scenarios add about 70 s. `--only tracing-cost` runs both.

@@ -7,15 +7,17 @@
  */
 import { fetchToken, formPost, send, tokenRequest, type Credentials, type Endpoints } from './http.js';
 import type { LoadJob, RequestSpec } from './load-protocol.js';
+import type { PersonFixtures, PersonToken } from './person-scenario.js';
 import { PEER_CLIENTS, PEER_SCOPE } from './peer-fixtures.js';
 import type { ServerProcess } from './processes.js';
 import { PROJECT_SCOPE, type ProjectFixtures } from './project-server.js';
 
 /**
  * Who is measured. `workers` is the project with several worker processes; `traced` is the project
- * exporting traces (the tracing-cost scenario).
+ * exporting traces (the tracing-cost scenario); `entitled` is the project answering for a resource
+ * server that enforces entitlements (the entitlements-cost scenario, same process as `project`).
  */
-export type Role = 'project' | 'peer' | 'floor' | 'workers' | 'traced';
+export type Role = 'project' | 'peer' | 'floor' | 'workers' | 'traced' | 'entitled';
 
 /** What every job of a window shares. */
 export interface JobBase {
@@ -277,4 +279,34 @@ export function tracingComparisons(off: ProjectTarget, on: ProjectTarget): Compa
       contenders: sides(async (base) => introspection(base, withToken(introspect, await fetchToken(base.url, issue)))),
     },
   ];
+}
+
+/** The id of the entitlements-cost scenario (in the default run; `--only introspection-person` runs it alone). */
+export const ENTITLEMENTS_SCENARIO = 'introspection-person';
+
+/**
+ * Introspection of a person's opaque token at a resource server without `enforce_entitlements` against
+ * the same at one with it on (the person entitled through a group with two roles), in the same project
+ * process, alternating round after round: what entitlements cost on the introspection hot path.
+ */
+export function entitlementsComparison(project: ProjectTarget, person: PersonFixtures): Comparison {
+  const request = ({ token, resourceServer }: PersonToken): RequestSpec => withToken(formPost(project.endpoints.introspection, resourceServer, 'token='), token);
+  return {
+    id: ENTITLEMENTS_SCENARIO,
+    title: "Introspection of a person's opaque token, entitlements off against on",
+    note: "one project process; the CPU ratio is off's µs over on's, so 1 / it is what enforcing entitlements multiplies the CPU per request by",
+    contenders: [
+      { role: 'project', label: 'entitlements off', server: project.server, job: (base) => introspection(base, request(person.plain)) },
+      {
+        role: 'entitled',
+        label: 'entitlements on',
+        server: project.server,
+        job: async (base) => {
+          const { body } = await send(base.url, request(person.entitled));
+          check(Array.isArray(body?.roles) && body.roles.length === 2, 'expected the entitled answer to carry the two roles', body);
+          return introspection(base, request(person.entitled));
+        },
+      },
+    ],
+  };
 }
