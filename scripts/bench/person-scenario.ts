@@ -28,6 +28,8 @@ export interface PersonFixtures {
   readonly plain: PersonToken;
   /** For a resource server with `enforce_entitlements: true`, the person entitled through a group with two roles. */
   readonly entitled: PersonToken;
+  /** The app's credentials and the person's refresh token (not rotated: a confidential client's), for the refresh pair. */
+  readonly refresh: { readonly app: Credentials; readonly refreshToken: string; readonly plainResource: string; readonly entitledResource: string };
 }
 
 /** Registers what the scenario needs through the admin API, signs a person in and gets their two tokens. */
@@ -97,5 +99,11 @@ export async function provisionPerson(baseUrl: string, tokenPath: string, admin:
   return {
     plain: { token: plainToken, resourceServer: credentials(plain) },
     entitled: { token: entitledToken, resourceServer: credentials(entitled) },
+    refresh: {
+      app: { clientId: app.client_id, clientSecret: app.client_secret },
+      refreshToken: refreshToken!,
+      plainResource: plain.identifier,
+      entitledResource: entitled.identifier,
+    },
   };
 }

@@ -281,32 +281,43 @@ export function tracingComparisons(off: ProjectTarget, on: ProjectTarget): Compa
   ];
 }
 
-/** The id of the entitlements-cost scenario (in the default run; `--only introspection-person` runs it alone). */
-export const ENTITLEMENTS_SCENARIO = 'introspection-person';
+/** The ids of the entitlements-cost scenarios (in the default run; `--only` runs either alone). */
+export const ENTITLEMENTS_SCENARIOS: readonly string[] = ['introspection-person', 'refresh-person'];
 
 /**
- * Introspection of a person's opaque token at a resource server without `enforce_entitlements` against
- * the same at one with it on (the person entitled through a group with two roles), in the same project
- * process, alternating round after round: what entitlements cost on the introspection hot path.
+ * What entitlements cost on the hot paths: introspection of a person's opaque token, and a refresh of
+ * their grant, for a resource server without `enforce_entitlements` against the same for one with it
+ * on (the person entitled through a group with two roles), in the same project process, alternating
+ * round after round.
  */
-export function entitlementsComparison(project: ProjectTarget, person: PersonFixtures): Comparison {
+export function entitlementsComparisons(project: ProjectTarget, person: PersonFixtures): Comparison[] {
   const request = ({ token, resourceServer }: PersonToken): RequestSpec => withToken(formPost(project.endpoints.introspection, resourceServer, 'token='), token);
-  return {
-    id: ENTITLEMENTS_SCENARIO,
+  const { app, refreshToken, plainResource, entitledResource } = person.refresh;
+  const refresh = (resource: string): RequestSpec =>
+    formPost(project.endpoints.token, app, new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, resource }).toString());
+  const sides = (job: (entitled: boolean) => Contender['job']): Contender[] => [
+    { role: 'project', label: 'entitlements off', server: project.server, job: job(false) },
+    { role: 'entitled', label: 'entitlements on', server: project.server, job: job(true) },
+  ];
+  const introspectionPair: Comparison = {
+    id: 'introspection-person',
     title: "Introspection of a person's opaque token, entitlements off against on",
     note: "one project process; the CPU ratio is off's µs over on's, so 1 / it is what enforcing entitlements multiplies the CPU per request by",
-    contenders: [
-      { role: 'project', label: 'entitlements off', server: project.server, job: (base) => introspection(base, request(person.plain)) },
-      {
-        role: 'entitled',
-        label: 'entitlements on',
-        server: project.server,
-        job: async (base) => {
-          const { body } = await send(base.url, request(person.entitled));
-          check(Array.isArray(body?.roles) && body.roles.length === 2, 'expected the entitled answer to carry the two roles', body);
-          return introspection(base, request(person.entitled));
-        },
-      },
-    ],
+    contenders: sides((entitled) => async (base) => {
+      if (entitled) {
+        const { body } = await send(base.url, request(person.entitled));
+        check(Array.isArray(body?.roles) && body.roles.length === 2, 'expected the entitled answer to carry the two roles', body);
+      }
+      return introspection(base, request(entitled ? person.entitled : person.plain));
+    }),
   };
+  return [
+    introspectionPair,
+    {
+      id: 'refresh-person',
+      title: "Refresh of a person's grant (opaque token), entitlements off against on",
+      note: 'one refresh token of a confidential client, not rotated, asked for one resource server or the other',
+      contenders: sides((entitled) => (base) => issuance(base, refresh(entitled ? entitledResource : plainResource), 'opaque')),
+    },
+  ];
 }
