@@ -31,8 +31,11 @@ import {
   type ComparisonResult,
   type WindowResult,
 } from './bench/report.js';
+import { provisionPerson } from './bench/person-scenario.js';
 import {
   comparisons,
+  ENTITLEMENTS_SCENARIOS,
+  entitlementsComparisons,
   scalingComparison,
   tracingComparisons,
   TRACING_SCENARIOS,
@@ -240,6 +243,14 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
   for (const comparison of comparisons(project, peers, floor).filter((c) => selected(c.id))) {
     log(`${comparison.title}`);
     results.push(await measure(comparison, generator, settings));
+  }
+  if (ENTITLEMENTS_SCENARIOS.some(selected)) {
+    // The person signs in through the pages before any timed window.
+    const person = await provisionPerson(project.server.baseUrl, project.endpoints.token, stores.admin);
+    for (const comparison of entitlementsComparisons(project, person).filter((c) => selected(c.id))) {
+      log(comparison.title);
+      results.push(await measure(comparison, generator, settings));
+    }
   }
   // Not in the default run: its two scenarios add about 70 s. `--only tracing-cost` runs both.
   const tracing = TRACING_SCENARIOS.filter((id) => settings.only?.includes(id) || settings.only?.includes('tracing-cost'));

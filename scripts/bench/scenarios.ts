@@ -7,15 +7,17 @@
  */
 import { fetchToken, formPost, send, tokenRequest, type Credentials, type Endpoints } from './http.js';
 import type { LoadJob, RequestSpec } from './load-protocol.js';
+import type { PersonFixtures, PersonToken } from './person-scenario.js';
 import { PEER_CLIENTS, PEER_SCOPE } from './peer-fixtures.js';
 import type { ServerProcess } from './processes.js';
 import { PROJECT_SCOPE, type ProjectFixtures } from './project-server.js';
 
 /**
  * Who is measured. `workers` is the project with several worker processes; `traced` is the project
- * exporting traces (the tracing-cost scenario).
+ * exporting traces (the tracing-cost scenario); `entitled` is the project answering for a resource
+ * server that enforces entitlements (the entitlements-cost scenario, same process as `project`).
  */
-export type Role = 'project' | 'peer' | 'floor' | 'workers' | 'traced';
+export type Role = 'project' | 'peer' | 'floor' | 'workers' | 'traced' | 'entitled';
 
 /** What every job of a window shares. */
 export interface JobBase {
@@ -275,6 +277,47 @@ export function tracingComparisons(off: ProjectTarget, on: ProjectTarget): Compa
       id: 'tracing-cost-introspection',
       title: 'Introspection of an opaque token, tracing off against tracing on',
       contenders: sides(async (base) => introspection(base, withToken(introspect, await fetchToken(base.url, issue)))),
+    },
+  ];
+}
+
+/** The ids of the entitlements-cost scenarios (in the default run; `--only` runs either alone). */
+export const ENTITLEMENTS_SCENARIOS: readonly string[] = ['introspection-person', 'refresh-person'];
+
+/**
+ * What entitlements cost on the hot paths: introspection of a person's opaque token, and a refresh of
+ * their grant, for a resource server without `enforce_entitlements` against the same for one with it
+ * on (the person entitled through a group with two roles), in the same project process, alternating
+ * round after round.
+ */
+export function entitlementsComparisons(project: ProjectTarget, person: PersonFixtures): Comparison[] {
+  const request = ({ token, resourceServer }: PersonToken): RequestSpec => withToken(formPost(project.endpoints.introspection, resourceServer, 'token='), token);
+  const { app, refreshToken, plainResource, entitledResource } = person.refresh;
+  const refresh = (resource: string): RequestSpec =>
+    formPost(project.endpoints.token, app, new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, resource }).toString());
+  const sides = (job: (entitled: boolean) => Contender['job']): Contender[] => [
+    { role: 'project', label: 'entitlements off', server: project.server, job: job(false) },
+    { role: 'entitled', label: 'entitlements on', server: project.server, job: job(true) },
+  ];
+  const introspectionPair: Comparison = {
+    id: 'introspection-person',
+    title: "Introspection of a person's opaque token, entitlements off against on",
+    note: "one project process; the CPU ratio is off's µs over on's, so 1 / it is what enforcing entitlements multiplies the CPU per request by",
+    contenders: sides((entitled) => async (base) => {
+      if (entitled) {
+        const { body } = await send(base.url, request(person.entitled));
+        check(Array.isArray(body?.roles) && body.roles.length === 2, 'expected the entitled answer to carry the two roles', body);
+      }
+      return introspection(base, request(entitled ? person.entitled : person.plain));
+    }),
+  };
+  return [
+    introspectionPair,
+    {
+      id: 'refresh-person',
+      title: "Refresh of a person's grant (opaque token), entitlements off against on",
+      note: 'one refresh token of a confidential client, not rotated, asked for one resource server or the other',
+      contenders: sides((entitled) => (base) => issuance(base, refresh(entitled ? entitledResource : plainResource), 'opaque')),
     },
   ];
 }
