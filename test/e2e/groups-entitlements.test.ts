@@ -13,6 +13,7 @@ import { authorizationUrl, Browser, createAccount, formAction, signIn, type Test
 import {
   adminCall,
   adminToken,
+  auditTrail,
   discover,
   findResourceServer,
   introspect,
@@ -95,19 +96,8 @@ async function refresh(app: TestClient & { client_secret: string }, refreshToken
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-type AuditEntry = { action: string; target: string; actor: string; details: Record<string, unknown> };
-
-/** The whole audit trail, page after page (the run's other files share the database and write to it too). */
-async function auditTrail(token = admin): Promise<AuditEntry[]> {
-  const entries: AuditEntry[] = [];
-  let cursor: string | null = null;
-  do {
-    const page = await adminCall(server.issuer, token, 'GET', `/audit?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
-    entries.push(...(page.body.items as AuditEntry[]));
-    cursor = page.body.next_cursor as string | null;
-  } while (cursor);
-  return entries;
-}
+/** The whole audit trail (the run's other files share the database and write to it too). */
+const auditTrailOf = (token = admin) => auditTrail(server.issuer, token);
 
 const introspectAt = (rs: Registered, token: string) => introspect(as, rs.introspection.client_id, rs.introspection.client_secret, token);
 
@@ -211,7 +201,7 @@ describe('a person in a group', () => {
     // Nothing of the CRM is left: the request is denied rather than answered with an empty token.
     expect(await refresh(web, next.body.refresh_token as string, crm.identifier)).toMatchObject({ status: 400, body: { error: 'access_denied' } });
 
-    const entries = await auditTrail();
+    const entries = await auditTrailOf();
     expect(entries.filter((e) => e.action === 'group.member_remove' && e.details.account_id === person.id)).toEqual([
       expect.objectContaining({ target: payrollTeam, details: expect.objectContaining({ email: person.email }) }),
     ]);
@@ -287,7 +277,7 @@ describe('people as administrators', () => {
     const created = await adminCall(server.issuer, token, 'POST', '/groups', { name: `Made by a person ${Math.random()}` });
     expect(created.status).toBe(201);
     // The person reads the audit trail with their own token too.
-    const entry = (await auditTrail(token)).find((e) => e.target === created.body.id);
+    const entry = (await auditTrailOf(token)).find((e) => e.target === created.body.id);
     expect(entry).toMatchObject({ action: 'group.create', actor: `account:${person.id} via ${console.client_id}` });
   });
 

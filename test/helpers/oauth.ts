@@ -120,3 +120,23 @@ export async function findResourceServer(issuer: string, token: string, identifi
   } while (cursor);
   return undefined;
 }
+
+/** An entry of the audit trail, as `GET /admin/audit` lists it. */
+export interface AuditEntry {
+  readonly action: string;
+  readonly target: string;
+  readonly actor: string;
+  readonly details: Record<string, unknown>;
+}
+
+/** The whole audit trail, page after page (every file of a run shares the database and writes to it). */
+export async function auditTrail(issuer: string, token: string): Promise<AuditEntry[]> {
+  const entries: AuditEntry[] = [];
+  let cursor: string | null = null;
+  do {
+    const page = await adminCall(issuer, token, 'GET', `/audit?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+    entries.push(...(page.body.items as AuditEntry[]));
+    cursor = page.body.next_cursor as string | null;
+  } while (cursor);
+  return entries;
+}
