@@ -16,14 +16,13 @@ import { recordAudit } from '../audit/audit.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
-import { FormBodyError, readFormBody } from '../interactions/form-body.js';
+import { readFormBody } from '../interactions/form-body.js';
+import { sendPageFailure } from '../interactions/page-failure.js';
 import { setPageHeaders } from '../interactions/page-headers.js';
-import { errorPage } from '../interactions/pages.js';
 import type { SignInLimiter } from '../interactions/sign-in-limiter.js';
 import { notifyEndedSignIns, sessionsWithBackchannelLogout } from '../issuer/backchannel-logout.js';
 import type { JwksDocument } from '../issuer/jwks-endpoint.js';
 import type { Logger } from '../observability/logger.js';
-import { isStoreUnavailableError } from '../observability/store-health.js';
 import { requestContext, setRoute } from '../shared/request-context.js';
 import { isPossibleDigest } from '../tokens/token-keys.js';
 import type { AccountRecords, AdapterPayload, TokenStore } from '../tokens/token-store.js';
@@ -482,22 +481,7 @@ export function accountPageRoutes(deps: AccountPageDependencies): Router {
     try {
       await handler(ctx);
     } catch (error) {
-      const context = requestContext.getStore();
-      let status = 500;
-      let code = 'server_error';
-      let description: string | undefined;
-      if (error instanceof AccountPageError) {
-        ({ status, error: code, description } = error);
-      } else if (error instanceof FormBodyError) {
-        [status, code, description] = [error.status, 'invalid_request', error.message];
-      } else if (context?.storeUnavailable || isStoreUnavailableError(error)) {
-        deps.logger.warn({ err: error }, 'account page refused: a backing store is unavailable');
-        [status, code, description] = [503, 'temporarily_unavailable', 'the service is unavailable for a moment; try again shortly'];
-        ctx.set('Retry-After', '1');
-      } else {
-        deps.logger.error({ err: error }, 'account page failed');
-      }
-      sendPage(ctx, status, errorPage({ error: code, description, requestId: context?.requestId }));
+      sendPageFailure(ctx, error, error instanceof AccountPageError ? error : undefined, deps.logger, 'account page');
     }
   };
 

@@ -20,12 +20,12 @@ import type { TokenStore } from '../tokens/token-store.js';
 import { FactorSteps } from './factor-steps.js';
 import { type Logger } from '../observability/logger.js';
 import { requestContext } from '../shared/request-context.js';
-import { isStoreUnavailableError } from '../observability/store-health.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
-import { FormBodyError, readFormBody } from './form-body.js';
+import { readFormBody } from './form-body.js';
+import { sendPageFailure, type ExpectedPageFailure } from './page-failure.js';
 import { setPageHeaders } from './page-headers.js';
 import { PASSKEY_SCRIPT } from './factor-pages.js';
-import { consentPage, errorPage, ICON, ICON_PATH, loginPage, STYLESHEET, STYLESHEET_PATH, type ConsentItem } from './pages.js';
+import { consentPage, ICON, ICON_PATH, loginPage, STYLESHEET, STYLESHEET_PATH, type ConsentItem } from './pages.js';
 import type { SignInLimiter } from './sign-in-limiter.js';
 
 /** Where the provider sends the browser for an interaction (its `interactions.url`). */
@@ -75,6 +75,16 @@ const OIDC_SCOPE_WORDS: Record<string, string> = {
   offline_access: 'Keep this access when you are not using it, until you take it back',
   groups: 'See which groups you belong to',
 };
+
+/** What the sign-in pages make of their own errors and the provider's; `undefined` for any other. */
+function expectedFailureOf(error: unknown): ExpectedPageFailure | undefined {
+  if (error instanceof InteractionError) return error;
+  if (error instanceof errors.SessionNotFound) {
+    return { status: 400, error: 'session_not_found', description: 'this sign-in has expired or was started in another browser' };
+  }
+  if (error instanceof errors.OIDCProviderError && error.expose) return { status: error.status, error: error.error, description: error.error_description };
+  return undefined;
+}
 
 function sendPage(ctx: Context, status: number, markup: string, formTargets?: readonly string[], inlineScripts?: readonly string[]): void {
   setPageHeaders(ctx, { ...(formTargets === undefined ? {} : { formTargets }), ...(inlineScripts === undefined ? {} : { inlineScripts }) });
@@ -232,28 +242,7 @@ export function interactionRoutes(deps: InteractionDependencies): Router {
     try {
       await handler(ctx);
     } catch (error) {
-      const context = requestContext.getStore();
-      let status = 500;
-      let code = 'server_error';
-      let description: string | undefined;
-      if (error instanceof InteractionError) {
-        ({ status, error: code, description } = error);
-      } else if (error instanceof errors.SessionNotFound) {
-        [status, code, description] = [400, 'session_not_found', 'this sign-in has expired or was started in another browser'];
-      } else if (error instanceof errors.OIDCProviderError && error.expose) {
-        [status, code, description] = [error.status, error.error, error.error_description];
-      } else if (error instanceof FormBodyError) {
-        [status, code, description] = [error.status, 'invalid_request', error.message];
-      } else if (context?.storeUnavailable || isStoreUnavailableError(error)) {
-        // A store failed (a sign-in limit among them): refused, and worth retrying shortly.
-        deps.logger.warn({ err: error }, 'interaction refused: a backing store is unavailable');
-        [status, code, description] = [503, 'temporarily_unavailable', 'the service is unavailable for a moment; try again shortly'];
-        ctx.set('Retry-After', '1');
-      } else {
-        deps.logger.error({ err: error }, 'interaction failed');
-      }
-      // The reference people can quote is the request id of this answer (its X-Request-Id).
-      sendPage(ctx, status, errorPage({ error: code, description, requestId: context?.requestId }));
+      sendPageFailure(ctx, error, expectedFailureOf(error), deps.logger, 'interaction');
     }
   };
 
