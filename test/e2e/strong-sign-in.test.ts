@@ -11,7 +11,17 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { Secret, TOTP } from 'otpauth';
 import { authorizationUrl, Browser, createAccount, formAction, signIn, type Page, type TestClient } from '../helpers/login.js';
-import { adminCall, adminToken, auditTrail, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import {
+  adminCall,
+  adminToken,
+  auditTrail,
+  discover,
+  findResourceServer,
+  introspect,
+  registerClient,
+  registerResourceServer,
+  uniqueResource,
+} from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
@@ -353,8 +363,7 @@ describe("a resource server's acr policy", () => {
   });
 
   it('the admin audience can require MFA of person-held tokens', async () => {
-    const list = await adminCall(server.issuer, admin, 'GET', '/resource-servers?limit=200');
-    const adminAudience = (list.body.items as { id: string; identifier: string }[]).find((rs) => rs.identifier === `${server.issuer}/admin`)!;
+    const adminAudience = (await findResourceServer(server.issuer, admin, `${server.issuer}/admin`))!;
     const patched = await adminCall(server.issuer, admin, 'PATCH', `/resource-servers/${adminAudience.id}`, { required_acr: MFA });
     expect(patched.status).toBe(200);
     expect(patched.body.required_acr).toBe(MFA);
