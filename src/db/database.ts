@@ -15,8 +15,12 @@ export async function openDatabase(url: string | undefined, pgliteDir: string): 
   if (url) {
     // Short timeouts: with PostgreSQL away, requests answer 503 within seconds instead of piling up.
     const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 2_000, query_timeout: 5_000 });
-    // An idle client losing its connection must not crash the process; the pool replaces it.
+    // A client losing its connection must not crash the process. Idle clients report it on the pool,
+    // which replaces them; a checked-out client (in a transaction, or mid-query) emits it on itself,
+    // where `pg` throws it when nobody listens. Its query already rejects with the same error and the
+    // pool discards it on release, so the listener has nothing left to do.
     pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
     return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: postgresQueryTracing() });
   }
   // Loaded lazily: production never pays for the embedded database's WebAssembly.
