@@ -9,6 +9,7 @@ import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { PersonEntitlements } from '../issuer/entitlement-policy.js';
 import type { Logger } from '../observability/logger.js';
+import { BackgroundReload } from '../shared/background-reload.js';
 import { RegistryCache } from '../shared/registry-cache.js';
 import type { Entitlement, Group } from './group.js';
 import { selectAllEntitlements, selectAllGroups, selectGroupIdsOfAccount } from './group-repository.js';
@@ -38,16 +39,19 @@ export class EntitlementRegistry {
   /** Bumped on every reload: resolutions made before it are stale. */
   #generation = 0;
   #loadedAt = 0;
-  #reloading: Promise<void> | undefined;
-  #changedWhileReloading = false;
+  readonly #background: BackgroundReload;
   readonly #memberships: RegistryCache<readonly string[]>;
   readonly #resolved = new Map<string, Resolved>();
 
   constructor(
     private readonly db: Db,
     private readonly ttlSeconds: number,
-    private readonly logger: Logger,
+    logger: Logger,
   ) {
+    this.#background = new BackgroundReload(
+      () => this.reload(),
+      (error) => logger.warn({ err: error }, 'group and entitlement reload failed; serving cached entries'),
+    );
     this.#memberships = new RegistryCache({
       kind: 'group-membership',
       ttlSeconds,
@@ -61,7 +65,7 @@ export class EntitlementRegistry {
   async start(bus: ChangeBus): Promise<void> {
     this.#memberships.follow(bus);
     bus.subscribe((event) => {
-      if (event.kind === 'group' || event.kind === 'entitlement') this.#reloadInBackground();
+      if (event.kind === 'group' || event.kind === 'entitlement') this.#background.request();
     });
     await this.reload();
   }
@@ -85,7 +89,7 @@ export class EntitlementRegistry {
 
   /** Resolves when any reload in progress has finished; `undefined` at once when none is. */
   settled(): Promise<void> | undefined {
-    return this.#reloading;
+    return this.#background.settled();
   }
 
   /** The group with this id, if any. */
@@ -117,7 +121,7 @@ export class EntitlementRegistry {
    * memberships are not cached.
    */
   async entitlementsOf(accountId: string, resourceServerId: string): Promise<PersonEntitlements> {
-    const reloading = this.#reloading;
+    const reloading = this.#background.settled();
     if (reloading) await reloading;
     const forResourceServer = this.#byResourceServer.get(resourceServerId);
     if (!forResourceServer) return NONE;
@@ -154,23 +158,6 @@ export class EntitlementRegistry {
 
   // As the resource server registry: a stale copy keeps answering while it refreshes.
   #refreshIfStale(): void {
-    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#reloadInBackground();
-  }
-
-  // A change published while a reload runs may have committed after that reload read its rows: it
-  // is read again once the reload ends, rather than waiting for the TTL.
-  #reloadInBackground(): void {
-    if (this.#reloading) {
-      this.#changedWhileReloading = true;
-      return;
-    }
-    this.#reloading = (async () => {
-      do {
-        this.#changedWhileReloading = false;
-        await this.reload().catch((error: unknown) => this.logger.warn({ err: error }, 'group and entitlement reload failed; serving cached entries'));
-      } while (this.#changedWhileReloading);
-    })().finally(() => {
-      this.#reloading = undefined;
-    });
+    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#background.request();
   }
 }

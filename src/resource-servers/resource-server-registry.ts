@@ -5,6 +5,7 @@
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Logger } from '../observability/logger.js';
+import { BackgroundReload } from '../shared/background-reload.js';
 import type { ResourceServer } from './resource-server.js';
 import { selectAllResourceServers } from './resource-server-repository.js';
 
@@ -13,19 +14,24 @@ export class ResourceServerRegistry {
   #byIdentifier = new Map<string, ResourceServer>();
   #byIntrospectionClient = new Map<string, ResourceServer>();
   #loadedAt = 0;
-  #reloading: Promise<void> | undefined;
+  readonly #background: BackgroundReload;
 
   constructor(
     private readonly db: Db,
     private readonly builtIn: readonly ResourceServer[],
     private readonly ttlSeconds: number,
-    private readonly logger: Logger,
-  ) {}
+    logger: Logger,
+  ) {
+    this.#background = new BackgroundReload(
+      () => this.reload(),
+      (error) => logger.warn({ err: error }, 'resource server reload failed; serving cached entries'),
+    );
+  }
 
   /** Loads every resource server and follows change events on `bus`. */
   async start(bus: ChangeBus): Promise<void> {
     bus.subscribe((event) => {
-      if (event.kind === 'resource-server') this.#reloadInBackground();
+      if (event.kind === 'resource-server') this.#background.request();
     });
     await this.reload();
   }
@@ -68,22 +74,11 @@ export class ResourceServerRegistry {
   // A stale cache keeps answering while it refreshes: the TTL bounds staleness when an event is lost,
   // it is not a reason to make a request wait on PostgreSQL.
   #refreshIfStale(): void {
-    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#reloadInBackground();
+    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#background.request();
   }
 
-  #reloadInBackground(): void {
-    this.#reloading ??= this.reload()
-      .catch((error: unknown) => this.logger.warn({ err: error }, 'resource server reload failed; serving cached entries'))
-      .finally(() => {
-        this.#reloading = undefined;
-      });
-  }
-
-  /**
-   * Resolves when any reload in progress has finished (tests and change propagation). With none in
-   * progress (nearly always) it answers nothing at once, so that awaiting it costs no promise.
-   */
+  /** Resolves when any reload in progress has finished (see BackgroundReload#settled). */
   settled(): Promise<void> | undefined {
-    return this.#reloading;
+    return this.#background.settled();
   }
 }
