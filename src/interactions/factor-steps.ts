@@ -202,9 +202,11 @@ export class FactorSteps {
       await this.save(interaction, { accountId: account.id, methods: progress.methods, ...(progress.changedAt ? { changedAt: progress.changedAt } : {}) });
       return this.showStep(ctx, interaction, { ...progress, accountId: account.id }, 200);
     }
-    // A factor enrolled in this second ended the account's sessions and tokens of this second too
-    // (tokensRevokedAt is in whole seconds): this sign-in starts in the next one.
-    if (progress.changedAt !== undefined && epochSeconds() <= progress.changedAt) {
+    // A change that ended the account's sessions and tokens in this second (a factor enrolled in this
+    // sign-in, or a new password or factor from the account page a moment ago) ended this second's
+    // grants too: tokensRevokedAt is in whole seconds. This sign-in starts in the next one.
+    const revokedAt = Math.max(progress.changedAt ?? 0, account.tokensRevokedAt ?? 0);
+    if (epochSeconds() <= revokedAt) {
       await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
     }
     const result = { login: { accountId: account.id, amr: methods, acr, remember: true } };

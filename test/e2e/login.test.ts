@@ -300,8 +300,26 @@ describe('a disabled account', () => {
     // Enabled again, it signs in anew, but the tokens from before stay dead.
     expect((await adminCall(server.issuer, admin, 'PATCH', `/accounts/${account.id}`, { disabled: false })).status).toBe(200);
     expect(await introspect(as, orders.introspection.client_id, orders.introspection.client_secret, jwt.access_token)).toEqual({ active: false });
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // tokens of the same second as the disabling are dead too
-    await signInThrough(new Browser(REDIRECT_URI), webApp, account);
+    // No pause: a sign-in in the same second as the disabling waits for the next one itself.
+    const { start: restart, callback: recallback } = await signInThrough(new Browser(REDIRECT_URI), webApp, account);
+    expect((await exchange(webApp, restart, recallback)).access_token).toEqual(expect.any(String));
+  });
+});
+
+describe('a new password', () => {
+  it('signing in with it at once, in the same second as the change, gives working tokens; the old ones are dead', async () => {
+    const account = await createAccount(server.issuer, admin);
+    const before = await signInThrough(new Browser(REDIRECT_URI), webApp, account, { scope: 'openid offline_access' });
+    const old = await exchange(webApp, before.start, before.callback);
+    // Start at the top of a second, so that the change and the next sign-in share it: tokens carry
+    // their issue time in whole seconds, and the change revokes everything issued up to its second.
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000)));
+    const password = `new-${account.password}`;
+    expect((await adminCall(server.issuer, admin, 'POST', `/accounts/${account.id}/password`, { password })).status).toBe(204);
+    const after = await signInThrough(new Browser(REDIRECT_URI), webApp, { email: account.email, password }, { scope: 'openid offline_access' });
+    const fresh = await exchange(webApp, after.start, after.callback);
+    expect(await oauthError(refresh(webApp, old.refresh_token!))).toBe('invalid_grant');
+    expect((await refresh(webApp, fresh.refresh_token!)).access_token).toEqual(expect.any(String));
   });
 });
 
