@@ -66,7 +66,7 @@ export class AccountPageSessions {
    * @param secureCookies - the issuer is https (the server behind a TLS-terminating proxy).
    */
   constructor(
-    store: TokenStore,
+    private readonly store: TokenStore,
     private readonly secureCookies: boolean,
   ) {
     this.#signIns = store.adapter(SIGN_IN_MODEL);
@@ -90,8 +90,7 @@ export class AccountPageSessions {
     const id = this.#cookie(ctx, SIGN_IN_COOKIE);
     this.#clearCookie(ctx, SIGN_IN_COOKIE);
     if (id === undefined) return undefined;
-    const payload = await this.#signIns.find(id);
-    await this.#signIns.destroy(id);
+    const payload = await this.store.take(SIGN_IN_MODEL, id);
     const { expectedState: state, nonce, codeVerifier } = payload ?? {};
     return typeof state === 'string' && typeof nonce === 'string' && typeof codeVerifier === 'string' ? { state, nonce, codeVerifier } : undefined;
   }
@@ -123,8 +122,7 @@ export class AccountPageSessions {
   async takePasskeyChallenge(ctx: Context): Promise<string | undefined> {
     const id = this.#cookie(ctx, SESSION_COOKIE);
     if (id === undefined) return undefined;
-    const { challenge } = (await this.#passkeyChallenges.find(id)) ?? {};
-    await this.#passkeyChallenges.destroy(id);
+    const { challenge } = (await this.store.take(PASSKEY_CHALLENGE_MODEL, id)) ?? {};
     return typeof challenge === 'string' ? challenge : undefined;
   }
 

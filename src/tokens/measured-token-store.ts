@@ -22,6 +22,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
         revokeByGrantId: (grantId) => measured('revokeByGrantId', () => adapter.revokeByGrantId(grantId)),
       };
     },
+    take: (model, id) => measured('take', () => store.take(model, id)),
     revokeAccount: (accountId, options) => measured('revokeAccount', () => store.revokeAccount(accountId, options)),
     listAccount: (accountId) => measured('listAccount', () => store.listAccount(accountId)),
     endSession: (accountId, sessionDigest) => measured('endSession', () => store.endSession(accountId, sessionDigest)),

@@ -108,6 +108,14 @@ export class MemoryTokenStore implements TokenStore {
     return ended;
   }
 
+  async take(model: string, id: string): Promise<AdapterPayload | undefined> {
+    assertTokenModel(model);
+    const key = recordKey(model, sha256Base64Url(id));
+    const payload = this.#findRecord(key, id);
+    this.#entries.delete(key);
+    return payload;
+  }
+
   async listAccount(accountId: string): Promise<AccountRecords> {
     const sessions: AccountRecord[] = [];
     const grants: AccountRecord[] = [];

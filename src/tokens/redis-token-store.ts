@@ -172,6 +172,12 @@ if not ok or type(p) ~= 'table' or p.accountId ~= ARGV[1] then return false end
 redis.call('DEL', KEYS[1])
 return stored`;
 
+/** Reads a record's payload and deletes the record, atomically (one key: valid in Redis Cluster too). */
+const TAKE_RECORD_SCRIPT = `
+local stored = redis.call('HGET', KEYS[1], 'payload')
+if stored then redis.call('DEL', KEYS[1]) end
+return stored`;
+
 /** How the keys of Session records begin (see recordKey). */
 const SESSION_RECORD_PREFIX = 'Session:{';
 
@@ -233,6 +239,7 @@ const DESTROY_EVENTS: Readonly<Record<string, readonly [kind: string, field: str
  */
 const subjectOf = (model: string, idDigest: string) => (model === 'Grant' ? idDigest : idDigest.slice(0, 32));
 const takeAccountRecordScript = new Script(TAKE_ACCOUNT_RECORD_SCRIPT);
+const takeRecordScript = new Script(TAKE_RECORD_SCRIPT);
 
 /** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
 async function exec(transaction: ChainableCommander): Promise<unknown[]> {
@@ -348,6 +355,12 @@ export class RedisTokenStore implements TokenStore {
       Promise.all(members.map((member) => read(member, 'Grant'))),
     ]);
     return { sessions: sessions.flat(), grants: grants.flat() };
+  }
+
+  async take(model: string, id: string): Promise<AdapterPayload | undefined> {
+    assertTokenModel(model);
+    const stored = await takeRecordScript.run(this.#redis, this.#key(recordKey(model, sha256Base64Url(id))));
+    return typeof stored === 'string' ? restorePayload(JSON.parse(stored) as AdapterPayload, undefined, id) : undefined;
   }
 
   async endSession(accountId: string, sessionDigest: string): Promise<EndedSignIn[] | undefined> {

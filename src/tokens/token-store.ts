@@ -116,6 +116,12 @@ export interface TokenStore {
    */
   adapter(model: string): Adapter;
   /**
+   * Reads and deletes a record of `model` in one atomic step: of two callers taking the same id at
+   * once, exactly one gets its payload. For one-use records of our own (a sign-in transaction, a
+   * passkey challenge), never for the provider's models, whose deletion may be a revocation.
+   */
+  take(model: string, id: string): Promise<AdapterPayload | undefined>;
+  /**
    * Deletes every grant and session of the account, and every token of those grants (JWT access
    * tokens excepted: nothing stores them; introspection consults the account instead). Answers the
    * sign-ins of the sessions it ended, so their clients can be told (back-channel logout).

@@ -156,6 +156,18 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       expect(await store.adapter('AccessToken').find(id)).toBeUndefined();
     });
 
+    it('takes a one-use record: of many takers at once exactly one gets its payload, and it is gone', async () => {
+      const id = newTokenValue();
+      const payload = { challenge: newTokenValue() };
+      await store.adapter('AccountPagePasskeyChallenge').upsert(id, payload, 60);
+
+      const taken = await Promise.all(Array.from({ length: 8 }, () => store.take('AccountPagePasskeyChallenge', id)));
+      expect(taken.filter((answer) => answer !== undefined)).toEqual([{ ...payload, jti: id }]);
+      expect(await store.adapter('AccountPagePasskeyChallenge').find(id)).toBeUndefined();
+      expect(await store.take('AccountPagePasskeyChallenge', id)).toBeUndefined();
+      expect(await store.take('AccountPagePasskeyChallenge', newTokenValue())).toBeUndefined();
+    });
+
     it('finds a Session by uid, without jti: the store keeps only a digest of the id', async () => {
       const id = newTokenValue();
       const uid = newTokenValue();
