@@ -9,7 +9,7 @@ import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { PersonEntitlements } from '../issuer/entitlement-policy.js';
 import type { Logger } from '../observability/logger.js';
-import { BackgroundReload } from '../shared/background-reload.js';
+import { CoalescedRun } from '../shared/coalesced-run.js';
 import { RegistryCache } from '../shared/registry-cache.js';
 import type { Entitlement, Group } from './group.js';
 import { selectAllEntitlements, selectAllGroups, selectGroupIdsOfAccount } from './group-repository.js';
@@ -39,7 +39,7 @@ export class EntitlementRegistry {
   /** Bumped on every reload: resolutions made before it are stale. */
   #generation = 0;
   #loadedAt = 0;
-  readonly #background: BackgroundReload;
+  readonly #reloads: CoalescedRun;
   readonly #memberships: RegistryCache<readonly string[]>;
   readonly #resolved = new Map<string, Resolved>();
 
@@ -48,7 +48,7 @@ export class EntitlementRegistry {
     private readonly ttlSeconds: number,
     logger: Logger,
   ) {
-    this.#background = new BackgroundReload(
+    this.#reloads = new CoalescedRun(
       () => this.reload(),
       (error) => logger.warn({ err: error }, 'group and entitlement reload failed; serving cached entries'),
     );
@@ -65,7 +65,7 @@ export class EntitlementRegistry {
   async start(bus: ChangeBus): Promise<void> {
     this.#memberships.follow(bus);
     bus.subscribe((event) => {
-      if (event.kind === 'group' || event.kind === 'entitlement') this.#background.request();
+      if (event.kind === 'group' || event.kind === 'entitlement') this.#reloads.request();
     });
     await this.reload();
   }
@@ -89,7 +89,7 @@ export class EntitlementRegistry {
 
   /** Resolves when any reload in progress has finished; `undefined` at once when none is. */
   settled(): Promise<void> | undefined {
-    return this.#background.settled();
+    return this.#reloads.settled();
   }
 
   /** The group with this id, if any. */
@@ -121,7 +121,7 @@ export class EntitlementRegistry {
    * memberships are not cached.
    */
   async entitlementsOf(accountId: string, resourceServerId: string): Promise<PersonEntitlements> {
-    const reloading = this.#background.settled();
+    const reloading = this.#reloads.settled();
     if (reloading) await reloading;
     const forResourceServer = this.#byResourceServer.get(resourceServerId);
     if (!forResourceServer) return NONE;
@@ -158,6 +158,6 @@ export class EntitlementRegistry {
 
   // As the resource server registry: a stale copy keeps answering while it refreshes.
   #refreshIfStale(): void {
-    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#background.request();
+    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#reloads.request();
   }
 }

@@ -5,7 +5,7 @@
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
 import type { Logger } from '../observability/logger.js';
-import { BackgroundReload } from '../shared/background-reload.js';
+import { CoalescedRun } from '../shared/coalesced-run.js';
 import type { ResourceServer } from './resource-server.js';
 import { selectAllResourceServers } from './resource-server-repository.js';
 
@@ -14,7 +14,7 @@ export class ResourceServerRegistry {
   #byIdentifier = new Map<string, ResourceServer>();
   #byIntrospectionClient = new Map<string, ResourceServer>();
   #loadedAt = 0;
-  readonly #background: BackgroundReload;
+  readonly #reloads: CoalescedRun;
 
   constructor(
     private readonly db: Db,
@@ -22,7 +22,7 @@ export class ResourceServerRegistry {
     private readonly ttlSeconds: number,
     logger: Logger,
   ) {
-    this.#background = new BackgroundReload(
+    this.#reloads = new CoalescedRun(
       () => this.reload(),
       (error) => logger.warn({ err: error }, 'resource server reload failed; serving cached entries'),
     );
@@ -31,7 +31,7 @@ export class ResourceServerRegistry {
   /** Loads every resource server and follows change events on `bus`. */
   async start(bus: ChangeBus): Promise<void> {
     bus.subscribe((event) => {
-      if (event.kind === 'resource-server') this.#background.request();
+      if (event.kind === 'resource-server') this.#reloads.request();
     });
     await this.reload();
   }
@@ -74,11 +74,11 @@ export class ResourceServerRegistry {
   // A stale cache keeps answering while it refreshes: the TTL bounds staleness when an event is lost,
   // it is not a reason to make a request wait on PostgreSQL.
   #refreshIfStale(): void {
-    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#background.request();
+    if (Date.now() - this.#loadedAt > this.ttlSeconds * 1000) this.#reloads.request();
   }
 
-  /** Resolves when any reload in progress has finished (see BackgroundReload#settled). */
+  /** Resolves when any reload in progress has finished (see CoalescedRun#settled). */
   settled(): Promise<void> | undefined {
-    return this.#background.settled();
+    return this.#reloads.settled();
   }
 }

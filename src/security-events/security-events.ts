@@ -19,6 +19,7 @@ import { securityEvents as securityEventCount } from '../observability/metrics.j
 import type { ResourceServer } from '../resource-servers/resource-server.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { eventsEndpointTokenContext } from '../resource-servers/resource-server-repository.js';
+import { CoalescedRun } from '../shared/coalesced-run.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import type { EventQueue } from './event-queue.js';
 import { relayOutbox } from './outbox.js';
@@ -79,8 +80,10 @@ export class SecurityEvents {
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #timers: NodeJS.Timeout[] = [];
   #stopped = false;
-  #outboxRun: Promise<void> | undefined;
-  #outboxAgain = false;
+  readonly #outboxRelay = new CoalescedRun(
+    () => relayOutbox(this.deps.db, (recorded) => this.relay(recorded)).then(() => undefined),
+    (error) => this.deps.logger.warn({ err: error }, 'revocation events of the outbox not relayed yet; retried shortly'),
+  );
 
   constructor(private readonly deps: SecurityEventsDependencies) {}
 
@@ -127,23 +130,7 @@ export class SecurityEvents {
 
   /** Relays committed outbox rows now (one run at a time; a request during a run makes it run again). */
   relayOutboxNow(): void {
-    if (this.#stopped) return;
-    if (this.#outboxRun) {
-      this.#outboxAgain = true;
-      return;
-    }
-    this.#outboxRun = (async () => {
-      do {
-        this.#outboxAgain = false;
-        try {
-          await relayOutbox(this.deps.db, (recorded) => this.relay(recorded));
-        } catch (error) {
-          this.deps.logger.warn({ err: error }, 'revocation events of the outbox not relayed yet; retried shortly');
-        }
-      } while (this.#outboxAgain && !this.#stopped);
-    })().finally(() => {
-      this.#outboxRun = undefined;
-    });
+    this.#outboxRelay.request();
   }
 
   async #relayLeftovers(): Promise<void> {
@@ -206,7 +193,7 @@ export class SecurityEvents {
   async close(): Promise<void> {
     this.stopWaiting();
     for (const timer of this.#timers) clearInterval(timer);
-    await this.#outboxRun;
+    await this.#outboxRelay.stop();
   }
 
   #waitFor(rsId: string, ms: number): { done: Promise<void>; cancel: () => void } {

@@ -1,10 +1,10 @@
 /**
- * The registries' reload loop: a change announced while a reload is reading must be read by one more
+ * The registries' reload loop (CoalescedRun): a change announced while a reload is reading must be read by one more
  * reload (the race that left a second instance on an old introspection secret), and many
  * announcements during one reload cost one more reload, not one each.
  */
 import { describe, expect, it } from '@jest/globals';
-import { BackgroundReload } from '../../src/shared/background-reload.js';
+import { CoalescedRun } from '../../src/shared/coalesced-run.js';
 
 /** A stored value, and a reload that reads it only once the test lets it go on (a slow query). */
 function slowRegistry() {
@@ -12,7 +12,7 @@ function slowRegistry() {
   let held = 'none';
   let reads = 0;
   const gates: Array<() => void> = [];
-  const reload = new BackgroundReload(
+  const reload = new CoalescedRun(
     async () => {
       reads++;
       const seen = stored;
@@ -33,7 +33,7 @@ function slowRegistry() {
   };
 }
 
-describe('BackgroundReload', () => {
+describe("CoalescedRun (the registries' reloads, the outbox relay)", () => {
   it('reads again a change announced while a reload was reading, and ends holding it', async () => {
     const registry = slowRegistry();
     registry.reload.request();
@@ -58,9 +58,21 @@ describe('BackgroundReload', () => {
     expect(registry.reads()).toBe(2);
   });
 
+  it('owes no run after stop: a request during the last run is dropped, later ones too', async () => {
+    const registry = slowRegistry();
+    registry.reload.request();
+    registry.reload.request();
+    const stopped = registry.reload.stop();
+    await registry.letOneReloadFinish();
+    await stopped;
+    registry.reload.request();
+    expect(registry.reads()).toBe(1);
+    expect(registry.reload.settled()).toBeUndefined();
+  });
+
   it('keeps serving after a failed reload and hands the error over', async () => {
     const errors: unknown[] = [];
-    const reload = new BackgroundReload(
+    const reload = new CoalescedRun(
       () => Promise.reject(new Error('PostgreSQL away')),
       (error) => errors.push(error),
     );
