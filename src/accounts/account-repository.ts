@@ -2,7 +2,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { AccountsTable } from '../db/schema.js';
-import type { PageCursor } from '../shared/pagination.js';
+import { keysetAfter, type PageCursor } from '../shared/pagination.js';
 import { isPossibleAccountId, isPossibleEmail, type Account } from './account.js';
 
 type Row = Selectable<AccountsTable>;
@@ -70,9 +70,7 @@ export async function selectAccountPage(db: Db, limit: number, after: PageCursor
   let query = db.selectFrom('accounts').selectAll();
   if (after) {
     const afterId = isPossibleAccountId(after.id) ? after.id : '00000000-0000-0000-0000-000000000000';
-    query = query.where((eb) =>
-      eb.or([eb('created_at', '>', new Date(after.createdAt)), eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', afterId)])]),
-    );
+    query = query.where(keysetAfter(after, 'created_at', 'id', afterId));
   }
   const rows = await query
     .orderBy('created_at')

@@ -2,7 +2,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { ClientsTable } from '../db/schema.js';
-import type { PageCursor } from '../shared/pagination.js';
+import { keysetAfter, type PageCursor } from '../shared/pagination.js';
 import { isPossibleClientId, type Client, type ClientMetadata, type ClientWithSecrets } from './client.js';
 
 type Row = Selectable<ClientsTable>;
@@ -79,9 +79,7 @@ export async function selectClientWithSecrets(db: Db, clientId: string): Promise
 export async function selectClientPage(db: Db, limit: number, after: PageCursor | undefined): Promise<Client[]> {
   let query = db.selectFrom('clients').selectAll().where('resource_server_id', 'is', null);
   if (after) {
-    query = query.where((eb) =>
-      eb.or([eb('created_at', '>', new Date(after.createdAt)), eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('client_id', '>', after.id)])]),
-    );
+    query = query.where(keysetAfter(after, 'created_at', 'client_id'));
   }
   const rows = await query
     .orderBy('created_at')

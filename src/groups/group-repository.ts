@@ -3,7 +3,7 @@ import { sql, type Selectable } from 'kysely';
 import { isPossibleAccountId } from '../accounts/account.js';
 import type { Db } from '../db/database.js';
 import type { EntitlementsTable, GroupsTable } from '../db/schema.js';
-import type { PageCursor } from '../shared/pagination.js';
+import { keysetAfter, type PageCursor } from '../shared/pagination.js';
 import type { Entitlement, Group, GroupMember } from './group.js';
 
 const NO_ID = '00000000-0000-0000-0000-000000000000';
@@ -42,9 +42,7 @@ export async function selectGroupPage(db: Db, limit: number, after: PageCursor |
   let query = db.selectFrom('groups').selectAll();
   if (after) {
     const afterId = uuidOrNone(after.id);
-    query = query.where((eb) =>
-      eb.or([eb('created_at', '>', new Date(after.createdAt)), eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', afterId)])]),
-    );
+    query = query.where(keysetAfter(after, 'created_at', 'id', afterId));
   }
   const rows = await query
     .orderBy('created_at')
@@ -103,10 +101,7 @@ export async function selectMemberPage(db: Db, groupId: string, limit: number, a
     .where('group_members.group_id', '=', groupId);
   if (after) {
     const afterId = uuidOrNone(after.id);
-    const at = new Date(after.createdAt);
-    query = query.where((eb) =>
-      eb.or([eb('group_members.created_at', '>', at), eb.and([eb('group_members.created_at', '=', at), eb('group_members.account_id', '>', afterId)])]),
-    );
+    query = query.where(keysetAfter(after, 'group_members.created_at', 'group_members.account_id', afterId));
   }
   const rows = await query
     .orderBy('group_members.created_at')
@@ -162,9 +157,7 @@ export async function selectEntitlementPage(db: Db, resourceServerId: string, li
   let query = db.selectFrom('entitlements').selectAll().where('resource_server_id', '=', resourceServerId);
   if (after) {
     const afterId = uuidOrNone(after.id);
-    query = query.where((eb) =>
-      eb.or([eb('created_at', '>', new Date(after.createdAt)), eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', afterId)])]),
-    );
+    query = query.where(keysetAfter(after, 'created_at', 'id', afterId));
   }
   const rows = await query
     .orderBy('created_at')

@@ -5,7 +5,7 @@
  * and is announced on the change bus so that every instance reloads its key ring.
  */
 import type { Db } from '../db/database.js';
-import type { PageCursor } from '../shared/pagination.js';
+import { keysetAfter, type PageCursor } from '../shared/pagination.js';
 import { recordAudit } from '../audit/audit.js';
 import { keyRotations, signingKeyRotationDue, signingKeys } from '../observability/metrics.js';
 import type { ChangeContext } from '../shared/change-context.js';
@@ -280,12 +280,7 @@ export async function maintainSigningKeys(change: KeyChangeContext): Promise<{ r
 export async function listSigningKeys(db: Db, policy: KeyPolicy, limit: number, after: PageCursor | undefined): Promise<SigningKeyView[]> {
   let query = selectPublishedKeys(db, new Date(), policy.algs).select(['kid', 'alg', 'state', 'created_at', 'activates_at', 'retires_at', 'expires_at']);
   if (after) {
-    query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '>', new Date(after.createdAt)),
-        eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('kid', '>', after.id)]),
-      ]),
-    );
+    query = query.where(keysetAfter(after, 'created_at', 'kid'));
   }
   const [rows, pairs] = await Promise.all([query.orderBy('created_at').orderBy('kid').limit(limit + 1).execute(), selectSigningPairs(db, policy.algs)]);
   return rows.map((row) => {

@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import { decryptWithKek, encryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { ResourceServersTable } from '../db/schema.js';
-import type { PageCursor } from '../shared/pagination.js';
+import { keysetAfter, type PageCursor } from '../shared/pagination.js';
 import { isAcr } from '../issuer/authentication-policy.js';
 import type { ResourceServer } from './resource-server.js';
 
@@ -91,9 +91,7 @@ export async function selectResourceServer(db: Db, id: string): Promise<Resource
 export async function selectResourceServerPage(db: Db, limit: number, after: PageCursor | undefined): Promise<ResourceServer[]> {
   let query = db.selectFrom('resource_servers').selectAll();
   if (after) {
-    query = query.where((eb) =>
-      eb.or([eb('created_at', '>', new Date(after.createdAt)), eb.and([eb('created_at', '=', new Date(after.createdAt)), eb('id', '>', after.id)])]),
-    );
+    query = query.where(keysetAfter(after, 'created_at', 'id'));
   }
   const rows = await query
     .orderBy('created_at')

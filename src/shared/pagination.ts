@@ -1,4 +1,5 @@
 /** Keyset pagination shared by every admin list: stable under inserts, each item visited once. */
+import { sql, type RawBuilder, type SqlBool } from 'kysely';
 import { z } from 'zod';
 
 /** Where the next page starts: the sort key of the last item of the previous page. */
@@ -44,4 +45,13 @@ export function toPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) 
     items: pageRows.map(present),
     next_cursor: rows.length > limit && last ? encodeCursor(keyOf(last)) : null,
   };
+}
+
+/**
+ * The keyset condition of the page after `after`, for rows sorted by (`createdAtColumn`, `idColumn`):
+ * one row comparison, `(created_at, id) > (cursor's created_at, cursor's id)`. `afterId` replaces the
+ * cursor's id where the column cannot hold it (a uuid column and an id of another form).
+ */
+export function keysetAfter(after: PageCursor, createdAtColumn: string, idColumn: string, afterId: string = after.id): RawBuilder<SqlBool> {
+  return sql<SqlBool>`(${sql.ref(createdAtColumn)}, ${sql.ref(idColumn)}) > (${new Date(after.createdAt)}, ${afterId})`;
 }
