@@ -55,6 +55,7 @@ export type AppDependencies = Pick<
   | 'factorSettings'
   | 'currentProvider'
   | 'currentJwtVerifier'
+  | 'currentJwtSigner'
   | 'checkClientSecret'
   | 'currentJwks'
   | 'currentKid'

@@ -21,7 +21,7 @@ import { providerMetadataValidator } from './issuer/client-metadata.js';
 import { installIntrospection } from './issuer/introspection.js';
 import { IssuerState } from './issuer/issuer-state.js';
 import type { JwksDocument } from './issuer/jwks-endpoint.js';
-import { JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
+import { JwtAccessTokenSigner, JwtAccessTokenVerifier } from './issuer/jwt-access-token.js';
 import { logoutDeliveringFetch } from './issuer/backchannel-logout.js';
 import { buildProvider, ID_TOKEN_TTL_SECONDS } from './issuer/provider.js';
 import { instrumentProvider } from './issuer/provider-instrumentation.js';
@@ -61,6 +61,8 @@ export interface Services {
   readonly currentProvider: () => Provider;
   /** The JWT access token verifier of the provider in force (shared with the dedicated paths). */
   readonly currentJwtVerifier: () => JwtAccessTokenVerifier;
+  /** The JWT access token signer of the key ring in force (its current keys, parsed once; dedicated-issuance.ts). */
+  readonly currentJwtSigner: () => JwtAccessTokenSigner;
   /** The JWKS document of the signing keys in force. */
   readonly currentJwks: () => JwksDocument;
   /** The kid signing with each enabled algorithm now (the provider in force signs with it). */
@@ -114,6 +116,8 @@ export async function createServices(config: Config, logger: Logger, options: { 
   const checkClientSecret = clientSecretCheck({ clients, failures: clientAuthFailures });
   // One verifier per provider: what it remembers of verified tokens goes when the keys change.
   const verifiers = new WeakMap<Provider, JwtAccessTokenVerifier>();
+  // One signer per provider too: the current keys of its key ring, parsed once (the provider's keystore holds its own).
+  const signers = new WeakMap<Provider, JwtAccessTokenSigner>();
 
   const outboundFetch = logoutDeliveringFetch(config.logoutDelivery, logger);
   const issuerState = await IssuerState.start({
@@ -147,6 +151,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
       installRevocation(provider, { tokenStore, verifier });
       installTokenExchange(provider, { ...tokenEndpoint, currentKid: () => keyRing.currentKid });
       verifiers.set(provider, verifier);
+      signers.set(provider, new JwtAccessTokenSigner(keyRing));
       // The provider answers these as a bare server_error; the cause belongs in our logs.
       provider.on('server_error', (_ctx: unknown, error: Error) => {
         // An outage fails every request alike: a short line now and then, not a stack trace each.
@@ -199,6 +204,7 @@ export async function createServices(config: Config, logger: Logger, options: { 
     checkClientSecret,
     currentProvider,
     currentJwtVerifier: () => verifiers.get(issuerState.provider)!,
+    currentJwtSigner: () => signers.get(issuerState.provider)!,
     currentJwks: () => issuerState.jwks,
     currentKid: () => issuerState.keyRing.currentKid,
     signingKeys: { db, bus, kek, policy: keyPolicy, refresh: () => issuerState.refresh() },

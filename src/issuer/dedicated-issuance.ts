@@ -1,17 +1,18 @@
 /**
- * The dedicated client_credentials path (docs/dedicated-paths.md): an opaque access token for a client
+ * The dedicated client_credentials path (docs/dedicated-paths.md): an access token for a client
  * authenticating with its secret (Basic or in the form), issued in front of oidc-provider with the
- * provider's own checks, stored payload and answer. It handles only requests whose whole course it
- * knows; anything else goes to the provider untouched, with its body given back when it was
- * read. Errors of the grant (`invalid_scope`, `invalid_target`) are the provider's to give: the request
- * is left to it.
+ * provider's own checks, token and answer: an opaque token stored as the provider stores it, or a JWT
+ * (RFC 9068) signed as the provider signs it, by the token policy's decision. It handles only requests
+ * whose whole course it knows; anything else goes to the provider untouched, with its body given back
+ * when it was read. Errors of the grant (`invalid_scope`, `invalid_target`) are the provider's to
+ * give: the request is left to it.
  *
  * What this reproduces: lib/actions/token.js, lib/actions/grants/client_credentials.js,
- * lib/shared/check_resource.js and lib/models/formats/opaque.js of oidc-provider; and
- * test/e2e/issuance-differential.test.ts holds the two answers to the same corpus equal, and the
- * tokens of each path alike on the other. Shared with the provider's path rather than repeated: the
- * client secret check (and its lockout), the resource server resolution and token policy
- * (resource-server-info.ts), the client-bound adapter and the token store.
+ * lib/shared/check_resource.js, lib/models/formats/opaque.js and lib/models/formats/jwt.js of
+ * oidc-provider; and test/e2e/issuance-differential.test.ts holds the two answers to the same corpus
+ * equal, and the tokens of each path alike on the other. Shared with the provider's path rather than
+ * repeated: the client secret check (and its lockout), the resource server resolution and token policy
+ * (resource-server-info.ts), the client-bound adapter and the token store, the signing keys in force.
  */
 import type { EarlyRoute } from './early-dispatch.js';
 import { dedicatedPath, readFormAhead } from './dedicated-path.js';
@@ -31,6 +32,7 @@ import type { TokenStore } from '../tokens/token-store.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
 import { basicCredentials, quoted } from './dedicated-introspection.js';
+import { signAccessToken, type AccessTokenSigningKey, type JwtAccessTokenSigner } from './jwt-access-token.js';
 import { defaultResourceOf, resolveResourceServer, type ResourceServerInfoDependencies } from './resource-server-info.js';
 
 /** What the dedicated path consults. */
@@ -41,6 +43,8 @@ export interface DedicatedIssuanceDependencies extends ResourceServerInfoDepende
   readonly resourceServers: ResourceServerRegistry;
   readonly tokenStore: TokenStore;
   readonly checkClientSecret: ClientSecretCheck;
+  /** The signer of the key ring in force (its `kid`s are those `currentKid` names). */
+  readonly currentJwtSigner: () => JwtAccessTokenSigner;
   readonly logger: Logger;
 }
 
@@ -161,11 +165,48 @@ function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError): v
 export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRoute {
   // The adapter the provider stores ClientCredentials tokens through (provider.ts `adapter`).
   const adapter = clientBoundAdapter(deps.tokenStore.adapter('ClientCredentials'), deps.clients);
-  const issued: Record<ClientTrust, ReturnType<typeof tokensIssued.labels>> = {
-    internal: tokensIssued.labels('client_credentials', 'opaque', 'internal'),
-    external: tokensIssued.labels('client_credentials', 'opaque', 'external'),
-  };
+  const issuedCount = (format: 'opaque' | 'jwt'): Record<ClientTrust, ReturnType<typeof tokensIssued.labels>> => ({
+    internal: tokensIssued.labels('client_credentials', format, 'internal'),
+    external: tokensIssued.labels('client_credentials', format, 'external'),
+  });
+  const issued = { opaque: issuedCount('opaque'), jwt: issuedCount('jwt') };
   return dedicatedPath('token', deps.tokenPath, answer);
+
+  /**
+   * An opaque token, stored as the provider stores it: its payload in its order (opaque.js: iat, exp,
+   * then the token's own fields), through the same adapter.
+   */
+  async function opaqueAccessToken(clientId: string, audience: string, scope: string | undefined, ttl: number): Promise<string> {
+    const value = newTokenValue();
+    const now = epochSeconds();
+    const payload: AdapterPayload = { iat: now, exp: now + ttl };
+    if (scope !== undefined) payload.scope = scope;
+    Object.assign(payload, { kind: 'ClientCredentials', jti: value, clientId, aud: audience, extra: undefined });
+    await adapter.upsert(value, payload, ttl);
+    return value;
+  }
+
+  /**
+   * A JWT access token as the provider's JWT format makes one for a client_credentials token (jwt.js
+   * `getValueAndPayload`): nothing stored (the format has no payload to save), its claims in the
+   * provider's order, its `jti` of the same form as an opaque value (its nanoid: 43 URL-safe symbols),
+   * `sub` the client itself. The provider's `extraTokenClaims` (provider.ts) adds nothing to such a token:
+   * it has no grant, no person and no token exchange behind it. The header is the provider's too
+   * (`alg`, `typ: "at+jwt"`, `kid`).
+   */
+  async function jwtAccessToken(key: AccessTokenSigningKey, clientId: string, audience: string, scope: string | undefined, ttl: number): Promise<string> {
+    const now = epochSeconds();
+    return signAccessToken(key, {
+      jti: newTokenValue(),
+      sub: clientId,
+      iat: now,
+      exp: now + ttl,
+      ...(scope !== undefined ? { scope } : {}),
+      client_id: clientId,
+      iss: deps.issuer,
+      aud: audience,
+    });
+  }
 
   /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
   async function answer(ctx: Koa.Context): Promise<boolean> {
@@ -186,7 +227,7 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRou
     // The provider's course (client_credentials.js): the requested scopes, the resource server (its
     // defaultResource when none is named) and the policy's decision. None of it depends on the secret
     // or changes anything, so it is decided first: a request left to the provider for what it asks
-    // (a JWT, a grant error) is authenticated once, there.
+    // (a grant error, a key ring changing under it) is authenticated once, there.
     const requested = candidate.scope === undefined ? [] : candidate.scope.split(' ');
     if (candidate.resource === undefined) {
       // As the provider asks it (a cached client answers at once); the same value as read above.
@@ -201,10 +242,17 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRou
       // failure (a registry reload) the provider meets again.
       return false;
     }
-    // JWTs are signed on the provider's path.
-    if (resolved.accessTokenFormat !== 'opaque') return false;
     const ttl = resolved.accessTokenTTL;
     if (!Number.isSafeInteger(ttl) || ttl <= 0) return false;
+    // A JWT is signed with the key the provider would select (the current key of the resource
+    // server's algorithm, jwt.js `getResourceServerConfig`), taken from the signer of the key ring in
+    // force; a key ring that changed since the kid was read leaves the request to the provider.
+    let signingKey: AccessTokenSigningKey | undefined;
+    if (resolved.accessTokenFormat === 'jwt') {
+      const sign = resolved.jwt?.sign;
+      signingKey = sign?.kid === undefined ? undefined : deps.currentJwtSigner().key(sign.alg, sign.kid);
+      if (signingKey === undefined) return false;
+    }
 
     const context = requestContext.getStore();
     // Named as the provider names it once it has found the client (traces and logs carry it).
@@ -233,16 +281,12 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRou
 
       const resourceScopes = new Set(resolved.scope.split(' '));
       const scope = [...new Set(requested)].filter((s) => resourceScopes.has(s)).join(' ') || undefined;
-      const value = newTokenValue();
-      const now = epochSeconds();
-      // The provider's payload, in its order (opaque.js: iat, exp, then the token's own fields).
-      const payload: AdapterPayload = { iat: now, exp: now + ttl };
-      if (scope !== undefined) payload.scope = scope;
-      Object.assign(payload, { kind: 'ClientCredentials', jti: value, clientId: candidate.clientId, aud: resolved.audience, extra: undefined });
-      await adapter.upsert(value, payload, ttl);
+      const value = signingKey
+        ? await jwtAccessToken(signingKey, candidate.clientId, resolved.audience, scope, ttl)
+        : await opaqueAccessToken(candidate.clientId, resolved.audience, scope, ttl);
 
       respond(ctx, { status: 200, body: { access_token: value, expires_in: ttl, ...(scope !== undefined ? { scope } : {}), token_type: 'Bearer' } });
-      issued[client.trust].inc();
+      issued[resolved.accessTokenFormat][client.trust].inc();
       return true;
     } catch (error) {
       if (isStoreUnavailableError(error)) logStoreUnavailable(deps.logger, error);

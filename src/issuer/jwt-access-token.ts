@@ -1,9 +1,71 @@
 /**
- * Verification of the JWT access tokens this server issued, for the introspection and revocation
- * steps (oidc-provider itself refuses structured tokens there).
+ * JWT access tokens (RFC 9068) of this server: their signing on the dedicated client_credentials path
+ * (dedicated-issuance.ts; the provider's path signs its own), and their verification for the
+ * introspection and revocation steps (oidc-provider itself refuses structured tokens there).
  */
+import { constants, createPrivateKey, sign, type JsonWebKey, type SignKeyObjectInput } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose';
 import type { KeyRing, SigningAlg } from '../keys/signing-keys.js';
+
+/** How each algorithm signs with node:crypto (RFC 7518 section 3; RFC 8037 for EdDSA, Ed25519 here). */
+const SIGNING: Record<SigningAlg, { readonly digest: string | null; readonly options: Omit<SignKeyObjectInput, 'key'> }> = {
+  RS256: { digest: 'sha256', options: {} },
+  // The salt as long as the hash, as RFC 7518 section 3.5 requires.
+  PS256: { digest: 'sha256', options: { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } },
+  // JWS carries R || S, not the DER sequence node:crypto makes by default.
+  ES256: { digest: 'sha256', options: { dsaEncoding: 'ieee-p1363' } },
+  EdDSA: { digest: null, options: {} },
+};
+
+/** A current signing key, parsed once, with the protected header of the tokens it signs. */
+export interface AccessTokenSigningKey {
+  readonly alg: SigningAlg;
+  readonly kid: string;
+  /** `{"alg":...,"typ":"at+jwt","kid":...}`, base64url-encoded: the provider's header, in its order. */
+  readonly encodedHeader: string;
+  readonly key: SignKeyObjectInput;
+  readonly digest: string | null;
+}
+
+/**
+ * The current signing keys of one key ring, parsed once (build one per key ring, as the provider is
+ * built per key ring). Only current keys sign new tokens: the `kid` the token policy names
+ * (resource-server-info.ts, from `KeyRing.currentKid`) is the key the provider's keystore would select.
+ */
+export class JwtAccessTokenSigner {
+  readonly #keys = new Map<string, AccessTokenSigningKey>();
+
+  constructor(keyRing: KeyRing) {
+    for (const alg of keyRing.algs) {
+      const kid = keyRing.currentKid[alg];
+      const jwk = keyRing.privateJwks.find((candidate) => candidate.kid === kid && candidate.alg === alg);
+      if (kid === undefined || jwk === undefined) continue;
+      const header = Buffer.from(JSON.stringify({ alg, typ: 'at+jwt', kid })).toString('base64url');
+      const key = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+      this.#keys.set(`${alg} ${kid}`, { alg, kid, encodedHeader: header, key: { key, ...SIGNING[alg].options }, digest: SIGNING[alg].digest });
+    }
+  }
+
+  /** The key signing with `alg` under `kid`, when it is a current key of this ring. */
+  key(alg: SigningAlg, kid: string): AccessTokenSigningKey | undefined {
+    return this.#keys.get(`${alg} ${kid}`);
+  }
+}
+
+/**
+ * The compact JWS of `claims` (serialised in their order) signed with `key`. The signature is made off
+ * the event loop, in libuv's thread pool (as the provider's WebCrypto signature is), with a key parsed
+ * once rather than a JWK imported through jose on every token.
+ */
+export function signAccessToken(key: AccessTokenSigningKey, claims: Readonly<Record<string, unknown>>): Promise<string> {
+  const signingInput = `${key.encodedHeader}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  return new Promise((resolve, reject) => {
+    sign(key.digest, Buffer.from(signingInput), key.key, (error, signature) => {
+      if (error) reject(error);
+      else resolve(`${signingInput}.${signature.toString('base64url')}`);
+    });
+  });
+}
 
 /** The claims of a verified RFC 9068 access token. */
 export interface VerifiedJwtAccessToken extends JWTPayload {

@@ -3,14 +3,16 @@
  * on one database, one Redis prefix and one issuer, the first with the dedicated paths on, the second
  * with them off (DEDICATED_PATHS=false), are sent the same token requests. Every answer must be the
  * same: status, every header but Date, and the body field by field (token values differ: they must
- * have the same form). Each token issued is then held to the other's: the same stored record (but for
- * its id and times), the same introspection answer on both servers, and revocable on either. The first
- * server's metrics tell which requests its dedicated path answered.
+ * have the same form). Each token issued is then held to the other's: an opaque token the same stored
+ * record (but for its id and times), a JWT the same header and claims (but for the values of jti, iat
+ * and exp) and verifiable against the published JWKS; either the same introspection answer on both
+ * servers, and revocable on either. The first server's metrics tell which requests its dedicated path
+ * answered.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { adminToken, discover, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -35,6 +37,13 @@ let lockouts: [Credentials, Credentials];
 let ledger: { identifier: string; introspection: Credentials };
 let orders: { identifier: string; introspection: Credentials };
 let other: { identifier: string; introspection: Credentials };
+/** JWT audiences, one per enabled algorithm (the signing_alg default and two others). */
+let rs256: { identifier: string; introspection: Credentials };
+let es256: { identifier: string; introspection: Credentials };
+let ps256: { identifier: string; introspection: Credentials };
+/** Internal clients of the JWT audiences (JWTs unless a sensitive scope is asked). */
+let jwtClient: Credentials;
+let jwtPostClient: Credentials;
 
 interface Request {
   readonly headers: Record<string, string>;
@@ -64,7 +73,8 @@ async function send(server: RunningServer, path: string, request: Request, reque
   });
   const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== 'date'));
   const body = await response.text();
-  const json = headers['content-type']?.startsWith('application/json') ? (JSON.parse(body) as Record<string, unknown>) : undefined;
+  // A JWT's revocation answers an empty body under the error's JSON type (revocation.ts): no JSON to read.
+  const json = headers['content-type']?.startsWith('application/json') && body !== '' ? (JSON.parse(body) as Record<string, unknown>) : undefined;
   return { status: response.status, headers, body, json };
 }
 
@@ -99,6 +109,9 @@ async function differential(request: Request, path: 'dedicated' | 'provider'): P
     if (fast.json.token_type === 'Bearer' && typeof fastToken === 'string' && !fastToken.includes('.')) {
       expect(fastToken).toMatch(TOKEN_VALUE);
       expect(slowToken).toMatch(TOKEN_VALUE);
+    } else {
+      // A JWT from both, of the same length (header, claims and signature sizes alike).
+      expect([(fastToken as string).split('.').length, (fastToken as string).length]).toEqual([3, (slowToken as string).length]);
     }
     expect(fastRest).toEqual(slowRest);
     expect(fast.headers).toEqual(slow.headers);
@@ -110,10 +123,12 @@ async function differential(request: Request, path: 'dedicated' | 'provider'): P
   return { fast, slow };
 }
 
+/** Where the token store keeps a client_credentials token's record. */
+const recordKey = (token: string) => `${process.env.TEST_RUN_REDIS_PREFIX}ClientCredentials:{${createHash('sha256').update(token).digest('base64url')}}`;
+
 /** The stored record of an opaque client_credentials token, as the token store keeps it. */
 async function storedRecord(token: string): Promise<Record<string, unknown>> {
-  const digest = createHash('sha256').update(token).digest('base64url');
-  const key = `${process.env.TEST_RUN_REDIS_PREFIX}ClientCredentials:{${digest}}`;
+  const key = recordKey(token);
   const hash = await redis.hgetall(key);
   expect(hash.payload).toBeDefined();
   const ttl = await redis.ttl(key);
@@ -137,19 +152,8 @@ async function revokeOn(server: RunningServer, client: Credentials, token: strin
 /** The fields of an answer about a token that do not depend on which token of the pair it is. */
 const withoutIdentity = ({ jti: _jti, iat: _iat, exp: _exp, ...rest }: Record<string, unknown>) => rest;
 
-/**
- * The tokens of one differential pair are alike: stored alike (by the store both paths write through),
- * introspected alike by their resource server on both servers, invisible to another audience, and
- * revoked by either server.
- */
-async function expectTokensAlike(
-  pair: { fast: Observed; slow: Observed },
-  client: Credentials,
-  rs: Credentials,
-  outsider = other.introspection,
-): Promise<void> {
-  const fastToken = pair.fast.json!.access_token as string;
-  const slowToken = pair.slow.json!.access_token as string;
+/** The opaque tokens of one pair are stored alike, by the store both paths write through. */
+async function expectRecordsAlike(pair: { fast: Observed; slow: Observed }, fastToken: string, slowToken: string): Promise<void> {
   const [fastRecord, slowRecord] = [await storedRecord(fastToken), await storedRecord(slowToken)];
   const fastPayload = fastRecord.payload as Record<string, unknown>;
   const slowPayload = slowRecord.payload as Record<string, unknown>;
@@ -160,6 +164,59 @@ async function expectTokensAlike(
   expect(Number(fastPayload.exp) - Number(fastPayload.iat)).toBe(pair.fast.json!.expires_in);
   expect(Math.abs(Number(fastRecord.ttl) - Number(slowRecord.ttl))).toBeLessThanOrEqual(2);
   expect(Object.keys(fastRecord).sort()).toEqual(Object.keys(slowRecord).sort());
+}
+
+/** The provider's jti of a JWT access token: 43 symbols of the URL-safe alphabet (its nanoid). */
+const JTI = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * The JWTs of one pair are alike: the same protected header (alg, typ, kid, in order), the same claims
+ * in the same order with the same values but for jti, iat and exp (of the same type, and the same
+ * lifetime, the answer's expires_in), nothing stored for either, and both verify with jose against
+ * the JWKS each server publishes.
+ */
+async function expectJwtsAlike(pair: { fast: Observed; slow: Observed }, fastToken: string, slowToken: string, audience: string): Promise<void> {
+  expect(decodeProtectedHeader(fastToken)).toEqual(decodeProtectedHeader(slowToken));
+  expect(Object.keys(decodeProtectedHeader(fastToken))).toEqual(['alg', 'typ', 'kid']);
+  expect(decodeProtectedHeader(fastToken).typ).toBe('at+jwt');
+  const [fastClaims, slowClaims] = [decodeJwt(fastToken), decodeJwt(slowToken)];
+  expect(Object.keys(fastClaims)).toEqual(Object.keys(slowClaims));
+  expect(withoutIdentity(fastClaims)).toEqual(withoutIdentity(slowClaims));
+  for (const claims of [fastClaims, slowClaims]) {
+    expect(claims.jti).toMatch(JTI);
+    expect([typeof claims.iat, typeof claims.exp]).toEqual(['number', 'number']);
+    expect(claims.exp! - claims.iat!).toBe(pair.fast.json!.expires_in);
+    expect(Math.abs(claims.iat! - Date.now() / 1000)).toBeLessThan(30);
+  }
+  expect(fastClaims.jti).not.toBe(slowClaims.jti);
+  // A JWT access token is not stored, on either path.
+  for (const token of [fastToken, slowToken]) expect(await redis.exists(recordKey(token))).toBe(0);
+  for (const server of [dedicated, stock]) {
+    const jwks = createRemoteJWKSet(new URL(`http://localhost:${server.port}${new URL(as.jwks_uri!).pathname}`));
+    for (const token of [fastToken, slowToken]) {
+      const { payload, protectedHeader } = await jwtVerify(token, jwks, { issuer: as.issuer, audience, typ: 'at+jwt' });
+      expect(protectedHeader.alg).toBe(decodeProtectedHeader(slowToken).alg);
+      expect(payload.client_id).toBe(slowClaims.client_id);
+    }
+  }
+}
+
+/**
+ * The tokens of one differential pair are alike: stored alike (opaque) or signed alike (JWT),
+ * introspected alike by their resource server on both servers, invisible to another audience, and
+ * revoked by either server.
+ */
+async function expectTokensAlike(
+  pair: { fast: Observed; slow: Observed },
+  client: Credentials,
+  rs: Credentials,
+  outsider = other.introspection,
+  audience?: string,
+): Promise<void> {
+  const fastToken = pair.fast.json!.access_token as string;
+  const slowToken = pair.slow.json!.access_token as string;
+  if (audience === undefined) await expectRecordsAlike(pair, fastToken, slowToken);
+  else await expectJwtsAlike(pair, fastToken, slowToken, audience);
 
   const answers = [];
   const jtis = new Map<string, unknown>();
@@ -202,6 +259,9 @@ beforeAll(async () => {
   orders = await rs('orders', { scopes: ['orders:read', 'orders:refund'], sensitive_scopes: ['orders:refund'] });
   other = await rs('other', { token_format: 'opaque' });
   const locks = [await rs('locka'), await rs('lockb')];
+  rs256 = await rs('rsa', { scopes: ['rsa:read', 'rsa:write', 'rsa:admin'], sensitive_scopes: ['rsa:admin'], access_token_ttl: 120 });
+  es256 = await rs('ec', { signing_alg: 'ES256' });
+  ps256 = await rs('pss', { signing_alg: 'PS256' });
 
   const resources = [ledger.identifier, orders.identifier, other.identifier];
   const scope = 'ledger:read ledger:write orders:read orders:refund other:read';
@@ -217,6 +277,16 @@ beforeAll(async () => {
     trust: 'external',
     resources,
     scope,
+    token_endpoint_auth_method: 'client_secret_post',
+  });
+  const jwtResources = [rs256.identifier, es256.identifier, ps256.identifier, ledger.identifier];
+  const jwtScope = 'rsa:read rsa:write rsa:admin ec:read ec:write pss:read ledger:read';
+  jwtClient = await registerClient(dedicated.issuer, admin, { client_name: 'Nightly export', trust: 'internal', resources: jwtResources, scope: jwtScope });
+  jwtPostClient = await registerClient(dedicated.issuer, admin, {
+    client_name: 'Report job',
+    trust: 'internal',
+    resources: [es256.identifier],
+    scope: 'ec:read ec:write',
     token_endpoint_auth_method: 'client_secret_post',
   });
   noGrant = await registerClient(dedicated.issuer, admin, {
@@ -293,18 +363,99 @@ describe('opaque tokens issued on the dedicated path', () => {
   });
 });
 
-describe('left to the provider', () => {
-  it('an internal client on a JWT audience: a JWT, signed by the provider', async () => {
-    const pair = await differential(grant(internal, { resource: orders.identifier, scope: 'orders:read' }), 'provider');
+describe('JWT access tokens issued on the dedicated path', () => {
+  it('an internal client on a JWT audience (RS256, the default signing_alg)', async () => {
+    const pair = await differential(grant(internal, { resource: orders.identifier, scope: 'orders:read' }), 'dedicated');
     expect(pair.fast.status).toBe(200);
-    expect(String(pair.fast.json!.access_token).split('.')).toHaveLength(3);
+    expect(pair.fast.json).toMatchObject({ expires_in: 300, scope: 'orders:read', token_type: 'Bearer' });
+    expect(decodeProtectedHeader(pair.fast.json!.access_token as string).alg).toBe('RS256');
+    await expectTokensAlike(pair, internal, orders.introspection, other.introspection, orders.identifier);
   });
 
-  it('an internal client whose default resource is a JWT audience', async () => {
-    const pair = await differential(grant(internal), 'provider');
-    expect(String(pair.fast.json!.access_token).split('.')).toHaveLength(3);
+  it('an internal client whose default resource is a JWT audience, no scope', async () => {
+    const pair = await differential(grant(internal), 'dedicated');
+    expect(pair.fast.json!.scope).toBeUndefined();
+    expect(decodeJwt(pair.fast.json!.access_token as string).scope).toBeUndefined();
+    await expectTokensAlike(pair, internal, orders.introspection, other.introspection, orders.identifier);
   });
 
+  it.each([
+    ['RS256, one scope', () => rs256, { scope: 'rsa:read' }, 'RS256'],
+    ['RS256, several scopes, one twice, in another order', () => rs256, { scope: 'rsa:write rsa:read rsa:write' }, 'RS256'],
+    ["RS256, another resource's scope beside one of this resource", () => rs256, { scope: 'ec:read rsa:read' }, 'RS256'],
+    ["RS256, only another resource's scope", () => rs256, { scope: 'ec:read' }, 'RS256'],
+    ['ES256, one scope', () => es256, { scope: 'ec:read' }, 'ES256'],
+    ['ES256, both scopes', () => es256, { scope: 'ec:read ec:write' }, 'ES256'],
+    ['ES256, no scope', () => es256, {}, 'ES256'],
+    ['PS256, one scope', () => ps256, { scope: 'pss:read' }, 'PS256'],
+  ] as const)('%s', async (_name, target, params: Record<string, string>, alg) => {
+    const rs = target();
+    const pair = await differential(grant(jwtClient, { resource: rs.identifier, ...params }), 'dedicated');
+    expect(pair.fast.status).toBe(200);
+    expect(decodeProtectedHeader(pair.fast.json!.access_token as string).alg).toBe(alg);
+    await expectTokensAlike(pair, jwtClient, rs.introspection, ledger.introspection, rs.identifier);
+  });
+
+  it("the default resource (RS256, the client's first), no scope", async () => {
+    const pair = await differential(grant(jwtClient), 'dedicated');
+    expect(decodeJwt(pair.fast.json!.access_token as string).aud).toBe(rs256.identifier);
+    expect(pair.fast.json!.expires_in).toBe(120);
+    await expectTokensAlike(pair, jwtClient, rs256.introspection, ledger.introspection, rs256.identifier);
+  });
+
+  it('the secret in the form (client_secret_post)', async () => {
+    const body = form({ grant_type: 'client_credentials', client_id: jwtPostClient.client_id, client_secret: jwtPostClient.client_secret, scope: 'ec:write' });
+    const pair = await differential({ headers: FORM_TYPE, body }, 'dedicated');
+    await expectTokensAlike(pair, jwtPostClient, es256.introspection, ledger.introspection, es256.identifier);
+  });
+
+  it('a sensitive scope of the same audience: an opaque token, on the dedicated path too', async () => {
+    const pair = await differential(grant(jwtClient, { resource: rs256.identifier, scope: 'rsa:read rsa:admin' }), 'dedicated');
+    expect(pair.fast.json!.access_token).toMatch(TOKEN_VALUE);
+    await expectTokensAlike(pair, jwtClient, rs256.introspection, ledger.introspection);
+  });
+
+  it('the same client on an opaque audience: an opaque token', async () => {
+    const pair = await differential(grant(jwtClient, { resource: ledger.identifier, scope: 'ledger:read' }), 'dedicated');
+    expect(pair.fast.json!.access_token).toMatch(TOKEN_VALUE);
+  });
+
+  it('counts the token issued as the provider counts it', async () => {
+    const labels = ['grant="client_credentials"', 'format="jwt"', 'trust="internal"'];
+    const before = await metric('login_tokens_issued_total{', ...labels);
+    await differential(grant(jwtClient, { resource: es256.identifier, scope: 'ec:read' }), 'dedicated');
+    expect((await metric('login_tokens_issued_total{', ...labels)) - before).toBe(1);
+  });
+
+  it('a JWT from either path is accepted by an outside client (oauth4webapi) and introspects on both', async () => {
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      { client_id: jwtClient.client_id },
+      oauth.ClientSecretBasic(jwtClient.client_secret),
+      new URLSearchParams({ resource: es256.identifier, scope: 'ec:read' }),
+      insecure,
+    );
+    const result = await oauth.processClientCredentialsResponse(as, { client_id: jwtClient.client_id }, response);
+    expect(decodeProtectedHeader(result.access_token)).toMatchObject({ alg: 'ES256', typ: 'at+jwt' });
+    for (const server of [dedicated, stock]) {
+      expect((await introspect(server, es256.introspection, result.access_token)).json).toMatchObject({ active: true, scope: 'ec:read' });
+    }
+  });
+
+  it.each([
+    ['a scope the client may not have', () => grant(jwtClient, { resource: es256.identifier, scope: 'orders:read' }), 400],
+    ['a scope no one has', () => grant(jwtClient, { resource: es256.identifier, scope: 'ec:delete' }), 400],
+    ['an unknown resource', () => grant(jwtClient, { resource: uniqueResource('nowhere'), scope: 'ec:read' }), 400],
+    ['a JWT audience the client may not use', () => grant(jwtClient, { resource: orders.identifier }), 400],
+    ['scope with invalid characters', () => grant(jwtClient, { resource: es256.identifier, scope: 'ec:read\tec:write' }), 400],
+    ['an unknown parameter', () => grant(jwtClient, { resource: es256.identifier, audience: 'x' }), 200],
+  ] as const)('left to the provider: %s', async (_name, request, status) => {
+    const { fast } = await differential(request(), 'provider');
+    expect(fast.status).toBe(status);
+  });
+});
+
+describe('left to the provider', () => {
   it.each([
     ['a scope the client may not have', () => grant(internal, { resource: ledger.identifier, scope: 'other:read' }), 400],
     ['a scope no one has', () => grant(external, { scope: 'ledger:delete' }), 400],
@@ -351,7 +502,10 @@ describe('left to the provider', () => {
     expect(refused.fast.json!.error).toBe('unauthorized_client');
   });
 
-  it('a DPoP proof: a DPoP-bound token from the provider', async () => {
+  it.each([
+    ['an opaque token', () => grant(external, { scope: 'ledger:read' })],
+    ['a JWT', () => grant(jwtClient, { resource: es256.identifier, scope: 'ec:read' })],
+  ] as const)('a DPoP proof: a DPoP-bound token from the provider (%s)', async (_name, request) => {
     const { privateKey, publicKey } = await generateKeyPair('ES256');
     const jwk = await exportJWK(publicKey);
     // A proof is good once (the servers share the replay record): one each.
@@ -360,18 +514,24 @@ describe('left to the provider', () => {
         .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
         .setIssuedAt()
         .sign(privateKey);
-    const request = grant(external, { scope: 'ledger:read' });
+    const { headers, body } = request();
     const tokenPath = new URL(as.token_endpoint!).pathname;
     const left = await leftToProvider();
-    const fast = await send(dedicated, tokenPath, { headers: { ...request.headers, dpop: await proof() }, body: request.body }, 'dpop');
+    const fast = await send(dedicated, tokenPath, { headers: { ...headers, dpop: await proof() }, body }, 'dpop');
     expect((await leftToProvider()) - left).toBe(1);
-    const slow = await send(stock, tokenPath, { headers: { ...request.headers, dpop: await proof() }, body: request.body }, 'dpop');
+    const slow = await send(stock, tokenPath, { headers: { ...headers, dpop: await proof() }, body }, 'dpop');
     expect([fast.status, slow.status]).toEqual([200, 200]);
     expect(fast.headers).toEqual(slow.headers);
-    const { access_token: _fastToken, ...fastRest } = fast.json!;
-    const { access_token: _slowToken, ...slowRest } = slow.json!;
+    const { access_token: fastToken, ...fastRest } = fast.json!;
+    const { access_token: slowToken, ...slowRest } = slow.json!;
     expect(fastRest).toEqual(slowRest);
     expect(fast.json!.token_type).toBe('DPoP');
+    if (String(fastToken).includes('.')) {
+      // Bound to the proof's key: the JWT says so (cnf.jkt), on both.
+      expect(Object.keys(decodeJwt(String(fastToken)))).toEqual(Object.keys(decodeJwt(String(slowToken))));
+      expect(decodeJwt(String(fastToken)).cnf).toEqual(decodeJwt(String(slowToken)).cnf);
+      expect(decodeJwt(String(fastToken)).cnf).toHaveProperty('jkt');
+    }
   });
 });
 
@@ -386,7 +546,12 @@ describe('client authentication failures', () => {
     ],
     // The grant's errors are the provider's: it authenticates first, then refuses the resource.
     ['a wrong secret, with an unknown resource', () => grant(wrong(external), { resource: uniqueResource('nowhere') }), 'provider'],
-    ['a wrong secret, for a JWT', () => grant(wrong(internal), { resource: orders.identifier, scope: 'orders:read' }), 'provider'],
+    ['a wrong secret, for a JWT', () => grant(wrong(internal), { resource: orders.identifier, scope: 'orders:read' }), 'dedicated'],
+    [
+      'a wrong secret (form), for a JWT',
+      () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials', client_id: jwtPostClient.client_id, client_secret: 'x'.repeat(43) }) }),
+      'dedicated',
+    ],
     ['an unknown client', () => grant({ client_id: 'nobody', client_secret: 'x'.repeat(43) }), 'provider'],
     ['no authentication', () => ({ headers: FORM_TYPE, body: form({ grant_type: 'client_credentials' }) }), 'provider'],
     [

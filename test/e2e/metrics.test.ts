@@ -24,6 +24,8 @@ beforeAll(async () => {
   });
   const jwt = await issueToken(as, internal.client_id, internal.client_secret, { scope: 'm:read' });
   const opaque = await issueToken(as, external.client_id, external.client_secret, { scope: 'm:read' });
+  // A scope the client may not have: refused by the provider (the dedicated path leaves grant errors to it).
+  await expect(issueToken(as, internal.client_id, internal.client_secret, { scope: 'm:delete' })).rejects.toThrow('token request failed: 400');
   await introspect(as, api.introspection.client_id, api.introspection.client_secret, opaque.accessToken);
   await introspect(as, api.introspection.client_id, api.introspection.client_secret, 'unknown-token');
   await revoke(as, external.client_id, external.client_secret, opaque.accessToken);
@@ -69,12 +71,12 @@ describe('metrics', () => {
     else expect(answered).toBe(2);
   });
 
-  it('count what the dedicated issuance path answered: the opaque token, not the JWT (nothing, when DEDICATED_PATHS=false)', () => {
+  it('count what the dedicated issuance path answered (the opaque token and the JWT) and left (the refused scope); nothing when DEDICATED_PATHS=false', () => {
     const answered = sample('login_dedicated_path_requests_total', { route: 'token', outcome: 'answered' });
     const left = sample('login_dedicated_path_requests_total', { route: 'token', outcome: 'provider' });
     if (process.env.DEDICATED_PATHS === 'false') expect([answered, left]).toEqual([undefined, undefined]);
     else {
-      expect(answered).toBeGreaterThanOrEqual(1);
+      expect(answered).toBeGreaterThanOrEqual(2);
       expect(left).toBeGreaterThanOrEqual(1);
     }
   });
