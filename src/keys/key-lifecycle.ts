@@ -146,7 +146,7 @@ export async function observeSigningKeys(db: Db, policy: KeyPolicy): Promise<voi
     const current = rows.find((r) => r.alg === alg && r.state === 'current');
     if (current) {
       const due = addSeconds(current.activates_at ?? current.created_at, policy.rotationIntervalSeconds);
-      signingKeyRotationDue.set({ alg }, Math.round(due.getTime() / 1000));
+      signingKeyRotationDue.set({ alg }, due.getTime() / 1000);
     }
   }
 }
