@@ -14,6 +14,9 @@ async function revokeJwt(ctx: KoaContextWithOIDC, deps: Pick<TokenEndpointDepend
     // Its resource servers hear of it (a revocation event recorded in the same step).
     await deps.tokenStore.revokeJwt(claims.jti, claims.exp, ([] as string[]).concat(claims.aud ?? []));
   }
+  // The provider's answer to an accepted revocation (200, empty, text/plain): the refusal it had
+  // written typed the response as JSON, and koa keeps a type already set.
+  ctx.remove('Content-Type');
   ctx.status = 200;
   ctx.body = '';
 }

@@ -73,8 +73,7 @@ async function send(server: RunningServer, path: string, request: Request, reque
   });
   const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== 'date'));
   const body = await response.text();
-  // A JWT's revocation answers an empty body under the error's JSON type (revocation.ts): no JSON to read.
-  const json = headers['content-type']?.startsWith('application/json') && body !== '' ? (JSON.parse(body) as Record<string, unknown>) : undefined;
+  const json = headers['content-type']?.startsWith('application/json') ? (JSON.parse(body) as Record<string, unknown>) : undefined;
   return { status: response.status, headers, body, json };
 }
 
