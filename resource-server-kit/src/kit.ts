@@ -363,7 +363,7 @@ export class ResourceServerKit {
         await response.arrayBuffer();
         throw new AccessDenied('temporarily_unavailable', 'the issuer cannot introspect the token now');
       }
-      const answer = (await response.json()) as Record<string, unknown>;
+      const answer = await this.readIntrospectionAnswer(response);
       const active = answer.active === true;
       outcome = active ? 'active' : 'inactive';
       return active ? (answer as ActiveAnswer) : 'inactive';
@@ -373,6 +373,28 @@ export class ResourceServerKit {
     } finally {
       report(this.options.hooks?.onIntrospection, { outcome, durationMs: performance.now() - started });
     }
+  }
+
+  /**
+   * The RFC 7662 answer in `response`: its JSON body, or, from a resource server registered for
+   * signed answers (RFC 9701, `Content-Type: application/token-introspection+jwt`), the
+   * `token_introspection` claim of a JWT verified against the issuer's keys, for this issuer and
+   * addressed to this resource server's introspection client. An answer that does not verify is no
+   * answer: the issuer counts as unreachable.
+   */
+  private async readIntrospectionAnswer(response: Response): Promise<Record<string, unknown>> {
+    if (!(response.headers.get('content-type') ?? '').startsWith(SIGNED_INTROSPECTION_TYPE)) return (await response.json()) as Record<string, unknown>;
+    const { payload } = await jwtVerify(await response.text(), this.jwks.getKey, {
+      issuer: this.options.issuer,
+      audience: this.options.credentials.clientId,
+      typ: 'token-introspection+jwt',
+      algorithms: this.algorithms,
+      clockTolerance: this.options.clockToleranceSeconds ?? 5,
+      requiredClaims: ['iat'],
+    });
+    const answer = payload.token_introspection;
+    if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) throw new Error('the signed answer holds no token_introspection');
+    return answer as Record<string, unknown>;
   }
 
   /** Applies revocation events: remembers them, drops revoked keys and the cached answers they cover. */
@@ -385,6 +407,9 @@ export class ResourceServerKit {
     }
   }
 }
+
+/** The media type of an RFC 9701 signed introspection answer. */
+const SIGNED_INTROSPECTION_TYPE = 'application/token-introspection+jwt';
 
 /** Where the verified JWT's header `kid` is kept among its cached claims (a symbol: never a claim). */
 const KID = Symbol('kid') as unknown as string;

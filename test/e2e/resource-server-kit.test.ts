@@ -26,6 +26,7 @@ let jwtApi: Api;
 let esApi: Api;
 let opaqueApi: Api;
 let signedAnswersApi: Api;
+let signedOpaqueApi: Api;
 let shortApi: Api;
 let worker: { client_id: string; client_secret: string };
 const kits: ResourceServerKit[] = [];
@@ -40,12 +41,13 @@ beforeAll(async () => {
   esApi = await register('ledger', { signing_alg: 'ES256' });
   opaqueApi = await register('files', { token_format: 'opaque' });
   signedAnswersApi = await register('vault', { introspection_response: 'jwt' });
+  signedOpaqueApi = await register('safe', { token_format: 'opaque', introspection_response: 'jwt' });
   shortApi = await register('ticks', { access_token_ttl: 1 });
   worker = await registerClient(server.issuer, admin, {
     client_name: 'Kit worker',
     trust: 'internal',
-    scope: 'orders:read orders:write ledger:read files:read vault:read ticks:read',
-    resources: [jwtApi.identifier, esApi.identifier, opaqueApi.identifier, signedAnswersApi.identifier, shortApi.identifier],
+    scope: 'orders:read orders:write ledger:read files:read vault:read safe:read ticks:read',
+    resources: [jwtApi.identifier, esApi.identifier, opaqueApi.identifier, signedAnswersApi.identifier, signedOpaqueApi.identifier, shortApi.identifier],
   });
 }, 60_000);
 
@@ -239,6 +241,29 @@ describe('opaque tokens, introspected (RFC 7662)', () => {
     expect(await kit.verify(bearer(token))).toMatchObject({ format: 'opaque', clientId: worker.client_id, scopes: ['files:read'], cached: false });
     expect(await revoke(as, worker.client_id, worker.client_secret, token)).toBe(200);
     expect(await refusalOf(kit, bearer(token))).toMatchObject({ code: 'invalid_token', message: 'the token is not active' });
+  });
+
+  it('reads the signed answers (RFC 9701) of a resource server registered for them: active, then inactive once revoked', async () => {
+    let introspections = 0;
+    const kit = await kitFor(signedOpaqueApi, { cache: false, hooks: { onIntrospection: () => introspections++ } });
+    const token = await tokenFor(signedOpaqueApi, 'safe:read');
+    expect(token.split('.')).toHaveLength(1);
+    // The issuer answers this resource server with a signed JWT even when JSON is asked for.
+    const raw = await fetch(as.introspection_endpoint!, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${signedOpaqueApi.introspection.client_id}:${signedOpaqueApi.introspection.client_secret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+      },
+      body: new URLSearchParams({ token }).toString(),
+    });
+    expect(raw.headers.get('content-type')).toMatch(/^application\/token-introspection\+jwt/);
+    await raw.arrayBuffer();
+    expect(await kit.verify(bearer(token))).toMatchObject({ format: 'opaque', clientId: worker.client_id, scopes: ['safe:read'], cached: false });
+    expect(await revoke(as, worker.client_id, worker.client_secret, token)).toBe(200);
+    expect(await refusalOf(kit, bearer(token))).toMatchObject({ code: 'invalid_token', message: 'the token is not active' });
+    expect(introspections).toBe(2);
   });
 
   it('with events off, a cached answer lives no longer than the cache maximum', async () => {
