@@ -9,6 +9,7 @@ import * as introspectionResponse from './20261130T0400_introspection_response.j
 import * as revocationEvents from './20261130T0710_revocation_events.js';
 import * as groups from './20261130T0720_groups.js';
 import * as signInFactors from './20261130T0730_sign_in_factors.js';
+import * as auditFilters from './20261130T0810_audit_filters.js';
 
 export const migrations: Record<string, Migration> = {
   '20261125T1400_initial': initial,
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '20261130T0710_revocation_events': revocationEvents,
   '20261130T0720_groups': groups,
   '20261130T0730_sign_in_factors': signInFactors,
+  '20261130T0810_audit_filters': auditFilters,
 };

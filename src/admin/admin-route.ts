@@ -89,31 +89,36 @@ export function routerFor(routes: readonly AdminRoute[]): Router {
 }
 
 /** What a list route needs: how to read a page of rows, where each row sits, how to present it. */
-export interface ListRouteOptions<Row> {
+export interface ListRouteOptions<Row, Filters extends z.ZodRawShape = Record<never, never>> {
   readonly path: string;
   readonly summary: string;
   /** The JSON shape of one item. */
   readonly item: z.ZodType;
   /** The ids a row can have: a cursor with another id is a 422 rather than a database error. */
   readonly cursorId: z.ZodType<string>;
-  /** Reads `limit + 1` rows after the cursor, in the order the cursor follows. */
-  readonly selectPage: (limit: number, after: PageCursor | undefined) => Promise<Row[]>;
+  /**
+   * Query parameters that narrow the list, each optional, beside `limit` and `cursor` (a cursor
+   * stands for a position in the whole list, so it serves under any filters).
+   */
+  readonly filters?: Filters;
+  /** Reads `limit + 1` rows after the cursor, in the order the cursor follows, matching `filters`. */
+  readonly selectPage: (limit: number, after: PageCursor | undefined, filters: Partial<z.output<z.ZodObject<Filters>>>) => Promise<Row[]>;
   readonly cursorOf: (row: Row) => PageCursor;
   readonly present: (row: Row) => unknown;
 }
 
-/** A `GET` route listing items with the admin API's cursor pagination (`?limit=&cursor=`). */
-export function listRoute<Row>(options: ListRouteOptions<Row>): AdminRoute {
+/** A `GET` route listing items with the admin API's cursor pagination (`?limit=&cursor=`, and its filters). */
+export function listRoute<Row, Filters extends z.ZodRawShape = Record<never, never>>(options: ListRouteOptions<Row, Filters>): AdminRoute {
   return adminRoute({
     method: 'get',
     path: options.path,
     summary: options.summary,
-    query: listQuery(options.cursorId),
+    query: listQuery(options.cursorId).extend(options.filters ?? {}),
     success: { status: 200, schema: pageOf(options.item) },
     problems: [422],
     handler: async (ctx, { query }) => {
-      const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-      const rows = await options.selectPage(limit, query.cursor);
+      const { limit = DEFAULT_PAGE_SIZE, cursor, ...filters } = query as { limit?: number; cursor?: PageCursor } & Record<string, unknown>;
+      const rows = await options.selectPage(limit, cursor, filters as Partial<z.output<z.ZodObject<Filters>>>);
       ctx.body = toPage(rows, limit, options.cursorOf, options.present);
     },
   });

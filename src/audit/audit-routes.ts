@@ -5,6 +5,9 @@ import { timestamp } from '../admin/schemas.js';
 import type { Db } from '../db/database.js';
 import { selectAuditPage, type AuditEvent } from './audit.js';
 
+/** One filter of the audit trail: an exact value, as the events hold it. */
+const auditFilter = z.string().min(1).max(512).optional();
+
 /** The JSON form of an audit event. */
 export const auditEventSchema = z.object({
   id: z.string(),
@@ -31,7 +34,12 @@ export function auditRoutes(db: Db): AdminRoute[] {
       path: '/audit',
       summary: 'List audit events (admin writes, secret rotations, key changes, bulk revocations), oldest first',
       item: auditEventSchema,
-      selectPage: (limit, after) => selectAuditPage(db, limit, after),
+      filters: {
+        actor: auditFilter.describe('only the events of this actor: a client id, `account:<id> via <client id>` for a person, or `system`'),
+        action: auditFilter.describe('only the events of this action, e.g. `client.create`'),
+        target: auditFilter.describe('only the events about this target (a client id, a resource server, account or group id, a kid)'),
+      },
+      selectPage: (limit, after, filters) => selectAuditPage(db, limit, after, filters),
       cursorOf: (e) => ({ createdAt: e.at.toISOString(), id: e.id }),
       present: presentAuditEvent,
       // Event ids are a bigint sequence: 18 digits always fit.

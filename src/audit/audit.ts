@@ -31,8 +31,16 @@ export interface AuditEvent extends AuditEntry {
 }
 
 /** A page of audit events, oldest first, `limit + 1` rows (see `toPage`). */
-export async function selectAuditPage(db: Db, limit: number, after: PageCursor | undefined): Promise<AuditEvent[]> {
+export async function selectAuditPage(
+  db: Db,
+  limit: number,
+  after: PageCursor | undefined,
+  filters: { readonly actor?: string; readonly action?: string; readonly target?: string } = {},
+): Promise<AuditEvent[]> {
   let query = db.selectFrom('audit_events').selectAll();
+  if (filters.actor !== undefined) query = query.where('actor', '=', filters.actor);
+  if (filters.action !== undefined) query = query.where('action', '=', filters.action);
+  if (filters.target !== undefined) query = query.where('target', '=', filters.target);
   // Ids are a sequence: ordering by id alone is stable and matches insertion order.
   if (after) query = query.where('id', '>', after.id);
   const rows = await query

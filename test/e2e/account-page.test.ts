@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { authorizationUrl, Browser, createAccount, signIn, type Page, type TestClient } from '../helpers/login.js';
-import { adminCall, adminToken, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { adminToken, auditTrail, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
@@ -75,16 +75,7 @@ async function appSignIn(browser: Browser, app: TestClient, params: Record<strin
 }
 
 /** The audit entries about `accountId`. */
-async function auditOf(accountId: string): Promise<Array<{ actor: string; action: string; details: Record<string, unknown> }>> {
-  const entries: Array<{ actor: string; action: string; target: string; details: Record<string, unknown> }> = [];
-  let next: string | undefined = '/audit?limit=100';
-  while (next) {
-    const answer = await adminCall(server.issuer, admin, 'GET', next);
-    entries.push(...(answer.body.items as typeof entries));
-    next = answer.body.next_cursor ? `/audit?limit=100&cursor=${encodeURIComponent(answer.body.next_cursor as string)}` : undefined;
-  }
-  return entries.filter((entry) => entry.target === accountId);
-}
+const auditOf = (accountId: string) => auditTrail(server.issuer, admin, { target: accountId });
 
 describe('the account page', () => {
   it('sends its pages with the strict page headers, and refuses forms without the token or from another site', async () => {

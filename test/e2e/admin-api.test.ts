@@ -1,6 +1,6 @@
 /** The admin API's first routes: authorisation, validation, problem+json, pagination. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { adminCall, adminToken, discover, issueToken, registerClient, revoke, uniqueResource } from '../helpers/oauth.js';
+import { adminCall, adminToken, auditTrail, discover, issueToken, registerClient, revoke, uniqueResource } from '../helpers/oauth.js';
 import { startServer, testAdmin, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
@@ -233,5 +233,45 @@ describe('clients', () => {
     const route = await adminCall(server.issuer, admin, 'GET', '/nothing-here');
     expect(route.status).toBe(404);
     expect(route.headers.get('content-type')).toMatch(/application\/problem\+json/);
+  });
+});
+
+describe('the audit trail', () => {
+  it('narrows to a target, an actor or an action, page by page, and refuses an empty or over-long filter', async () => {
+    const api = await adminCall(server.issuer, admin, 'POST', '/resource-servers', {
+      identifier: uniqueResource('audited'),
+      name: 'Audited',
+      scopes: ['a:read'],
+    });
+    const common = { trust: 'internal', resources: [api.body.identifier], scope: 'a:read' };
+    const client = await registerClient(server.issuer, admin, { client_name: 'Audited', ...common });
+    const other = await registerClient(server.issuer, admin, { client_name: 'Other', ...common });
+    for (const name of ['Audited 2', 'Audited 3']) {
+      expect((await adminCall(server.issuer, admin, 'PATCH', `/clients/${client.client_id}`, { client_name: name })).status).toBe(200);
+    }
+
+    const aboutClient = await auditTrail(server.issuer, admin, { target: client.client_id });
+    expect(aboutClient.map((e) => e.action)).toEqual(['client.create', 'client.update', 'client.update']);
+    const updates = await auditTrail(server.issuer, admin, { target: client.client_id, action: 'client.update' });
+    expect(updates.map((e) => e.details)).toHaveLength(2);
+    // A client acts under its client id, a person as `account:<id>`.
+    const byTestAdmin = await auditTrail(server.issuer, admin, { actor: testAdmin(server.issuer).clientId });
+    expect(byTestAdmin.map((e) => e.target)).toEqual(expect.arrayContaining([client.client_id, other.client_id]));
+    expect(new Set(byTestAdmin.map((e) => e.actor))).toEqual(new Set([testAdmin(server.issuer).clientId]));
+
+    // One at a time, the cursor carries on within the filter.
+    const first = await adminCall(server.issuer, admin, 'GET', `/audit?limit=1&target=${client.client_id}`);
+    expect(first.body.items).toHaveLength(1);
+    const second = await adminCall(server.issuer, admin, 'GET', `/audit?limit=1&target=${client.client_id}&cursor=${first.body.next_cursor}`);
+    expect(second.body.items).toEqual([expect.objectContaining({ target: client.client_id, action: 'client.update' })]);
+
+    for (const [query, name] of [
+      ['target=', 'target'],
+      [`actor=${'a'.repeat(513)}`, 'actor'],
+    ]) {
+      const refused = await adminCall(server.issuer, admin, 'GET', `/audit?${query}`);
+      expect({ query, status: refused.status }).toEqual({ query, status: 422 });
+      expect(refused.body.errors).toEqual([{ path: `query.${name}`, message: expect.any(String) }]);
+    }
   });
 });

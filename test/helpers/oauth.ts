@@ -129,12 +129,22 @@ export interface AuditEntry {
   readonly details: Record<string, unknown>;
 }
 
-/** The whole audit trail, page after page (every file of a run shares the database and writes to it). */
-export async function auditTrail(issuer: string, token: string): Promise<AuditEntry[]> {
+/**
+ * The audit trail, page after page (every file of a run shares the database and writes to it),
+ * narrowed by the API's own filters when given.
+ */
+export async function auditTrail(
+  issuer: string,
+  token: string,
+  filters: { readonly target?: string; readonly actor?: string; readonly action?: string } = {},
+): Promise<AuditEntry[]> {
   const entries: AuditEntry[] = [];
+  const query = new URLSearchParams({ limit: '100', ...filters });
   let cursor: string | null = null;
   do {
-    const page = await adminCall(issuer, token, 'GET', `/audit?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+    if (cursor) query.set('cursor', cursor);
+    const page = await adminCall(issuer, token, 'GET', `/audit?${query.toString()}`);
+    if (page.status !== 200) throw new Error(`audit trail: ${page.status} ${JSON.stringify(page.body)}`);
     entries.push(...(page.body.items as AuditEntry[]));
     cursor = page.body.next_cursor as string | null;
   } while (cursor);
