@@ -35,6 +35,9 @@ let ledger: Api;
 let crm: Api;
 /** Not enforcing: entitlements decide nothing there, so it never hears of them. */
 let legacy: Api;
+/** Enforcing, opaque tokens: a second kit caches their introspection answers. */
+let files: Api;
+let filesKit: ResourceServerKit;
 let inboxes: Record<'hr' | 'ledger' | 'crm' | 'legacy', EventInbox>;
 let kit: ResourceServerKit;
 let web: TestClient & { client_secret: string };
@@ -54,37 +57,46 @@ beforeAll(async () => {
   admin = await adminToken(server.issuer);
   const register = (name: string, scopes: string[], enforce = true) =>
     registerResourceServer(server.issuer, admin, { identifier: uniqueResource(name), name, scopes, enforce_entitlements: enforce });
-  [hr, ledger, crm, legacy] = await Promise.all([
+  [hr, ledger, crm, legacy, files] = await Promise.all([
     register('hr', ['hr:read', 'hr:payroll']),
     register('ledger', ['ledger:read', 'ledger:write']),
     register('crm', ['crm:read']),
     register('legacy', ['legacy:read'], false),
+    registerResourceServer(server.issuer, admin, {
+      identifier: uniqueResource('files'),
+      name: 'files',
+      scopes: ['files:read', 'files:write'],
+      token_format: 'opaque',
+      enforce_entitlements: true,
+    }),
   ]);
   const ssf = (await (await fetch(`${server.issuer}/.well-known/ssf-configuration`)).json()) as { jwks_uri: string; events_supported: string[] };
   const inbox = (api: Api) => new EventInbox(server.issuer, api, ssf.jwks_uri);
   inboxes = { hr: inbox(hr), ledger: inbox(ledger), crm: inbox(crm), legacy: inbox(legacy) };
   // Polling every half second (answered at once) rather than long polling: the test's own long poll
   // of the same queue gets each event before the kit acknowledges it.
-  kit = await createResourceServerKit({
-    issuer: server.issuer,
-    resource: hr.identifier,
-    credentials: { clientId: hr.introspection.client_id, clientSecret: hr.introspection.client_secret },
-    cache: { maxTtlMs: 60_000 },
-    events: { pollIntervalMs: 500 },
-  });
+  const kitOf = (api: Api) =>
+    createResourceServerKit({
+      issuer: server.issuer,
+      resource: api.identifier,
+      credentials: { clientId: api.introspection.client_id, clientSecret: api.introspection.client_secret },
+      cache: { maxTtlMs: 60_000 },
+      events: { pollIntervalMs: 500 },
+    });
+  [kit, filesKit] = await Promise.all([kitOf(hr), kitOf(files)]);
   const registered = await registerClient(server.issuer, admin, {
     client_name: 'Staff portal',
     trust: 'internal',
     grant_types: ['authorization_code', 'refresh_token'],
     redirect_uris: [REDIRECT_URI],
-    resources: [hr.identifier, ledger.identifier, crm.identifier, legacy.identifier],
-    scope: 'openid offline_access hr:read hr:payroll ledger:read ledger:write crm:read legacy:read',
+    resources: [hr.identifier, ledger.identifier, crm.identifier, legacy.identifier, files.identifier],
+    scope: 'openid offline_access hr:read hr:payroll ledger:read ledger:write crm:read legacy:read files:read files:write',
   });
   web = { ...registered, redirect_uri: REDIRECT_URI };
 }, 60_000);
 
 afterAll(async () => {
-  await kit?.close();
+  await Promise.all([kit?.close(), filesKit?.close()]);
   await server?.stop();
 });
 
@@ -99,6 +111,8 @@ describe('a person removed from a group', () => {
   let payroll: string;
   let wide: string;
   let narrow: string;
+  let wideOpaque: string;
+  let narrowOpaque: string;
 
   beforeAll(async () => {
     person = await createAccount(server.issuer, admin);
@@ -108,15 +122,29 @@ describe('a person removed from a group', () => {
     await entitle(server.issuer, admin, ledger.id, { group_id: payroll, scopes: ['ledger:write'] });
     await entitle(server.issuer, admin, hr.id, { group_id: staff, scopes: ['hr:read'], roles: ['viewer'] });
     await entitle(server.issuer, admin, crm.id, { group_id: staff, scopes: ['crm:read'] });
+    await entitle(server.issuer, admin, files.id, { group_id: payroll, scopes: ['files:write'] });
+    await entitle(server.issuer, admin, files.id, { group_id: staff, scopes: ['files:read'] });
     for (const group of [payroll, staff]) expect((await addMembers(server.issuer, admin, group, [person.id])).status).toBe(200);
 
     // A JWT with the payroll scope and role, and one of the same grant with only what the staff group gives.
-    const { callback, start } = await authorizePerson(as, web, person, 'openid offline_access hr:read hr:payroll', [hr.identifier]);
+    const { callback, start } = await authorizePerson(as, web, person, 'openid offline_access hr:read hr:payroll files:read files:write', [
+      hr.identifier,
+      files.identifier,
+    ]);
     const tokens = await exchangeCode(as, web, callback, start, hr.identifier);
     wide = tokens.access_token;
-    const refreshed = await refreshFor(as, web, tokens.refresh_token!, hr.identifier, 'hr:read');
-    expect(refreshed.status).toBe(200);
-    narrow = refreshed.body.access_token as string;
+    let refreshToken = tokens.refresh_token!;
+    // Each refresh for `resource` narrowed to `scope`: its access token (the refresh token rotates).
+    const refreshed = async (resource: string, scope: string) => {
+      const answer = await refreshFor(as, web, refreshToken, resource, scope);
+      expect(answer.status).toBe(200);
+      refreshToken = (answer.body.refresh_token as string | undefined) ?? refreshToken;
+      return answer.body.access_token as string;
+    };
+    narrow = await refreshed(hr.identifier, 'hr:read');
+    // The same for the opaque tokens of the files API (the kit caches their introspection answers).
+    wideOpaque = await refreshed(files.identifier, 'files:read files:write');
+    narrowOpaque = await refreshed(files.identifier, 'files:read');
     expect(decodeJwt(wide)).toMatchObject({ sub: person.id, scope: expect.stringContaining('hr:payroll'), roles: ['payroll-clerk', 'viewer'] });
     expect(decodeJwt(narrow)).toMatchObject({ sub: person.id, scope: 'hr:read', roles: ['viewer'] });
     // Nothing about the person waits anywhere yet (their group memberships gave, took nothing).
@@ -126,6 +154,9 @@ describe('a person removed from a group', () => {
   it('the concerned resource servers receive a verified SET naming the person and what they lost; the kit refuses the JWT that held it, within seconds', async () => {
     expect((await kit.verify(bearer(wide))).scopes).toContain('hr:payroll');
     expect((await kit.verify(bearer(narrow))).scopes).toEqual(['hr:read']);
+    expect([...(await filesKit.verify(bearer(wideOpaque))).scopes].sort()).toEqual(['files:read', 'files:write']);
+    expect((await filesKit.verify(bearer(narrowOpaque))).scopes).toEqual(['files:read']);
+    expect((await filesKit.verify(bearer(wideOpaque))).cached).toBe(true);
     // The test's long poll waits before the change, as a resource server's would.
     const polled = inboxes.hr.poll({ returnImmediately: false });
     await sleep(200);
@@ -139,6 +170,12 @@ describe('a person removed from a group', () => {
     await expect(kit.verify(bearer(wide))).rejects.toMatchObject({ code: 'invalid_token', message: 'the person lost a scope or role the token carries' });
     // The person's other token, without what they lost, is still good.
     expect((await kit.verify(bearer(narrow))).subject).toBe(person.id);
+    // The cached introspection answer of the opaque token that held files:write is dropped too (not
+    // kept for the cache's 60 s); the narrower one's stays cached.
+    const opaqueRefusedAfterMs = await untilRefused(filesKit, wideOpaque, since);
+    console.log(`entitlements-revoked: the kit refused the cached opaque token ${opaqueRefusedAfterMs.toFixed(0)} ms after the removal's answer`);
+    expect(opaqueRefusedAfterMs).toBeLessThan(5_000);
+    expect(await filesKit.verify(bearer(narrowOpaque))).toMatchObject({ subject: person.id, cached: true });
 
     const sets = await polled;
     const hrSet = sets.find((set) => subjectOf(set)?.sub === person.id)!;
