@@ -2,9 +2,9 @@
  * Managing groups, memberships and entitlements: each change is one transaction with its audit
  * entries and, when it takes scopes or roles from people, the revocation events that announce it to
  * the resource servers concerned (entitlement-losses.ts); then change events so every instance's
- * registry follows at once. A change that would leave
- * no person administrator where there was one (the last one's group deleted, their membership or
- * entitlement removed) is refused with a 409 and leaves nothing behind.
+ * registry follows at once. A change that would leave no person administrator where there was one
+ * (the last one's group deleted, their membership or entitlement removed, their subgroup moved) is
+ * refused with a 409 and leaves nothing behind.
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';

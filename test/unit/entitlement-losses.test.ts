@@ -9,7 +9,7 @@ import { migrateToLatest, openDatabase, type Db } from '../../src/db/database.js
 import { MemoryChangeBus } from '../../src/events/change-bus.js';
 import { MAX_ACCOUNTS_PER_NARROWING_CHANGE } from '../../src/groups/entitlement-losses.js';
 import { insertMembers } from '../../src/groups/group-repository.js';
-import { createEntitlement, createGroup, deleteGroup, removeMembers, type GroupChangeContext } from '../../src/groups/group-service.js';
+import { createEntitlement, createGroup, deleteGroup, removeMembers, updateGroup, type GroupChangeContext } from '../../src/groups/group-service.js';
 import { insertResourceServer } from '../../src/resource-servers/resource-server-repository.js';
 import type { RecordedEvent, RevocationEvent } from '../../src/security-events/revocation-event.js';
 import { ConflictError } from '../../src/shared/errors.js';
@@ -112,6 +112,23 @@ describe('the outbox of a narrowing change', () => {
     await takeOutbox();
 
     await expect(removeMembers(change, admins.id, [admin])).rejects.toBeInstanceOf(ConflictError);
+    expect(await takeOutbox()).toEqual([]);
+  });
+
+  it('moving the subgroup of the last person administrator away from the group that makes them one is refused too, with no event', async () => {
+    const [admin] = await accounts(1);
+    const admins = await createGroup(change, { name: `Admins ${randomUUID()}`, parentId: null });
+    const oncall = await createGroup(change, { name: `On call ${randomUUID()}`, parentId: admins.id });
+    await createEntitlement(change, adminApi.id, { groupId: admins.id, accountId: null }, { scopes: ['admin:read', 'admin:write'], roles: [] });
+    await insertMembers(db, oncall.id, [admin]);
+    // The previous test's administrator loses admin:write here: only this one is left.
+    await db.deleteFrom('entitlements').where('resource_server_id', '=', adminApi.id).where('group_id', '!=', admins.id).execute();
+    await takeOutbox();
+
+    await expect(updateGroup(change, oncall.id, { name: oncall.name, parentId: null })).rejects.toBeInstanceOf(ConflictError);
+    expect(await takeOutbox()).toEqual([]);
+    // A rename is no move: allowed, and announces nothing.
+    await updateGroup(change, oncall.id, { name: `${oncall.name} (renamed)`, parentId: admins.id });
     expect(await takeOutbox()).toEqual([]);
   });
 });
