@@ -113,9 +113,9 @@ export class SecurityEvents {
 
   /**
    * Queues `recorded` for every resource server it concerns (a token's, grant's or entitlements
-   * event's audiences; every resource server for client, account and key events), wakes their waiting polls on every
-   * instance and starts their pushes. Rejects when a queue could not be written (the caller keeps the
-   * event and relays it again: queuing twice is queuing once).
+   * event's audiences; every resource server for client, account and key events), wakes their
+   * waiting polls on every instance and starts their pushes. Rejects when a queue could not be
+   * written (the caller keeps the event and relays it again: queuing twice is queuing once).
    */
   async relay(recorded: RecordedEvent): Promise<void> {
     await this.deps.resourceServers.settled();
