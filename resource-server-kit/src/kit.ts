@@ -12,7 +12,7 @@ import { SecurityEventVerifier } from './events/security-event.js';
 import { report, type KitHooks } from './hooks.js';
 import { IntrospectionCache, tokenDigest, type ActiveAnswer, type CachedAnswer, type IntrospectionCacheOptions } from './introspection-cache.js';
 import { JwksCache } from './jwks-cache.js';
-import { RevocationList, type RevocationFacts, type RevocationListOptions } from './revocation-list.js';
+import { carriesLost, isEntitlementLoss, RevocationList, type RevocableToken, type RevocationFacts, type RevocationListOptions } from './revocation-list.js';
 
 /** How the kit is set up. */
 export interface ResourceServerKitOptions {
@@ -134,6 +134,7 @@ function covers(facts: RevocationFacts, answer: ActiveAnswer): boolean {
   }
   if (facts.revokedBefore === undefined || iat >= facts.revokedBefore) return false;
   if (facts.clientId !== undefined) return answer.client_id === facts.clientId;
+  if (facts.sub !== undefined && isEntitlementLoss(facts)) return answer.sub === facts.sub && carriesLost(facts, answer as RevocableToken);
   if (facts.sub !== undefined) return answer.sub === facts.sub;
   return facts.jti === undefined && facts.kid === undefined;
 }

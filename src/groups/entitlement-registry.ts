@@ -7,7 +7,7 @@
 import { isPossibleAccountId } from '../accounts/account.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus } from '../events/change-bus.js';
-import type { PersonEntitlements } from '../issuer/entitlement-policy.js';
+import { resolveEntitlements, type EntitlementIndex, type PersonEntitlements } from '../issuer/entitlement-policy.js';
 import type { Logger } from '../observability/logger.js';
 import { CoalescedRun } from '../shared/coalesced-run.js';
 import { RegistryCache } from '../shared/registry-cache.js';
@@ -15,16 +15,25 @@ import type { Entitlement, Group } from './group.js';
 import { selectAllEntitlements, selectAllGroups, selectGroupIdsOfAccount } from './group-repository.js';
 
 /** A resource server's entitlements, by subject. */
-interface ResourceServerEntitlements {
-  readonly byGroup: ReadonlyMap<string, Entitlement>;
-  readonly byAccount: ReadonlyMap<string, Entitlement>;
-}
+type ResourceServerEntitlements = EntitlementIndex<Entitlement>;
 
 /** What one (account, resource server) pair resolved to, kept while nothing it depends on changed. */
 interface Resolved {
   readonly generation: number;
   readonly groupIds: readonly string[];
   readonly entitlements: PersonEntitlements;
+}
+
+/** Entitlements indexed per resource server, then by subject (the form `resolveEntitlements` reads). */
+export function indexByResourceServer(entitlements: readonly Entitlement[]): Map<string, ResourceServerEntitlements> {
+  const byResourceServer = new Map<string, { byGroup: Map<string, Entitlement>; byAccount: Map<string, Entitlement> }>();
+  for (const entitlement of entitlements) {
+    let entry = byResourceServer.get(entitlement.resourceServerId);
+    if (!entry) byResourceServer.set(entitlement.resourceServerId, (entry = { byGroup: new Map(), byAccount: new Map() }));
+    if (entitlement.groupId !== null) entry.byGroup.set(entitlement.groupId, entitlement);
+    else entry.byAccount.set(entitlement.accountId, entitlement);
+  }
+  return byResourceServer;
 }
 
 const NONE: PersonEntitlements = { scopes: new Set(), grants: [] };
@@ -73,15 +82,8 @@ export class EntitlementRegistry {
   /** Reads every group and entitlement from PostgreSQL again. */
   async reload(): Promise<void> {
     const [groups, entitlements] = await Promise.all([selectAllGroups(this.db), selectAllEntitlements(this.db)]);
-    const byResourceServer = new Map<string, { byGroup: Map<string, Entitlement>; byAccount: Map<string, Entitlement> }>();
-    for (const entitlement of entitlements) {
-      let entry = byResourceServer.get(entitlement.resourceServerId);
-      if (!entry) byResourceServer.set(entitlement.resourceServerId, (entry = { byGroup: new Map(), byAccount: new Map() }));
-      if (entitlement.groupId !== null) entry.byGroup.set(entitlement.groupId, entitlement);
-      else entry.byAccount.set(entitlement.accountId, entitlement);
-    }
     this.#groups = new Map(groups.map((group) => [group.id, group]));
-    this.#byResourceServer = byResourceServer;
+    this.#byResourceServer = indexByResourceServer(entitlements);
     this.#generation++;
     this.#resolved.clear();
     this.#loadedAt = Date.now();
@@ -130,22 +132,7 @@ export class EntitlementRegistry {
     const known = this.#resolved.get(key);
     if (known && known.generation === this.#generation && known.groupIds === groupIds) return known.entitlements;
 
-    const scopes = new Set<string>();
-    // A Set: a parent entitled once counts once, however many of its subgroups the person is in.
-    const grants = new Set<Entitlement>();
-    const add = (entitlement: Entitlement | undefined) => {
-      if (!entitlement) return;
-      for (const scope of entitlement.scopes) scopes.add(scope);
-      grants.add(entitlement);
-    };
-    add(forResourceServer.byAccount.get(accountId));
-    for (const id of groupIds) {
-      const group = this.#groups.get(id);
-      if (!group) continue;
-      add(forResourceServer.byGroup.get(id));
-      if (group.parentId !== null) add(forResourceServer.byGroup.get(group.parentId));
-    }
-    const entitlements: PersonEntitlements = { scopes, grants: [...grants] };
+    const entitlements: PersonEntitlements = resolveEntitlements(forResourceServer, (id) => this.#groups.get(id)?.parentId, accountId, groupIds);
     if (this.#resolved.size >= MAX_RESOLVED) this.#resolved.delete(this.#resolved.keys().next().value!);
     this.#resolved.set(key, { generation: this.#generation, groupIds, entitlements });
     return entitlements;

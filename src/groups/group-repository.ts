@@ -7,6 +7,8 @@ import { keysetAfter, type PageCursor } from '../shared/pagination.js';
 import type { Entitlement, Group, GroupMember } from './group.js';
 
 const NO_ID = '00000000-0000-0000-0000-000000000000';
+/** Ids per `in (...)` list. */
+const ID_CHUNK = 1000;
 const uuidOrNone = (id: string) => (isPossibleAccountId(id) ? id : NO_ID);
 
 function toGroup(row: Selectable<GroupsTable>): Group {
@@ -92,6 +94,48 @@ export async function selectGroupIdsOfAccount(db: Db, accountId: string): Promis
   return rows.map((row) => row.group_id);
 }
 
+/** The direct groups of each of these accounts (an account in none is absent). */
+export async function selectGroupIdsOfAccounts(db: Db, accountIds: readonly string[]): Promise<Map<string, string[]>> {
+  const byAccount = new Map<string, string[]>();
+  const possible = accountIds.filter(isPossibleAccountId);
+  // In chunks: a bound on the statement's parameters, whatever the number of accounts.
+  for (let start = 0; start < possible.length; start += ID_CHUNK) {
+    const rows = await db
+      .selectFrom('group_members')
+      .select(['account_id', 'group_id'])
+      .where('account_id', 'in', possible.slice(start, start + ID_CHUNK))
+      .execute();
+    for (const row of rows) {
+      const groups = byAccount.get(row.account_id);
+      if (groups) groups.push(row.group_id);
+      else byAccount.set(row.account_id, [row.group_id]);
+    }
+  }
+  return byAccount;
+}
+
+/**
+ * The accounts that are direct members of the group or of one of its subgroups (those who hold what
+ * it gives), at most `limit` of them.
+ */
+export async function selectMembersOfGroupTree(db: Db, groupId: string, limit: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('group_members')
+    .select('account_id')
+    .distinct()
+    .where(
+      'group_id',
+      'in',
+      db
+        .selectFrom('groups')
+        .select('id')
+        .where((eb) => eb.or([eb('id', '=', groupId), eb('parent_id', '=', groupId)])),
+    )
+    .limit(limit)
+    .execute();
+  return rows.map((row) => row.account_id);
+}
+
 /** A page of a group's members in the order they were added, `limit + 1` rows. */
 export async function selectMemberPage(db: Db, groupId: string, limit: number, after: PageCursor | undefined): Promise<GroupMember[]> {
   let query = db
@@ -143,6 +187,19 @@ export async function deleteMembers(db: Db, groupId: string, accountIds: readonl
 /** Every entitlement (the registry holds them all). */
 export async function selectAllEntitlements(db: Db): Promise<Entitlement[]> {
   return (await db.selectFrom('entitlements').selectAll().execute()).map(toEntitlement);
+}
+
+/** The resource servers that enforce entitlements (only `resourceServerId` when given): id and identifier. */
+export async function selectEnforcingResourceServers(db: Db, resourceServerId?: string): Promise<{ id: string; identifier: string }[]> {
+  let query = db.selectFrom('resource_servers').select(['id', 'identifier']).where('enforce_entitlements', '=', true);
+  if (resourceServerId !== undefined) query = query.where('id', '=', resourceServerId);
+  return query.execute();
+}
+
+/** Every entitlement to these resource servers. */
+export async function selectEntitlementsTo(db: Db, resourceServerIds: readonly string[]): Promise<Entitlement[]> {
+  if (resourceServerIds.length === 0) return [];
+  return (await db.selectFrom('entitlements').selectAll().where('resource_server_id', 'in', resourceServerIds).execute()).map(toEntitlement);
 }
 
 /** One entitlement of a resource server, or undefined. */

@@ -1,8 +1,10 @@
 /**
  * Managing groups, memberships and entitlements: each change is one transaction with its audit
- * entries, then change events so every instance's registry follows at once. A change that would leave
- * no person administrator where there was one (the last one's group deleted, their membership or
- * entitlement removed) is refused with a 409 and leaves nothing behind.
+ * entries and, when it takes scopes or roles from people, the revocation events that announce it to
+ * the resource servers concerned (entitlement-losses.ts); then change events so every instance's
+ * registry follows at once. A change that would leave no person administrator where there was one
+ * (the last one's group deleted, their membership or entitlement removed, their subgroup moved) is
+ * refused with a 409 and leaves nothing behind.
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
@@ -10,6 +12,7 @@ import { recordAudit } from '../audit/audit.js';
 import type { Db } from '../db/database.js';
 import { isUniqueViolation, type ChangeContext } from '../shared/change-context.js';
 import { ConflictError, found, InvalidInputError, NotFoundError } from '../shared/errors.js';
+import { accountsHoldingGroup, announcingLostEntitlements } from './entitlement-losses.js';
 import { ADMIN_WRITE_SCOPE, type Entitlement, type EntitlementSubject, type Group, type MembershipOutcome } from './group.js';
 import {
   deleteEntitlementRow,
@@ -27,7 +30,12 @@ import {
   updateGroupRow,
 } from './group-repository.js';
 
-/** The advisory lock serialising changes that could remove the last person administrator (see `keepingAnAdministrator`). */
+/**
+ * The advisory lock serialising the changes that narrow entitlements: they could remove the last
+ * person administrator (see `keepingAnAdministrator`), and each reads what people had before and
+ * after it to announce their losses (entitlement-losses.ts), which another such change running
+ * alongside would make wrong.
+ */
 const ADMINISTRATORS_LOCK_ID = 7_300_002;
 
 /** What a group change needs: the audited database, the change bus, and the admin audience (for the last-administrator rule). */
@@ -109,13 +117,21 @@ export async function createGroup(change: GroupChangeContext, input: GroupInput)
   return group;
 }
 
-/** Renames or moves a group (validated whole by the caller); NotFoundError when there is none. */
+/**
+ * Renames or moves a group (validated whole by the caller); NotFoundError when there is none. A move
+ * takes the old parent's entitlements from its members: announced, and refused like any narrowing
+ * change when it would leave no person administrator.
+ */
 export async function updateGroup(change: GroupChangeContext, id: string, input: GroupInput): Promise<Group> {
   const group = await withUniqueName(() =>
-    change.db.transaction().execute(async (trx) => {
-      found(await selectGroup(trx, id), `group ${id}`);
+    keepingAnAdministrator(change, 'moving this group', async (trx) => {
+      const current = found(await selectGroup(trx, id), `group ${id}`);
       await checkParent(trx, id, input.parentId);
-      const updated = found(await updateGroupRow(trx, id, input), `group ${id}`);
+      const moved = current.parentId !== null && current.parentId !== input.parentId;
+      const members = moved ? await accountsHoldingGroup(trx, id) : [];
+      const updated = await announcingLostEntitlements(trx, { accountIds: members, reason: 'group-moved' }, async () =>
+        found(await updateGroupRow(trx, id, input), `group ${id}`),
+      );
       await recordAudit(trx, { actor: change.actor, action: 'group.update', target: id, details: { name: updated.name, parent_id: updated.parentId } });
       return updated;
     }),
@@ -132,7 +148,9 @@ export async function deleteGroup(change: GroupChangeContext, id: string): Promi
   const group = found(await selectGroup(change.db, id), `group ${id}`);
   await keepingAnAdministrator(change, `deleting group ${group.name}`, async (trx) => {
     if (await hasSubgroups(trx, id)) throw new ConflictError(`group ${group.name} has subgroups: delete or move them first`);
-    if (!(await deleteGroupRow(trx, id))) throw new NotFoundError(`no group ${id}`);
+    const members = await accountsHoldingGroup(trx, id);
+    const deleted = await announcingLostEntitlements(trx, { accountIds: members, reason: 'group-deleted' }, () => deleteGroupRow(trx, id));
+    if (!deleted) throw new NotFoundError(`no group ${id}`);
     await recordAudit(trx, { actor: change.actor, action: 'group.delete', target: id, details: { name: group.name } });
   });
   await change.bus.publish({ kind: 'group', id });
@@ -173,7 +191,8 @@ export async function removeMembers(change: GroupChangeContext, groupId: string,
   const group = found(await selectGroup(change.db, groupId), `group ${groupId}`);
   const { results, changed } = await keepingAnAdministrator(change, `removing these members from ${group.name}`, async (trx) => {
     const emails = await selectExistingAccounts(trx, accountIds);
-    const removed = await deleteMembers(trx, groupId, accountIds);
+    const narrowing = { accountIds: [...emails.keys()], reason: 'group-membership-removed' } as const;
+    const removed = await announcingLostEntitlements(trx, narrowing, () => deleteMembers(trx, groupId, accountIds));
     for (const accountId of removed) {
       await recordAudit(trx, {
         actor: change.actor,
@@ -249,9 +268,10 @@ export async function createEntitlement(
 /** Replaces an entitlement's scopes and roles. */
 export async function updateEntitlement(change: GroupChangeContext, resourceServerId: string, id: string, input: EntitlementInput): Promise<Entitlement> {
   const updated = await keepingAnAdministrator(change, 'this change', async (trx) => {
-    found(await selectEntitlement(trx, resourceServerId, id), `entitlement ${id}`);
+    const current = found(await selectEntitlement(trx, resourceServerId, id), `entitlement ${id}`);
     await entitledResourceServer(trx, resourceServerId, input.scopes);
-    const row = found(await updateEntitlementRow(trx, id, input), `entitlement ${id}`);
+    const narrowing = { accountIds: await accountsHolding(trx, current), resourceServerId, reason: 'entitlement-changed' } as const;
+    const row = await announcingLostEntitlements(trx, narrowing, async () => found(await updateEntitlementRow(trx, id, input), `entitlement ${id}`));
     await recordAudit(trx, { actor: change.actor, action: 'entitlement.update', target: id, details: { resource_server_id: resourceServerId, ...input } });
     return row;
   });
@@ -259,11 +279,17 @@ export async function updateEntitlement(change: GroupChangeContext, resourceServ
   return updated;
 }
 
+/** The accounts an entitlement applies to: its account, or its group's members and its subgroups'. */
+function accountsHolding(trx: Db, entitlement: Entitlement): Promise<string[]> {
+  return entitlement.groupId !== null ? accountsHoldingGroup(trx, entitlement.groupId) : Promise.resolve([entitlement.accountId]);
+}
+
 /** Deletes an entitlement. */
 export async function deleteEntitlement(change: GroupChangeContext, resourceServerId: string, id: string): Promise<void> {
   await keepingAnAdministrator(change, 'deleting this entitlement', async (trx) => {
-    found(await selectEntitlement(trx, resourceServerId, id), `entitlement ${id}`);
-    await deleteEntitlementRow(trx, id);
+    const current = found(await selectEntitlement(trx, resourceServerId, id), `entitlement ${id}`);
+    const narrowing = { accountIds: await accountsHolding(trx, current), resourceServerId, reason: 'entitlement-removed' } as const;
+    await announcingLostEntitlements(trx, narrowing, () => deleteEntitlementRow(trx, id));
     await recordAudit(trx, { actor: change.actor, action: 'entitlement.delete', target: id, details: { resource_server_id: resourceServerId } });
   });
   await change.bus.publish({ kind: 'entitlement', id: resourceServerId });

@@ -87,6 +87,62 @@ export function holdsOnlyEntitledScopes(person: PersonEntitlements, resourceServ
   return tokenScopes.every((scope) => !ofResourceServer.has(scope) || person.scopes.has(scope));
 }
 
+/** The entitlements of one resource server, by subject: what `resolveEntitlements` reads. */
+export interface EntitlementIndex<G extends EntitlementGrant = EntitlementGrant> {
+  readonly byGroup: ReadonlyMap<string, G>;
+  readonly byAccount: ReadonlyMap<string, G>;
+}
+
+/**
+ * What a person may receive from one resource server: the union of their own entitlement and those
+ * of the groups they are a direct member of and of those groups' parents. `parentOf` answers a
+ * group's parent (`null` for none) or `undefined` for a group that no longer exists (it gives nothing).
+ */
+export function resolveEntitlements<G extends EntitlementGrant>(
+  index: EntitlementIndex<G>,
+  parentOf: (groupId: string) => string | null | undefined,
+  accountId: string,
+  directGroupIds: readonly string[],
+): { readonly scopes: ReadonlySet<string>; readonly grants: readonly G[] } {
+  const scopes = new Set<string>();
+  // A Set: a parent entitled once counts once, however many of its subgroups the person is in.
+  const grants = new Set<G>();
+  const add = (grant: G | undefined) => {
+    if (!grant) return;
+    for (const scope of grant.scopes) scopes.add(scope);
+    grants.add(grant);
+  };
+  add(index.byAccount.get(accountId));
+  for (const id of directGroupIds) {
+    const parentId = parentOf(id);
+    if (parentId === undefined) continue;
+    add(index.byGroup.get(id));
+    if (parentId !== null) add(index.byGroup.get(parentId));
+  }
+  return { scopes, grants: [...grants] };
+}
+
+/** What a person lost at one resource server, sorted; see `lostEntitlements`. */
+export interface LostEntitlements {
+  readonly scopes: readonly string[];
+  readonly roles: readonly string[];
+}
+
+/**
+ * What a person lost at one enforcing resource server between two resolutions of their entitlements:
+ * the scopes they may no longer receive, and the roles no entitlement of theirs gives any more (a
+ * role one of their tokens may carry, see `rolesFor`). `undefined` when they lost nothing (what they
+ * kept, or gained, ends no token). A token holding a lost scope, or carrying a lost role, is no
+ * longer one the person could get: it is to end (see `holdsOnlyEntitledScopes`).
+ */
+export function lostEntitlements(before: PersonEntitlements, after: PersonEntitlements): LostEntitlements | undefined {
+  const rolesOf = (person: PersonEntitlements) => new Set(person.grants.flatMap((grant) => grant.roles));
+  const rolesAfter = rolesOf(after);
+  const scopes = [...before.scopes].filter((scope) => !after.scopes.has(scope)).sort();
+  const roles = [...rolesOf(before)].filter((role) => !rolesAfter.has(role)).sort();
+  return scopes.length === 0 && roles.length === 0 ? undefined : { scopes, roles };
+}
+
 /** The largest JSON (in bytes) a list claim may take inside a token before it overflows (see `boundedListClaim`). */
 export const MAX_LIST_CLAIM_BYTES = 2048;
 

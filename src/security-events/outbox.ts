@@ -1,6 +1,6 @@
 /**
  * The outbox of revocations decided in PostgreSQL (a client disabled, deleted or bulk-revoked; an
- * account disabled, deleted or bulk-revoked; a signing key revoked). The service that makes the change
+ * account disabled, deleted or bulk-revoked; a signing key revoked; a person losing entitlements). The service that makes the change
  * writes the event in the same transaction (so the revocation and its announcement commit or vanish
  * together); the relay (security-events.ts) moves committed rows to Redis and deletes them, right
  * after the change and periodically, so one left by a crash is relayed by the next relay of any instance.
@@ -12,13 +12,24 @@ import type { RecordedEvent, RevocationEvent } from './revocation-event.js';
 /** Rows relayed per transaction. */
 const RELAY_BATCH = 100;
 
+/** Rows written per statement when many events are recorded at once. */
+const RECORD_BATCH = 500;
+
 /** Writes `event` to the outbox, in the caller's transaction `trx`. */
 export async function recordRevocationEvent(trx: Db, event: RevocationEvent): Promise<void> {
-  const recorded: RecordedEvent = { id: randomUUID(), at: Math.floor(Date.now() / 1000), event };
-  await trx
-    .insertInto('security_event_outbox')
-    .values({ id: recorded.id, event: JSON.stringify(recorded) })
-    .execute();
+  await recordRevocationEvents(trx, [event]);
+}
+
+/** Writes `events` to the outbox, in the caller's transaction `trx` (a few statements, however many). */
+export async function recordRevocationEvents(trx: Db, events: readonly RevocationEvent[]): Promise<void> {
+  const at = Math.floor(Date.now() / 1000);
+  for (let start = 0; start < events.length; start += RECORD_BATCH) {
+    const rows = events.slice(start, start + RECORD_BATCH).map((event) => {
+      const recorded: RecordedEvent = { id: randomUUID(), at, event };
+      return { id: recorded.id, event: JSON.stringify(recorded) };
+    });
+    await trx.insertInto('security_event_outbox').values(rows).execute();
+  }
 }
 
 /**

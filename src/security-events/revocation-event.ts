@@ -14,19 +14,38 @@ export const CLIENT_TOKENS_REVOKED = 'urn:login-server:secevent:client-tokens-re
 /** This server's own event type: a signing key was revoked; what it signed no longer verifies (`kid`). */
 export const SIGNING_KEY_REVOKED = 'urn:login-server:secevent:signing-key-revoked';
 
+/**
+ * This server's own event type: a person lost scopes (or roles) at one resource server; their tokens
+ * for it issued before an instant that carry any of them are dead (`sub`, `scope`, `roles`, `revoked_before`).
+ */
+export const ENTITLEMENTS_REVOKED = 'urn:login-server:secevent:entitlements-revoked';
+
 /** The event types this server emits, as its discovery document lists them. */
-export const EVENT_TYPES = [TOKEN_REVOKED, CAEP_SESSION_REVOKED, CLIENT_TOKENS_REVOKED, SIGNING_KEY_REVOKED] as const;
+export const EVENT_TYPES = [TOKEN_REVOKED, CAEP_SESSION_REVOKED, CLIENT_TOKENS_REVOKED, SIGNING_KEY_REVOKED, ENTITLEMENTS_REVOKED] as const;
+
+/** Why a person lost entitlements (the `reason` of an entitlements-revoked event). */
+export type EntitlementsRevokedReason = 'group-membership-removed' | 'group-deleted' | 'group-moved' | 'entitlement-removed' | 'entitlement-changed';
 
 /**
- * What was revoked. Token and grant events concern only their audiences (resource server
- * identifiers); client, account and key events concern every resource server.
+ * What was revoked. Token, grant and entitlements events concern only their audiences (resource
+ * server identifiers; an entitlements event names one); client, account and key events concern every
+ * resource server.
  */
 export type RevocationEvent =
   | { readonly kind: 'token'; readonly jti: string; readonly audiences: readonly string[] }
   | { readonly kind: 'grant'; readonly gid: string; readonly audiences: readonly string[] }
   | { readonly kind: 'client'; readonly clientId: string; readonly revokedBefore: number; readonly reason: 'disabled' | 'deleted' | 'revoked' }
   | { readonly kind: 'account'; readonly sub: string; readonly revokedBefore: number; readonly reason: 'disabled' | 'deleted' | 'revoked' }
-  | { readonly kind: 'key'; readonly kid: string };
+  | { readonly kind: 'key'; readonly kid: string }
+  | {
+      readonly kind: 'entitlements';
+      readonly sub: string;
+      readonly audiences: readonly string[];
+      readonly scopes: readonly string[];
+      readonly roles: readonly string[];
+      readonly revokedBefore: number;
+      readonly reason: EntitlementsRevokedReason;
+    };
 
 /** A revocation event with the id it keeps through the outbox and the relay, and when it happened. */
 export interface RecordedEvent {
@@ -39,7 +58,7 @@ export interface RecordedEvent {
 
 /** The audiences (resource server identifiers) an event concerns, or `'all'`. */
 export function audiencesOf(event: RevocationEvent): readonly string[] | 'all' {
-  return event.kind === 'token' || event.kind === 'grant' ? event.audiences : 'all';
+  return 'audiences' in event ? event.audiences : 'all';
 }
 
 /** The SET id (`jti`) of `recorded` for the resource server `resourceServerId`: stable, so relaying twice gives the same SET. */
@@ -68,6 +87,18 @@ export function eventsClaim(recorded: RecordedEvent): Record<string, Record<stri
       return { [CAEP_SESSION_REVOKED]: { sub: event.sub, revoked_before: event.revokedBefore, reason: event.reason, event_timestamp: at } };
     case 'key':
       return { [SIGNING_KEY_REVOKED]: { kid: event.kid, event_timestamp: at } };
+    case 'entitlements':
+      return {
+        [ENTITLEMENTS_REVOKED]: {
+          sub: event.sub,
+          // Each only when something of its kind was lost (a scope string is never empty, RFC 6749 section 3.3).
+          ...(event.scopes.length > 0 ? { scope: event.scopes.join(' ') } : {}),
+          ...(event.roles.length > 0 ? { roles: [...event.roles] } : {}),
+          revoked_before: event.revokedBefore,
+          reason: event.reason,
+          event_timestamp: at,
+        },
+      };
   }
 }
 

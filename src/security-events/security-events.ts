@@ -11,7 +11,7 @@
  * `setErrs`, a push answered 202) or once older than the queue's retention.
  */
 import type { Db } from '../db/database.js';
-import type { ChangeBus } from '../events/change-bus.js';
+import type { ChangeBus, ChangeEvent } from '../events/change-bus.js';
 import { DEFAULT_JWT_TTL_SECONDS, DEFAULT_OPAQUE_TTL_SECONDS } from '../issuer/token-policy.js';
 import { decryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { Logger } from '../observability/logger.js';
@@ -36,6 +36,16 @@ const RECHECK_MS = 1_000;
 /** How often outbox rows and recorded events left by a crash are looked for. */
 const OUTBOX_INTERVAL_MS = 2_000;
 const LEFTOVER_INTERVAL_MS = 15_000;
+
+/** The change-bus kinds whose changes may write outbox rows. */
+const OUTBOX_WRITERS: ReadonlySet<ChangeEvent['kind']> = new Set<ChangeEvent['kind']>([
+  'client',
+  'account',
+  'keys',
+  'group',
+  'group-membership',
+  'entitlement',
+]);
 
 /** What the relay, the polls and the pushes work with. */
 export interface SecurityEventsDependencies {
@@ -92,8 +102,8 @@ export class SecurityEvents {
     this.deps.tokenStore.announceTo((recorded) => this.relay(recorded));
     this.deps.bus.subscribe((event) => {
       if (event.kind === 'security-events') this.#wake(event.id);
-      // A client, account or key change may have written an outbox row: relay it now.
-      else if (event.kind === 'client' || event.kind === 'account' || event.kind === 'keys') this.relayOutboxNow();
+      // A client, account, key, group, membership or entitlement change may have written an outbox row: relay it now.
+      else if (OUTBOX_WRITERS.has(event.kind)) this.relayOutboxNow();
     });
     this.relayOutboxNow();
     void this.#relayLeftovers();
@@ -102,10 +112,10 @@ export class SecurityEvents {
   }
 
   /**
-   * Queues `recorded` for every resource server it concerns (a token's or grant's audiences; every
-   * resource server for client, account and key events), wakes their waiting polls on every
-   * instance and starts their pushes. Rejects when a queue could not be written (the caller keeps the
-   * event and relays it again: queuing twice is queuing once).
+   * Queues `recorded` for every resource server it concerns (a token's, grant's or entitlements
+   * event's audiences; every resource server for client, account and key events), wakes their
+   * waiting polls on every instance and starts their pushes. Rejects when a queue could not be
+   * written (the caller keeps the event and relays it again: queuing twice is queuing once).
    */
   async relay(recorded: RecordedEvent): Promise<void> {
     await this.deps.resourceServers.settled();

@@ -9,7 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
-import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
+import {
+  addMembers as addMembersAs,
+  authorizePerson,
+  createGroup as createGroupAs,
+  entitle as entitleAs,
+  exchangeCode,
+  refreshFor,
+} from '../helpers/groups.js';
+import { authorizationUrl, Browser, createAccount, signIn, type TestClient } from '../helpers/login.js';
 import {
   adminCall,
   adminToken,
@@ -38,63 +46,13 @@ let payrollTeam: string;
 let web: TestClient & { client_secret: string };
 type Person = Awaited<ReturnType<typeof createAccount>>;
 
-/** Creates a group; fails the test unless it was created. */
-async function createGroup(name: string, parentId?: string): Promise<string> {
-  const answer = await adminCall(server.issuer, admin, 'POST', '/groups', { name, ...(parentId ? { parent_id: parentId } : {}) });
-  if (answer.status !== 201) throw new Error(`group not created: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body.id as string;
-}
-
-async function entitle(resourceServerId: string, body: Record<string, unknown>, token = admin) {
-  const answer = await adminCall(server.issuer, token, 'POST', `/resource-servers/${resourceServerId}/entitlements`, body);
-  if (answer.status !== 201) throw new Error(`entitlement not created: ${answer.status} ${JSON.stringify(answer.body)}`);
-  return answer.body as { id: string };
-}
-
-async function addMembers(groupId: string, accountIds: string[]) {
-  return adminCall(server.issuer, admin, 'POST', `/groups/${groupId}/members`, { account_ids: accountIds });
-}
-
-/** Signs `person` in through `app` asking `scope` (of `resources`), approving consent when shown; the callback URL. */
-async function authorize(
-  app: TestClient,
-  person: Person,
-  scope: string,
-  resources: string[],
-): Promise<{ callback: URL; start: { verifier: string; state: string; nonce: string } }> {
-  const browser = new Browser(app.redirect_uri);
-  const start = await authorizationUrl(as, app, { scope });
-  const url = new URL(start.url);
-  url.searchParams.delete('resource');
-  for (const resource of resources) url.searchParams.append('resource', resource);
-  let page = await signIn(browser, await browser.navigate(url.href), person.email, person.password);
-  if (page.status === 200 && page.body.includes('>Allow</button>')) page = await browser.navigate(formAction(page, 'Allow'), { form: {} });
-  return { callback: new URL(page.url), start };
-}
-
-/** A code exchange for `resource`: the token response as an outside client reads it. */
-async function exchange(
-  app: TestClient & { client_secret: string },
-  callback: URL,
-  start: { verifier: string; state: string; nonce: string },
-  resource: string,
-) {
-  const code = oauth.validateAuthResponse(as, app, callback, start.state);
-  const response = await oauth.authorizationCodeGrantRequest(as, app, oauth.ClientSecretBasic(app.client_secret), code, app.redirect_uri, start.verifier, {
-    ...insecure,
-    additionalParameters: { resource },
-  });
-  return oauth.processAuthorizationCodeResponse(as, app, response, { expectedNonce: start.nonce, requireIdToken: true });
-}
-
-/** A refresh for `resource`: the raw answer (status and JSON). */
-async function refresh(app: TestClient & { client_secret: string }, refreshToken: string, resource: string) {
-  const response = await oauth.refreshTokenGrantRequest(as, app, oauth.ClientSecretBasic(app.client_secret), refreshToken, {
-    ...insecure,
-    additionalParameters: { resource },
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
+const createGroup = (name: string, parentId?: string) => createGroupAs(server.issuer, admin, name, parentId);
+const entitle = (resourceServerId: string, body: Record<string, unknown>, token = admin) => entitleAs(server.issuer, token, resourceServerId, body);
+const addMembers = (groupId: string, accountIds: string[]) => addMembersAs(server.issuer, admin, groupId, accountIds);
+const authorize = (app: TestClient, person: Person, scope: string, resources: string[]) => authorizePerson(as, app, person, scope, resources);
+const exchange = (app: TestClient & { client_secret: string }, callback: URL, start: { verifier: string; state: string; nonce: string }, resource: string) =>
+  exchangeCode(as, app, callback, start, resource);
+const refresh = (app: TestClient & { client_secret: string }, refreshToken: string, resource: string) => refreshFor(as, app, refreshToken, resource);
 
 /** The whole audit trail (the run's other files share the database and write to it too). */
 const auditTrailOf = (token = admin) => auditTrail(server.issuer, token);

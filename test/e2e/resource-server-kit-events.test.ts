@@ -9,12 +9,13 @@ import express from 'express';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import * as oauth from 'oauth4webapi';
-import { AccessDenied, createResourceServerKit, ResourceServerKit, type ResourceServerKitOptions } from '../../resource-server-kit/src/index.js';
+import { createResourceServerKit, ResourceServerKit, type ResourceServerKitOptions } from '../../resource-server-kit/src/index.js';
 import * as forExpress from '../../resource-server-kit/src/middleware/express.js';
 import { freePort } from '../helpers/free-port.js';
 import { kidOf, kidOfToken, listKeys, sleep, within } from '../helpers/keys.js';
 import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
 import { adminCall, adminToken, discover, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
+import { bearer, untilRefused } from '../helpers/security-events.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 type Api = Awaited<ReturnType<typeof registerResourceServer>>;
@@ -31,7 +32,6 @@ let closeReceiver: () => Promise<unknown>;
 const extraKits: ResourceServerKit[] = [];
 
 const credentialsOf = (api: Api) => ({ clientId: api.introspection.client_id, clientSecret: api.introspection.client_secret });
-const bearer = (token: string) => ({ authorization: `Bearer ${token}`, method: 'GET', url: 'https://api.example.test/' });
 
 beforeAll(async () => {
   server = await startServer();
@@ -78,20 +78,6 @@ const newClient = (trust: 'internal' | 'external') =>
   registerClient(server.issuer, admin, { client_name: `kit events ${trust}`, trust, scope: 'a:read', resources: [pollApi.identifier, pushApi.identifier] });
 const tokenOf = async (client: Client, api: Api) =>
   (await issueToken(as, client.client_id, client.client_secret, { resource: api.identifier, scope: 'a:read' })).accessToken;
-
-/** Milliseconds from now until `kit` refuses `token` as invalid (it must have accepted it before: cached). */
-async function untilRefused(kit: ResourceServerKit, token: string, since: number, timeoutMs = 10_000): Promise<number> {
-  for (;;) {
-    try {
-      await kit.verify(bearer(token));
-    } catch (error) {
-      if (error instanceof AccessDenied && error.code === 'invalid_token') return performance.now() - since;
-      throw error;
-    }
-    if (performance.now() - since > timeoutMs) return Number.POSITIVE_INFINITY;
-    await sleep(2);
-  }
-}
 
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);

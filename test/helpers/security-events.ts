@@ -4,6 +4,8 @@
  * transmitter metadata (/.well-known/ssf-configuration) names.
  */
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { AccessDenied, type ResourceServerKit } from '../../resource-server-kit/src/index.js';
+import { sleep } from './keys.js';
 
 /** A resource server as the admin API registered it. */
 export interface PollingResourceServer {
@@ -101,5 +103,22 @@ export class EventInbox {
   async hasAnyMention(value: string): Promise<boolean> {
     await this.poll();
     return this.received.some((set) => Object.values(set.events).some((event) => Object.values(event).includes(value)));
+  }
+}
+
+/** A request to an API carrying `token` as a bearer token, as the kit reads it. */
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}`, method: 'GET', url: 'https://api.example.test/' });
+
+/** Milliseconds from `since` (a `performance.now()`) until `kit` refuses `token` as invalid; infinity past `timeoutMs`. */
+export async function untilRefused(kit: ResourceServerKit, token: string, since: number, timeoutMs = 10_000): Promise<number> {
+  for (;;) {
+    try {
+      await kit.verify(bearer(token));
+    } catch (error) {
+      if (error instanceof AccessDenied && error.code === 'invalid_token') return performance.now() - since;
+      throw error;
+    }
+    if (performance.now() - since > timeoutMs) return Number.POSITIVE_INFINITY;
+    await sleep(2);
   }
 }

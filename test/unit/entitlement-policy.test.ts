@@ -4,6 +4,8 @@ import {
   boundedListClaim,
   decideEntitledScopes,
   holdsOnlyEntitledScopes,
+  lostEntitlements,
+  resolveEntitlements,
   rolesFor,
   type EntitlementResourceServer,
   type PersonEntitlements,
@@ -77,6 +79,62 @@ describe('holdsOnlyEntitledScopes', () => {
 
   it('a resource server that does not enforce covers every token', () => {
     expect(holdsOnlyEntitledScopes(nobody, legacy, ['pay:refund'])).toBe(true);
+  });
+});
+
+describe('resolveEntitlements', () => {
+  const finance = { scopes: ['pay:read'], roles: ['reader'] };
+  const payrollTeam = { scopes: ['pay:write'], roles: ['clerk'] };
+  const own = { scopes: ['pay:refund'], roles: [] };
+  const index = {
+    byGroup: new Map([
+      ['finance', finance],
+      ['payroll-team', payrollTeam],
+    ]),
+    byAccount: new Map([['ann', own]]),
+  };
+  const parents = new Map<string, string | null>([
+    ['finance', null],
+    ['payroll-team', 'finance'],
+  ]);
+
+  it("is the union of the person's own entitlement, their groups' and their groups' parents', each grant once", () => {
+    const ann = resolveEntitlements(index, (id) => parents.get(id), 'ann', ['payroll-team', 'finance']);
+    expect([...ann.scopes].sort()).toEqual(['pay:read', 'pay:refund', 'pay:write']);
+    expect(ann.grants).toHaveLength(3);
+  });
+
+  it('a group that no longer exists gives nothing, nor does its parent through it', () => {
+    expect([...resolveEntitlements(index, (id) => (id === 'finance' ? null : undefined), 'bob', ['payroll-team', 'finance']).scopes]).toEqual(['pay:read']);
+    expect(resolveEntitlements(index, () => undefined, 'bob', ['payroll-team']).grants).toEqual([]);
+  });
+});
+
+describe('lostEntitlements', () => {
+  const person = (...grants: { scopes: string[]; roles: string[] }[]): PersonEntitlements => ({
+    scopes: new Set(grants.flatMap((grant) => grant.scopes)),
+    grants,
+  });
+  const reader = { scopes: ['pay:read'], roles: ['reader'] };
+  const clerkGrant = { scopes: ['pay:write', 'pay:read'], roles: ['clerk', 'reader'] };
+
+  it('names the scopes and roles that no entitlement gives any more, sorted', () => {
+    expect(lostEntitlements(person(reader, clerkGrant), person(reader))).toEqual({ scopes: ['pay:write'], roles: ['clerk'] });
+    expect(lostEntitlements(person(reader, clerkGrant), nobody)).toEqual({ scopes: ['pay:read', 'pay:write'], roles: ['clerk', 'reader'] });
+  });
+
+  it('nothing lost (what is kept through another group, or gained) is undefined: no event', () => {
+    expect(lostEntitlements(person(reader, clerkGrant), person(clerkGrant))).toBeUndefined();
+    expect(lostEntitlements(person(reader), person(reader, clerkGrant))).toBeUndefined();
+    expect(lostEntitlements(nobody, nobody)).toBeUndefined();
+  });
+
+  it('a role lost while every scope is kept is a loss (tokens carry it); so is a scope lost while the roles are kept', () => {
+    expect(lostEntitlements(person(reader, { scopes: ['pay:read'], roles: [] }), person({ scopes: ['pay:read'], roles: [] }))).toEqual({
+      scopes: [],
+      roles: ['reader'],
+    });
+    expect(lostEntitlements(person(clerkGrant), person({ scopes: ['pay:read'], roles: ['clerk', 'reader'] }))).toEqual({ scopes: ['pay:write'], roles: [] });
   });
 });
 

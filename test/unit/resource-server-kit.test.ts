@@ -37,6 +37,27 @@ describe('RevocationList', () => {
     expect(list.refuses({ client_id: 'client-1', iat: cutoff - 50 })).toBe("the client's tokens were revoked");
   });
 
+  it("an entitlement loss refuses only the person's tokens issued before it that carry a lost scope or role", () => {
+    const list = new RevocationList();
+    const cutoff = now();
+    list.record({ sub: 'person-1', revokedBefore: cutoff, scopes: ['hr:payroll'], roles: ['payroll-clerk'] });
+    const reason = 'the person lost a scope or role the token carries';
+    expect(list.refuses({ sub: 'person-1', scope: 'hr:read hr:payroll', iat: cutoff - 1 })).toBe(reason);
+    expect(list.refuses({ sub: 'person-1', scope: 'hr:read', roles: ['viewer', 'payroll-clerk'], iat: cutoff - 1 })).toBe(reason);
+    // The same person's token without what they lost, a token issued after, another person's: accepted.
+    expect(list.refuses({ sub: 'person-1', scope: 'hr:read', roles: ['viewer'], iat: cutoff - 1 })).toBeUndefined();
+    expect(list.refuses({ sub: 'person-1', scope: 'hr:payroll', iat: cutoff })).toBeUndefined();
+    expect(list.refuses({ sub: 'person-2', scope: 'hr:payroll', iat: cutoff - 1 })).toBeUndefined();
+    // Roles that overflowed to introspection may hold the lost one: refused (fail closed).
+    expect(list.refuses({ sub: 'person-1', scope: 'hr:read', _claim_names: { roles: 'roles' }, iat: cutoff - 1 })).toBe(
+      'the person lost a role the token may carry',
+    );
+    // A later loss of another scope adds to the earlier one.
+    list.record({ sub: 'person-1', revokedBefore: cutoff + 10, scopes: ['hr:read'] });
+    expect(list.refuses({ sub: 'person-1', scope: 'hr:read', iat: cutoff + 5 })).toBe(reason);
+    expect(list.refuses({ sub: 'person-1', scope: 'hr:payroll', iat: cutoff + 5 })).toBeUndefined();
+  });
+
   it('keeps at most maxEntries of each kind, forgetting the oldest', () => {
     const list = new RevocationList({ maxEntries: 2 });
     for (const jti of ['a', 'b', 'c']) list.record({ jti });
@@ -91,6 +112,12 @@ describe('reading the wire', () => {
     expect(factsOf({ client_id: 'c', revoked_before: 5, reason: 'disabled' })).toMatchObject({ clientId: 'c', revokedBefore: 5 });
     expect(factsOf({ sub: 'p', revoked_before: 5 })).toMatchObject({ sub: 'p', revokedBefore: 5 });
     expect(factsOf({ kid: 'k' })).toMatchObject({ kid: 'k' });
+    expect(factsOf({ sub: 'p', scope: 'a:read a:write', roles: ['clerk'], revoked_before: 5, reason: 'group-deleted' })).toMatchObject({
+      sub: 'p',
+      revokedBefore: 5,
+      scopes: ['a:read', 'a:write'],
+      roles: ['clerk'],
+    });
     expect(factsOf({ sub: 'p' })).toBeUndefined();
     expect(factsOf({ event_timestamp: 1 })).toBeUndefined();
   });

@@ -2,7 +2,7 @@
  * Security Event Tokens (RFC 8417) from the issuer: a JWS with `typ: secevent+jwt`, signed with a key
  * of the issuer's JWKS, for this resource server (`aud`). The kit acts on the fields of each event
  * whatever its type URI, so a new event type that names a `jti`, a `gid`, a client or an account with
- * `revoked_before`, or a `kid`, works without a new kit.
+ * `revoked_before` (and, for an account, the `scope` and `roles` it lost), or a `kid`, works without a new kit.
  */
 import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { AccessDenied } from '../errors.js';
@@ -15,6 +15,7 @@ export const EVENT_TYPES = {
   tokenRevoked: 'urn:login-server:secevent:token-revoked',
   clientTokensRevoked: 'urn:login-server:secevent:client-tokens-revoked',
   signingKeyRevoked: 'urn:login-server:secevent:signing-key-revoked',
+  entitlementsRevoked: 'urn:login-server:secevent:entitlements-revoked',
 } as const;
 
 /** RFC 8935 section 2.4 / RFC 8936 error codes for a SET the kit refuses. */
@@ -51,6 +52,8 @@ export function factsOf(fields: Record<string, unknown>): RevocationFacts | unde
     sub: text(fields.sub),
     revokedBefore: numericDate(fields.revoked_before),
     kid: text(fields.kid),
+    scopes: typeof fields.scope === 'string' ? fields.scope.split(' ').filter(Boolean) : undefined,
+    roles: Array.isArray(fields.roles) ? fields.roles.filter((role): role is string => typeof role === 'string' && role !== '') : undefined,
   };
   const meaningful = facts.jti ?? facts.gid ?? facts.kid ?? (facts.revokedBefore !== undefined ? 'cut-off' : undefined);
   return meaningful === undefined ? undefined : facts;
