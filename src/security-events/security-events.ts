@@ -10,6 +10,7 @@
  * Delivery is at least once: an event leaves a queue only when acknowledged (a poll's `ack` or
  * `setErrs`, a push answered 202) or once older than the queue's retention.
  */
+import { adminAudience } from '../admin/admin-auth.js';
 import type { Db } from '../db/database.js';
 import type { ChangeBus, ChangeEvent } from '../events/change-bus.js';
 import { DEFAULT_JWT_TTL_SECONDS, DEFAULT_OPAQUE_TTL_SECONDS } from '../issuer/token-policy.js';
@@ -95,7 +96,11 @@ export class SecurityEvents {
     (error) => this.deps.logger.warn({ err: error }, 'revocation events of the outbox not relayed yet; retried shortly'),
   );
 
-  constructor(private readonly deps: SecurityEventsDependencies) {}
+  readonly #adminAudience: string;
+
+  constructor(private readonly deps: SecurityEventsDependencies) {
+    this.#adminAudience = adminAudience(deps.issuer);
+  }
 
   /** Wires the relay to the token store and the change bus, relays what a crash may have left, and starts the periodic relays. */
   start(): void {
@@ -120,10 +125,12 @@ export class SecurityEvents {
   async relay(recorded: RecordedEvent): Promise<void> {
     await this.deps.resourceServers.settled();
     const audiences = audiencesOf(recorded.event);
-    const targets =
+    const concerned =
       audiences === 'all'
         ? this.deps.resourceServers.all()
         : [...new Set(audiences)].map((identifier) => this.deps.resourceServers.byIdentifier(identifier)).filter((rs) => rs !== undefined);
+    // The admin API is this server: it checks its tokens itself, and nobody polls its queue.
+    const targets = concerned.filter((rs) => rs.identifier !== this.#adminAudience);
     try {
       await Promise.all(targets.map((rs) => this.deps.queue.enqueue(rs.id, setIdFor(recorded, rs.id), recorded, retentionOf(rs))));
     } catch (error) {

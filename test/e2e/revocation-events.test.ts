@@ -10,7 +10,19 @@ import { decodeJwt } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { listKeys, kidOf, sleep } from '../helpers/keys.js';
 import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
-import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
+import { Redis } from 'ioredis';
+import {
+  adminCall,
+  adminToken,
+  discover,
+  findResourceServer,
+  introspect,
+  issueToken,
+  registerClient,
+  registerResourceServer,
+  revoke,
+  uniqueResource,
+} from '../helpers/oauth.js';
 import { EventInbox, pollRequest } from '../helpers/security-events.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
@@ -147,6 +159,21 @@ describe('every revocation reaches the resource servers it concerns, and no othe
       // The token just issued is dead: issued before the instant.
       expect(iat!).toBeLessThan(revokedBefore);
       expect(revokedBefore).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 1);
+    }
+  });
+
+  it("queues nothing for the admin API's own audience: the server checks its admin tokens itself, and nobody polls that queue", async () => {
+    const adminApi = await findResourceServer(server.issuer, admin, `${server.issuer}/admin`);
+    expect(adminApi).toBeDefined();
+    const client = await newClient('internal');
+    expect((await adminCall(server.issuer, admin, 'POST', `/clients/${client.client_id}/revoke-tokens`)).status).toBe(204);
+    await ordersInbox.waitFor(CLIENT_TOKENS_REVOKED, { client_id: client.client_id });
+    const redis = new Redis(process.env.TEST_REDIS_URL!);
+    try {
+      const queueKeys = ['order', 'events'].map((part) => `${process.env.TEST_RUN_REDIS_PREFIX}secevents:{${adminApi!.id}}:${part}`);
+      expect(await redis.exists(...queueKeys)).toBe(0);
+    } finally {
+      redis.disconnect();
     }
   });
 
