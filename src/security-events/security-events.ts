@@ -34,9 +34,13 @@ const MIN_RETENTION_SECONDS = 24 * 60 * 60;
 export const MAX_EVENTS_PER_POLL = 100;
 /** A waiting poll looks at its queue again at least this often, should a wake-up have been missed (Redis reconnecting). */
 const RECHECK_MS = 1_000;
-/** How often outbox rows and recorded events left by a crash are looked for. */
+/** How often outbox rows left by a crash are looked for (an indexed read). */
 const OUTBOX_INTERVAL_MS = 2_000;
-const LEFTOVER_INTERVAL_MS = 15_000;
+/**
+ * How often recorded events left in Redis by a crash are looked for, by one instance for all: the
+ * look is a SCAN of every key. Each instance also looks when it starts.
+ */
+const LEFTOVER_INTERVAL_MS = 60_000;
 
 /** The change-bus kinds whose changes may write outbox rows. */
 const OUTBOX_WRITERS: ReadonlySet<ChangeEvent['kind']> = new Set<ChangeEvent['kind']>([
@@ -113,7 +117,8 @@ export class SecurityEvents {
     this.relayOutboxNow();
     void this.#relayLeftovers();
     this.#timers.push(setInterval(() => this.relayOutboxNow(), OUTBOX_INTERVAL_MS).unref());
-    this.#timers.push(setInterval(() => void this.#relayLeftovers(), LEFTOVER_INTERVAL_MS).unref());
+    // Every 15 s an instance offers; the lease lets one of them look per interval.
+    this.#timers.push(setInterval(() => void this.#relayLeftovers(LEFTOVER_INTERVAL_MS), LEFTOVER_INTERVAL_MS / 4).unref());
   }
 
   /**
@@ -150,10 +155,10 @@ export class SecurityEvents {
     this.#outboxRelay.request();
   }
 
-  async #relayLeftovers(): Promise<void> {
+  async #relayLeftovers(notWithinMs?: number): Promise<void> {
     if (this.#stopped) return;
     try {
-      const relayed = await this.deps.tokenStore.relayLeftoverAnnouncements();
+      const relayed = await this.deps.tokenStore.relayLeftoverAnnouncements(notWithinMs);
       if (relayed > 0) this.deps.logger.info({ relayed }, 'revocation events left by an interrupted relay were relayed');
     } catch (error) {
       this.deps.logger.warn({ err: error }, 'revocation events left by an interrupted relay not relayed yet; retried shortly');

@@ -31,7 +31,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
     findIntrospectable: (models, token) => measured('findIntrospectable', () => store.findIntrospectable(models, token)),
     revokeJwt: (jti, expiresAt, audiences) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt, audiences)),
     announceTo: (relay) => store.announceTo(relay),
-    relayLeftoverAnnouncements: () => measured('relayLeftoverAnnouncements', () => store.relayLeftoverAnnouncements()),
+    relayLeftoverAnnouncements: (notWithinMs) => measured('relayLeftoverAnnouncements', () => store.relayLeftoverAnnouncements(notWithinMs)),
     isGrantActive: (grantDigest) => measured('isGrantActive', () => store.isGrantActive(grantDigest)),
     grantOfDigest: (grantDigest) => measured('grantOfDigest', () => store.grantOfDigest(grantDigest)),
     isJwtRevoked: (jti) => measured('isJwtRevoked', () => store.isJwtRevoked(jti)),

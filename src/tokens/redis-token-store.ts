@@ -178,6 +178,9 @@ local stored = redis.call('HGET', KEYS[1], 'payload')
 if stored then redis.call('DEL', KEYS[1]) end
 return stored`;
 
+/** Held for the interval after a periodic scan for leftover events (see relayLeftoverAnnouncements). */
+const LEFTOVER_SCAN_LEASE_KEY = 'secevent-leftover-scan';
+
 /** How the keys of Session records begin (see recordKey). */
 const SESSION_RECORD_PREFIX = 'Session:{';
 
@@ -438,9 +441,11 @@ export class RedisTokenStore implements TokenStore {
 
   /**
    * Scans every master for recorded events left unrelayed (SCAN, so Redis keeps serving meanwhile),
-   * relays and deletes each.
+   * relays and deletes each. With `notWithinMs`, the first instance to set the lease key (SET NX
+   * with that expiry) scans, and the others skip until it expires.
    */
-  async relayLeftoverAnnouncements(): Promise<number> {
+  async relayLeftoverAnnouncements(notWithinMs?: number): Promise<number> {
+    if (notWithinMs !== undefined && (await this.#redis.set(this.#key(LEFTOVER_SCAN_LEASE_KEY), '1', 'PX', notWithinMs, 'NX')) === null) return 0;
     const nodes: Redis[] = this.#redis instanceof Cluster ? this.#redis.nodes('master') : [this.#redis];
     let relayed = 0;
     for (const node of nodes) {

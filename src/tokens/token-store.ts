@@ -188,8 +188,11 @@ export interface TokenStore {
   /**
    * Relays the events recorded with a revocation whose relay did not finish (the process crashed in
    * between, or the relay failed); deletes each once relayed. Resolves with how many it relayed.
+   * @param notWithinMs - look only if no instance sharing the store has looked within this many
+   *   milliseconds (the Redis store's look is a SCAN of every key: once per interval for all
+   *   instances, not once per instance). Without it, look now.
    */
-  relayLeftoverAnnouncements(): Promise<number>;
+  relayLeftoverAnnouncements(notWithinMs?: number): Promise<number>;
   /** Whether `revokeJwt` was called for this id (and the record has not expired). */
   isJwtRevoked(jti: string): Promise<boolean>;
   /** Resolves when the store answers; rejects when it does not. */

@@ -139,3 +139,43 @@ describe('RedisTokenStore scripts', () => {
     expect(await redis.ttl(`${prefix}AuthorizationCode:{${sha256Base64Url(again)}}`)).toBeGreaterThan(0);
   });
 });
+
+describe('RedisTokenStore leftover events', () => {
+  const { redis, prefix } = connect();
+  // Two instances sharing one Redis and prefix; every relay to them fails until told otherwise.
+  const instances = [new RedisTokenStore(redis, prefix), new RedisTokenStore(redis, prefix)];
+  const relayed: string[] = [];
+  let relayFails = true;
+  for (const instance of instances) {
+    instance.announceTo(async (recorded) => {
+      if (relayFails) throw new Error('queue away');
+      relayed.push(recorded.id);
+    });
+  }
+
+  afterAll(async () => {
+    await deleteUnder(redis, prefix);
+    await redis.quit();
+  });
+
+  /** A revocation whose event could not be relayed: it stays recorded in Redis. */
+  async function leaveOne(): Promise<void> {
+    const value = newTokenValue();
+    await instances[0].adapter('AccessToken').upsert(value, payloadFor('AccessToken', value, { aud: 'https://a.test/' }), 60);
+    relayFails = true;
+    await instances[0].adapter('AccessToken').destroy(value);
+    relayFails = false;
+  }
+
+  it('the periodic look (a SCAN of every key) runs on one instance per interval; a look at start runs at once', async () => {
+    await leaveOne();
+    expect(await instances[0].relayLeftoverAnnouncements(60_000)).toBe(1);
+    await leaveOne();
+    // The other instance, within the interval: it does not scan, and the event waits.
+    expect(await instances[1].relayLeftoverAnnouncements(60_000)).toBe(0);
+    expect(relayed).toHaveLength(1);
+    // The look an instance makes when it starts does not wait for the interval.
+    expect(await instances[1].relayLeftoverAnnouncements()).toBe(1);
+    expect(relayed).toHaveLength(2);
+  });
+});
