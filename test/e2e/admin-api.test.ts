@@ -1,6 +1,6 @@
 /** The admin API's first routes: authorisation, validation, problem+json, pagination. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { adminCall, adminToken, auditTrail, discover, issueToken, registerClient, revoke, uniqueResource } from '../helpers/oauth.js';
+import { adminCall, adminToken, auditTrail, discover, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
 import { startServer, testAdmin, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
@@ -238,12 +238,8 @@ describe('clients', () => {
 
 describe('the audit trail', () => {
   it('narrows to a target, an actor or an action, page by page, and refuses an empty or over-long filter', async () => {
-    const api = await adminCall(server.issuer, admin, 'POST', '/resource-servers', {
-      identifier: uniqueResource('audited'),
-      name: 'Audited',
-      scopes: ['a:read'],
-    });
-    const common = { trust: 'internal', resources: [api.body.identifier], scope: 'a:read' };
+    const api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('audited'), name: 'Audited', scopes: ['a:read'] });
+    const common = { trust: 'internal', resources: [api.identifier], scope: 'a:read' };
     const client = await registerClient(server.issuer, admin, { client_name: 'Audited', ...common });
     const other = await registerClient(server.issuer, admin, { client_name: 'Other', ...common });
     for (const name of ['Audited 2', 'Audited 3']) {

@@ -8,7 +8,17 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import {
+  adminCall,
+  adminToken,
+  discover,
+  introspect,
+  introspectAsIs,
+  issueToken,
+  registerClient,
+  registerResourceServer,
+  uniqueResource,
+} from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const JWT_TYPE = 'application/token-introspection+jwt';
@@ -38,17 +48,7 @@ async function audienceWithClient(body: Record<string, unknown> = {}) {
 }
 
 /** Introspects as the resource server, asking for a JWT; the raw answer. */
-async function introspectForJwt(rs: Registered, token: string, accept = JWT_TYPE): Promise<Response> {
-  return fetch(as.introspection_endpoint!, {
-    method: 'POST',
-    headers: {
-      authorization: `Basic ${Buffer.from(`${rs.introspection.client_id}:${rs.introspection.client_secret}`).toString('base64')}`,
-      'content-type': 'application/x-www-form-urlencoded',
-      accept,
-    },
-    body: new URLSearchParams({ token }),
-  });
-}
+const introspectForJwt = (rs: Registered, token: string, accept = JWT_TYPE): Promise<Response> => introspectAsIs(as, rs, token, accept);
 
 /** Checks an RFC 9701 answer against the JWKS; its payload. */
 async function verified(response: Response, caller: string) {

@@ -15,7 +15,17 @@ import {
 } from '../../resource-server-kit/src/index.js';
 import { boundClientCredentials, dpopKey, resourceRequestHeaders } from '../helpers/dpop.js';
 import { kidOf, kidOfToken, listKeys, sleep, within } from '../helpers/keys.js';
-import { adminCall, adminToken, discover, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
+import {
+  adminCall,
+  adminToken,
+  discover,
+  introspectAsIs,
+  issueToken,
+  registerClient,
+  registerResourceServer,
+  revoke,
+  uniqueResource,
+} from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 let server: RunningServer;
@@ -138,15 +148,7 @@ describe('JWT access tokens (RFC 9068), validated offline', () => {
 
   it('refuses a JWT of ours that is not an access token (typ), such as a signed introspection answer', async () => {
     const token = await tokenFor(signedAnswersApi, 'vault:read');
-    const response = await fetch(as.introspection_endpoint!, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${signedAnswersApi.introspection.client_id}:${signedAnswersApi.introspection.client_secret}`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-        accept: 'application/token-introspection+jwt',
-      },
-      body: new URLSearchParams({ token }),
-    });
+    const response = await introspectAsIs(as, signedAnswersApi, token, 'application/token-introspection+jwt');
     const signedAnswer = await response.text();
     expect(signedAnswer.split('.')).toHaveLength(3);
     const kit = await kitFor(signedAnswersApi);
@@ -249,15 +251,7 @@ describe('opaque tokens, introspected (RFC 7662)', () => {
     const token = await tokenFor(signedOpaqueApi, 'safe:read');
     expect(token.split('.')).toHaveLength(1);
     // The issuer answers this resource server with a signed JWT even when JSON is asked for.
-    const raw = await fetch(as.introspection_endpoint!, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${signedOpaqueApi.introspection.client_id}:${signedOpaqueApi.introspection.client_secret}`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-        accept: 'application/json',
-      },
-      body: new URLSearchParams({ token }).toString(),
-    });
+    const raw = await introspectAsIs(as, signedOpaqueApi, token, 'application/json');
     expect(raw.headers.get('content-type')).toMatch(/^application\/token-introspection\+jwt/);
     await raw.arrayBuffer();
     expect(await kit.verify(bearer(token))).toMatchObject({ format: 'opaque', clientId: worker.client_id, scopes: ['safe:read'], cached: false });

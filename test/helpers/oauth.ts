@@ -56,6 +56,27 @@ export async function introspect(as: oauth.AuthorizationServer, clientId: string
   return (await response.json()) as Record<string, unknown>;
 }
 
+/**
+ * Introspection as the resource server `rs` asks for it (HTTP Basic), answered as is: `accept` names
+ * the media type it asks for (RFC 9701's signed answer, or JSON).
+ */
+export function introspectAsIs(
+  as: oauth.AuthorizationServer,
+  rs: { readonly introspection: { readonly client_id: string; readonly client_secret: string } },
+  token: string,
+  accept: string,
+): Promise<Response> {
+  return fetch(as.introspection_endpoint!, {
+    method: 'POST',
+    headers: {
+      authorization: `Basic ${Buffer.from(`${rs.introspection.client_id}:${rs.introspection.client_secret}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+      accept,
+    },
+    body: new URLSearchParams({ token }),
+  });
+}
+
 /** RFC 7009 revocation with the client's credentials; the HTTP status. */
 export async function revoke(as: oauth.AuthorizationServer, clientId: string, clientSecret: string, token: string): Promise<number> {
   const response = await oauth.revocationRequest(as, { client_id: clientId }, oauth.ClientSecretBasic(clientSecret), token, insecure);
