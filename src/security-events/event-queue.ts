@@ -5,7 +5,7 @@
  * time they were queued, and a hash of SET id to recorded event. Both expire when the queue has been
  * untouched for its retention, and entries older than that are dropped as new ones come.
  */
-import { createHash } from 'node:crypto';
+import { RedisScript } from '../shared/redis-script.js';
 import type { Cluster, Redis } from 'ioredis';
 import { parseRecordedEvent, type RecordedEvent } from './revocation-event.js';
 
@@ -62,24 +62,9 @@ local removed = redis.call('ZREM', KEYS[1], unpack(ARGV))
 redis.call('HDEL', KEYS[2], unpack(ARGV))
 return removed`;
 
-/** A Lua script sent by SHA-1 (EVALSHA), in full only when Redis does not know it yet. */
-class Script {
-  readonly #sha: string;
-  constructor(readonly lua: string) {
-    // SHA-1 is how Redis names scripts, not a security measure.
-    this.#sha = createHash('sha1').update(lua).digest('hex');
-  }
-  run(redis: Redis | Cluster, keys: readonly string[], ...args: (string | number)[]): Promise<unknown> {
-    return redis.evalsha(this.#sha, keys.length, ...keys, ...args).catch((error: unknown) => {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return redis.eval(this.lua, keys.length, ...keys, ...args);
-    });
-  }
-}
-
-const enqueueScript = new Script(ENQUEUE_SCRIPT);
-const peekScript = new Script(PEEK_SCRIPT);
-const removeScript = new Script(REMOVE_SCRIPT);
+const enqueueScript = new RedisScript(ENQUEUE_SCRIPT);
+const peekScript = new RedisScript(PEEK_SCRIPT);
+const removeScript = new RedisScript(REMOVE_SCRIPT);
 
 /** {@link EventQueue} in Redis (standalone or Cluster), shared by every instance. */
 export class RedisEventQueue implements EventQueue {
@@ -95,11 +80,11 @@ export class RedisEventQueue implements EventQueue {
   }
 
   async enqueue(resourceServerId: string, setId: string, recorded: RecordedEvent, retentionSeconds: number): Promise<void> {
-    await enqueueScript.run(this.redis, this.#keys(resourceServerId), setId, JSON.stringify(recorded), Date.now(), retentionSeconds * 1000);
+    await enqueueScript.runKeys(this.redis, this.#keys(resourceServerId), setId, JSON.stringify(recorded), Date.now(), retentionSeconds * 1000);
   }
 
   async peek(resourceServerId: string, max: number): Promise<{ events: QueuedEvent[]; more: boolean }> {
-    const reply = (await peekScript.run(this.redis, this.#keys(resourceServerId), Math.max(1, max))) as [number, ...string[]];
+    const reply = (await peekScript.runKeys(this.redis, this.#keys(resourceServerId), Math.max(1, max))) as [number, ...string[]];
     const [total, ...pairs] = reply;
     const events: QueuedEvent[] = [];
     for (let i = 0; i + 1 < pairs.length; i += 2) {
@@ -111,7 +96,7 @@ export class RedisEventQueue implements EventQueue {
 
   async remove(resourceServerId: string, setIds: readonly string[]): Promise<number> {
     if (setIds.length === 0) return 0;
-    return Number(await removeScript.run(this.redis, this.#keys(resourceServerId), ...setIds));
+    return Number(await removeScript.runKeys(this.redis, this.#keys(resourceServerId), ...setIds));
   }
 }
 

@@ -8,10 +8,11 @@
  * it on time. Key names and their hash tags are in token-keys.ts: no command or transaction here spans
  * two hash slots, which Redis Cluster would refuse (CROSSSLOT).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { parseRecordedEvent, type RecordedEvent } from '../security-events/revocation-event.js';
 import { Cluster, type ChainableCommander, type Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { RedisScript } from '../shared/redis-script.js';
 import { sha256Base64Url } from '../shared/secrets.js';
 import {
   ANNOUNCED_DESTROY_MODELS,
@@ -184,31 +185,6 @@ const LEFTOVER_SCAN_LEASE_KEY = 'secevent-leftover-scan';
 /** How the keys of Session records begin (see recordKey). */
 const SESSION_RECORD_PREFIX = 'Session:{';
 
-/**
- * A Lua script, sent by its SHA-1 (EVALSHA) rather than in full on every call; in full (EVAL) only
- * when Redis answers NOSCRIPT (a new server, a restart, SCRIPT FLUSH), which also loads it. Its keys
- * must share a slot (Redis Cluster).
- */
-class Script {
-  readonly #sha: string;
-
-  constructor(readonly lua: string) {
-    // SHA-1 is how Redis names scripts, not a security measure.
-    this.#sha = createHash('sha1').update(lua).digest('hex');
-  }
-
-  run(redis: Redis | Cluster, key: string, ...args: (string | number)[]): Promise<unknown> {
-    return this.runKeys(redis, [key], ...args);
-  }
-
-  runKeys(redis: Redis | Cluster, keys: readonly string[], ...args: (string | number)[]): Promise<unknown> {
-    return redis.evalsha(this.#sha, keys.length, ...keys, ...args).catch((error: unknown) => {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return redis.eval(this.lua, keys.length, ...keys, ...args);
-    });
-  }
-}
-
 // KEYS: the records of one value under several models (one hash tag, so one slot). Answers the
 // 1-based index of the first that exists, its payload and its consumed time (nil when not consumed), or 0.
 const FIND_FIRST_SCRIPT = `
@@ -219,14 +195,14 @@ end
 return 0
 `;
 
-const consumeScript = new Script(CONSUME_SCRIPT);
-const findFirstScript = new Script(FIND_FIRST_SCRIPT);
-const upsertScript = new Script(UPSERT_SCRIPT);
-const joinSetScript = new Script(JOIN_SET_SCRIPT);
-const revokeOwnClientCredentialsScript = new Script(REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT);
-const destroyAnnouncedScript = new Script(DESTROY_ANNOUNCED_SCRIPT);
-const revokeGrantScript = new Script(REVOKE_GRANT_SCRIPT);
-const revokeJwtScript = new Script(REVOKE_JWT_SCRIPT);
+const consumeScript = new RedisScript(CONSUME_SCRIPT);
+const findFirstScript = new RedisScript(FIND_FIRST_SCRIPT);
+const upsertScript = new RedisScript(UPSERT_SCRIPT);
+const joinSetScript = new RedisScript(JOIN_SET_SCRIPT);
+const revokeOwnClientCredentialsScript = new RedisScript(REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT);
+const destroyAnnouncedScript = new RedisScript(DESTROY_ANNOUNCED_SCRIPT);
+const revokeGrantScript = new RedisScript(REVOKE_GRANT_SCRIPT);
+const revokeJwtScript = new RedisScript(REVOKE_JWT_SCRIPT);
 
 /** How the subject and audiences of each announced model's event are read from its payload (see DESTROY_ANNOUNCED_SCRIPT). */
 const DESTROY_EVENTS: Readonly<Record<string, readonly [kind: string, field: string, payloadField: string, keysOf: '0' | '1']>> = {
@@ -241,8 +217,8 @@ const DESTROY_EVENTS: Readonly<Record<string, readonly [kind: string, field: str
  * for a grant, the digest itself (what JWT access tokens carry as `gid`).
  */
 const subjectOf = (model: string, idDigest: string) => (model === 'Grant' ? idDigest : idDigest.slice(0, 32));
-const takeAccountRecordScript = new Script(TAKE_ACCOUNT_RECORD_SCRIPT);
-const takeRecordScript = new Script(TAKE_RECORD_SCRIPT);
+const takeAccountRecordScript = new RedisScript(TAKE_ACCOUNT_RECORD_SCRIPT);
+const takeRecordScript = new RedisScript(TAKE_RECORD_SCRIPT);
 
 /** Runs a transaction and returns its replies, throwing the first command error (ioredis resolves with them). */
 async function exec(transaction: ChainableCommander): Promise<unknown[]> {
