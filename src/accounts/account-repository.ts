@@ -2,7 +2,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { AccountsTable } from '../db/schema.js';
-import { keysetAfter, type PageCursor } from '../shared/pagination.js';
+import { pageAfter, type PageCursor } from '../shared/pagination.js';
 import { isPossibleAccountId, isPossibleEmail, type Account } from './account.js';
 
 type Row = Selectable<AccountsTable>;
@@ -67,16 +67,11 @@ export async function selectAccountForSignIn(db: Db, email: string): Promise<{ a
 
 /** A page of accounts in creation order, `limit + 1` rows. */
 export async function selectAccountPage(db: Db, limit: number, after: PageCursor | undefined): Promise<Account[]> {
-  let query = db.selectFrom('accounts').selectAll();
-  if (after) {
-    const afterId = isPossibleAccountId(after.id) ? after.id : '00000000-0000-0000-0000-000000000000';
-    query = query.where(keysetAfter(after, 'created_at', 'id', afterId));
-  }
-  const rows = await query
-    .orderBy('created_at')
-    .orderBy('id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await pageAfter(db.selectFrom('accounts').selectAll(), after, limit, {
+    createdAtColumn: 'created_at',
+    idColumn: 'id',
+    storableId: (id) => (isPossibleAccountId(id) ? id : '00000000-0000-0000-0000-000000000000'),
+  }).execute();
   return rows.map(toAccount);
 }
 

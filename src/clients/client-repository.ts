@@ -2,7 +2,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import type { ClientsTable } from '../db/schema.js';
-import { keysetAfter, type PageCursor } from '../shared/pagination.js';
+import { pageAfter, type PageCursor } from '../shared/pagination.js';
 import { isPossibleClientId, type Client, type ClientMetadata, type ClientWithSecrets } from './client.js';
 
 type Row = Selectable<ClientsTable>;
@@ -77,15 +77,10 @@ export async function selectClientWithSecrets(db: Db, clientId: string): Promise
 
 /** A page of application clients (not introspection identities) in creation order, `limit + 1` rows. */
 export async function selectClientPage(db: Db, limit: number, after: PageCursor | undefined): Promise<Client[]> {
-  let query = db.selectFrom('clients').selectAll().where('resource_server_id', 'is', null);
-  if (after) {
-    query = query.where(keysetAfter(after, 'created_at', 'client_id'));
-  }
-  const rows = await query
-    .orderBy('created_at')
-    .orderBy('client_id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await pageAfter(db.selectFrom('clients').selectAll().where('resource_server_id', 'is', null), after, limit, {
+    createdAtColumn: 'created_at',
+    idColumn: 'client_id',
+  }).execute();
   return rows.map(toClient);
 }
 

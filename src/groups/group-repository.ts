@@ -3,7 +3,7 @@ import { sql, type Selectable } from 'kysely';
 import { isPossibleAccountId } from '../accounts/account.js';
 import type { Db } from '../db/database.js';
 import type { EntitlementsTable, GroupsTable } from '../db/schema.js';
-import { keysetAfter, type PageCursor } from '../shared/pagination.js';
+import { pageAfter, type PageCursor } from '../shared/pagination.js';
 import type { Entitlement, Group, GroupMember } from './group.js';
 
 const NO_ID = '00000000-0000-0000-0000-000000000000';
@@ -41,16 +41,11 @@ export async function selectGroup(db: Db, id: string): Promise<Group | undefined
 
 /** A page of groups in creation order, `limit + 1` rows. */
 export async function selectGroupPage(db: Db, limit: number, after: PageCursor | undefined): Promise<Group[]> {
-  let query = db.selectFrom('groups').selectAll();
-  if (after) {
-    const afterId = uuidOrNone(after.id);
-    query = query.where(keysetAfter(after, 'created_at', 'id', afterId));
-  }
-  const rows = await query
-    .orderBy('created_at')
-    .orderBy('id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await pageAfter(db.selectFrom('groups').selectAll(), after, limit, {
+    createdAtColumn: 'created_at',
+    idColumn: 'id',
+    storableId: uuidOrNone,
+  }).execute();
   return rows.map(toGroup);
 }
 
@@ -138,20 +133,16 @@ export async function selectMembersOfGroupTree(db: Db, groupId: string, limit: n
 
 /** A page of a group's members in the order they were added, `limit + 1` rows. */
 export async function selectMemberPage(db: Db, groupId: string, limit: number, after: PageCursor | undefined): Promise<GroupMember[]> {
-  let query = db
-    .selectFrom('group_members')
-    .innerJoin('accounts', 'accounts.id', 'group_members.account_id')
-    .select(['group_members.account_id', 'group_members.created_at', 'accounts.email', 'accounts.name'])
-    .where('group_members.group_id', '=', groupId);
-  if (after) {
-    const afterId = uuidOrNone(after.id);
-    query = query.where(keysetAfter(after, 'group_members.created_at', 'group_members.account_id', afterId));
-  }
-  const rows = await query
-    .orderBy('group_members.created_at')
-    .orderBy('group_members.account_id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await pageAfter(
+    db
+      .selectFrom('group_members')
+      .innerJoin('accounts', 'accounts.id', 'group_members.account_id')
+      .select(['group_members.account_id', 'group_members.created_at', 'accounts.email', 'accounts.name'])
+      .where('group_members.group_id', '=', groupId),
+    after,
+    limit,
+    { createdAtColumn: 'group_members.created_at', idColumn: 'group_members.account_id', storableId: uuidOrNone },
+  ).execute();
   return rows.map((row) => ({ accountId: row.account_id, email: row.email, name: row.name, addedAt: row.created_at }));
 }
 
@@ -211,16 +202,11 @@ export async function selectEntitlement(db: Db, resourceServerId: string, id: st
 
 /** A page of a resource server's entitlements in creation order, `limit + 1` rows. */
 export async function selectEntitlementPage(db: Db, resourceServerId: string, limit: number, after: PageCursor | undefined): Promise<Entitlement[]> {
-  let query = db.selectFrom('entitlements').selectAll().where('resource_server_id', '=', resourceServerId);
-  if (after) {
-    const afterId = uuidOrNone(after.id);
-    query = query.where(keysetAfter(after, 'created_at', 'id', afterId));
-  }
-  const rows = await query
-    .orderBy('created_at')
-    .orderBy('id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await pageAfter(db.selectFrom('entitlements').selectAll().where('resource_server_id', '=', resourceServerId), after, limit, {
+    createdAtColumn: 'created_at',
+    idColumn: 'id',
+    storableId: uuidOrNone,
+  }).execute();
   return rows.map(toEntitlement);
 }
 

@@ -5,7 +5,7 @@
  * and is announced on the change bus so that every instance reloads its key ring.
  */
 import type { Db } from '../db/database.js';
-import { keysetAfter, type PageCursor } from '../shared/pagination.js';
+import { pageAfter, type PageCursor } from '../shared/pagination.js';
 import { recordAudit } from '../audit/audit.js';
 import { keyRotations, signingKeyRotationDue, signingKeys } from '../observability/metrics.js';
 import type { ChangeContext } from '../shared/change-context.js';
@@ -278,11 +278,11 @@ export async function maintainSigningKeys(change: KeyChangeContext): Promise<{ r
 
 /** A page of published keys in creation order, `limit + 1` of them (see `toPage`). */
 export async function listSigningKeys(db: Db, policy: KeyPolicy, limit: number, after: PageCursor | undefined): Promise<SigningKeyView[]> {
-  let query = selectPublishedKeys(db, new Date(), policy.algs).select(['kid', 'alg', 'state', 'created_at', 'activates_at', 'retires_at', 'expires_at']);
-  if (after) {
-    query = query.where(keysetAfter(after, 'created_at', 'kid'));
-  }
-  const [rows, pairs] = await Promise.all([query.orderBy('created_at').orderBy('kid').limit(limit + 1).execute(), selectSigningPairs(db, policy.algs)]);
+  const query = selectPublishedKeys(db, new Date(), policy.algs).select(['kid', 'alg', 'state', 'created_at', 'activates_at', 'retires_at', 'expires_at']);
+  const [rows, pairs] = await Promise.all([
+    pageAfter(query, after, limit, { createdAtColumn: 'created_at', idColumn: 'kid' }).execute(),
+    selectSigningPairs(db, policy.algs),
+  ]);
   return rows.map((row) => {
     const alg = row.alg as SigningAlg;
     const state = row.state as SigningKeyView['state'];

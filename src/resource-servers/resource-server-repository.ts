@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely';
 import type { Db } from '../db/database.js';
 import { decryptWithKek, encryptWithKek, type KeyEncryptionKey } from '../keys/key-encryption.js';
 import type { ResourceServersTable } from '../db/schema.js';
-import { keysetAfter, type PageCursor } from '../shared/pagination.js';
+import { pageAfter, type PageCursor } from '../shared/pagination.js';
 import { isAcr } from '../issuer/authentication-policy.js';
 import type { ResourceServer } from './resource-server.js';
 
@@ -89,15 +89,7 @@ export async function selectResourceServer(db: Db, id: string): Promise<Resource
 
 /** A page of resource servers in creation order, `limit + 1` rows (see `toPage`). */
 export async function selectResourceServerPage(db: Db, limit: number, after: PageCursor | undefined): Promise<ResourceServer[]> {
-  let query = db.selectFrom('resource_servers').selectAll();
-  if (after) {
-    query = query.where(keysetAfter(after, 'created_at', 'id'));
-  }
-  const rows = await query
-    .orderBy('created_at')
-    .orderBy('id')
-    .limit(limit + 1)
-    .execute();
+  const rows = await pageAfter(db.selectFrom('resource_servers').selectAll(), after, limit, { createdAtColumn: 'created_at', idColumn: 'id' }).execute();
   return rows.map(toResourceServer);
 }
 

@@ -1,5 +1,5 @@
 /** Keyset pagination shared by every admin list: stable under inserts, each item visited once. */
-import { sql, type RawBuilder, type SqlBool } from 'kysely';
+import { sql, type RawBuilder, type SelectQueryBuilder, type SqlBool } from 'kysely';
 import { z } from 'zod';
 
 /** Where the next page starts: the sort key of the last item of the previous page. */
@@ -52,6 +52,27 @@ export function toPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) 
  * one row comparison, `(created_at, id) > (cursor's created_at, cursor's id)`. `afterId` replaces the
  * cursor's id where the column cannot hold it (a uuid column and an id of another form).
  */
-export function keysetAfter(after: PageCursor, createdAtColumn: string, idColumn: string, afterId: string = after.id): RawBuilder<SqlBool> {
+function keysetAfter(after: PageCursor, createdAtColumn: string, idColumn: string, afterId: string = after.id): RawBuilder<SqlBool> {
   return sql<SqlBool>`(${sql.ref(createdAtColumn)}, ${sql.ref(idColumn)}) > (${new Date(after.createdAt)}, ${afterId})`;
+}
+
+/**
+ * `query` narrowed to the page after `after` (when given) and sorted as the cursor follows: by
+ * (`createdAtColumn`, `idColumn`), `limit + 1` rows (the extra one tells `toPage` whether more follow).
+ * `storableId` maps the cursor's id to one the id column can hold (a uuid column and an id of another
+ * form), as {@link keysetAfter}'s `afterId`.
+ */
+export function pageAfter<DB, TB extends keyof DB, O>(
+  query: SelectQueryBuilder<DB, TB, O>,
+  after: PageCursor | undefined,
+  limit: number,
+  order: { readonly createdAtColumn: string; readonly idColumn: string; readonly storableId?: (id: string) => string },
+): SelectQueryBuilder<DB, TB, O> {
+  const narrowed = after
+    ? query.where(keysetAfter(after, order.createdAtColumn, order.idColumn, order.storableId ? order.storableId(after.id) : after.id))
+    : query;
+  return narrowed
+    .orderBy(sql.ref(order.createdAtColumn))
+    .orderBy(sql.ref(order.idColumn))
+    .limit(limit + 1);
 }
