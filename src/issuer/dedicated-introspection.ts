@@ -11,8 +11,7 @@
  * opaque answers.
  */
 import type { EarlyRoute } from './early-dispatch.js';
-import { dedicatedPath, readFormAhead } from './dedicated-path.js';
-import { parse as parseQueryString } from 'node:querystring';
+import { dedicatedPath, readFormAhead, readProviderForm, secretCredentials, type SecretCredentials } from './dedicated-path.js';
 import type Koa from 'koa';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
@@ -56,11 +55,6 @@ const HANDLED_HINTS = new Set([
   'urn:ietf:params:oauth:token-type:refresh_token',
 ]);
 
-/** Printable ASCII: what a client id or secret may be made of (RFC 6749 VSCHAR). */
-const VSCHAR = /^[\x20-\x7E]+$/;
-/** Padded base64, the form of a Basic header handled here. */
-const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
 /**
  * Stored token fields whose presence means an answer this path does not give: a proof-of-possession
  * binding (`cnf`), authorization details, another token format. (A token that expires with its session,
@@ -72,71 +66,22 @@ const PROVIDER_ONLY_FIELDS = ['jkt', 'x5t#S256', 'attestationJkt', 'rar', 'nbf',
 const INTROSPECTABLE_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
 
 /** A request this path handles, as far as its form and headers tell. */
-export interface Candidate {
-  readonly clientId: string;
-  readonly secret: string;
+export interface Candidate extends SecretCredentials {
   readonly token: string;
-  /** The secret came in an Authorization header (a failure then names the Basic scheme). */
-  readonly basic: boolean;
 }
 
 /** Not handled here: the provider answers. */
 const LEAVE = undefined;
 
-/** The client id and secret of a Basic header in the form handled here, else `undefined`. */
-export function basicCredentials(header: string): { clientId: string; secret: string } | undefined {
-  const [scheme, encoded, ...rest] = header.split(' ');
-  if (rest.length > 0 || scheme?.toLowerCase() !== 'basic' || !encoded || !PADDED_BASE64.test(encoded)) return LEAVE;
-  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon === -1) return LEAVE;
-  const clientId = formDecoded(decoded.slice(0, colon));
-  const secret = formDecoded(decoded.slice(colon + 1));
-  return clientId && secret ? { clientId, secret } : LEAVE;
-}
-
-/**
- * A client id or secret of a Basic header: form-encoded (RFC 6749 section 2.3.1), so clients encode
- * even `-` and `_`. `undefined` when it does not decode to printable ASCII.
- */
-function formDecoded(value: string): string | undefined {
-  try {
-    const decoded = decodeURIComponent(value.replace(/\+/g, ' '));
-    return VSCHAR.test(decoded) ? decoded : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Reads the form the way the provider does (its charset, node:querystring) and picks a candidate. */
+/** Picks the request this path handles from the form, the provider's way (see readProviderForm). */
 function candidateOf(ctx: Koa.Context, body: Buffer): Candidate | undefined {
-  let text: string;
-  try {
-    text = ctx.request.charset ? new TextDecoder(ctx.request.charset).decode(body) : body.toString();
-  } catch {
-    return LEAVE;
-  }
-  const form = parseQueryString(text);
-  const single: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(form)) {
-    // Repeated or unknown parameters: the provider's errors, or its silence, are its own to give.
-    if (!HANDLED_PARAMETERS.has(name) || typeof value !== 'string') return LEAVE;
-    // The provider reads an empty parameter as an absent one.
-    single[name] = value || undefined;
-  }
-  const { token, token_type_hint: hint, client_id: formClientId, client_secret: formSecret } = single;
+  // The provider reads an empty parameter as an absent one.
+  const form = readProviderForm(ctx, body, HANDLED_PARAMETERS, 'absent');
+  if (!form) return LEAVE;
+  const { token, token_type_hint: hint } = form;
   if (token === undefined || (hint !== undefined && !HANDLED_HINTS.has(hint))) return LEAVE;
-
-  const authorization = ctx.get('authorization');
-  if (ctx.req.headers.authorization !== undefined) {
-    // One mechanism only, and a client_id beside Basic must name the same client.
-    if (formSecret !== undefined) return LEAVE;
-    const basic = basicCredentials(authorization);
-    if (!basic || (formClientId !== undefined && formClientId !== basic.clientId)) return LEAVE;
-    return { ...basic, token, basic: true };
-  }
-  if (formClientId === undefined || formSecret === undefined) return LEAVE;
-  return { clientId: formClientId, secret: formSecret, token, basic: false };
+  const credentials = secretCredentials(ctx, form);
+  return credentials && { ...credentials, token };
 }
 
 /** An answer of this path: a status and a JSON body (or the empty body of a revocation). */

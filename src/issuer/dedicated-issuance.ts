@@ -15,9 +15,8 @@
  * (resource-server-info.ts), the client-bound adapter and the token store, the signing keys in force.
  */
 import type { EarlyRoute } from './early-dispatch.js';
-import { dedicatedPath, readFormAhead } from './dedicated-path.js';
+import { dedicatedPath, readFormAhead, readProviderForm, secretCredentials, type SecretCredentials } from './dedicated-path.js';
 import { randomFillSync } from 'node:crypto';
-import { parse as parseQueryString } from 'node:querystring';
 import type Koa from 'koa';
 import { errors, type AdapterPayload } from 'oidc-provider';
 import type { ClientRegistry } from '../clients/client-registry.js';
@@ -31,7 +30,7 @@ import { epochSeconds } from '../tokens/token-keys.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
-import { basicCredentials, quoted } from './dedicated-introspection.js';
+import { quoted } from './dedicated-introspection.js';
 import { signAccessToken, type AccessTokenSigningKey, type JwtAccessTokenSigner } from './jwt-access-token.js';
 import { defaultResourceOf, resolveResourceServer, type ResourceServerInfoDependencies } from './resource-server-info.js';
 
@@ -76,48 +75,26 @@ function newTokenValue(): string {
 }
 
 /** A request this path handles, as far as its form and headers tell. */
-interface Candidate {
-  readonly clientId: string;
-  readonly secret: string;
+interface Candidate extends SecretCredentials {
   /** The `scope` parameter, when given. */
   readonly scope: string | undefined;
   /** The `resource` parameter, when given. */
   readonly resource: string | undefined;
-  /** The secret came in an Authorization header (a failure then names the Basic scheme). */
-  readonly basic: boolean;
 }
 
 /** Not handled here: the provider answers. */
 const LEAVE = undefined;
 
-/** Reads the form the way the provider does (its charset, node:querystring) and picks a candidate. */
+/** Picks the request this path handles from the form, the provider's way (see readProviderForm). */
 function candidateOf(ctx: Koa.Context, body: Buffer): Candidate | undefined {
-  let text: string;
-  try {
-    text = ctx.request.charset ? new TextDecoder(ctx.request.charset).decode(body) : body.toString();
-  } catch {
-    return LEAVE;
-  }
-  const form = parseQueryString(text);
-  const single: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(form)) {
-    // Repeated, empty or unknown parameters: the provider's errors, or its reading, are its own to give.
-    if (!HANDLED_PARAMETERS.has(name) || typeof value !== 'string' || value === '') return LEAVE;
-    single[name] = value;
-  }
-  const { grant_type: grantType, scope, resource, client_id: formClientId, client_secret: formSecret } = single;
+  // Empty parameters: the provider's reading of them is its own to give.
+  const form = readProviderForm(ctx, body, HANDLED_PARAMETERS, 'leave');
+  if (!form) return LEAVE;
+  const { grant_type: grantType, scope, resource } = form;
   if (grantType !== 'client_credentials') return LEAVE;
   if (scope !== undefined && !SCOPE_SYNTAX.test(scope)) return LEAVE;
-
-  if (ctx.req.headers.authorization !== undefined) {
-    // One mechanism only, and a client_id beside Basic must name the same client.
-    if (formSecret !== undefined) return LEAVE;
-    const basic = basicCredentials(ctx.get('authorization'));
-    if (!basic || (formClientId !== undefined && formClientId !== basic.clientId)) return LEAVE;
-    return { ...basic, scope, resource, basic: true };
-  }
-  if (formClientId === undefined || formSecret === undefined) return LEAVE;
-  return { clientId: formClientId, secret: formSecret, scope, resource, basic: false };
+  const credentials = secretCredentials(ctx, form);
+  return credentials && { ...credentials, scope, resource };
 }
 
 /** A resource indicator the provider takes as it is (lib/shared/check_resource.js): absolute, no fragment. */

@@ -7,7 +7,7 @@
  */
 import type Koa from 'koa';
 import { z } from 'zod';
-import { basicCredentials } from '../issuer/dedicated-introspection.js';
+import { basicCredentials } from '../issuer/dedicated-path.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from '../issuer/client-authentication.js';
 import type { Logger } from '../observability/logger.js';
 import { isStoreUnavailableError, logStoreUnavailable } from '../observability/store-health.js';
