@@ -12,18 +12,19 @@ import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
 import { adminCall, adminToken, discover, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { basic, encodedBasic, form, FORM_TYPE, sendRaw, startDifferentialServers } from '../helpers/differential.js';
+import type { Credentials, DifferentialRequest as Request, DifferentialServers, Observed } from '../helpers/differential.js';
+import type { RunningServer } from '../helpers/server.js';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 
 /** The first server answers on its dedicated path; the second is oidc-provider alone. */
+let servers: DifferentialServers;
 let dedicated: RunningServer;
 let stock: RunningServer;
 let as: oauth.AuthorizationServer;
-let metricsUrl: string;
 
-type Credentials = { client_id: string; client_secret: string };
 let api: Credentials;
 let ordersApi: Credentials;
 let internal: Credentials;
@@ -38,48 +39,10 @@ let payrollApi: Credentials;
 let payrollGroup: { groupId: string; accountId: string; adminToken: string };
 const tokens: Record<string, string> = {};
 
-/** One introspection request, sent as is to both servers. */
-interface Request {
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
-
-const basic = (c: Credentials) => ({ authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
-/** RFC 6749 section 2.3.1: Basic credentials are form-encoded first, `-` and `_` included (as oauth4webapi does). */
-const formEncoded = (value: string) => encodeURIComponent(value).replace(/[-_.!~*'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-const encodedBasic = (c: Credentials) => ({
-  authorization: `Basic ${Buffer.from(`${formEncoded(c.client_id)}:${formEncoded(c.client_secret)}`).toString('base64')}`,
-});
-const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
-const FORM_TYPE = { 'content-type': 'application/x-www-form-urlencoded' };
 /** The usual request: the resource server introspects with Basic. */
 const byApi = (token: string, extra: Record<string, string> = {}): Request => ({ headers: { ...FORM_TYPE, ...basic(api) }, body: form({ token, ...extra }) });
-
-/** What must be the same on both paths. */
-interface Observed {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
-
-async function send(server: RunningServer, request: Request, requestId: string): Promise<Observed> {
-  const response = await fetch(`http://localhost:${server.port}${new URL(as.introspection_endpoint!).pathname}`, {
-    method: 'POST',
-    // The same request id on both: it is echoed, and an HTML error page shows it.
-    headers: { ...request.headers, 'x-request-id': requestId },
-    body: request.body,
-  });
-  const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== 'date'));
-  return { status: response.status, headers, body: await response.text() };
-}
-
-async function answeredByDedicatedPath(): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith('login_dedicated_path_requests_total{') && l.includes('route="introspection"') && l.includes('outcome="answered"'));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
+const answeredByDedicatedPath = () => servers.dedicatedPathCount('introspection');
+const send = (server: RunningServer, request: Request, requestId: string) => sendRaw(server, new URL(as.introspection_endpoint!).pathname, request, requestId);
 
 /**
  * Sends `request` to both servers and expects the same answer; `path` says which path of the first
@@ -113,9 +76,8 @@ const expectInactive = (answer: { status: number; json: Record<string, unknown> 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
-  dedicated = await startServer({ env: { DEDICATED_PATHS: 'true' } });
-  stock = await startServer({ issuerPort: dedicated.port, env: { DEDICATED_PATHS: 'false' } });
-  metricsUrl = `http://127.0.0.1:${/Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(dedicated.output())![1]}/metrics`;
+  servers = await startDifferentialServers();
+  ({ dedicated, stock } = servers);
   as = await discover(dedicated.issuer);
   const admin = await adminToken(dedicated.issuer);
 

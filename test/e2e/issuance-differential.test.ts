@@ -15,18 +15,19 @@ import { Redis } from 'ioredis';
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
 import { adminToken, discover, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { basic, form, FORM_TYPE, metricValue, sendRaw, startDifferentialServers } from '../helpers/differential.js';
+import type { Credentials, DifferentialRequest as Request, DifferentialServers, Observed as RawObserved } from '../helpers/differential.js';
+import type { RunningServer } from '../helpers/server.js';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 
 /** The first server answers on its dedicated path; the second is oidc-provider alone. */
+let servers: DifferentialServers;
 let dedicated: RunningServer;
 let stock: RunningServer;
 let as: oauth.AuthorizationServer;
-let metricsUrl: string;
 let redis: Redis;
 
-type Credentials = { client_id: string; client_secret: string };
 let external: Credentials;
 let internal: Credentials;
 let postClient: Credentials;
@@ -45,45 +46,24 @@ let ps256: { identifier: string; introspection: Credentials };
 let jwtClient: Credentials;
 let jwtPostClient: Credentials;
 
-interface Request {
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
-
-const basic = (c: Credentials) => ({ authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
-const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
-const FORM_TYPE = { 'content-type': 'application/x-www-form-urlencoded' };
 const grant = (c: Credentials, params: Record<string, string> = {}): Request => ({
   headers: { ...FORM_TYPE, ...basic(c) },
   body: form({ grant_type: 'client_credentials', ...params }),
 });
 
-interface Observed {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: string;
-  readonly json: Record<string, unknown> | undefined;
-}
+/** An answer, and its JSON body when it has one. */
+/** What must be the same on both paths, and the JSON body when there is one. */
+type Observed = RawObserved & { readonly json: Record<string, unknown> | undefined };
 
 async function send(server: RunningServer, path: string, request: Request, requestId: string): Promise<Observed> {
-  const response = await fetch(`http://localhost:${server.port}${path}`, {
-    method: 'POST',
-    headers: { ...request.headers, 'x-request-id': requestId },
-    body: request.body,
-  });
-  const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== 'date'));
-  const body = await response.text();
-  const json = headers['content-type']?.startsWith('application/json') ? (JSON.parse(body) as Record<string, unknown>) : undefined;
-  return { status: response.status, headers, body, json };
+  const observed = await sendRaw(server, path, request, requestId);
+  const json = observed.headers['content-type']?.startsWith('application/json') ? (JSON.parse(observed.body) as Record<string, unknown>) : undefined;
+  return { ...observed, json };
 }
 
-async function metric(prefix: string, ...labels: string[]): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  const line = text.split('\n').find((l) => l.startsWith(prefix) && labels.every((label) => l.includes(label)));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
-const answeredByDedicatedPath = () => metric('login_dedicated_path_requests_total{', 'route="token"', 'outcome="answered"');
-const leftToProvider = () => metric('login_dedicated_path_requests_total{', 'route="token"', 'outcome="provider"');
+const metric = (prefix: string, ...labels: string[]) => metricValue(servers.metricsUrl, prefix, ...labels);
+const answeredByDedicatedPath = () => servers.dedicatedPathCount('token');
+const leftToProvider = () => servers.dedicatedPathCount('token', 'provider');
 
 const TOKEN_VALUE = /^[A-Za-z0-9_-]{43}$/;
 
@@ -245,9 +225,8 @@ async function expectTokensAlike(
 }
 
 beforeAll(async () => {
-  dedicated = await startServer({ env: { DEDICATED_PATHS: 'true' } });
-  stock = await startServer({ issuerPort: dedicated.port, env: { DEDICATED_PATHS: 'false' } });
-  metricsUrl = `http://127.0.0.1:${/Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(dedicated.output())![1]}/metrics`;
+  servers = await startDifferentialServers();
+  ({ dedicated, stock } = servers);
   as = await discover(dedicated.issuer);
   redis = new Redis(process.env.TEST_REDIS_URL!);
   const admin = await adminToken(dedicated.issuer);

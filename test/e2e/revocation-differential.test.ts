@@ -13,17 +13,18 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as oauth from 'oauth4webapi';
 import { authorizationUrl, Browser, createAccount, signIn, type TestClient } from '../helpers/login.js';
 import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { basic, encodedBasic, form, FORM_TYPE, metricValue, sendRaw, startDifferentialServers } from '../helpers/differential.js';
+import type { Credentials, DifferentialRequest as Request, DifferentialServers, Observed } from '../helpers/differential.js';
+import type { RunningServer } from '../helpers/server.js';
 
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
 
+let servers: DifferentialServers;
 let dedicated: RunningServer;
 let stock: RunningServer;
 let as: oauth.AuthorizationServer;
-let metricsUrl: string;
 
-type Credentials = { client_id: string; client_secret: string };
 let external: Credentials;
 let other: Credentials;
 let postClient: Credentials;
@@ -41,19 +42,6 @@ let account: { email: string; password: string };
 let bulkRevoked: [string, string];
 let expired: [string, string];
 
-/** One revocation request, sent as is to both servers but for the token. */
-interface Request {
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
-
-const basic = (c: Credentials) => ({ authorization: `Basic ${Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64')}` });
-const formEncoded = (value: string) => encodeURIComponent(value).replace(/[-_.!~*'()]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-const encodedBasic = (c: Credentials) => ({
-  authorization: `Basic ${Buffer.from(`${formEncoded(c.client_id)}:${formEncoded(c.client_secret)}`).toString('base64')}`,
-});
-const form = (params: Record<string, string>) => new URLSearchParams(params).toString();
-const FORM_TYPE = { 'content-type': 'application/x-www-form-urlencoded' };
 /** The usual request: a client revokes with Basic. */
 const byBasic =
   (c: Credentials, extra: Record<string, string> = {}) =>
@@ -62,28 +50,9 @@ const byBasic =
     body: form({ token, ...extra }),
   });
 
-interface Observed {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: string;
-}
-
-async function send(server: RunningServer, request: Request, requestId: string): Promise<Observed> {
-  const response = await fetch(`http://localhost:${server.port}${new URL(as.revocation_endpoint!).pathname}`, {
-    method: 'POST',
-    headers: { ...request.headers, 'x-request-id': requestId },
-    body: request.body,
-  });
-  const headers = Object.fromEntries([...response.headers].filter(([name]) => name !== 'date'));
-  return { status: response.status, headers, body: await response.text() };
-}
-
-async function metric(prefix: string, ...parts: string[]): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  const line = text.split('\n').find((l) => l.startsWith(prefix) && parts.every((part) => l.includes(part)));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
-const answeredByDedicatedPath = () => metric('login_dedicated_path_requests_total{', 'route="revocation"', 'outcome="answered"');
+const send = (server: RunningServer, request: Request, requestId: string) => sendRaw(server, new URL(as.revocation_endpoint!).pathname, request, requestId);
+const metric = (prefix: string, ...labels: string[]) => metricValue(servers.metricsUrl, prefix, ...labels);
+const answeredByDedicatedPath = () => servers.dedicatedPathCount('revocation');
 
 /** Whether `token` introspects active for `client`, asked of each server: the same on both, or the test fails. */
 async function activeEverywhere(client: Credentials, token: string): Promise<boolean> {
@@ -154,9 +123,8 @@ async function personTokens(): Promise<{ access: string; refresh: string }> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
-  dedicated = await startServer({ env: { DEDICATED_PATHS: 'true' } });
-  stock = await startServer({ issuerPort: dedicated.port, env: { DEDICATED_PATHS: 'false' } });
-  metricsUrl = `http://127.0.0.1:${/Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(dedicated.output())![1]}/metrics`;
+  servers = await startDifferentialServers();
+  ({ dedicated, stock } = servers);
   as = await discover(dedicated.issuer);
   const admin = await adminToken(dedicated.issuer);
 
