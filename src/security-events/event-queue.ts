@@ -1,18 +1,28 @@
 /**
  * Each resource server's queue of security events: what it has not acknowledged yet (RFC 8936
- * poll, RFC 8935 push). In Redis, two keys per resource server in one hash slot (tagged by its id), so
- * every change of a queue is one atomic script, in Redis Cluster too: a sorted set of SET ids by the
- * time they were queued, and a hash of SET id to recorded event. Both expire when the queue has been
- * untouched for its retention, and entries older than that are dropped as new ones come.
+ * poll, RFC 8935 push), also read by position without removal (the poll's `cursor` extension). In
+ * Redis, three keys per resource server in one hash slot (tagged by its id), so every change of a
+ * queue is one atomic script, in Redis Cluster too: a sorted set of SET ids by the time they were
+ * queued, a hash of SET id to recorded event, and the last score given. Scores only grow within a
+ * queue (the time queued, or one more than the last score when the clock has not moved on or went
+ * back, as another instance's may), so a reader's position never has a newer event queued before it.
+ * The keys expire when the queue has been untouched for its retention, and entries older than that
+ * are dropped as new ones come.
  */
 import { RedisScript } from '../shared/redis-script.js';
 import type { Cluster, Redis } from 'ioredis';
+import { isAfter, type QueuePosition } from './event-cursor.js';
 import { parseRecordedEvent, type RecordedEvent } from './revocation-event.js';
 
 /** A queued event as a resource server gets it: its SET id and the event. */
 export interface QueuedEvent {
   readonly setId: string;
   readonly recorded: RecordedEvent;
+}
+
+/** A queued event read by position: also where it stands in its queue. */
+export interface PositionedEvent extends QueuedEvent {
+  readonly position: QueuePosition;
 }
 
 /** The per-resource-server queues of security events. */
@@ -26,21 +36,40 @@ export interface EventQueue {
   peek(resourceServerId: string, max: number): Promise<{ events: QueuedEvent[]; more: boolean }>;
   /** Removes these SET ids from the resource server's queue (ids it does not hold change nothing); how many it removed. */
   remove(resourceServerId: string, setIds: readonly string[]): Promise<number>;
+  /**
+   * The oldest `max` (at least 1) events queued after `after` (`null`: from the oldest retained), in
+   * queue order, and whether more follow; nothing is removed.
+   */
+  readAfter(resourceServerId: string, after: QueuePosition | null, max: number): Promise<{ events: PositionedEvent[]; more: boolean }>;
 }
 
 /** At most this many stale entries are dropped per enqueue (a script's arguments are bounded). */
 const TRIM_BATCH = 1000;
 
+// The score: the time queued, unless the last score given (kept apart: the newest entry may have
+// been acknowledged) or the newest entry (queued before the last score was kept) is not older.
 const ENQUEUE_SCRIPT = `
-local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[4])
+local now = tonumber(ARGV[3])
+local cutoff = now - tonumber(ARGV[4])
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'LIMIT', 0, ${TRIM_BATCH})
 if #old > 0 then
   redis.call('HDEL', KEYS[2], unpack(old))
   redis.call('ZREM', KEYS[1], unpack(old))
 end
-if redis.call('ZADD', KEYS[1], 'NX', ARGV[3], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
+  local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  if newest[2] then last = math.max(last, tonumber(newest[2])) end
+  local score = now
+  if score <= last then score = last + 1 end
+  score = string.format('%.0f', score)
+  redis.call('ZADD', KEYS[1], score, ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('SET', KEYS[3], score)
+end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return 1`;
 
 const PEEK_SCRIPT = `
@@ -57,6 +86,20 @@ for _, id in ipairs(ids) do
 end
 return out`;
 
+// From the cursor's score on, as many more as share that score (those not after the cursor are left
+// out by the caller, which compares SET ids byte-wise: Lua's comparison follows the server's locale).
+const READ_AFTER_SCRIPT = `
+local skip = 0
+if ARGV[1] ~= '-inf' then skip = redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) end
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, skip + tonumber(ARGV[2]) + 1)
+local out = {}
+for i = 1, #rows, 2 do
+  table.insert(out, rows[i])
+  table.insert(out, rows[i + 1])
+  table.insert(out, redis.call('HGET', KEYS[2], rows[i]) or '')
+end
+return out`;
+
 const REMOVE_SCRIPT = `
 local removed = redis.call('ZREM', KEYS[1], unpack(ARGV))
 redis.call('HDEL', KEYS[2], unpack(ARGV))
@@ -65,6 +108,7 @@ return removed`;
 const enqueueScript = new RedisScript(ENQUEUE_SCRIPT);
 const peekScript = new RedisScript(PEEK_SCRIPT);
 const removeScript = new RedisScript(REMOVE_SCRIPT);
+const readAfterScript = new RedisScript(READ_AFTER_SCRIPT);
 
 /** {@link EventQueue} in Redis (standalone or Cluster), shared by every instance. */
 export class RedisEventQueue implements EventQueue {
@@ -73,10 +117,10 @@ export class RedisEventQueue implements EventQueue {
     private readonly keyPrefix: string,
   ) {}
 
-  /** The two keys of a resource server's queue, in one slot (the tag is its id). */
-  #keys(resourceServerId: string): [order: string, events: string] {
+  /** The keys of a resource server's queue, in one slot (the tag is its id). */
+  #keys(resourceServerId: string): [order: string, events: string, lastScore: string] {
     const base = `${this.keyPrefix}secevents:{${resourceServerId}}`;
-    return [`${base}:order`, `${base}:events`];
+    return [`${base}:order`, `${base}:events`, `${base}:last`];
   }
 
   async enqueue(resourceServerId: string, setId: string, recorded: RecordedEvent, retentionSeconds: number): Promise<void> {
@@ -98,22 +142,41 @@ export class RedisEventQueue implements EventQueue {
     if (setIds.length === 0) return 0;
     return Number(await removeScript.runKeys(this.redis, this.#keys(resourceServerId), ...setIds));
   }
+
+  async readAfter(resourceServerId: string, after: QueuePosition | null, max: number): Promise<{ events: PositionedEvent[]; more: boolean }> {
+    const limit = Math.max(1, max);
+    const from = after === null ? '-inf' : String(after.score);
+    const rows = (await readAfterScript.runKeys(this.redis, this.#keys(resourceServerId), from, limit)) as string[];
+    const following: PositionedEvent[] = [];
+    for (let i = 0; i + 2 < rows.length; i += 3) {
+      const position = { score: Number(rows[i + 1]), setId: rows[i] };
+      if (!isAfter(position.score, position.setId, after)) continue;
+      // An entry whose event is gone (removed in between) is passed over: it cannot be answered.
+      const recorded = rows[i + 2] === '' ? undefined : parseRecordedEvent(rows[i + 2]);
+      if (recorded) following.push({ setId: position.setId, recorded, position });
+    }
+    return { events: following.slice(0, limit), more: following.length > limit };
+  }
 }
 
 /** {@link EventQueue} in process, for the embedded mode (one instance, lost on restart like its tokens). */
 export class MemoryEventQueue implements EventQueue {
-  readonly #queues = new Map<string, Map<string, { queuedAt: number; recorded: RecordedEvent }>>();
+  /** Per resource server: its entries in queue order (scores only grow, as in Redis), and the last score given. */
+  readonly #queues = new Map<string, { entries: Map<string, { score: number; recorded: RecordedEvent }>; lastScore: number }>();
 
   async enqueue(resourceServerId: string, setId: string, recorded: RecordedEvent, retentionSeconds: number): Promise<void> {
-    const queue = this.#queues.get(resourceServerId) ?? new Map<string, { queuedAt: number; recorded: RecordedEvent }>();
+    const queue = this.#queues.get(resourceServerId) ?? { entries: new Map<string, { score: number; recorded: RecordedEvent }>(), lastScore: -1 };
     this.#queues.set(resourceServerId, queue);
-    const cutoff = Date.now() - retentionSeconds * 1000;
-    for (const [id, entry] of queue) if (entry.queuedAt < cutoff) queue.delete(id);
-    if (!queue.has(setId)) queue.set(setId, { queuedAt: Date.now(), recorded: structuredClone(recorded) });
+    const now = Date.now();
+    const cutoff = now - retentionSeconds * 1000;
+    for (const [id, entry] of queue.entries) if (entry.score < cutoff) queue.entries.delete(id);
+    if (queue.entries.has(setId)) return;
+    queue.lastScore = Math.max(now, queue.lastScore + 1);
+    queue.entries.set(setId, { score: queue.lastScore, recorded: structuredClone(recorded) });
   }
 
   async peek(resourceServerId: string, max: number): Promise<{ events: QueuedEvent[]; more: boolean }> {
-    const queue = [...(this.#queues.get(resourceServerId) ?? new Map<string, { queuedAt: number; recorded: RecordedEvent }>()).entries()];
+    const queue = this.#entries(resourceServerId);
     const events = queue.slice(0, Math.max(1, max)).map(([setId, { recorded }]) => ({ setId, recorded: structuredClone(recorded) }));
     return { events, more: queue.length > events.length };
   }
@@ -121,7 +184,21 @@ export class MemoryEventQueue implements EventQueue {
   async remove(resourceServerId: string, setIds: readonly string[]): Promise<number> {
     const queue = this.#queues.get(resourceServerId);
     let removed = 0;
-    for (const id of setIds) if (queue?.delete(id)) removed++;
+    for (const id of setIds) if (queue?.entries.delete(id)) removed++;
     return removed;
+  }
+
+  async readAfter(resourceServerId: string, after: QueuePosition | null, max: number): Promise<{ events: PositionedEvent[]; more: boolean }> {
+    const limit = Math.max(1, max);
+    const following = this.#entries(resourceServerId).filter(([setId, { score }]) => isAfter(score, setId, after));
+    const events = following
+      .slice(0, limit)
+      .map(([setId, { score, recorded }]) => ({ setId, recorded: structuredClone(recorded), position: { score, setId } }));
+    return { events, more: following.length > limit };
+  }
+
+  /** A resource server's entries, in queue order. */
+  #entries(resourceServerId: string): [setId: string, entry: { score: number; recorded: RecordedEvent }][] {
+    return [...(this.#queues.get(resourceServerId)?.entries.entries() ?? [])];
   }
 }

@@ -3,7 +3,9 @@
  * - `GET /.well-known/ssf-configuration`: the transmitter's metadata, in the spirit of the OpenID
  *   Shared Signals Framework (its `poll_endpoint` is this server's own member);
  * - `POST /events/poll`: RFC 8936 poll delivery, authenticated with the resource server's
- *   introspection credentials (HTTP Basic), through the same secret check and lockout as introspection.
+ *   introspection credentials (HTTP Basic), through the same secret check and lockout as introspection;
+ *   with this server's `cursor` extension member, a read by position that removes nothing (every
+ *   instance of a resource server then reads every event).
  */
 import type Koa from 'koa';
 import { z } from 'zod';
@@ -14,6 +16,7 @@ import { isStoreUnavailableError, logStoreUnavailable } from '../observability/s
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { readBodyWithin } from '../shared/request-body.js';
 import { requestContext, setRoute } from '../shared/request-context.js';
+import { decodeCursor } from './event-cursor.js';
 import { EVENT_TYPES } from './revocation-event.js';
 import type { SecurityEvents } from './security-events.js';
 
@@ -31,8 +34,13 @@ const MAX_ACKS = 1000;
 
 const setId = z.string().min(1).max(256);
 
-/** The poll request (RFC 8936 section 2.4). Other members are ignored, as the RFC lets extensions add some. */
+/**
+ * The poll request (RFC 8936 section 2.4), and this server's `cursor` extension member (a read by
+ * position: `""` from the oldest retained event, else a cursor this server answered). Other members
+ * are ignored, as the RFC lets extensions add some.
+ */
 const pollBody = z.object({
+  cursor: z.string().max(1024).optional(),
   maxEvents: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   returnImmediately: z.boolean().optional(),
   ack: z.array(setId).max(MAX_ACKS).optional(),
@@ -134,6 +142,18 @@ export function securityEventRoutes(deps: SecurityEventRouteDependencies): Koa.M
         return refuse(ctx, 400, 'invalid_request', `${where}: ${issue.message}`);
       }
       const request = parsed.data;
+      if (request.cursor !== undefined) {
+        // A read by position removes nothing, so it has nothing to acknowledge.
+        if (request.ack !== undefined || request.setErrs !== undefined) {
+          return refuse(ctx, 400, 'invalid_request', 'cursor: a read by cursor takes neither ack nor setErrs');
+        }
+        const after = decodeCursor(request.cursor);
+        if (after === undefined) return refuse(ctx, 400, 'invalid_request', 'cursor: not a cursor this server answered');
+        const answer = await deps.events.readAfter(rs, { maxEvents: request.maxEvents, returnImmediately: request.returnImmediately ?? false, after });
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = answer;
+        return;
+      }
       const answer = await deps.events.poll(rs, {
         maxEvents: request.maxEvents,
         returnImmediately: request.returnImmediately ?? false,

@@ -4,11 +4,13 @@
  *   PostgreSQL outbox's transaction) is queued for every resource server it concerns, then waiting
  *   polls are woken on every instance (change bus) and, where registered, a push is started;
  * - poll (RFC 8936): acknowledgements, errors reported by the receiver, and up to `maxEvents` SETs,
- *   held (long poll) until one arrives or the wait ends;
+ *   held (long poll) until one arrives or the wait ends; or, with this server's `cursor` extension,
+ *   the SETs after a position, read without removing them (every instance of a resource server
+ *   reads every event);
  * - the periodic relays of what a crash left behind (outbox rows, recorded events in Redis).
  *
  * Delivery is at least once: an event leaves a queue only when acknowledged (a poll's `ack` or
- * `setErrs`, a push answered 202) or once older than the queue's retention.
+ * `setErrs`, a push answered 202) or once older than the queue's retention; a cursor read removes nothing.
  */
 import { adminAudience } from '../admin/admin-auth.js';
 import type { Db } from '../db/database.js';
@@ -22,7 +24,8 @@ import type { ResourceServerRegistry } from '../resource-servers/resource-server
 import { eventsEndpointTokenContext } from '../resource-servers/resource-server-repository.js';
 import { CoalescedRun } from '../shared/coalesced-run.js';
 import type { TokenStore } from '../tokens/token-store.js';
-import type { EventQueue } from './event-queue.js';
+import { encodeCursor, type QueuePosition } from './event-cursor.js';
+import type { EventQueue, QueuedEvent } from './event-queue.js';
 import { relayOutbox } from './outbox.js';
 import { postSet, PUSH_RETRY_DELAYS_MS, type PushDeliveryPolicy } from './push-delivery.js';
 import { audiencesOf, setIdFor, type RecordedEvent } from './revocation-event.js';
@@ -77,10 +80,18 @@ export interface PollRequest {
   readonly setErrs: Readonly<Record<string, { err: string; description: string }>>;
 }
 
-/** A poll answer (RFC 8936 section 2.5). */
+/** A read by position (the `cursor` extension): from after `after` (`null`: the oldest retained event), removing nothing. */
+export interface CursorReadRequest {
+  readonly maxEvents: number | undefined;
+  readonly returnImmediately: boolean;
+  readonly after: QueuePosition | null;
+}
+
+/** A poll answer (RFC 8936 section 2.5); `cursor` in answer to a read by position. */
 export interface PollAnswer {
   sets: Record<string, string>;
   moreAvailable?: boolean;
+  cursor?: string;
 }
 
 /** The retention of a resource server's queue (seconds): at least its longest token lifetime. */
@@ -189,17 +200,47 @@ export class SecurityEvents {
       const { events } = await this.deps.queue.peek(rs.id, 1);
       return { sets: {}, ...(events.length > 0 ? { moreAvailable: true } : {}) };
     }
-    const deadline = Date.now() + (request.returnImmediately ? 0 : this.deps.pollWaitMs);
+    const { sets, more } = await this.#answer(rs, request.returnImmediately, () => this.deps.queue.peek(rs.id, max));
+    return { sets, ...(more ? { moreAvailable: true } : {}) };
+  }
+
+  /**
+   * Answers a read by position of `rs` (the `cursor` extension): up to `maxEvents` SETs queued after
+   * `after`, oldest first, waiting for one as a poll does, and the cursor after the last one answered
+   * (the same position when none was). Nothing is removed: events leave by retention only.
+   */
+  async readAfter(rs: ResourceServer, request: CursorReadRequest): Promise<PollAnswer> {
+    const max = Math.min(request.maxEvents ?? MAX_EVENTS_PER_POLL, MAX_EVENTS_PER_POLL);
+    const cursor = (position: QueuePosition | null) => (position === null ? '' : encodeCursor(position));
+    if (max === 0) {
+      // Whether anything follows, answered at once, as a poll of no events is.
+      const { events } = await this.deps.queue.readAfter(rs.id, request.after, 1);
+      return { sets: {}, ...(events.length > 0 ? { moreAvailable: true } : {}), cursor: cursor(request.after) };
+    }
+    const { sets, more, events } = await this.#answer(rs, request.returnImmediately, () => this.deps.queue.readAfter(rs.id, request.after, max));
+    return { sets, ...(more ? { moreAvailable: true } : {}), cursor: cursor(events.at(-1)?.position ?? request.after) };
+  }
+
+  /**
+   * Looks with `look` until it finds events, the long-poll wait ends (at once with `returnImmediately`)
+   * or the server stops; then signs what it found for `rs`.
+   */
+  async #answer<Event extends QueuedEvent>(
+    rs: ResourceServer,
+    returnImmediately: boolean,
+    look: () => Promise<{ events: Event[]; more: boolean }>,
+  ): Promise<{ sets: Record<string, string>; more: boolean; events: Event[] }> {
+    const deadline = Date.now() + (returnImmediately ? 0 : this.deps.pollWaitMs);
     for (;;) {
       // Waiting starts before the look, so an event queued in between wakes it.
       const wait = this.#waitFor(rs.id, Math.min(RECHECK_MS, Math.max(0, deadline - Date.now())));
-      const { events, more } = await this.deps.queue.peek(rs.id, max);
+      const { events, more } = await look();
       if (events.length > 0 || Date.now() >= deadline || this.#stopped) {
         wait.cancel();
         const sets: Record<string, string> = {};
         for (const { setId, recorded } of events) sets[setId] = await this.deps.signer.sign(recorded, setId, rs.identifier, rs.signingAlg);
         securityEventCount.inc({ step: 'polled' }, events.length);
-        return { sets, ...(more ? { moreAvailable: true } : {}) };
+        return { sets, more, events };
       }
       await wait.done;
     }

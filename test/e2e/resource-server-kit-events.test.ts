@@ -1,8 +1,10 @@
 /**
  * Revocation reaching the resource-server kit through the server's events (RFC 8936 poll, RFC 8935
  * push), with caching on: from the revocation's answer to the kit refusing the token, over TRIALS trials
- * per kind of revocation, for JWT and opaque tokens, for a polling and a pushed-to kit. Also: the kit
- * falls back to introspecting every opaque token while its event channel is down.
+ * per kind of revocation, for JWT and opaque tokens, for a polling and a pushed-to kit. Several
+ * instances of one API (kits with the same credentials) each apply every revocation, and one started
+ * after a revocation applies it at once. Also: the kit falls back to introspecting every opaque token
+ * while its event channel is down.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import express from 'express';
@@ -15,7 +17,7 @@ import { freePort } from '../helpers/free-port.js';
 import { kidOf, kidOfToken, listKeys, sleep, within } from '../helpers/keys.js';
 import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
 import { adminCall, adminToken, discover, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
-import { bearer, untilRefused } from '../helpers/security-events.js';
+import { bearer, pollRequest, untilRefused } from '../helpers/security-events.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 type Api = Awaited<ReturnType<typeof registerResourceServer>>;
@@ -224,6 +226,96 @@ describe('revocation reaches the kit (caching on): p99 within 2 s over the trial
     }
     for (const name of ['key, jwt, poll', 'key, jwt, push']) expect(percentile(latencies[name], 99)).toBeLessThanOrEqual(2000);
   }, 300_000);
+});
+
+describe('several instances of one API, polling with the same credentials', () => {
+  let api: Api;
+  let instances: ResourceServerKit[];
+  const options = (extra: Partial<ResourceServerKitOptions> = {}): ResourceServerKitOptions => ({
+    issuer: server.issuer,
+    resource: api.identifier,
+    credentials: credentialsOf(api),
+    cache: { maxTtlMs: 60_000 },
+    ...extra,
+  });
+  const newInstance = async (extra: Partial<ResourceServerKitOptions> = {}) => {
+    const kit = await createResourceServerKit(options(extra));
+    extraKits.push(kit);
+    return kit;
+  };
+  const clientOf = (trust: 'internal' | 'external') =>
+    registerClient(server.issuer, admin, { client_name: `instances ${trust}`, trust, scope: 'a:read', resources: [api.identifier] });
+
+  beforeAll(async () => {
+    api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('scaled'), name: 'Scaled', scopes: ['a:read'] });
+    // Long polling ones, which all wait when an event comes, and ones polling every 250 ms, which are
+    // not all asking at that moment: with acknowledgements, the first to get an event takes it from the others.
+    instances = [
+      await newInstance(),
+      await newInstance(),
+      await newInstance({ events: { pollIntervalMs: 250 } }),
+      await newInstance({ events: { pollIntervalMs: 250 } }),
+    ];
+  });
+
+  /** Milliseconds until every instance refuses `token`, each measured from `since`. */
+  const untilAllRefuse = (kits: ResourceServerKit[], token: string, since: number) => Promise.all(kits.map((kit) => untilRefused(kit, token, since)));
+
+  it('a token revoked by its client (RFC 7009) is refused by every instance, JWT and opaque', async () => {
+    const clients = { internal: await clientOf('internal'), external: await clientOf('external') };
+    for (let trial = 0; trial < 5; trial++) {
+      for (const trust of ['internal', 'external'] as const) {
+        const token = await tokenOf(clients[trust], api);
+        for (const kit of instances) expect((await kit.verify(bearer(token))).format).toBe(trust === 'internal' ? 'jwt' : 'opaque');
+        for (const kit of instances) expect((await kit.verify(bearer(token))).cached).toBe(true);
+        expect(await revoke(as, clients[trust].client_id, clients[trust].client_secret, token)).toBe(200);
+        const delays = await untilAllRefuse(instances, token, performance.now());
+        for (const ms of delays) expect(ms).toBeLessThanOrEqual(2000);
+      }
+    }
+  }, 60_000);
+
+  it("a client's tokens revoked (admin API) are refused by every instance", async () => {
+    const internal = await clientOf('internal');
+    const external = await clientOf('external');
+    const tokens = [await tokenOf(internal, api), await tokenOf(external, api)];
+    for (const token of tokens) for (const kit of instances) await kit.verify(bearer(token));
+    for (const client of [internal, external])
+      expect((await adminCall(server.issuer, admin, 'POST', `/clients/${client.client_id}/revoke-tokens`)).status).toBe(204);
+    const since = performance.now();
+    for (const token of tokens) for (const ms of await untilAllRefuse(instances, token, since)) expect(ms).toBeLessThanOrEqual(2000);
+  }, 60_000);
+
+  it('an instance started after a revocation refuses the revoked JWT at once: it reads the events the issuer retains', async () => {
+    const client = await clientOf('internal');
+    const token = await tokenOf(client, api);
+    expect(await revoke(as, client.client_id, client.client_secret, token)).toBe(200);
+    await untilAllRefuse(instances, token, performance.now());
+    const since = performance.now();
+    const restarted = await newInstance();
+    expect(await untilRefused(restarted, token, since)).toBeLessThanOrEqual(2000);
+  });
+
+  it('an acknowledging kit (events.acknowledge) still applies revocations; its acknowledgement removes the event for every reader', async () => {
+    const alone = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('acked'), name: 'Acked', scopes: ['a:read'] });
+    const client = await registerClient(server.issuer, admin, { client_name: 'acked', trust: 'internal', scope: 'a:read', resources: [alone.identifier] });
+    const kit = await createResourceServerKit({
+      issuer: server.issuer,
+      resource: alone.identifier,
+      credentials: credentialsOf(alone),
+      events: { acknowledge: true },
+    });
+    extraKits.push(kit);
+    const { accessToken } = await issueToken(as, client.client_id, client.client_secret, { resource: alone.identifier, scope: 'a:read' });
+    await kit.verify(bearer(accessToken));
+    expect(await revoke(as, client.client_id, client.client_secret, accessToken)).toBe(200);
+    expect(await untilRefused(kit, accessToken, performance.now())).toBeLessThanOrEqual(2000);
+    // Acknowledged (on its next poll): nothing left to read from the start.
+    await within(5000, async () => {
+      const read = await pollRequest(server.issuer, alone.introspection, { cursor: '', returnImmediately: true });
+      return Object.keys(read.body.sets).length === 0;
+    });
+  });
 });
 
 describe('when the event channel is down', () => {

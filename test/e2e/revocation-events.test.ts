@@ -321,6 +321,140 @@ describe('poll (RFC 8936)', () => {
   });
 });
 
+describe("read by cursor (this server's extension of the poll)", () => {
+  let api: Api;
+  let client: Awaited<ReturnType<typeof newClient>>;
+  let inbox: EventInbox;
+  const poll = (body: unknown, credentials = api.introspection) => pollRequest(server.issuer, credentials, body);
+
+  beforeAll(async () => {
+    api = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('cursor'), name: 'Cursor', scopes: ['c:read'] });
+    client = await registerClient(server.issuer, admin, { client_name: 'cursor', trust: 'internal', resources: [api.identifier], scope: 'c:read' });
+    inbox = new EventInbox(server.issuer, api, jwksUri);
+  });
+
+  /** Issues and revokes a JWT of the API (RFC 7009); its jti. */
+  async function revokeOne(): Promise<string> {
+    const { accessToken } = await issueToken(as, client.client_id, client.client_secret, { resource: api.identifier, scope: 'c:read' });
+    expect(await revoke(as, client.client_id, client.client_secret, accessToken)).toBe(200);
+    return decodeJwt(accessToken).jti!;
+  }
+
+  /** Reads from `cursor` to the end, `maxEvents` at a time: the SET ids in the order answered, the revoked jtis, and the cursor at the end. */
+  async function readAll(cursor: string, maxEvents: number, credentials = api.introspection) {
+    const ids: string[] = [];
+    const jtis: string[] = [];
+    for (let page = 0; page < 1000; page++) {
+      const answer = await poll({ cursor, maxEvents, returnImmediately: true }, credentials);
+      expect(answer.status).toBe(200);
+      expect(Object.keys(answer.body.sets).length).toBeLessThanOrEqual(maxEvents);
+      for (const [setId, set] of Object.entries(answer.body.sets as Record<string, string>)) {
+        ids.push(setId);
+        const revoked = decodeJwt(set).events as Record<string, Record<string, string>>;
+        if (revoked[TOKEN_REVOKED]) jtis.push(revoked[TOKEN_REVOKED].jti);
+      }
+      expect(typeof answer.body.cursor).toBe('string');
+      cursor = answer.body.cursor;
+      if (!answer.body.moreAvailable) return { ids, jtis, cursor };
+    }
+    throw new Error('the walk did not end');
+  }
+
+  it('a walk one SET at a time visits every event once, in the order revoked; reading removes nothing', async () => {
+    const revoked = [await revokeOne(), await revokeOne(), await revokeOne()];
+    const walk = await readAll('', 1);
+    expect(new Set(walk.ids).size).toBe(walk.ids.length);
+    expect(walk.jtis.filter((jti) => revoked.includes(jti))).toEqual(revoked);
+    // Each SET verifies as one for this API, its jti its id.
+    for (const set of Object.values((await poll({ cursor: '', returnImmediately: true })).body.sets as Record<string, string>)) {
+      expect((await inbox.verify(set)).aud).toBe(api.identifier);
+    }
+
+    // A second reader from the start, in bigger pages, reads the same events in the same order.
+    expect((await readAll('', 100)).ids).toEqual(walk.ids);
+    // So does a plain RFC 8936 poll: nothing was taken off the queue.
+    const plain = await poll({ returnImmediately: true, maxEvents: 100 });
+    expect(Object.keys(plain.body.sets)).toEqual(expect.arrayContaining(walk.ids));
+
+    // At the end: nothing answered, the cursor unchanged, at once.
+    const started = Date.now();
+    const atEnd = await poll({ cursor: walk.cursor, returnImmediately: true });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(atEnd.body).toEqual({ sets: {}, cursor: walk.cursor });
+
+    // Then a new revocation is the one event after it.
+    const next = await revokeOne();
+    const after = await readAll(walk.cursor, 1);
+    expect(after.jtis).toEqual([next]);
+  });
+
+  it('a long poll with a cursor answers as soon as an event after it arrives, or when the wait ends', async () => {
+    const { cursor } = await readAll('', 100);
+    const answered = poll({ cursor }).then((answer) => ({ answer, at: Date.now() }));
+    await sleep(300);
+    const jti = await revokeOne();
+    const revokedAt = Date.now();
+    const { answer, at } = await answered;
+    expect(at - revokedAt).toBeLessThan(1_000);
+    expect(answer.body.cursor).not.toBe(cursor);
+    const sets = Object.values(answer.body.sets as Record<string, string>).map((set) => decodeJwt(set).events as Record<string, Record<string, string>>);
+    expect(sets.some((events) => events[TOKEN_REVOKED]?.jti === jti)).toBe(true);
+
+    const started = Date.now();
+    const quiet = await poll({ cursor: answer.body.cursor });
+    const waited = Date.now() - started;
+    // Other tests' client and account events (sent to every API) may end the wait early.
+    if (Object.keys(quiet.body.sets).length === 0) {
+      expect(waited).toBeGreaterThanOrEqual(POLL_WAIT_SECONDS * 1000 - 100);
+      expect(quiet.body.cursor).toBe(answer.body.cursor);
+    }
+    expect(waited).toBeLessThan(POLL_WAIT_SECONDS * 1000 + 1_500);
+  });
+
+  it("another API's credentials with this API's cursor read their own queue only", async () => {
+    await revokeOne();
+    const mine = await readAll('', 100);
+    // An event for the other API only, queued after this API's cursor was made.
+    const other = await newClient('internal');
+    const { accessToken } = await issueToken(as, other.client_id, other.client_secret, { resource: ledger.identifier, scope: 'l:read' });
+    const { jti } = await introspect(as, ledger.introspection.client_id, ledger.introspection.client_secret, accessToken);
+    expect(await revoke(as, other.client_id, other.client_secret, accessToken)).toBe(200);
+
+    // The cursor only positions: the credentials choose the queue.
+    const read = await poll({ cursor: mine.cursor, returnImmediately: true, maxEvents: 100 }, ledger.introspection);
+    expect(read.status).toBe(200);
+    const sets = read.body.sets as Record<string, string>;
+    for (const setId of Object.keys(sets)) expect(mine.ids).not.toContain(setId);
+    const verified = await Promise.all(Object.values(sets).map((set) => ledgerInbox.verify(set)));
+    for (const set of verified) expect(set.aud).toBe(ledger.identifier);
+    expect(verified.some((set) => set.events[TOKEN_REVOKED]?.jti === jti)).toBe(true);
+  });
+
+  it.each([
+    ['with ack', (cursor: string) => ({ cursor, ack: ['x'] })],
+    ['with an empty ack', (cursor: string) => ({ cursor, ack: [] })],
+    ['with setErrs', (cursor: string) => ({ cursor, setErrs: { x: { err: 'invalid_key', description: 'no' } } })],
+    ['not a string', () => ({ cursor: 42 })],
+    ['not base64url', () => ({ cursor: 'not a cursor!' })],
+    ['base64url the server did not make', () => ({ cursor: Buffer.from('{"score":0,"setId":"x"}').toString('base64url') })],
+    ['with a character base64url does not have', (cursor: string) => ({ cursor: `${cursor}.` })],
+    ['whose SET id has characters none has', () => ({ cursor: Buffer.from('1.1.a b').toString('base64url') })],
+    ['too long', () => ({ cursor: 'A'.repeat(2_000) })],
+  ])('a cursor %s: 400 invalid_request', async (_case, body) => {
+    await revokeOne();
+    const { cursor } = await readAll('', 100);
+    const answer = await poll({ ...body(cursor), returnImmediately: true });
+    expect(answer.status).toBe(400);
+    expect(answer.body.err).toBe('invalid_request');
+    expect(answer.body.description).toMatch(/^cursor/);
+  });
+
+  it('needs the same credentials as a poll', async () => {
+    expect((await poll({ cursor: '' }, { client_id: api.introspection.client_id, client_secret: 'wrong' })).status).toBe(401);
+    expect((await poll({ cursor: '' }, { client_id: client.client_id, client_secret: client.client_secret })).status).toBe(401);
+  });
+});
+
 /** A push receiver on loopback: what each path answers, and every request it got. */
 interface Received {
   readonly path: string;

@@ -1,8 +1,10 @@
 /**
  * The revocation event channel: SETs fetched by polling the issuer (RFC 8936, the default: a long poll
- * that returns as soon as an event is written) or pushed by it (RFC 8935), verified, applied, and
- * acknowledged. It also knows whether it is working: while it has been down for longer than a bound,
- * the kit stops trusting what it cached (see `isStale`).
+ * that returns as soon as an event is written) or pushed by it (RFC 8935), verified and applied. A
+ * poll reads by position by default (the issuer's `cursor` extension): nothing is acknowledged, so
+ * every instance of an API, all polling with the same credentials, applies every event; on start it
+ * reads from the oldest event the issuer retains. It also knows whether it is working: while it has
+ * been down for longer than a bound, the kit stops trusting what it cached (see `isStale`).
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { AccessDenied } from '../errors.js';
@@ -22,6 +24,13 @@ export interface EventChannelOptions {
   readonly pushToken?: string;
   /** How long the channel may be down before the kit stops trusting its caches. Default 30 s. */
   readonly staleAfterMs?: number;
+  /**
+   * Poll: `false` (default) reads by position (the issuer's `cursor` extension) and acknowledges
+   * nothing, so every instance of the API sees every event. `true` acknowledges what was applied
+   * (plain RFC 8936): each event then goes to whichever instance polls first, so run a single
+   * poller per API (and no reading instance beside it: an acknowledged event is gone for all).
+   */
+  readonly acknowledge?: boolean;
   /** Poll: wait this long between polls that return at once, instead of long polling. Default: long poll. */
   readonly pollIntervalMs?: number;
   /** Poll: how long one long poll may take before it counts as failed. Default 45 s (the issuer holds it up to ~30 s). */
@@ -149,6 +158,9 @@ export class EventChannel {
   }
 
   private async pollLoop(): Promise<void> {
+    const acknowledging = this.options.acknowledge === true;
+    // Read by position: from the oldest event retained (what a restarted instance may have missed), then on.
+    let cursor = '';
     let ack: string[] = [];
     let setErrs: Record<string, { err: string; description: string }> = {};
     let backoffMs = 250;
@@ -157,20 +169,39 @@ export class EventChannel {
       try {
         // The first poll, and the first after a failure, returns at once: it shows the channel works
         // (and catches up on the backlog) without waiting for an event.
-        const answer = await this.poll({ maxEvents: 100, returnImmediately: !longPoll || this.failingSince !== undefined, ack, setErrs }, this.stopping.signal);
+        const returnImmediately = !longPoll || this.failingSince !== undefined;
+        const answer = await this.poll(
+          acknowledging ? { maxEvents: 100, returnImmediately, ack, setErrs } : { maxEvents: 100, returnImmediately, cursor },
+          this.stopping.signal,
+        );
+        if (!acknowledging && typeof answer.cursor !== 'string') throw new Error('the issuer does not read by cursor: set events.acknowledge');
         ack = [];
         setErrs = {};
         this.markUp();
-        backoffMs = 250;
+        let retryLater = false;
         for (const [jti, set] of Object.entries(answer.sets ?? {})) {
           try {
             await this.deliver(set, 'poll');
             ack.push(jti);
           } catch (error) {
-            // A SET that cannot be verified now (keys unavailable) is neither acknowledged nor refused: it comes again.
+            // A SET refused for good is reported (acknowledging) or passed over (by position).
             if (error instanceof SetRejected) setErrs[jti] = { err: error.err, description: error.message };
+            // One that cannot be verified now (keys unavailable) is neither acknowledged nor passed: it comes again.
+            else retryLater = true;
           }
         }
+        if (!acknowledging) {
+          ack = [];
+          setErrs = {};
+          if (retryLater) {
+            // The same page is read again (applying an event twice changes nothing), after a pause.
+            await this.pause(backoffMs);
+            backoffMs = Math.min(backoffMs * 2, 10_000);
+            continue;
+          }
+          cursor = answer.cursor!;
+        }
+        backoffMs = 250;
         if (!longPoll && !answer.moreAvailable && ack.length === 0) await this.pause(this.options.pollIntervalMs);
       } catch {
         if (this.stopping.signal.aborted) break;
@@ -185,12 +216,15 @@ export class EventChannel {
   }
 
   private async poll(
-    request: { maxEvents: number; returnImmediately: boolean; ack: string[]; setErrs: Record<string, unknown> },
+    request: { maxEvents: number; returnImmediately: boolean } & ({ ack: string[]; setErrs: Record<string, unknown> } | { cursor: string }),
     signal: AbortSignal,
-  ): Promise<{ sets?: Record<string, string>; moreAvailable?: boolean }> {
+  ): Promise<{ sets?: Record<string, string>; moreAvailable?: boolean; cursor?: string }> {
     const body: Record<string, unknown> = { maxEvents: request.maxEvents, returnImmediately: request.returnImmediately };
-    if (request.ack.length > 0) body.ack = request.ack;
-    if (Object.keys(request.setErrs).length > 0) body.setErrs = request.setErrs;
+    if ('cursor' in request) body.cursor = request.cursor;
+    else {
+      if (request.ack.length > 0) body.ack = request.ack;
+      if (Object.keys(request.setErrs).length > 0) body.setErrs = request.setErrs;
+    }
     const response = await fetch(this.deps.pollEndpoint!, {
       method: 'POST',
       headers: { authorization: this.deps.basicAuthorization, 'content-type': 'application/json', accept: 'application/json' },
@@ -201,7 +235,7 @@ export class EventChannel {
       await response.arrayBuffer();
       throw new Error(`the poll endpoint answered ${response.status}`);
     }
-    return (await response.json()) as { sets?: Record<string, string>; moreAvailable?: boolean };
+    return (await response.json()) as { sets?: Record<string, string>; moreAvailable?: boolean; cursor?: string };
   }
 
   private async probeIssuer(): Promise<void> {
