@@ -27,6 +27,9 @@ let as: oauth.AuthorizationServer;
 let api: Awaited<ReturnType<typeof registerResourceServer>>;
 let worker: { client_id: string; client_secret: string };
 let kit: ResourceServerKit;
+/** A kit receiving pushed events (RFC 8935) on each framework's `/security-events`. */
+let pushKit: ResourceServerKit;
+const PUSH_TOKEN = 'push-credential-of-the-shop-0123456789';
 const origins: Record<string, string> = {};
 const closers: Array<() => Promise<unknown>> = [];
 
@@ -51,6 +54,12 @@ beforeAll(async () => {
     events: { mode: 'off' },
     realm: 'shop',
   });
+  pushKit = await createResourceServerKit({
+    issuer: server.issuer,
+    resource: api.identifier,
+    credentials: { clientId: api.introspection.client_id, clientSecret: api.introspection.client_secret },
+    events: { mode: 'push', pushToken: PUSH_TOKEN },
+  });
 
   const koa = new Koa();
   const router = new Router();
@@ -60,6 +69,7 @@ beforeAll(async () => {
   router.post('/orders', forKoa.protect(kit, { scopes: ['orders:write'] }), (ctx) => {
     ctx.status = 201;
   });
+  router.post('/security-events', forKoa.pushReceiver(pushKit));
   koa.use(router.routes());
   const koaServer = koa.listen(0, '127.0.0.1');
   origins.koa = await listening(koaServer);
@@ -72,6 +82,7 @@ beforeAll(async () => {
   app.post('/orders', forExpress.protect(kit, { scopes: ['orders:write'] }), (_req, res) => {
     res.status(201).end();
   });
+  app.post('/security-events', forExpress.pushReceiver(pushKit));
   const expressServer = app.listen(0, '127.0.0.1');
   origins.express = await listening(expressServer);
   closers.push(() => new Promise((resolve) => expressServer.close(resolve)));
@@ -81,6 +92,7 @@ beforeAll(async () => {
     subject: forFastify.authOf(request).subject,
   }));
   fastify.post('/orders', { preHandler: forFastify.protect(kit, { scopes: ['orders:write'] }) }, async (_request, reply) => reply.code(201).send());
+  await fastify.register(forFastify.pushReceiver(pushKit, '/security-events'));
   origins.fastify = await fastify.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => fastify.close());
 }, 60_000);
@@ -88,6 +100,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(closers.map((close) => close()));
   await kit?.close();
+  await pushKit?.close();
   await server?.stop();
 });
 
@@ -131,6 +144,19 @@ describe.each(['koa', 'express', 'fastify'])('%s', (framework) => {
     expect(readOnly.challenge).toMatch(/^Bearer realm="shop", error="insufficient_scope", error_description="[^"]+", scope="orders:write"$/);
     const writer = await call(ordersUrl(), { method: 'POST', headers: { authorization: `Bearer ${await token('orders:read orders:write')}` } });
     expect(writer.status).toBe(201);
+  });
+
+  it('answers a push (RFC 8935) that is not a SET 400 with its error: a wrong credential, another content type, a body that does not verify', async () => {
+    const push = (authorization: string, contentType: string, body: string) =>
+      call(`${origins[framework]}/security-events`, { method: 'POST', headers: { authorization, 'content-type': contentType }, body });
+    expect(await push('Bearer not-the-credential', 'application/secevent+jwt', 'a.b.c')).toMatchObject({
+      status: 400,
+      body: { err: 'authentication_failed' },
+    });
+    for (const contentType of ['text/plain', 'application/json', 'application/octet-stream', 'application/jwt']) {
+      expect(await push(`Bearer ${PUSH_TOKEN}`, contentType, '{}')).toMatchObject({ status: 400, body: { err: 'invalid_request' } });
+    }
+    expect(await push(`Bearer ${PUSH_TOKEN}`, 'application/secevent+jwt', 'not-a-set')).toMatchObject({ status: 400, body: { err: expect.any(String) } });
   });
 
   it('lets a DPoP-bound token through with its proof (oauth4webapi as the client), and challenges it as Bearer with DPoP', async () => {

@@ -29,6 +29,7 @@ export interface FastifyReplyLike {
 
 /** The parts of a Fastify instance the push receiver plugin uses. */
 export interface FastifyInstanceLike {
+  removeAllContentTypeParsers(): void;
   addContentTypeParser(
     type: string,
     options: { parseAs: 'string'; bodyLimit: number },
@@ -70,9 +71,11 @@ export function protect(kit: ResourceServerKit, options: ProtectOptions = {}) {
  */
 export function pushReceiver(kit: ResourceServerKit, path: string) {
   return async (instance: FastifyInstanceLike): Promise<void> => {
-    instance.addContentTypeParser('application/secevent+jwt', { parseAs: 'string', bodyLimit: PUSH_BODY_LIMIT }, (_request, body, done) =>
-      done(null, body.toString()),
-    );
+    // Every body reaches the receiver as text, whatever its type: a push of another type is answered
+    // 400 with an RFC 8935 error by the receiver, where Fastify would refuse it 415 (or parse it as JSON).
+    // The plugin's own scope: the application's parsers are untouched.
+    instance.removeAllContentTypeParsers();
+    instance.addContentTypeParser('*', { parseAs: 'string', bodyLimit: PUSH_BODY_LIMIT }, (_request, body, done) => done(null, body.toString()));
     instance.post(path, async (request, reply) => {
       const answer = await kit.receivePush({
         authorization: header(request.headers, 'authorization'),
