@@ -36,6 +36,7 @@ import { requirementOf, STEP_UP_REASON, type StepUpDetails, type StrongSignInDep
 import type { Logger } from '../observability/logger.js';
 import { requestContext } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
+import type { TokenStore } from '../tokens/token-store.js';
 import { readFormBody } from './form-body.js';
 import {
   PASSKEY_SCRIPT,
@@ -68,6 +69,8 @@ const PROGRESS = 'strongSignIn';
 /** What the steps work with (a subset of the interaction routes' dependencies). */
 export interface FactorStepDependencies extends StrongSignInDependencies {
   readonly currentProvider: () => Provider;
+  /** Where passkey challenges are marked answered, atomically (see FactorSteps#firstAnswer). */
+  readonly tokenStore: TokenStore;
   readonly db: Db;
   readonly bus: ChangeBus;
   readonly accounts: AccountRegistry;
@@ -76,6 +79,9 @@ export interface FactorStepDependencies extends StrongSignInDependencies {
   readonly factorSettings: FactorSettings;
   readonly sessions: AccountSessions;
 }
+
+/** The token store model of the sign-in's passkey challenges not answered yet (the provider never reads it). */
+const PASSKEY_CHALLENGE_MODEL = 'SignInPasskeyChallenge';
 
 /** What the steps need from the interaction routes: the page sender and the way back to the provider. */
 export interface StepHelpers {
@@ -103,6 +109,20 @@ export class FactorSteps {
     return { db: this.deps.db, settings: this.deps.factorSettings };
   }
 
+  /**
+   * Records a passkey challenge as unanswered, for as long as its interaction lives. The interaction
+   * holds the challenge too, but two answers posted at once both read it before either saves it away:
+   * the token store's atomic take decides which one is the first (`firstAnswer`).
+   */
+  private async issued(interaction: Interaction, challenge: string): Promise<void> {
+    await this.deps.tokenStore.adapter(PASSKEY_CHALLENGE_MODEL).upsert(challenge, {}, Math.max(1, (interaction.exp ?? 0) - epochSeconds()));
+  }
+
+  /** Whether this is the first answer to `challenge` (issued here, not answered yet); it is marked answered. */
+  private async firstAnswer(challenge: string | undefined): Promise<boolean> {
+    return challenge !== undefined && (await this.deps.tokenStore.take(PASSKEY_CHALLENGE_MODEL, challenge)) !== undefined;
+  }
+
   private async save(interaction: Interaction, progress: SignInProgress): Promise<void> {
     interaction.result = { ...interaction.result, [PROGRESS]: progress };
     // A factor change ended the account's sessions, this interaction's too (when stepping up): the
@@ -118,6 +138,7 @@ export class FactorSteps {
    */
   async passkeyOnLoginPage(interaction: Interaction): Promise<ReturnType<typeof passkeyControls>> {
     const { options, challenge } = await startPasskeyAuthentication(this.check);
+    await this.issued(interaction, challenge);
     await this.save(interaction, { ...(progressOf(interaction) ?? { methods: [] }), passkeyChallenge: challenge });
     return passkeyControls({ action: pathOf(interaction, 'passkey'), mode: 'conditional', options, label: 'Use a passkey' });
   }
@@ -156,6 +177,7 @@ export class FactorSteps {
       let next = progress;
       if (factors.passkeys.length > 0) {
         const { options, challenge } = await startPasskeyAuthentication(this.check, account.id);
+        await this.issued(interaction, challenge);
         passkey = { action: pathOf(interaction, 'passkey'), mode: 'get', options, label: 'Use a passkey' };
         next = { ...progress, passkeyChallenge: challenge };
       }
@@ -171,6 +193,7 @@ export class FactorSteps {
     }
     const enrolment = (await pendingTotpEnrolment(this.check, account)) ?? (await startTotpEnrolment(this.check, account));
     const registration = await startPasskeyRegistration(this.check, account);
+    await this.issued(interaction, registration.challenge);
     await this.save(interaction, { ...progress, registrationChallenge: registration.challenge });
     const markup = totpEnrolmentPage({
       action: pathOf(interaction, 'enrol'),
@@ -265,12 +288,13 @@ export class FactorSteps {
     // Single use, whatever comes of it: forgotten before the answer is checked.
     const { passkeyChallenge: _used, ...rest } = progress;
     await this.save(interaction, rest);
+    const firstAnswer = await this.firstAnswer(challenge);
     const response = passkeyResponseOf((await readFormBody(ctx)).get('response'));
     const key = `passkey:${progress.accountId ?? (typeof response?.id === 'string' ? response.id : '')}`;
     if (!(await this.admittedOnAnyPage(ctx, interaction, rest, key))) return;
     let proven: ProvenFactor;
     try {
-      if (!challenge || !response) throw new FactorRejectedError('wrong_challenge', 'this passkey request is no longer valid; try again');
+      if (!challenge || !firstAnswer || !response) throw new FactorRejectedError('wrong_challenge', 'this passkey request is no longer valid; try again');
       proven = await verifyPasskey(this.check, challenge, response as never, progress.accountId);
     } catch (error) {
       if (!(error instanceof FactorRejectedError)) throw error;
@@ -320,10 +344,11 @@ export class FactorSteps {
     const progress = this.need(interaction);
     const { registrationChallenge: challenge, ...rest } = progress;
     await this.save(interaction, rest);
+    const firstAnswer = await this.firstAnswer(challenge);
     const response = passkeyResponseOf((await readFormBody(ctx)).get('response'));
     let proven: Amr[];
     try {
-      if (!challenge || !response) throw new FactorRejectedError('wrong_challenge', 'this passkey request is no longer valid; try again');
+      if (!challenge || !firstAnswer || !response) throw new FactorRejectedError('wrong_challenge', 'this passkey request is no longer valid; try again');
       const passkey = await finishPasskeyRegistration(this.changeContext(progress.accountId), progress.accountId, challenge, response as never);
       proven = [passkey.deviceType === 'multiDevice' ? 'swk' : 'hwk', 'user'];
     } catch (error) {
