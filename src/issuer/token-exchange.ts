@@ -125,6 +125,9 @@ const mayActAs = (mayAct: Readonly<Record<string, unknown>> | undefined, clientI
 
 /** The grant's handler: checks the request, the subject token and the allowance, then issues the token. */
 async function exchangeToken(ctx: KoaContextWithOIDC, deps: TokenExchangeDependencies): Promise<void> {
+  // The exchanged token would not be bound to the proof's key: refused, rather than handing a bearer
+  // token to a client that asked for a bound one.
+  if (ctx.get('dpop') !== '') throw new errors.InvalidRequest('token exchange issues no DPoP-bound token: send the request without a DPoP proof');
   const params = ctx.oidc.params!;
   const clientId = ctx.oidc.client!.clientId;
   const subjectToken = single(params.subject_token, 'subject_token');

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
+import { dpopKey } from '../helpers/dpop.js';
 import { authorizationUrl, Browser, createAccount, formAction, signIn, type TestClient } from '../helpers/login.js';
 import { adminCall, adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -233,6 +234,21 @@ describe('token exchange', () => {
       status: 400,
       error: 'invalid_request',
     });
+  });
+
+  it('refuses a request with a DPoP proof (invalid_request) rather than answering an unbound token', async () => {
+    const subject = await ordersToken(web);
+    const { handle } = await dpopKey({ client_id: ordersService.client_id });
+    const response = await oauth.genericTokenEndpointRequest(
+      as,
+      { client_id: ordersService.client_id },
+      oauth.ClientSecretBasic(ordersService.client_secret),
+      GRANT,
+      { subject_token: subject, subject_token_type: ACCESS_TOKEN },
+      { ...insecure, DPoP: handle },
+    );
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('DPoP') });
   });
 
   it("accepts the exchanging client's own token as actor_token, and no other", async () => {
