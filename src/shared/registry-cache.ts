@@ -14,7 +14,8 @@ interface CacheEntry<V> {
 
 // Unknown ids are cached too (so a flood of them cannot reach PostgreSQL); the bound caps memory.
 const MAX_ENTRIES = 10_000;
-// While PostgreSQL is unreachable, a known record keeps being served from the cache this long.
+// Past its TTL, a known record keeps being served from the cache this long while it is read again (and
+// while PostgreSQL is unreachable, that read failing); older, a lookup waits for the read.
 const STALE_WHILE_DOWN_MS = 5 * 60_000;
 
 /** How a {@link RegistryCache} loads and how long it keeps what it loaded. */
@@ -49,18 +50,28 @@ export class RegistryCache<V> {
   }
 
   /**
-   * The record with this id, from the cache when fresh; `undefined` when there is none. A fresh entry is
-   * answered as is, not wrapped in a promise: the hot paths look clients up several times per request.
+   * The record with this id; `undefined` when there is none. A fresh entry is answered as is, not
+   * wrapped in a promise: the hot paths look clients up several times per request. An entry past its
+   * TTL but loaded in the last STALE_WHILE_DOWN_MS is answered as is too while it is read again in the
+   * background (the next lookup gets what that read found), so a request waits on PostgreSQL only for
+   * a record this process does not hold: one it never read, one a change event dropped, or one
+   * nobody looked up for minutes.
    */
   get(id: string): V | undefined | Promise<V | undefined> {
     if (!this.options.isPossibleId(id)) return undefined;
     const entry = this.#entries.get(id);
-    if (entry && Date.now() - entry.loadedAt < this.options.ttlSeconds * 1000) return entry.value;
+    const age = entry ? Date.now() - entry.loadedAt : Number.POSITIVE_INFINITY;
+    if (entry && age < this.options.ttlSeconds * 1000) return entry.value;
 
     let loading = this.#inFlight.get(id);
     if (!loading) {
       loading = this.#load(id, entry).finally(() => this.#inFlight.delete(id));
       this.#inFlight.set(id, loading);
+    }
+    if (entry && age < STALE_WHILE_DOWN_MS) {
+      // Its failure is the load's to log (and to count); the entry keeps being answered meanwhile.
+      loading.catch(() => undefined);
+      return entry.value;
     }
     return loading;
   }
