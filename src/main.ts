@@ -99,7 +99,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   // Before anything is built: the database and the app pick their tracing hooks when made.
-  startTracing();
+  await startTracing();
 
   if (config.workers === 1 || !cluster.isPrimary) {
     await serve(config, logger, cluster.isPrimary);
