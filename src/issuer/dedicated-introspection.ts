@@ -246,9 +246,9 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     // The provider finds a token its client no longer allows as none; introspectionAllowed asks too.
     const audiences = payload.aud === undefined ? [] : [payload.aud as string];
     const exchange = exchangeFactsOf(payload.extra);
-    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId, exchange, scope: payload.scope }))) {
-      return { active: false };
-    }
+    // Awaited only when it is a promise: awaiting a boolean would make one (see introspectionAllowed).
+    const allowed = introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId, exchange, scope: payload.scope });
+    if (!(typeof allowed === 'boolean' ? allowed : await allowed)) return { active: false };
     // Built in the provider's order, so the JSON is the provider's byte for byte.
     const body: IntrospectionAnswer = { active: false };
     if (accountId !== undefined) body.sub = accountId;
@@ -268,7 +268,8 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
       token_type: 'Bearer',
     });
     completeActiveAnswer(body, token, false);
-    await addEntitlementClaims(deps, deps.issuer, body);
+    const entitlementClaims = addEntitlementClaims(deps, deps.issuer, body);
+    if (entitlementClaims) await entitlementClaims;
     return body;
   }
 
