@@ -288,7 +288,9 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     const candidate = await readCandidate(ctx);
     if (!candidate) return false;
     // A resource server that gets signed answers by default (RFC 9701) is answered on the provider's path.
-    if (!(await secretClient(deps, candidate)) || deps.resourceServers.byIntrospectionClientId(candidate.clientId)?.introspectionResponse === 'jwt') {
+    const found = secretClient(deps, candidate);
+    const client = found instanceof Promise ? await found : found;
+    if (!client || deps.resourceServers.byIntrospectionClientId(candidate.clientId)?.introspectionResponse === 'jwt') {
       return false;
     }
     const context = requestContext.getStore();
@@ -335,8 +337,21 @@ export async function readCandidate(ctx: Koa.Context): Promise<Candidate | undef
  * provider's errors (which count no failure); a failed lookup is the provider's to fail again (its
  * answer to a store failure is a 503 as well).
  */
-export async function secretClient(deps: Pick<DedicatedIntrospectionDependencies, 'clients'>, candidate: Candidate): Promise<ClientWithSecrets | undefined> {
-  const client = await deps.clients.getActive(candidate.clientId).catch(() => undefined);
+export function secretClient(
+  deps: Pick<DedicatedIntrospectionDependencies, 'clients'>,
+  candidate: Candidate,
+): ClientWithSecrets | undefined | Promise<ClientWithSecrets | undefined> {
+  // At once when the cache holds the client fresh: no promise on the hot paths (see ClientRegistry#lookup).
+  let client: ClientWithSecrets | undefined | Promise<ClientWithSecrets | undefined>;
+  try {
+    client = deps.clients.lookupActive(candidate.clientId);
+  } catch {
+    return undefined;
+  }
+  return client instanceof Promise ? client.then(withSecretMethod, () => undefined) : withSecretMethod(client);
+}
+
+function withSecretMethod(client: ClientWithSecrets | undefined): ClientWithSecrets | undefined {
   const method = client?.metadata.token_endpoint_auth_method;
   return method === 'client_secret_basic' || method === 'client_secret_post' ? client : undefined;
 }
