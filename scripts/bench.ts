@@ -39,6 +39,8 @@ import {
   scalingComparison,
   tracingComparisons,
   TRACING_SCENARIOS,
+  heapSettingsComparisons,
+  HEAP_SETTINGS_SCENARIOS,
   type Comparison,
   type Contender,
   type ProjectTarget,
@@ -55,13 +57,16 @@ const HELP = `npm run bench [-- options]
   --workers N      worker processes for the scaling comparison (default 2; 1 skips it)
   --only IDS       comma-separated scenario ids (see bench/results.json), for development;
                    tracing-cost (tracing off against on, issuance and introspection, about 70 s at the
-                   default settings) runs only when named here
+                   default settings) runs only when named here, and so does heap-settings (the
+                   project against a second project process with BENCH_COMPARE_FLAGS)
   --quick          short windows, for development
   --cpu-prof       run the project and the peers under node --cpu-prof (bench/profiles/)
   --soak N         instead: hold a mixed load on the project for N seconds, report memory over time
 Environment: DATABASE_URL (a server where a database may be created; default
 postgres://postgres@127.0.0.1:5432/postgres), REDIS_URL (default redis://127.0.0.1:6379), BENCH_NODE_FLAGS
-(Node.js flags for the project instead of those of npm start, e.g. to compare heap settings).`;
+(Node.js flags for the project instead of those of npm start), BENCH_COMPARE_FLAGS (with --only heap-settings:
+Node.js flags of a second project process measured against the first, rounds alternating, e.g.
+"--max-old-space-size=160").`;
 
 const BENCH_DIR = fileURLToPath(new URL('../../bench/', import.meta.url));
 const PEER_ENTRY = fileURLToPath(new URL('./bench/peer-server.js', import.meta.url));
@@ -286,6 +291,20 @@ async function runComparisons(settings: Settings, stores: ProjectStores, generat
     log(`trace sink: ${sink.spans()} spans in ${received} exports (${unreadable} unreadable)`);
     recordHighWater(traced);
     await traced.stop();
+  }
+  // Not in the default run: a second project process with BENCH_COMPARE_FLAGS. `--only heap-settings` runs both.
+  const heapSettings = HEAP_SETTINGS_SCENARIOS.filter((id) => settings.only?.includes(id) || settings.only?.includes('heap-settings'));
+  if (heapSettings.length > 0) {
+    const flags = process.env.BENCH_COMPARE_FLAGS?.trim();
+    if (!flags) throw new Error('--only heap-settings needs BENCH_COMPARE_FLAGS: the Node.js flags to measure against those of npm start');
+    const other = await startProject(stores, 1, flags.split(/\s+/), { name: `project (${flags})` });
+    cleanup.add(() => other.stop());
+    for (const comparison of heapSettingsComparisons(project, { ...project, server: other }, flags).filter((c) => heapSettings.includes(c.id))) {
+      log(comparison.title);
+      results.push(await measure(comparison, generator, settings));
+    }
+    recordHighWater(other);
+    await other.stop();
   }
   if (settings.workers > 1 && selected('opaque-issuance-workers')) {
     // The project alone now: the peer and the floor would only take memory.

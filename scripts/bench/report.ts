@@ -79,9 +79,12 @@ export function summarize(role: Role, label: string, windows: readonly WindowRes
   };
 }
 
-/** The contender the ratios are about: the project, or its several workers (or its traced twin) when they are measured. */
+/** The project's variants that a scenario compares with the project itself (several workers, tracing on, ...). */
+const VARIANTS: readonly Role[] = ['workers', 'traced', 'entitled', 'tuned'];
+
+/** The contender the ratios are about: the project, or its variant (several workers, traced twin, ...) when one is measured. */
 const subjectOf = (contenders: readonly ContenderResult[]) =>
-  contenders.find((c) => c.role === 'workers' || c.role === 'traced' || c.role === 'entitled') ?? contenders.find((c) => c.role === 'project');
+  contenders.find((c) => VARIANTS.includes(c.role)) ?? contenders.find((c) => c.role === 'project');
 
 /** Ratios of the project (or its several workers) over every other contender: by req/s, and by CPU time per request. */
 export function ratiosOf(contenders: readonly ContenderResult[]): Pick<ComparisonResult, 'ratios' | 'cpuRatios'> {
@@ -171,7 +174,7 @@ export function judgeTargets({ comparisons, connections, cores, workers }: Targe
     }
   }
 
-  const projectResults = comparisons.flatMap((c) => c.contenders.filter((r) => r.role === 'project' || r.role === 'workers' || r.role === 'traced' || r.role === 'entitled'));
+  const projectResults = comparisons.flatMap((c) => c.contenders.filter((r) => r.role === 'project' || VARIANTS.includes(r.role)));
   const errors = projectResults.reduce((sum, r) => sum + r.errors, 0);
   results.push({ target: 'Zero errors in every scenario (project)', measured: String(errors), status: projectResults.length === 0 ? 'not measured' : errors === 0 ? 'met' : 'not met' });
 

@@ -15,9 +15,10 @@ import { PROJECT_SCOPE, type ProjectFixtures } from './project-server.js';
 /**
  * Who is measured. `workers` is the project with several worker processes; `traced` is the project
  * exporting traces (the tracing-cost scenario); `entitled` is the project answering for a resource
- * server that enforces entitlements (the entitlements-cost scenario, same process as `project`).
+ * server that enforces entitlements (the entitlements-cost scenario, same process as `project`); `tuned`
+ * is the project run with other Node.js flags (the heap-settings scenario).
  */
-export type Role = 'project' | 'peer' | 'floor' | 'workers' | 'traced' | 'entitled';
+export type Role = 'project' | 'peer' | 'floor' | 'workers' | 'traced' | 'entitled' | 'tuned';
 
 /** What every job of a window shares. */
 export interface JobBase {
@@ -276,6 +277,33 @@ export function tracingComparisons(off: ProjectTarget, on: ProjectTarget): Compa
     {
       id: 'tracing-cost-introspection',
       title: 'Introspection of an opaque token, tracing off against tracing on',
+      contenders: sides(async (base) => introspection(base, withToken(introspect, await fetchToken(base.url, issue)))),
+    },
+  ];
+}
+
+/** The ids of the heap-settings scenarios (not in the default run: they need BENCH_COMPARE_FLAGS). */
+export const HEAP_SETTINGS_SCENARIOS: readonly string[] = ['heap-settings', 'heap-settings-introspection'];
+
+/**
+ * The project with the flags of `npm start` against a second project process started with other
+ * Node.js flags (`flags`, e.g. heap sizing), on opaque issuance and on introspection of an opaque token:
+ * the same run, rounds alternating, so a setting's cost is measured against the default on the same load.
+ */
+export function heapSettingsComparisons(standard: ProjectTarget, tuned: ProjectTarget, flags: string): Comparison[] {
+  const issue = tokenRequest(standard.endpoints.token, standard.fixtures.externalClient, PROJECT_SCOPE);
+  const introspect = formPost(standard.endpoints.introspection, standard.fixtures.resourceServer, 'token=');
+  const sides = (job: Contender['job']): Contender[] => [
+    { role: 'project', label: 'npm start flags', server: standard.server, job },
+    { role: 'tuned', label: flags, server: tuned.server, job },
+  ];
+  const note = "the CPU ratio is the default's µs over the other flags', so 1 / it is what those flags multiply the CPU per request by";
+  return [
+    { id: 'heap-settings', title: `Opaque issuance, npm start flags against ${flags}`, note, contenders: sides((base) => issuance(base, issue, 'opaque')) },
+    {
+      id: 'heap-settings-introspection',
+      title: `Introspection of an opaque token, npm start flags against ${flags}`,
+      note,
       contenders: sides(async (base) => introspection(base, withToken(introspect, await fetchToken(base.url, issue)))),
     },
   ];

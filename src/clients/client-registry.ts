@@ -61,13 +61,13 @@ export class ClientRegistry {
     return client instanceof Promise ? client.then(activeOnly) : activeOnly(client);
   }
 
-  /** Whether `presented` is one of the client's valid secrets (constant-time). */
-  async verifySecret(clientId: string, presented: string): Promise<boolean> {
-    const client = await this.lookupActive(clientId);
-    if (!client) return false;
-    const now = Date.now() / 1000;
-    const valid = client.secretDigests.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.digest);
-    return secretMatchesAnyDigest(presented, valid);
+  /**
+   * Whether `presented` is one of the client's valid secrets (constant-time); answered at once when
+   * the cache holds the client fresh (see `lookup`).
+   */
+  verifySecret(clientId: string, presented: string): boolean | Promise<boolean> {
+    const client = this.lookupActive(clientId);
+    return client instanceof Promise ? client.then((active) => secretMatches(active, presented)) : secretMatches(client, presented);
   }
 
   /**
@@ -136,4 +136,11 @@ function toProviderMetadata(client: ClientWithSecrets): AdapterPayload {
   if (m.backchannel_logout_session_required !== undefined) base.backchannel_logout_session_required = m.backchannel_logout_session_required;
   if (m.token_endpoint_auth_method.startsWith('client_secret')) base.client_secret = SECRET_MARKER;
   return base;
+}
+
+function secretMatches(client: ClientWithSecrets | undefined, presented: string): boolean {
+  if (!client) return false;
+  const now = Date.now() / 1000;
+  const valid = client.secretDigests.filter((s) => s.expiresAt === null || s.expiresAt > now).map((s) => s.digest);
+  return secretMatchesAnyDigest(presented, valid);
 }

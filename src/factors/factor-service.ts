@@ -10,15 +10,11 @@
  * forgets it before calling a `finish`/`verify` function.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
+import type {
+  AuthenticationResponseJSON,
+  PublicKeyCredentialCreationOptionsJSON,
+  PublicKeyCredentialRequestOptionsJSON,
+  RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { AccountChangeContext } from '../accounts/account-service.js';
 import { updateAccount as updateAccountRow } from '../accounts/account-repository.js';
@@ -49,6 +45,12 @@ import {
 } from './factor-repository.js';
 import { newRecoveryCodes, normaliseRecoveryCode, recoveryCodeDigest } from './recovery-codes.js';
 import { newTotpSecret, qrCodeSvg, totpStepOf, totpUri } from './totp.js';
+
+/**
+ * @simplewebauthn/server, imported on the first passkey ceremony rather than at start: with its ASN.1
+ * and X.509 parsers it holds about 5 MiB of heap that the token hot paths never use (docs/performance.md, Memory).
+ */
+const webauthn = () => import('@simplewebauthn/server');
 
 /** What the factor services need besides an audited change context. */
 export interface FactorSettings {
@@ -270,6 +272,7 @@ export interface PasskeyRegistration {
 export async function startPasskeyRegistration(context: FactorCheckContext, account: FactorAccount): Promise<PasskeyRegistration> {
   const rp = relyingParty(context.settings);
   const existing = await selectPasskeys(context.db, account.id);
+  const { generateRegistrationOptions } = await webauthn();
   const options = await generateRegistrationOptions({
     rpName: rp.name,
     rpID: rp.id,
@@ -322,6 +325,7 @@ export async function finishPasskeyRegistration(
   const rp = relyingParty(change.settings);
   let verified;
   try {
+    const { verifyRegistrationResponse } = await webauthn();
     verified = await verifyRegistrationResponse({
       response,
       expectedChallenge,
@@ -383,6 +387,7 @@ export async function startPasskeyAuthentication(context: FactorCheckContext, ac
   const rp = relyingParty(context.settings);
   const allow =
     accountId === undefined ? undefined : (await selectPasskeys(context.db, accountId)).map((p) => ({ id: p.credentialId, transports: [...p.transports] }));
+  const { generateAuthenticationOptions } = await webauthn();
   const options = await generateAuthenticationOptions({ rpID: rp.id, userVerification: 'required', ...(allow ? { allowCredentials: allow } : {}) });
   return { options, challenge: options.challenge };
 }
@@ -409,6 +414,7 @@ export async function verifyPasskey(
   }
   let verified;
   try {
+    const { verifyAuthenticationResponse } = await webauthn();
     verified = await verifyAuthenticationResponse({
       response,
       expectedChallenge,

@@ -71,7 +71,9 @@ export function clientSecretCheck(deps: ClientSecretCheckDependencies): ClientSe
       if (until > Date.now()) throw new TooManyFailedAttempts(Math.ceil((until - Date.now()) / 1000));
       blockedUntil.delete(key);
     }
-    const right = await deps.clients.verifySecret(clientId, secret);
+    // Awaited only when the client had to be read: awaiting a boolean would make a promise.
+    const verified = deps.clients.verifySecret(clientId, secret);
+    const right = typeof verified === 'boolean' ? verified : await verified;
     // A store failure here throws: the attempt is refused (503), never let through uncounted.
     const retryAfter = await deps.failures.admit(key, !right);
     if (retryAfter > 0) return block(key, retryAfter);

@@ -191,9 +191,9 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     // The provider finds a token its client no longer allows as none; introspectionAllowed asks too.
     const audiences = payload.aud === undefined ? [] : [payload.aud as string];
     const exchange = exchangeFactsOf(payload.extra);
-    if (!(await introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId, exchange, scope: payload.scope }))) {
-      return { active: false };
-    }
+    // Awaited only when it is a promise: awaiting a boolean would make one (see introspectionAllowed).
+    const allowed = introspectionAllowed(deps, callerClientId, { clientId, audiences, issuedAt: payload.iat!, accountId, exchange, scope: payload.scope });
+    if (!(typeof allowed === 'boolean' ? allowed : await allowed)) return { active: false };
     // Built in the provider's order, so the JSON is the provider's byte for byte.
     const body: IntrospectionAnswer = { active: false };
     if (accountId !== undefined) body.sub = accountId;
@@ -213,7 +213,8 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
       token_type: 'Bearer',
     });
     completeActiveAnswer(body, token, false);
-    await addEntitlementClaims(deps, deps.issuer, body);
+    const entitlementClaims = addEntitlementClaims(deps, deps.issuer, body);
+    if (entitlementClaims) await entitlementClaims;
     return body;
   }
 
@@ -232,7 +233,9 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     const candidate = await readCandidate(ctx);
     if (!candidate) return false;
     // A resource server that gets signed answers by default (RFC 9701) is answered on the provider's path.
-    if (!(await secretClient(deps, candidate)) || deps.resourceServers.byIntrospectionClientId(candidate.clientId)?.introspectionResponse === 'jwt') {
+    const found = secretClient(deps, candidate);
+    const client = found instanceof Promise ? await found : found;
+    if (!client || deps.resourceServers.byIntrospectionClientId(candidate.clientId)?.introspectionResponse === 'jwt') {
       return false;
     }
     const context = requestContext.getStore();
@@ -279,8 +282,21 @@ export async function readCandidate(ctx: Koa.Context): Promise<Candidate | undef
  * provider's errors (which count no failure); a failed lookup is the provider's to fail again (its
  * answer to a store failure is a 503 as well).
  */
-export async function secretClient(deps: Pick<DedicatedIntrospectionDependencies, 'clients'>, candidate: Candidate): Promise<ClientWithSecrets | undefined> {
-  const client = await deps.clients.getActive(candidate.clientId).catch(() => undefined);
+export function secretClient(
+  deps: Pick<DedicatedIntrospectionDependencies, 'clients'>,
+  candidate: Candidate,
+): ClientWithSecrets | undefined | Promise<ClientWithSecrets | undefined> {
+  // At once when the cache holds the client fresh: no promise on the hot paths (see ClientRegistry#lookup).
+  let client: ClientWithSecrets | undefined | Promise<ClientWithSecrets | undefined>;
+  try {
+    client = deps.clients.lookupActive(candidate.clientId);
+  } catch {
+    return undefined;
+  }
+  return client instanceof Promise ? client.then(withSecretMethod, () => undefined) : withSecretMethod(client);
+}
+
+function withSecretMethod(client: ClientWithSecrets | undefined): ClientWithSecrets | undefined {
   const method = client?.metadata.token_endpoint_auth_method;
   return method === 'client_secret_basic' || method === 'client_secret_post' ? client : undefined;
 }

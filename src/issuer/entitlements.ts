@@ -109,12 +109,14 @@ function rolesOfToken(person: PersonEntitlements, scope: string): readonly strin
  * `body.aud` the resource server), after every other field, so that both introspection paths give the
  * same bytes. A client's own token (`sub` is its client id) gets nothing.
  */
-export async function addEntitlementClaims(deps: EntitlementCheckDependencies, issuer: string, body: Record<string, unknown>): Promise<void> {
-  if (body.active !== true || typeof body.sub !== 'string' || body.sub === body.client_id) return;
+export function addEntitlementClaims(deps: EntitlementCheckDependencies, issuer: string, body: Record<string, unknown>): Promise<void> | undefined {
+  // A client's own token (no person): nothing to add, and no promise made on the introspection hot path.
+  if (body.active !== true || typeof body.sub !== 'string' || body.sub === body.client_id) return undefined;
   const audience = typeof body.aud === 'string' ? body.aud : Array.isArray(body.aud) && typeof body.aud[0] === 'string' ? body.aud[0] : undefined;
   const scope = typeof body.scope === 'string' ? body.scope : undefined;
-  const claims = await entitlementClaims(deps, { accountId: body.sub, audience, scope }, `${issuer}${PROTOCOL_ROUTES.introspection}`);
-  if (claims) Object.assign(body, claims);
+  return entitlementClaims(deps, { accountId: body.sub, audience, scope }, `${issuer}${PROTOCOL_ROUTES.introspection}`).then((claims) => {
+    if (claims) Object.assign(body, claims);
+  });
 }
 
 /** How a client wants the `groups` claim: group names (the default) or group ids. */

@@ -44,24 +44,45 @@ export interface IntrospectedToken {
  * Whether `callerClientId` may learn that the token is active: the caller is the token's own client
  * or the resource server the token is for, and the token's client (and account, for a person's
  * token) still allows it, and the person is still entitled to its scopes.
+ *
+ * A client's own token (no account, no exchange chain) with the registries warm and no reload in
+ * progress, the common case on the introspection hot path, is answered without a promise: each
+ * promise there is an allocation, and under load their garbage is what the collector spends its time on.
  */
-export async function introspectionAllowed(
+export function introspectionAllowed(
+  deps: Pick<TokenEndpointDependencies, 'clients' | 'accounts' | 'resourceServers' | 'tokenStore' | 'entitlements'>,
+  callerClientId: string,
+  token: IntrospectedToken,
+): boolean | Promise<boolean> {
+  if (token.accountId !== undefined || token.exchange !== undefined || deps.resourceServers.settled() !== undefined) {
+    return introspectionAllowedAfterReloads(deps, callerClientId, token);
+  }
+  // No account: nothing to check about a person, nor their entitlements (stillEntitled).
+  return callerMayKnow(deps, callerClientId, token) && deps.clients.allowsTokenIssuedAtNow(token.clientId, token.issuedAt);
+}
+
+async function introspectionAllowedAfterReloads(
   deps: Pick<TokenEndpointDependencies, 'clients' | 'accounts' | 'resourceServers' | 'tokenStore' | 'entitlements'>,
   callerClientId: string,
   token: IntrospectedToken,
 ): Promise<boolean> {
   await deps.resourceServers.settled();
-  const callerAudience = deps.resourceServers.byIntrospectionClientId(callerClientId)?.identifier;
-  const callerMayKnow = callerClientId === token.clientId || (callerAudience !== undefined && token.audiences.includes(callerAudience));
   // An exchanged token of a client's own token has that client as its subject, not an account.
   const accountId = token.exchange !== undefined && token.accountId === token.exchange.subjectClientId ? undefined : token.accountId;
   return (
-    callerMayKnow &&
+    callerMayKnow(deps, callerClientId, token) &&
     (await deps.clients.allowsTokenIssuedAt(token.clientId, token.issuedAt)) &&
     (accountId === undefined || (await deps.accounts.allowsTokenIssuedAt(accountId, token.issuedAt))) &&
     (token.exchange === undefined || (await exchangeChainAlive(deps, token.exchange, token.issuedAt))) &&
     (await stillEntitled(deps, { ...token, accountId }))
   );
+}
+
+/** Audience isolation: the caller is the token's own client, or the resource server it is for. */
+function callerMayKnow(deps: Pick<TokenEndpointDependencies, 'resourceServers'>, callerClientId: string, token: IntrospectedToken): boolean {
+  if (callerClientId === token.clientId) return true;
+  const callerAudience = deps.resourceServers.byIntrospectionClientId(callerClientId)?.identifier;
+  return callerAudience !== undefined && token.audiences.includes(callerAudience);
 }
 
 /**
