@@ -104,6 +104,8 @@ function retentionOf(rs: ResourceServer): number {
 /** The relay, the polls and the pushes of revocation events (see the file comment). */
 export class SecurityEvents {
   readonly #waiters = new Map<string, Set<() => void>>();
+  /** Resource servers whose queue grew since the last notice on the bus (see #announceQueued). */
+  readonly #queuedSinceNotice = new Set<string>();
   readonly #timers: NodeJS.Timeout[] = [];
   #stopped = false;
   readonly #outboxRelay = new CoalescedRun(
@@ -155,10 +157,25 @@ export class SecurityEvents {
     }
     securityEventCount.inc({ step: 'queued' }, targets.length);
     for (const rs of targets) {
-      // Waiting polls on other instances hear it through the bus; a lost notice costs them RECHECK_MS at most.
-      this.deps.bus.publish({ kind: 'security-events', id: rs.id }).catch(() => undefined);
+      this.#announceQueued(rs.id);
       if (rs.eventsEndpoint) void this.#push(rs, setIdFor(recorded, rs.id), recorded);
     }
+  }
+
+  /**
+   * Tells waiting polls on every instance that `rsId`'s queue has grown, through the bus: once per
+   * resource server per turn of the event loop, however many events were queued for it meanwhile (a
+   * burst of revocations costs one notice, not one each). A lost notice costs them RECHECK_MS at most.
+   */
+  #announceQueued(rsId: string): void {
+    if (this.#queuedSinceNotice.size === 0) {
+      setImmediate(() => {
+        const ids = [...this.#queuedSinceNotice];
+        this.#queuedSinceNotice.clear();
+        for (const id of ids) this.deps.bus.publish({ kind: 'security-events', id }).catch(() => undefined);
+      });
+    }
+    this.#queuedSinceNotice.add(rsId);
   }
 
   /** Relays committed outbox rows now (one run at a time; a request during a run makes it run again). */

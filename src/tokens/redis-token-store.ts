@@ -540,10 +540,12 @@ export class RedisTokenStore implements TokenStore {
     const recorded = parseRecordedEvent(json);
     try {
       if (recorded) await this.#relay(recorded);
-      await this.#redis.del(eventKey);
-      return true;
     } catch {
       return false;
     }
+    // Cleanup, not part of the revocation: the answer does not wait for it. Should it fail, the
+    // leftover scan relays the event again, which queues nothing twice (SET ids come from the event).
+    this.#redis.del(eventKey).catch(() => undefined);
+    return true;
   }
 }
