@@ -15,7 +15,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
-import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
+import { addVirtualAuthenticator, launchChromium } from '../helpers/browser.js';
 import { totpCodeAt } from '../../src/factors/totp.js';
 import { createAccount } from '../helpers/login.js';
 import { adminToken, auditTrail, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
@@ -39,10 +40,7 @@ beforeAll(async () => {
   relyingParty = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('signed in'));
   await new Promise<void>((resolve) => relyingParty.listen(0, '127.0.0.1', resolve));
   callbackUrl = `http://127.0.0.1:${(relyingParty.address() as AddressInfo).port}/callback`;
-  [server, browser] = await Promise.all([
-    startServer(),
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] }),
-  ]);
+  [server, browser] = await Promise.all([startServer(), launchChromium()]);
   admin = await adminToken(server.issuer);
   orders = await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('orders'), name: 'Orders', scopes: ['orders:read'] });
   person = await createAccount(server.issuer, admin, { name: 'Ada Lovelace' });
@@ -276,18 +274,7 @@ describe('the account page in a real browser', () => {
     await second.page.goto(`${server.issuer}/account`);
     await signIn(second.page, person.email, 'correct horse battery staple');
     await second.page.waitForURL(`${server.issuer}/account`);
-    cdp = await first.context.newCDPSession(first.page);
-    await cdp.send('WebAuthn.enable');
-    ({ authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    }));
+    ({ cdp, authenticatorId } = await addVirtualAuthenticator(first.page));
     await first.page.goto(`${server.issuer}/account`);
     const methods = first.page.getByRole('region', { name: 'Two-step sign-in' });
     await methods.getByRole('link', { name: 'Add a passkey' }).click();

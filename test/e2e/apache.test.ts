@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, SignJWT } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { chromium as playwright, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { createScratchDatabase, type ScratchDatabase } from '../helpers/databases.js';
 import { createAccount } from '../helpers/login.js';
 import { adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
@@ -405,10 +406,7 @@ async function signInThrough(apache: RunningApache, account: { email: string; pa
 
 describe('mod_auth_openidc as a relying party', () => {
   beforeAll(async () => {
-    chromium = await playwright.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    chromium = await launchChromium();
   }, 30_000);
 
   afterAll(async () => {

@@ -14,7 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { createAccount } from '../helpers/login.js';
 import { adminToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { freePort, startServer, type RunningServer } from '../helpers/server.js';
@@ -36,13 +37,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => relyingParty.listen(0, '127.0.0.1', resolve));
   callbackUrl = `http://127.0.0.1:${(relyingParty.address() as AddressInfo).port}/callback`;
 
-  [server, browser] = await Promise.all([
-    startServer(),
-    chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    }),
-  ]);
+  [server, browser] = await Promise.all([startServer(), launchChromium()]);
   admin = await adminToken(server.issuer);
   resource = (await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('orders'), name: 'Orders', scopes: ['orders:read'] })).identifier;
 }, 60_000);

@@ -9,7 +9,8 @@ import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { createAccount } from '../helpers/login.js';
 import { adminToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -23,13 +24,7 @@ let resource: string;
 
 beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  [server, browser] = await Promise.all([
-    startServer(),
-    chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    }),
-  ]);
+  [server, browser] = await Promise.all([startServer(), launchChromium()]);
   admin = await adminToken(server.issuer);
   resource = (await registerResourceServer(server.issuer, admin, { identifier: uniqueResource('tv'), name: 'TV Guide', scopes: ['guide:read'] })).identifier;
 }, 60_000);

@@ -11,7 +11,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
 import pg from 'pg';
-import { chromium, type Browser, type Page, type Route } from 'playwright-core';
+import type { Browser, Page, Route } from 'playwright-core';
+import { addVirtualAuthenticator, launchChromium } from '../helpers/browser.js';
 import { createAccount } from '../helpers/login.js';
 import { adminCall, adminToken, registerClient } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -32,10 +33,7 @@ beforeAll(async () => {
   relyingParty = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('signed in'));
   await new Promise<void>((resolve) => relyingParty.listen(0, '127.0.0.1', resolve));
   callbackUrl = `http://127.0.0.1:${(relyingParty.address() as AddressInfo).port}/callback`;
-  [server, browser] = await Promise.all([
-    startServer(),
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] }),
-  ]);
+  [server, browser] = await Promise.all([startServer(), launchChromium()]);
   const admin = await adminToken(server.issuer);
   const registered = await registerClient(server.issuer, admin, {
     client_name: 'Passkey watcher',
@@ -56,18 +54,7 @@ beforeAll(async () => {
   const context = await browser.newContext();
   context.setDefaultTimeout(30_000);
   page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: {
-      protocol: 'ctap2',
-      transport: 'internal',
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
+  await addVirtualAuthenticator(page);
   const checks = await authorize(page);
   await page.getByLabel('Email').fill(account.email);
   await page.getByLabel('Password').fill(account.password);

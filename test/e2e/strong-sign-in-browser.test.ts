@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as client from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { addVirtualAuthenticator, launchChromium } from '../helpers/browser.js';
 import { createAccount } from '../helpers/login.js';
 import { adminCall, adminToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -32,10 +33,7 @@ beforeAll(async () => {
   relyingParty = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('signed in'));
   await new Promise<void>((resolve) => relyingParty.listen(0, '127.0.0.1', resolve));
   callbackUrl = `http://127.0.0.1:${(relyingParty.address() as AddressInfo).port}/callback`;
-  [server, browser] = await Promise.all([
-    startServer(),
-    chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] }),
-  ]);
+  [server, browser] = await Promise.all([startServer(), launchChromium()]);
   admin = await adminToken(server.issuer);
   const rs = await registerResourceServer(server.issuer, admin, {
     identifier: uniqueResource('vault'),
@@ -152,18 +150,7 @@ describe('in a browser', () => {
     const account = await createAccount(server.issuer, admin);
     expect((await adminCall(server.issuer, admin, 'PATCH', `/accounts/${account.id}`, { mfa_required: true })).status).toBe(200);
     const { page, problems } = await newPage();
-    const cdp = await page.context().newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    });
+    await addVirtualAuthenticator(page);
 
     let checks = await authorize(page, 'openid vault:read');
     await page.getByRole('button', { name: 'Use a passkey', exact: true }).waitFor();
