@@ -11,17 +11,26 @@
  * opaque answers.
  */
 import type { EarlyRoute } from './early-dispatch.js';
-import { dedicatedPath, readFormAhead, readProviderForm, secretCredentials, type SecretCredentials } from './dedicated-path.js';
+import {
+  answerFailure,
+  authenticate,
+  dedicatedPath,
+  readFormAhead,
+  readProviderForm,
+  respond,
+  secretCredentials,
+  type ProviderRoute,
+  type SecretCredentials,
+} from './dedicated-path.js';
 import type Koa from 'koa';
-import { errors, type AdapterPayload } from 'oidc-provider';
+import type { AdapterPayload } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
 import { introspectionDuration, introspections } from '../observability/metrics.js';
-import { isStoreUnavailableError } from '../observability/store-health.js';
-import { requestContext, setRoute } from '../shared/request-context.js';
+import { requestContext } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
 import type { FoundToken, TokenStore } from '../tokens/token-store.js';
 import type { ClientWithSecrets } from '../clients/client.js';
-import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
+import type { ClientSecretCheck } from './client-authentication.js';
 import {
   completeActiveAnswer,
   introspectionAllowed,
@@ -84,48 +93,10 @@ function candidateOf(ctx: Koa.Context, body: Buffer): Candidate | undefined {
   return credentials && { ...credentials, token };
 }
 
-/** An answer of this path: a status and a JSON body (or the empty body of a revocation). */
-export interface Answer {
-  readonly status: number;
-  readonly body: Record<string, unknown> | '';
-}
-
-/** What the provider's instrumentation answers when a store failed (provider-instrumentation.ts). */
-const STORE_UNAVAILABLE: Answer = {
-  status: 503,
-  body: { error: 'temporarily_unavailable', error_description: 'a backing store is unavailable; retry shortly' },
-};
-/** What the provider answers for any other failure (its err_out helper). */
-const SERVER_ERROR: Answer = { status: 500, body: { error: 'server_error', error_description: 'oops! something went wrong' } };
-
-/** The provider route a dedicated path answers for: its name, and whether the provider's route has its no-cache step. */
-export interface ProviderRoute {
-  readonly name: string;
-  readonly noStore: boolean;
-}
-
 const INTROSPECTION_ROUTE: ProviderRoute = { name: 'introspection', noStore: true };
 
-/** Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route name and headers. */
-export function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError, route: ProviderRoute = INTROSPECTION_ROUTE): void {
-  setRoute(route.name);
-  // The provider's CORS step (without an Origin: any origin) and, for introspection, its no-cache step
-  // run before anything else of the route, so every one of its answers has these headers, errors included.
-  ctx.vary('Origin');
-  ctx.set('Access-Control-Allow-Origin', '*');
-  ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate');
-  if (route.noStore) ctx.set('Cache-Control', 'no-store');
-  if (answer instanceof errors.OIDCProviderError) {
-    ctx.status = answer.statusCode;
-    ctx.body = { error: answer.message, ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}) };
-  } else {
-    ctx.status = answer.status;
-    ctx.body = answer.body;
-  }
-}
-
-/** `value` as a quoted string of an HTTP auth parameter. */
-export const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+const activeAnswers = introspections.labels({ active: 'true' });
+const inactiveAnswers = introspections.labels({ active: 'false' });
 
 /** The record the value was stored as, with its model; the provider finds at most one of them. */
 function findRecord(tokenStore: TokenStore, token: string): Promise<FoundToken | undefined> {
@@ -258,8 +229,8 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     // A token whose answer is the provider's: it authenticates the caller again (a right secret counts
     // no failure) and answers.
     if (introspected === LEAVE) return false;
-    respond(ctx, { status: 200, body: introspected });
-    introspections.inc({ active: String(introspected.active) });
+    respond(ctx, { status: 200, body: introspected }, INTROSPECTION_ROUTE);
+    (introspected.active ? activeAnswers : inactiveAnswers).inc();
     introspectionDuration.observe((performance.now() - started) / 1000);
     return true;
   }
@@ -299,50 +270,4 @@ export function secretClient(
 function withSecretMethod(client: ClientWithSecrets | undefined): ClientWithSecrets | undefined {
   const method = client?.metadata.token_endpoint_auth_method;
   return method === 'client_secret_basic' || method === 'client_secret_post' ? client : undefined;
-}
-
-/**
- * Authenticates the candidate through the one secret check: `true` when its secret is right; else
- * answers as the provider does (401 `invalid_client`, or 429 once locked out) and resolves `false`.
- * Throws what the check throws otherwise (a store failure: see `answerFailure`).
- */
-export async function authenticate(
-  ctx: Koa.Context,
-  deps: Pick<DedicatedIntrospectionDependencies, 'checkClientSecret' | 'issuer'>,
-  candidate: Candidate,
-  route: ProviderRoute,
-): Promise<boolean> {
-  const context = requestContext.getStore();
-  let authenticated: boolean;
-  try {
-    authenticated = await deps.checkClientSecret(candidate.clientId, candidate.secret, context?.ip ?? '');
-  } catch (error) {
-    if (!(error instanceof TooManyFailedAttempts)) throw error;
-    respond(ctx, error, route);
-    if (context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
-    return false;
-  }
-  if (!authenticated) {
-    const failure = new errors.InvalidClientAuth('invalid secret provided');
-    if (candidate.basic) {
-      ctx.append(
-        'WWW-Authenticate',
-        `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
-      );
-    }
-    respond(ctx, failure, route);
-  }
-  return authenticated;
-}
-
-/** Answers a failure as the provider's instrumentation does: 503 for a store failure, else 500. */
-export function answerFailure(ctx: Koa.Context, logger: Logger, error: unknown, route: ProviderRoute): void {
-  if (requestContext.getStore()?.storeUnavailable || isStoreUnavailableError(error)) {
-    logger.warn({ reason: error instanceof Error ? error.message : String(error) }, 'store unavailable');
-    respond(ctx, STORE_UNAVAILABLE, route);
-    ctx.set('Retry-After', '1');
-  } else {
-    logger.error({ err: error }, 'request failed');
-    respond(ctx, SERVER_ERROR, route);
-  }
 }

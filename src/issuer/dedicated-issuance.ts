@@ -15,22 +15,30 @@
  * (resource-server-info.ts), the client-bound adapter and the token store, the signing keys in force.
  */
 import type { EarlyRoute } from './early-dispatch.js';
-import { dedicatedPath, readFormAhead, readProviderForm, secretCredentials, type SecretCredentials } from './dedicated-path.js';
+import {
+  answerFailure,
+  authenticate,
+  dedicatedPath,
+  readFormAhead,
+  readProviderForm,
+  respond,
+  secretCredentials,
+  type ProviderRoute,
+  type SecretCredentials,
+} from './dedicated-path.js';
 import { randomFillSync } from 'node:crypto';
 import type Koa from 'koa';
-import { errors, type AdapterPayload } from 'oidc-provider';
+import type { AdapterPayload } from 'oidc-provider';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { ClientTrust } from '../clients/client.js';
 import type { Logger } from '../observability/logger.js';
 import { tokensIssued } from '../observability/metrics.js';
-import { isStoreUnavailableError, logStoreUnavailable } from '../observability/store-health.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
-import { requestContext, setRoute } from '../shared/request-context.js';
+import { requestContext } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
 import type { TokenStore } from '../tokens/token-store.js';
-import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
+import type { ClientSecretCheck } from './client-authentication.js';
 import { clientBoundAdapter } from './client-bound-adapter.js';
-import { quoted } from './dedicated-introspection.js';
 import { signAccessToken, type AccessTokenSigningKey, type JwtAccessTokenSigner } from './jwt-access-token.js';
 import { defaultResourceOf, resolveResourceServer, type ResourceServerInfoDependencies } from './resource-server-info.js';
 
@@ -103,37 +111,8 @@ function acceptableIndicator(identifier: string): boolean {
   return href !== undefined && !href.includes('#');
 }
 
-/** An answer of this path: a status and a JSON body. */
-interface Answer {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-}
-
-/** What the provider's instrumentation answers when a store failed (provider-instrumentation.ts). */
-const STORE_UNAVAILABLE: Answer = {
-  status: 503,
-  body: { error: 'temporarily_unavailable', error_description: 'a backing store is unavailable; retry shortly' },
-};
-/** What the provider answers for any other failure (its err_out helper). */
-const SERVER_ERROR: Answer = { status: 500, body: { error: 'server_error', error_description: 'oops! something went wrong' } };
-
-/** Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route name and headers. */
-function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError): void {
-  setRoute('token');
-  // The provider's CORS step (without an Origin: any origin) and no-cache step run before anything
-  // else of its token endpoint, so every one of its answers has these headers, errors included.
-  ctx.vary('Origin');
-  ctx.set('Access-Control-Allow-Origin', '*');
-  ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate');
-  ctx.set('Cache-Control', 'no-store');
-  if (answer instanceof errors.OIDCProviderError) {
-    ctx.status = answer.statusCode;
-    ctx.body = { error: answer.message, ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}) };
-  } else {
-    ctx.status = answer.status;
-    ctx.body = answer.body;
-  }
-}
+/** The provider's token route has CORS and its no-cache step. */
+const TOKEN_ROUTE: ProviderRoute = { name: 'token', noStore: true };
 
 /**
  * Builds the route of the dedicated path, answered by the early dispatch in front of the Koa
@@ -235,26 +214,7 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRou
     // Named as the provider names it once it has found the client (traces and logs carry it).
     if (context) context.clientId = candidate.clientId;
     try {
-      let authenticated: boolean;
-      try {
-        authenticated = await deps.checkClientSecret(candidate.clientId, candidate.secret, context?.ip ?? '');
-      } catch (error) {
-        if (!(error instanceof TooManyFailedAttempts)) throw error;
-        respond(ctx, error);
-        if (context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
-        return true;
-      }
-      if (!authenticated) {
-        const failure = new errors.InvalidClientAuth('invalid secret provided');
-        if (candidate.basic) {
-          ctx.append(
-            'WWW-Authenticate',
-            `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
-          );
-        }
-        respond(ctx, failure);
-        return true;
-      }
+      if (!(await authenticate(ctx, deps, candidate, TOKEN_ROUTE))) return true;
 
       const resourceScopes = new Set(resolved.scope.split(' '));
       const scope = [...new Set(requested)].filter((s) => resourceScopes.has(s)).join(' ') || undefined;
@@ -262,18 +222,15 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRou
         ? await jwtAccessToken(signingKey, candidate.clientId, resolved.audience, scope, ttl)
         : await opaqueAccessToken(candidate.clientId, resolved.audience, scope, ttl);
 
-      respond(ctx, { status: 200, body: { access_token: value, expires_in: ttl, ...(scope !== undefined ? { scope } : {}), token_type: 'Bearer' } });
+      respond(
+        ctx,
+        { status: 200, body: { access_token: value, expires_in: ttl, ...(scope !== undefined ? { scope } : {}), token_type: 'Bearer' } },
+        TOKEN_ROUTE,
+      );
       issued[resolved.accessTokenFormat][client.trust].inc();
       return true;
     } catch (error) {
-      if (isStoreUnavailableError(error)) logStoreUnavailable(deps.logger, error);
-      else deps.logger.error({ err: error }, 'provider server error');
-      if (context?.storeUnavailable || isStoreUnavailableError(error)) {
-        respond(ctx, STORE_UNAVAILABLE);
-        ctx.set('Retry-After', '1');
-      } else {
-        respond(ctx, SERVER_ERROR);
-      }
+      answerFailure(ctx, deps.logger, error, TOKEN_ROUTE);
       return true;
     }
   }

@@ -1,11 +1,19 @@
 /**
  * The frame every dedicated path shares (docs/dedicated-paths.md): it takes the POSTs to its route,
  * answers what it fully handles, and leaves everything else to oidc-provider, counting both outcomes.
+ * Also one copy of what every path does alike: reading the form and the client's secret credentials
+ * the provider's way, the one secret check with its lockout answers, and the provider's answer headers
+ * and failure answers.
  */
 import { parse as parseQueryString } from 'node:querystring';
 import type Koa from 'koa';
+import { errors } from 'oidc-provider';
 import type { EarlyRoute } from './early-dispatch.js';
+import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
+import type { Logger } from '../observability/logger.js';
 import { dedicatedPathRequests } from '../observability/metrics.js';
+import { isStoreUnavailableError, logStoreUnavailable } from '../observability/store-health.js';
+import { requestContext, setRoute } from '../shared/request-context.js';
 import { readBodyWithin, type RequestWithBody } from '../shared/request-body.js';
 
 /** The provider's form body limit (lib/shared/selective_body.js); longer bodies are left to it. */
@@ -13,6 +21,20 @@ const PROVIDER_BODY_LIMIT = 56 * 1024;
 
 /** Headers that change how the provider answers (DPoP, client attestation, CORS): left to it. */
 const PROVIDER_ONLY_HEADERS = ['dpop', 'oauth-client-attestation', 'oauth-client-attestation-pop', 'origin', 'transfer-encoding'];
+
+/**
+ * Accept headers for which Koa's negotiation (`ctx.accepts('json', 'html')`) is known to pick JSON:
+ * none, anything, or JSON itself. What clients send on these routes, and cheaper to look up than to
+ * negotiate; any other header is negotiated.
+ */
+const ACCEPTS_JSON_FIRST = new Set(['', '*/*', 'application/json']);
+
+/** The form media type with no parameter: what `ctx.is` and `ctx.request.charset` need not parse. */
+const PLAIN_FORM = 'application/x-www-form-urlencoded';
+
+/** Whether a Content-Type header is the form type as clients send it, without a parameter (no charset). */
+const isPlainForm = (contentType: string | undefined): boolean =>
+  contentType !== undefined && contentType.length === PLAIN_FORM.length && contentType.toLowerCase() === PLAIN_FORM;
 
 /**
  * The form body of a request a dedicated path may handle, read ahead and kept on the request
@@ -23,13 +45,14 @@ const PROVIDER_ONLY_HEADERS = ['dpop', 'oauth-client-attestation', 'oauth-client
  */
 export async function readFormAhead(ctx: Koa.Context): Promise<Buffer | undefined> {
   const length = ctx.request.length;
+  const { headers } = ctx.req;
   if (
     length === undefined ||
     length > PROVIDER_BODY_LIMIT ||
-    !ctx.is('application/x-www-form-urlencoded') ||
+    !(isPlainForm(headers['content-type']) || ctx.is('application/x-www-form-urlencoded')) ||
     // The provider renders its errors as HTML to a client that prefers it.
-    ctx.accepts('json', 'html') === 'html' ||
-    PROVIDER_ONLY_HEADERS.some((name) => ctx.req.headers[name] !== undefined)
+    (!ACCEPTS_JSON_FIRST.has(headers.accept ?? '') && ctx.accepts('json', 'html') === 'html') ||
+    PROVIDER_ONLY_HEADERS.some((name) => headers[name] !== undefined)
   ) {
     return undefined;
   }
@@ -51,14 +74,11 @@ export function dedicatedPath(route: string, path: string, answer: (ctx: Koa.Con
   return {
     path,
     methods: ['POST'],
-    async serve(ctx) {
-      if (await answer(ctx)) {
-        answered.inc();
-        return true;
-      }
-      leftToProvider.inc();
-      return false;
-    },
+    serve: (ctx) =>
+      answer(ctx).then((answeredHere) => {
+        (answeredHere ? answered : leftToProvider).inc();
+        return answeredHere;
+      }),
   };
 }
 
@@ -105,7 +125,9 @@ export type SingleValuedForm = Readonly<Record<string, string | undefined>>;
 export function readProviderForm(ctx: Koa.Context, body: Buffer, handled: ReadonlySet<string>, emptyValue: 'absent' | 'leave'): SingleValuedForm | undefined {
   let text: string;
   try {
-    text = ctx.request.charset ? new TextDecoder(ctx.request.charset).decode(body) : body.toString();
+    // A form type without parameters has no charset: no need to parse the header again.
+    const charset = isPlainForm(ctx.req.headers['content-type']) ? '' : ctx.request.charset;
+    text = charset ? new TextDecoder(charset).decode(body) : body.toString();
   } catch {
     return undefined;
   }
@@ -140,4 +162,97 @@ export function secretCredentials(ctx: Koa.Context, form: SingleValuedForm): Sec
   }
   if (formClientId === undefined || formSecret === undefined) return undefined;
   return { clientId: formClientId, secret: formSecret, basic: false };
+}
+
+/** An answer of a dedicated path: a status and a JSON body (or the empty body of a revocation). */
+export interface Answer {
+  readonly status: number;
+  readonly body: Record<string, unknown> | '';
+}
+
+/** What the provider's instrumentation answers when a store failed (provider-instrumentation.ts). */
+const STORE_UNAVAILABLE: Answer = {
+  status: 503,
+  body: { error: 'temporarily_unavailable', error_description: 'a backing store is unavailable; retry shortly' },
+};
+/** What the provider answers for any other failure (its err_out helper). */
+const SERVER_ERROR: Answer = { status: 500, body: { error: 'server_error', error_description: 'oops! something went wrong' } };
+
+/** The provider route a dedicated path answers for: its name, and whether the provider's route has its no-cache step. */
+export interface ProviderRoute {
+  readonly name: string;
+  readonly noStore: boolean;
+}
+
+/** Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route name and headers. */
+export function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError, route: ProviderRoute): void {
+  setRoute(route.name);
+  // The provider's CORS step (without an Origin: any origin) and, where the route has it, its no-cache
+  // step run before anything else of the route, so every one of its answers has these headers, errors
+  // included. Set on the response directly: nothing before sets a Vary header (Koa's `vary` merges).
+  const { res } = ctx;
+  if (res.hasHeader('Vary')) ctx.vary('Origin');
+  else res.setHeader('Vary', 'Origin');
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader('Access-Control-Expose-Headers', 'WWW-Authenticate');
+  if (route.noStore) res.setHeader('Cache-Control', 'no-store');
+  if (answer instanceof errors.OIDCProviderError) {
+    ctx.status = answer.statusCode;
+    ctx.body = { error: answer.message, ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}) };
+  } else {
+    ctx.status = answer.status;
+    ctx.body = answer.body;
+  }
+}
+
+/** `value` as a quoted string of an HTTP auth parameter. */
+export const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+
+/**
+ * Authenticates the caller through the one secret check: `true` when its secret is right; else
+ * answers as the provider does (401 `invalid_client`, or 429 once locked out) and resolves `false`.
+ * Throws what the check throws otherwise (a store failure: see `answerFailure`).
+ */
+export async function authenticate(
+  ctx: Koa.Context,
+  deps: { readonly checkClientSecret: ClientSecretCheck; readonly issuer: string },
+  credentials: SecretCredentials,
+  route: ProviderRoute,
+): Promise<boolean> {
+  const context = requestContext.getStore();
+  let authenticated: boolean;
+  try {
+    authenticated = await deps.checkClientSecret(credentials.clientId, credentials.secret, context?.ip ?? '');
+  } catch (error) {
+    if (!(error instanceof TooManyFailedAttempts)) throw error;
+    respond(ctx, error, route);
+    if (context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
+    return false;
+  }
+  if (!authenticated) {
+    const failure = new errors.InvalidClientAuth('invalid secret provided');
+    if (credentials.basic) {
+      ctx.append(
+        'WWW-Authenticate',
+        `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
+      );
+    }
+    respond(ctx, failure, route);
+  }
+  return authenticated;
+}
+
+/**
+ * Answers a failure as the provider's instrumentation does: 503 for a store failure (its line logged
+ * at most once per interval, see logStoreUnavailable), else 500.
+ */
+export function answerFailure(ctx: Koa.Context, logger: Logger, error: unknown, route: ProviderRoute): void {
+  if (requestContext.getStore()?.storeUnavailable || isStoreUnavailableError(error)) {
+    logStoreUnavailable(logger, error);
+    respond(ctx, STORE_UNAVAILABLE, route);
+    ctx.set('Retry-After', '1');
+  } else {
+    logger.error({ err: error }, 'request failed');
+    respond(ctx, SERVER_ERROR, route);
+  }
 }

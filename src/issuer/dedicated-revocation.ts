@@ -12,7 +12,7 @@
  * lockout), the error answers.
  */
 import type { EarlyRoute } from './early-dispatch.js';
-import { dedicatedPath } from './dedicated-path.js';
+import { answerFailure, authenticate, dedicatedPath, respond, type ProviderRoute } from './dedicated-path.js';
 import type Koa from 'koa';
 import type { Logger } from '../observability/logger.js';
 import { labelledChildren, revocations } from '../observability/metrics.js';
@@ -20,7 +20,7 @@ import { requestContext } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
 import type { TokenStore } from '../tokens/token-store.js';
 import type { ClientSecretCheck } from './client-authentication.js';
-import { answerFailure, authenticate, readCandidate, respond, secretClient, type ProviderRoute } from './dedicated-introspection.js';
+import { readCandidate, secretClient } from './dedicated-introspection.js';
 import type { TokenEndpointDependencies } from './introspection.js';
 import { looksLikeJwt } from './jwt-access-token.js';
 

@@ -17,16 +17,25 @@ export function recordStoreFailure(store: StoreName): void {
 }
 
 /** Runs `call` against `store`, timing it and recording a failure before rethrowing it. */
-export async function measureStoreCall<T>(store: StoreName, operation: string, call: () => Promise<T>): Promise<T> {
+export function measureStoreCall<T>(store: StoreName, operation: string, call: () => Promise<T>): Promise<T> {
   const stop = storeTimer(store, operation).startTimer();
-  try {
-    return await traceStoreCall(store, operation, call);
-  } catch (error) {
+  const failed = (error: unknown): never => {
     recordStoreFailure(store);
-    throw error;
-  } finally {
     stop();
+    throw error;
+  };
+  // A plain promise chain rather than an async function: every token and introspection request makes
+  // a few of these calls, and each await would be one more promise.
+  let pending: Promise<T>;
+  try {
+    pending = traceStoreCall(store, operation, call);
+  } catch (error) {
+    return Promise.reject(error as Error).catch(failed);
   }
+  return pending.then((value) => {
+    stop();
+    return value;
+  }, failed);
 }
 
 // Connection-level failures (Node socket errors, and PostgreSQL's admin shutdown / connection classes).

@@ -20,15 +20,50 @@ export function hasBody(req: IncomingMessage): boolean {
  * The body of `req`, or `undefined` as soon as it is declared or found to be larger than `maxBytes`
  * (the rest is not read: answer with `Connection: close`).
  */
-export async function readBodyWithin(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
-  if (Number(req.headers['content-length'] ?? 0) > maxBytes) return undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  // Stopping early must not destroy the request: that would close the socket before the 413 is sent.
-  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
+export function readBodyWithin(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
+  if (Number(req.headers['content-length'] ?? 0) > maxBytes) return Promise.resolve(undefined);
+  // Listeners and one promise rather than the stream's async iterator, which makes several promises
+  // per chunk: this runs on every token and introspection request.
+  // Read already (to its end): nothing more comes, as the stream's iterator would find.
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  if (req.destroyed) return Promise.reject(new Error('the request was aborted before its body ended'));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) {
+        chunks.push(chunk);
+        return;
+      }
+      // Stopping early must not destroy the request: that would close the socket before the 413 is
+      // sent. The rest is left unread.
+      settle();
+      req.pause();
+      resolve(undefined);
+    };
+    const onEnd = () => {
+      settle();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (error: Error) => {
+      settle();
+      reject(error);
+    };
+    // A request whose connection closed before its end (the client went away).
+    const onClose = () => {
+      settle();
+      reject(new Error('the request was aborted before its body ended'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
 }
