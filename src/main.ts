@@ -24,7 +24,10 @@ const SHUTDOWN_GRACE_MS = 10_000;
  * 240-290 MiB under load; at 2x it stays under 200 MiB for about 2 % (introspection) to 6 % (opaque
  * issuance) more CPU per request on average, within the benchmark's noise, where caps on the heap
  * cost several times that (docs/performance.md, Memory). Set here rather than in every command that
- * starts the server (npm start, the image, Kubernetes): NODE_OPTIONS does not accept this flag.
+ * starts the server (npm start, the image, Kubernetes): NODE_OPTIONS does not accept this flag. The
+ * young generation's size is the other half of the default (`--max-semi-space-size=8`), but V8 reads
+ * that only when it creates the heap, so it is given where the process starts: npm start's command
+ * line (cluster workers inherit it), NODE_OPTIONS in the image and the Kubernetes ConfigMap.
  */
 const HEAP_GROWING_PERCENT = 100;
 

@@ -4,12 +4,12 @@
  * registered through the admin API as an operator would.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { fetchToken, send, tokenRequest, type Credentials } from './http.js';
 import { freePort } from '../../test/helpers/free-port.js';
+import { startScriptNodeFlags } from '../../test/helpers/start-flags.js';
 import { startServerProcess, type ServerProcess } from './processes.js';
 
 /** Where the project keeps its state for one benchmark run. */
@@ -66,10 +66,7 @@ const SERVER_ENTRY = fileURLToPath(new URL('../../src/main.js', import.meta.url)
  */
 export function startFlags(): string[] {
   if (process.env.BENCH_NODE_FLAGS !== undefined) return process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
-  const manifest = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-  const command = /\bnode ((?:--[\w-]+(?:=\S+)? )*)dist\/src\/main\.js/.exec(manifest.scripts.start ?? '');
-  if (!command) throw new Error('package.json: the start script does not run node dist/src/main.js');
-  return command[1].split(' ').filter(Boolean);
+  return startScriptNodeFlags();
 }
 
 /**

@@ -18,6 +18,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig } from '../../src/config.js';
+import { startScriptNodeFlags } from '../helpers/start-flags.js';
 
 const run = promisify(execFile);
 
@@ -96,6 +97,13 @@ function environmentOf(container: IContainer, manifests: Manifest[]): Record<str
   return env;
 }
 
+/** The Node.js flags of `npm start`, which V8 reads only at start: the image and the pods must pass them too. */
+function startFlags(): string[] {
+  const flags = startScriptNodeFlags();
+  expect(flags).toContainEqual(expect.stringMatching(/^--max-semi-space-size=\d+$/));
+  return flags;
+}
+
 /** The server's shutdown grace, read from the source so that a change there fails this test. */
 function shutdownGraceSeconds(): number {
   const match = /const SHUTDOWN_GRACE_MS = ([\d_]+);/.exec(readFileSync('src/main.ts', 'utf8'));
@@ -153,6 +161,12 @@ describe.each(KUSTOMIZATIONS)('%s', (directory) => {
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(preStopSeconds + shutdownGraceSeconds());
   });
 
+  it('runs the server with the young generation of npm start, in NODE_OPTIONS beside the heap ceiling', () => {
+    const env = environmentOf(podSpecOf(only(manifests, 'Deployment')).containers[0], manifests);
+    const options = (env.NODE_OPTIONS ?? '').split(/\s+/);
+    for (const flag of startFlags()) expect(options).toContain(flag);
+  });
+
   it.each(['Deployment', 'Job'])('the %s runs non-root, read-only, without capabilities', (kind) => {
     const pod = podSpecOf(only(manifests, kind));
     expect(pod.securityContext?.runAsNonRoot).toBe(true);
@@ -203,4 +217,7 @@ it('builds the image with production dependencies only, as a non-root user', () 
   expect(runtime).toMatch(/\nUSER 65532:65532\n/);
   expect(runtime).not.toMatch(/npm (ci|install)(?! --omit=dev)/);
   expect(runtime).toMatch(/ENTRYPOINT \["\/app\/node_modules\/node\/bin\/node"\]/);
+  // A container started without the manifests (docker run) gets npm start's flags too.
+  const options = /\nENV NODE_OPTIONS="([^"]*)"\n/.exec(runtime)?.[1].split(/\s+/) ?? [];
+  for (const flag of startFlags()) expect(options).toContain(flag);
 });

@@ -1,13 +1,18 @@
 /**
- * WORKERS=2: two processes serve one port; a worker that dies is replaced; the primary's metrics are
- * the sum of both workers'.
+ * WORKERS=2: two processes serve one port, with the Node.js flags `npm start` gives the server; a
+ * worker that dies is replaced; the primary's metrics are the sum of both workers'.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
+import { startScriptNodeFlags } from '../helpers/start-flags.js';
 
 let server: RunningServer;
+
+/** The command line a process runs with, from /proc. */
+const commandLine = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
 
 /** Pids of the primary's worker processes. */
 const workerPids = (): number[] =>
@@ -52,6 +57,10 @@ describe('WORKERS=2', () => {
     }
     expect(pids).toHaveLength(2);
     expect(pids).not.toContain(victim);
+    // Each worker, the replacement too, sizes its young generation as npm start does: V8 reads that only at start.
+    const flags = startScriptNodeFlags();
+    expect(flags).toContainEqual(expect.stringMatching(/^--max-semi-space-size=\d+$/));
+    for (const pid of pids) expect(commandLine(pid)).toEqual(expect.arrayContaining(flags));
     await expect(issueToken(as, client.client_id, client.client_secret, { scope: 'w:read' })).resolves.toBeDefined();
 
     const port = /Metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(server.output())?.[1];

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { freePort } from './free-port.js';
+import { startScriptNodeFlags } from './start-flags.js';
 
 /** The compiled server, by absolute path so a test may start it in another working directory. */
 export const SERVER_ENTRY = resolve('dist/src/main.js');
@@ -59,7 +60,7 @@ export const TEST_KEY_ENCRYPTION_KEY = Buffer.from(
 ).toString('base64');
 
 /**
- * Starts `node dist/src/main.js` and resolves once it listens.
+ * Starts `node dist/src/main.js`, with the Node.js flags of `npm start`, and resolves once it listens.
  * @param options.port reuse a port (for a second issuer with the same URL, pass the issuer too).
  */
 export async function startServer(
@@ -82,7 +83,7 @@ export async function startServer(
         ...(options.issuerPort ? { ISSUER: `http://localhost:${options.issuerPort}` } : {}),
         ...options.env,
       });
-  const child = spawn(process.execPath, [SERVER_ENTRY], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...startScriptNodeFlags(), SERVER_ENTRY], { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
