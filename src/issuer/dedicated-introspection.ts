@@ -240,11 +240,10 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
  * The form of a request a dedicated path may handle, read ahead (and kept on the request for the
  * provider), or `undefined` for one left to the provider as it came.
  */
-export async function readCandidate(ctx: Koa.Context): Promise<Candidate | undefined> {
+export function readCandidate(ctx: Koa.Context): Promise<Candidate | undefined> {
   // RFC 9701 answers are signed on the provider's path (jwt-introspection.ts).
-  if (asksForJwtIntrospection(ctx.get('accept'))) return LEAVE;
-  const body = await readFormAhead(ctx);
-  return (body && candidateOf(ctx, body)) || LEAVE;
+  if (asksForJwtIntrospection(ctx.get('accept'))) return Promise.resolve(LEAVE);
+  return readFormAhead(ctx).then((body) => (body && candidateOf(ctx, body)) || LEAVE);
 }
 
 /**

@@ -43,7 +43,7 @@ const isPlainForm = (contentType: string | undefined): boolean =>
  * not a form, a client preferring HTML, a header that changes the provider's answer), or one that broke
  * off (the provider's to fail).
  */
-export async function readFormAhead(ctx: Koa.Context): Promise<Buffer | undefined> {
+export function readFormAhead(ctx: Koa.Context): Promise<Buffer | undefined> {
   const length = ctx.request.length;
   const { headers } = ctx.req;
   if (
@@ -54,11 +54,15 @@ export async function readFormAhead(ctx: Koa.Context): Promise<Buffer | undefine
     (!ACCEPTS_JSON_FIRST.has(headers.accept ?? '') && ctx.accepts('json', 'html') === 'html') ||
     PROVIDER_ONLY_HEADERS.some((name) => headers[name] !== undefined)
   ) {
-    return undefined;
+    return Promise.resolve(undefined);
   }
-  const body = await readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).catch(() => undefined);
-  if (body) (ctx.req as RequestWithBody).body = body;
-  return body;
+  return readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).then(
+    (body) => {
+      if (body) (ctx.req as RequestWithBody).body = body;
+      return body;
+    },
+    () => undefined,
+  );
 }
 
 /**

@@ -9,6 +9,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { measureStoreCall } from '../observability/store-health.js';
+import { RedisScript } from '../shared/redis-script.js';
 
 /** A window of counted failures. */
 export interface FailureCounter {
@@ -68,6 +69,9 @@ end
 return 0
 `;
 
+const admitScript = new RedisScript(ADMIT_SCRIPT);
+const releaseScript = new RedisScript(RELEASE_SCRIPT);
+
 /** Failure counts in Redis: each step is one script, so it is atomic across every instance. */
 export class RedisFailureCounter implements FailureCounter {
   constructor(
@@ -76,23 +80,29 @@ export class RedisFailureCounter implements FailureCounter {
     private readonly policy: FailurePolicy,
   ) {}
 
-  async admit(key: string, countFailure: boolean): Promise<number> {
-    const { maxFailures, windowSeconds, restartWindowOnFailure } = this.policy;
+  admit(key: string, countFailure: boolean): Promise<number> {
     if (!countFailure) {
       // The common case (a right secret, checked first): one read, and the script only for a key at its
       // limit (which answers the wait, and gives the key back its expiry if it lost it). Counting nothing,
       // the read needs no atomic step: a failure counted just after it is ordered after this attempt.
-      const count = (await measureStoreCall('redis', 'failures', () => this.redis.get(this.#key(key)))) ?? '0';
-      if (Number(count) < maxFailures) return 0;
+      // A promise chain rather than an async function: it runs on every token and introspection request.
+      return measureStoreCall('redis', 'failures', () => this.redis.get(this.#key(key))).then((count) =>
+        Number(count ?? '0') < this.policy.maxFailures ? 0 : this.#admitByScript(key, false),
+      );
     }
+    return this.#admitByScript(key, true);
+  }
+
+  async #admitByScript(key: string, countFailure: boolean): Promise<number> {
+    const { maxFailures, windowSeconds, restartWindowOnFailure } = this.policy;
     const waitMs = (await measureStoreCall('redis', 'failures', () =>
-      this.redis.eval(ADMIT_SCRIPT, 1, this.#key(key), maxFailures, windowSeconds, restartWindowOnFailure ? '1' : '0', countFailure ? '1' : '0'),
+      admitScript.run(this.redis, this.#key(key), maxFailures, windowSeconds, restartWindowOnFailure ? '1' : '0', countFailure ? '1' : '0'),
     )) as number;
     return waitMs > 0 ? Math.max(1, Math.ceil(waitMs / 1000)) : 0;
   }
 
   async release(key: string): Promise<void> {
-    await measureStoreCall('redis', 'failures', () => this.redis.eval(RELEASE_SCRIPT, 1, this.#key(key)));
+    await measureStoreCall('redis', 'failures', () => releaseScript.run(this.redis, this.#key(key)));
   }
 
   async reset(key: string): Promise<void> {
