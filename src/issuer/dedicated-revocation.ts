@@ -1,10 +1,11 @@
 /**
  * The dedicated revocation path (RFC 7009, docs/dedicated-paths.md): a client revoking its own opaque
  * client credentials token with its secret (Basic or in the form) is answered in front of
- * oidc-provider, with one Redis round trip for the lookup and the delete. Anything else goes to the
- * provider untouched, with the body it read given back: access tokens of a grant and refresh tokens
- * (the provider revokes their whole grant), JWTs (revocation.ts records them after the provider),
- * other authentication methods, DPoP and any other header or parameter the introspection path leaves.
+ * oidc-provider, with one Redis round trip for the lookup, the delete and, on a standalone Redis, the
+ * queuing of its revocation event. Anything else goes to the provider untouched, with the body it read
+ * given back: access tokens of a grant and refresh tokens (the provider revokes their whole grant),
+ * JWTs (revocation.ts records them after the provider), other authentication methods, DPoP and any
+ * other header or parameter the introspection path leaves.
  *
  * The provider's revocation (lib/actions/revocation.js of oidc-provider) is what this reproduces, and
  * test/e2e/revocation-differential.test.ts holds the two answers, and their effect, equal. Shared with
@@ -67,6 +68,9 @@ export function dedicatedRevocation(deps: DedicatedRevocationDependencies): Earl
         clientId: client.clientId,
         expiredAtOrBefore: epochSeconds() - PROVIDER_CLOCK_TOLERANCE,
         tokensRevokedAt: client.tokensRevokedAt,
+        // Its token's audience is one of them (the provider's check_resource): the store may then
+        // queue the revocation's event in the same step as the delete.
+        audiences: client.metadata.resources,
       });
       // An access token of a grant, a refresh token, an odd record: nothing was changed, and the
       // provider authenticates the caller again (a right secret counts no failure) and revokes.

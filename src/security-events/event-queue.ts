@@ -10,7 +10,7 @@
  * are dropped as new ones come.
  */
 import { RedisScript } from '../shared/redis-script.js';
-import type { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { isAfter, type QueuePosition } from './event-cursor.js';
 import { parseRecordedEvent, type RecordedEvent } from './revocation-event.js';
 
@@ -41,35 +41,58 @@ export interface EventQueue {
    * queue order, and whether more follow; nothing is removed.
    */
   readAfter(resourceServerId: string, after: QueuePosition | null, max: number): Promise<{ events: PositionedEvent[]; more: boolean }>;
+  /**
+   * The Redis keys of the resource server's queue (ENQUEUE_LUA's `order`, `events` and `last`), when a
+   * script sent on `connection` may write them itself, in the same step as another change: only on
+   * the queue's own connection, to a standalone Redis (in a Cluster the queue has a slot of its own).
+   * Absent, or `undefined`, otherwise: the event then goes through `enqueue`.
+   */
+  keysForScriptOn?(connection: object, resourceServerId: string): QueueKeys | undefined;
 }
+
+/** A queue's keys in Redis, in ENQUEUE_LUA's order. */
+export type QueueKeys = readonly [order: string, events: string, lastScore: string];
 
 /** At most this many stale entries are dropped per enqueue (a script's arguments are bounded). */
 const TRIM_BATCH = 1000;
 
-// The score: the time queued, unless the last score given (kept apart: the newest entry may have
-// been acknowledged) or the newest entry (queued before the last score was kept) is not older.
-const ENQUEUE_SCRIPT = `
-local now = tonumber(ARGV[3])
-local cutoff = now - tonumber(ARGV[4])
-local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'LIMIT', 0, ${TRIM_BATCH})
-if #old > 0 then
-  redis.call('HDEL', KEYS[2], unpack(old))
-  redis.call('ZREM', KEYS[1], unpack(old))
-end
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  local last = tonumber(redis.call('GET', KEYS[3]) or '-1')
-  local newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  if newest[2] then last = math.max(last, tonumber(newest[2])) end
-  local score = now
-  if score <= last then score = last + 1 end
-  score = string.format('%.0f', score)
-  redis.call('ZADD', KEYS[1], score, ARGV[1])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('SET', KEYS[3], score)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
+/**
+ * Lua defining `enqueue(order, events, last, set_id, payload, now, retention_ms)`: what
+ * {@link EventQueue.enqueue} does to a queue's three keys (see the file comment). The one source of the
+ * enqueue logic: ENQUEUE_SCRIPT runs it, and the token store's revocation script composes it to queue a
+ * revocation's event in the revocation's own step (a standalone Redis only: in a Cluster the queue's
+ * keys are in another slot).
+ *
+ * The score: the time queued, unless the last score given (kept apart: the newest entry may have
+ * been acknowledged) or the newest entry (queued before the last score was kept) is not older.
+ */
+export const ENQUEUE_LUA = `
+local function enqueue(order, events, last_key, set_id, payload, now, retention_ms)
+  local cutoff = now - tonumber(retention_ms)
+  local old = redis.call('ZRANGEBYSCORE', order, '-inf', '(' .. cutoff, 'LIMIT', 0, ${TRIM_BATCH})
+  if #old > 0 then
+    redis.call('HDEL', events, unpack(old))
+    redis.call('ZREM', order, unpack(old))
+  end
+  if not redis.call('ZSCORE', order, set_id) then
+    local last = tonumber(redis.call('GET', last_key) or '-1')
+    local newest = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
+    if newest[2] then last = math.max(last, tonumber(newest[2])) end
+    local score = now
+    if score <= last then score = last + 1 end
+    score = string.format('%.0f', score)
+    redis.call('ZADD', order, score, set_id)
+    redis.call('HSET', events, set_id, payload)
+    redis.call('SET', last_key, score)
+  end
+  redis.call('PEXPIRE', order, retention_ms)
+  redis.call('PEXPIRE', events, retention_ms)
+  redis.call('PEXPIRE', last_key, retention_ms)
+end`;
+
+// KEYS: the queue's keys; ARGV: SET id, payload, the time (ms), the retention (ms).
+const ENQUEUE_SCRIPT = `${ENQUEUE_LUA}
+enqueue(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 return 1`;
 
 const PEEK_SCRIPT = `
@@ -118,9 +141,13 @@ export class RedisEventQueue implements EventQueue {
   ) {}
 
   /** The keys of a resource server's queue, in one slot (the tag is its id). */
-  #keys(resourceServerId: string): [order: string, events: string, lastScore: string] {
+  #keys(resourceServerId: string): QueueKeys {
     const base = `${this.keyPrefix}secevents:{${resourceServerId}}`;
     return [`${base}:order`, `${base}:events`, `${base}:last`];
+  }
+
+  keysForScriptOn(connection: object, resourceServerId: string): QueueKeys | undefined {
+    return connection === this.redis && !(this.redis instanceof Cluster) ? this.#keys(resourceServerId) : undefined;
   }
 
   async enqueue(resourceServerId: string, setId: string, recorded: RecordedEvent, retentionSeconds: number): Promise<void> {

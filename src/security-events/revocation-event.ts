@@ -62,7 +62,7 @@ export function audiencesOf(event: RevocationEvent): readonly string[] | 'all' {
 }
 
 /** The SET id (`jti`) of `recorded` for the resource server `resourceServerId`: stable, so relaying twice gives the same SET. */
-export function setIdFor(recorded: RecordedEvent, resourceServerId: string): string {
+export function setIdFor(recorded: Pick<RecordedEvent, 'id'>, resourceServerId: string): string {
   return createHash('sha256').update(`${recorded.id}\n${resourceServerId}`).digest('base64url').slice(0, 32);
 }
 

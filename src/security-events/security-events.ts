@@ -23,7 +23,7 @@ import type { ResourceServer } from '../resource-servers/resource-server.js';
 import type { ResourceServerRegistry } from '../resource-servers/resource-server-registry.js';
 import { eventsEndpointTokenContext } from '../resource-servers/resource-server-repository.js';
 import { CoalescedRun } from '../shared/coalesced-run.js';
-import type { TokenStore } from '../tokens/token-store.js';
+import type { SameStepQueue, SameStepQueuing, TokenStore } from '../tokens/token-store.js';
 import { encodeCursor, type QueuePosition } from './event-cursor.js';
 import type { EventQueue, QueuedEvent } from './event-queue.js';
 import { relayOutbox } from './outbox.js';
@@ -102,7 +102,7 @@ function retentionOf(rs: ResourceServer): number {
 }
 
 /** The relay, the polls and the pushes of revocation events (see the file comment). */
-export class SecurityEvents {
+export class SecurityEvents implements SameStepQueuing {
   readonly #waiters = new Map<string, Set<() => void>>();
   /** Resource servers whose queue grew since the last notice on the bus (see #announceQueued). */
   readonly #queuedSinceNotice = new Set<string>();
@@ -121,7 +121,7 @@ export class SecurityEvents {
 
   /** Wires the relay to the token store and the change bus, relays what a crash may have left, and starts the periodic relays. */
   start(): void {
-    this.deps.tokenStore.announceTo((recorded) => this.relay(recorded));
+    this.deps.tokenStore.announceTo((recorded) => this.relay(recorded), this);
     this.deps.bus.subscribe((event) => {
       if (event.kind === 'security-events') this.#wake(event.id);
       // A client, account, key, group, membership or entitlement change may have written an outbox row: relay it now.
@@ -155,6 +155,31 @@ export class SecurityEvents {
       this.deps.logger.warn({ err: error, eventId: recorded.id }, 'revocation event not queued yet; it is kept and relayed again');
       throw error;
     }
+    this.#queued(targets, recorded);
+  }
+
+  /**
+   * The queues of `audiences` that a token store's script on `connection` may write the event
+   * `eventId` to in the revocation's own step, each with what the relay would queue there (SET id,
+   * retention) and the rest of the relay once it is queued. Only resource servers the relay would
+   * queue for: not the admin API's audience, not an unknown one; none while the registry reloads (the
+   * relay waits for the reload: so does this event, by the recorded way).
+   */
+  queuesFor(connection: object, eventId: string, audiences: readonly string[]): SameStepQueue[] {
+    if (this.deps.resourceServers.settled() !== undefined || !this.deps.queue.keysForScriptOn) return [];
+    const queues: SameStepQueue[] = [];
+    for (const audience of new Set(audiences)) {
+      const rs = audience === this.#adminAudience ? undefined : this.deps.resourceServers.byIdentifier(audience);
+      const keys = rs && this.deps.queue.keysForScriptOn(connection, rs.id);
+      if (!rs || !keys) continue;
+      const setId = setIdFor({ id: eventId }, rs.id);
+      queues.push({ audience, keys, setId, retentionMs: retentionOf(rs) * 1000, queued: (recorded) => this.#queued([rs], recorded) });
+    }
+    return queues;
+  }
+
+  /** The relay once `recorded` is in the queues of `targets`: counts it, wakes their polls, starts their pushes. */
+  #queued(targets: readonly ResourceServer[], recorded: RecordedEvent): void {
     securityEventCount.inc({ step: 'queued' }, targets.length);
     for (const rs of targets) {
       this.#announceQueued(rs.id);

@@ -30,7 +30,7 @@ export function measuredTokenStore(store: TokenStore): TokenStore {
     revokeOwnClientCredentials: (token, owner) => measured('revokeOwnClientCredentials', () => store.revokeOwnClientCredentials(token, owner)),
     findIntrospectable: (models, token) => measured('findIntrospectable', () => store.findIntrospectable(models, token)),
     revokeJwt: (jti, expiresAt, audiences) => measured('revokeJwt', () => store.revokeJwt(jti, expiresAt, audiences)),
-    announceTo: (relay) => store.announceTo(relay),
+    announceTo: (relay, sameStep) => store.announceTo(relay, sameStep),
     relayLeftoverAnnouncements: (notWithinMs) => measured('relayLeftoverAnnouncements', () => store.relayLeftoverAnnouncements(notWithinMs)),
     isGrantActive: (grantDigest) => measured('isGrantActive', () => store.isGrantActive(grantDigest)),
     grantOfDigest: (grantDigest) => measured('grantOfDigest', () => store.grantOfDigest(grantDigest)),

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { parseRecordedEvent, type RecordedEvent } from '../security-events/revocation-event.js';
 import { Cluster, type ChainableCommander, type Redis } from 'ioredis';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { ENQUEUE_LUA } from '../security-events/event-queue.js';
 import { RedisScript } from '../shared/redis-script.js';
 import { sha256Base64Url } from '../shared/secrets.js';
 import {
@@ -20,6 +21,7 @@ import {
   isOwnTokenRevocation,
   REVOCATION_SEARCH_MODELS,
   type RevocationRelay,
+  type SameStepQueuing,
   signInsOfSession,
   type AccountRecord,
   type AccountRecords,
@@ -141,13 +143,21 @@ redis.call('SET', KEYS[2], ARGV[2], 'EX', ${ANNOUNCEMENT_TTL_SECONDS})`;
 
 /**
  * RFC 7009 revocation of a client credentials token by its client (`revokeOwnClientCredentials`): the
- * provider's lookup and destroy in one atomic step. KEYS are the records of one value under
- * AccessToken, ClientCredentials and RefreshToken: tagged by the same digest, so in one slot and a
- * valid script in Redis Cluster. ARGV: the caller's client id, the time at or before which `exp` is
- * expired, and its bulk revocation time ('' for none). The payload checks mirror the provider's
- * (lib/models/formats/opaque.js): anything it would read differently is `other`, and nothing changes.
+ * provider's lookup and destroy in one atomic step. KEYS[1..3] are the records of one value under
+ * AccessToken, ClientCredentials and RefreshToken (tagged by the same digest, so in one slot), KEYS[4]
+ * the key its event is recorded under (the same slot). ARGV: the caller's client id, the time at or
+ * before which `exp` is expired, its bulk revocation time ('' for none), the event's id, time and
+ * subject, the time in ms. The payload checks mirror the provider's (lib/models/formats/opaque.js):
+ * anything it would read differently is `other`, and nothing changes.
+ *
+ * Then, on a standalone Redis only, the queues the event may go to straight away (none in a Cluster:
+ * they are in other slots): KEYS[5..] three per queue, ARGV[8..] four per queue (its audience, the SET
+ * id, the event's JSON, the retention in ms). When the token's audience is one of theirs, the event is
+ * queued there by the enqueue Lua of event-queue.ts, before the delete (should the queue write fail,
+ * the token stays and the call fails: never a revocation without its event), and the answer names the
+ * queue (its 1-based index). Otherwise the event is recorded for the relay, as in a Cluster.
  */
-const REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT = `${ANNOUNCE_LUA}
+const REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT = `${ANNOUNCE_LUA}${ENQUEUE_LUA}
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 'other' end
 local stored = redis.call('HGET', KEYS[2], 'payload')
 if not stored then return 'absent' end
@@ -158,8 +168,34 @@ if not ok or type(p) ~= 'table' or p.kind ~= 'ClientCredentials' or type(p.clien
 if p.clientId ~= ARGV[1] then return 'foreign' end
 if p.exp <= tonumber(ARGV[2]) then return 'expired' end
 if ARGV[3] ~= '' and p.iat <= tonumber(ARGV[3]) then return 'hidden' end
+if type(p.aud) == 'string' then
+  for i = 0, (#KEYS - 4) / 3 - 1 do
+    if ARGV[8 + i * 4] == p.aud then
+      enqueue(KEYS[5 + i * 3], KEYS[6 + i * 3], KEYS[7 + i * 3], ARGV[9 + i * 4], ARGV[10 + i * 4], tonumber(ARGV[7]), ARGV[11 + i * 4])
+      redis.call('DEL', KEYS[2])
+      return {'revoked', '', i + 1}
+    end
+  end
+end
 redis.call('DEL', KEYS[2])
 return {'revoked', announce(KEYS[4], ARGV[4], ARGV[5], 'token', 'jti', ARGV[6], audiences_of(p.aud, false)) or ''}`;
+
+/**
+ * At most this many of a client's resources are offered to the revocation script as its event's
+ * queues: each costs a SHA-256, a JSON event and seven script arguments per revocation, and a
+ * client's tokens are nearly always for its default resource, the first. A token for another goes
+ * the recorded way.
+ */
+const SAME_STEP_AUDIENCES = 8;
+
+/**
+ * A token's revocation event, with its fields in the order the two-step way queues them (the relay
+ * reads the JSON the script's cjson made, and the queue stores it re-serialised in that order): an
+ * event queued in the revocation's own step is then byte for byte what the relay would have queued.
+ */
+function tokenRevokedEvent(id: string, at: number, jti: string, audience: string): RecordedEvent {
+  return { id, event: { audiences: [audience], kind: 'token', jti }, at };
+}
 
 /**
  * Deletes a record if it belongs to the account (ARGV[1]) and answers its payload; answers nil (and
@@ -244,6 +280,7 @@ export class RedisTokenStore implements TokenStore {
   readonly #redis: Redis | Cluster;
   readonly #prefix: string;
   #relay: RevocationRelay | undefined;
+  #sameStep: SameStepQueuing | undefined;
 
   /**
    * @param redis - An ioredis connection to a standalone Redis or a Redis Cluster.
@@ -369,19 +406,29 @@ export class RedisTokenStore implements TokenStore {
     const keys = REVOCATION_SEARCH_MODELS.map((model) => this.#key(recordKey(model, digest)));
     const eventId = randomUUID();
     const eventKey = this.#key(announcementKey(digest, eventId));
+    const at = epochSeconds();
+    const jti = digest.slice(0, 32);
+    const queues =
+      this.#sameStep && owner.audiences && !(this.#redis instanceof Cluster)
+        ? this.#sameStep.queuesFor(this.#redis, eventId, owner.audiences.slice(0, SAME_STEP_AUDIENCES))
+        : [];
+    const events = queues.map((queue) => tokenRevokedEvent(eventId, at, jti, queue.audience));
     const reply = await revokeOwnClientCredentialsScript.runKeys(
       this.#redis,
-      [...keys, eventKey],
+      [...keys, eventKey, ...queues.flatMap((queue) => queue.keys)],
       owner.clientId,
       owner.expiredAtOrBefore,
       owner.tokensRevokedAt ?? '',
       eventId,
-      epochSeconds(),
-      digest.slice(0, 32),
+      at,
+      jti,
+      Date.now(),
+      ...queues.flatMap((queue, i) => [queue.audience, queue.setId, JSON.stringify(events[i]), queue.retentionMs]),
     );
-    const [outcome, json] = Array.isArray(reply) ? (reply as [unknown, unknown]) : [reply, undefined];
+    const [outcome, json, queuedAt] = Array.isArray(reply) ? (reply as [unknown, unknown, unknown]) : [reply];
     if (!isOwnTokenRevocation(outcome)) throw new Error(`unexpected revocation outcome ${String(outcome)}`);
-    await this.#relayRecorded(eventKey, json);
+    if (typeof queuedAt === 'number' && queues[queuedAt - 1]) queues[queuedAt - 1].queued(events[queuedAt - 1]);
+    else await this.#relayRecorded(eventKey, json);
     return outcome;
   }
 
@@ -415,8 +462,9 @@ export class RedisTokenStore implements TokenStore {
     await this.#relayRecorded(eventKey, json);
   }
 
-  announceTo(relay: RevocationRelay): void {
+  announceTo(relay: RevocationRelay, sameStep?: SameStepQueuing): void {
     this.#relay = relay;
+    this.#sameStep = sameStep;
   }
 
   /**

@@ -4,6 +4,7 @@
  * Both implementations pass the same contract suite (test/tokens/token-store.contract.ts).
  */
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { QueueKeys } from '../security-events/event-queue.js';
 import type { RecordedEvent } from '../security-events/revocation-event.js';
 
 export type { Adapter, AdapterPayload };
@@ -55,6 +56,12 @@ export interface TokenOwner {
   readonly expiredAtOrBefore: number;
   /** The client's bulk revocation time (epoch seconds): tokens issued at or before it are hidden. */
   readonly tokensRevokedAt: number | null;
+  /**
+   * The audiences the token may have (the client's resources, its default first). A store that can
+   * queue the revocation's event in the revocation's own step (Redis, standalone) does so when the
+   * token's audience is one of them; any other event is recorded and relayed, as without them.
+   */
+  readonly audiences?: readonly string[];
 }
 
 /**
@@ -63,6 +70,34 @@ export interface TokenOwner {
  * then keeps it for {@link TokenStore.relayLeftoverAnnouncements}).
  */
 export type RevocationRelay = (recorded: RecordedEvent) => Promise<void>;
+
+/**
+ * A resource server's event queue that a revocation's own script may write (see {@link SameStepQueuing}),
+ * with what the relay would queue there.
+ */
+export interface SameStepQueue {
+  /** The resource server's identifier: a token whose `aud` is this has its event queued here. */
+  readonly audience: string;
+  /** The queue's Redis keys, for the enqueue Lua of src/security-events/event-queue.ts. */
+  readonly keys: QueueKeys;
+  /** The event's SET id for this resource server (the relay's: `setIdFor`). */
+  readonly setId: string;
+  /** How long the queue keeps events (ms; the relay's retention for this resource server). */
+  readonly retentionMs: number;
+  /** The rest of the relay, once the store has queued `recorded` here: count it, wake the polls, start a push. */
+  queued(recorded: RecordedEvent): void;
+}
+
+/**
+ * Queues the relay lets a store write in the revocation's own step: one Redis command instead of a
+ * record, a queue write and the record's deletion. What it cannot vouch for (an audience it does not
+ * know, or only as it reloads; the admin API's own; another connection; a Cluster) it leaves out, and
+ * those events go the recorded way.
+ */
+export interface SameStepQueuing {
+  /** The queues, of those of `audiences`, that a script on `connection` may write the event `eventId` to. */
+  queuesFor(connection: object, eventId: string, audiences: readonly string[]): readonly SameStepQueue[];
+}
 
 /**
  * The models whose deletion by the provider (`destroy`) is a revocation resource servers hear of: an
@@ -182,9 +217,11 @@ export interface TokenStore {
    * Every revocation this store makes (an access token destroyed or revoked, a JWT marked revoked, a
    * grant revoked, on its own or with its account) records its event in the same atomic step (the same
    * Lua script in Redis, in the revoked key's hash slot), then hands it to `relay` before the call
-   * resolves. Without a relay, events are recorded and kept for a later one.
+   * resolves. Without a relay, events are recorded and kept for a later one. With `sameStep`, a
+   * revocation whose event it may queue directly (`revokeOwnClientCredentials` with `audiences`) queues
+   * it in the revocation's own step instead, then leaves the rest of the relay to `SameStepQueue.queued`.
    */
-  announceTo(relay: RevocationRelay): void;
+  announceTo(relay: RevocationRelay, sameStep?: SameStepQueuing): void;
   /**
    * Relays the events recorded with a revocation whose relay did not finish (the process crashed in
    * between, or the relay failed); deletes each once relayed. Resolves with how many it relayed.

@@ -1,13 +1,15 @@
 /**
  * The server on a Redis Cluster of three masters (REDIS_CLUSTER_NODES): the issue, introspect, revoke
- * cycle end to end for opaque and JWT access tokens, and a revocation made through one server process
- * seen at once by another process on the same cluster. The token store's own contract suite runs on a
- * cluster in test/tokens/redis-cluster-token-store.test.ts.
+ * cycle end to end for opaque and JWT access tokens, a revocation made through one server process seen
+ * at once by another process on the same cluster, and its revocation event reaching the resource
+ * server's queue (recorded, then relayed: the queue is in another slot). The token store's own
+ * contract suite runs on a cluster in test/tokens/redis-cluster-token-store.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { AuthorizationServer } from 'oauth4webapi';
 import { adminToken, discover, introspect, issueToken, registerClient, registerResourceServer, revoke, uniqueResource } from '../helpers/oauth.js';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js';
+import { EventInbox } from '../helpers/security-events.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 let redisCluster: RedisCluster;
@@ -89,6 +91,16 @@ describe.each([
     expect(await revoke(as, client.client_id, client.client_secret, accessToken)).toBe(200);
     expect(await inspect(asSecond, accessToken)).toEqual({ active: false });
   });
+});
+
+it("announces a client's revocation of its own opaque token on the dedicated path: recorded, then relayed to the queue (in another slot)", async () => {
+  const { accessToken } = await issueToken(as, client.client_id, client.client_secret, { scope: 'c:secret' });
+  const { jti } = await inspect(as, accessToken);
+  expect(await revoke(as, client.client_id, client.client_secret, accessToken)).toBe(200);
+  const jwksUri = ((await (await fetch(`${first.issuer}/.well-known/ssf-configuration`)).json()) as { jwks_uri: string }).jwks_uri;
+  // Read through the other process: the queue is the cluster's, not an instance's.
+  const set = await new EventInbox(second.issuer, api, jwksUri).waitFor('urn:login-server:secevent:token-revoked', { jti });
+  expect(set.aud).toBe(api.identifier);
 });
 
 it('answered nothing with 500', () => {

@@ -140,3 +140,19 @@ describe('a Redis queue written before positions existed (equal scores, no last 
     expect((await walk(queue, rs, last, 1)).ids).toEqual(['set-0']);
   });
 });
+
+describe("a queue's keys for a script of another change (a revocation queuing its event in its own step)", () => {
+  it('are offered only on the queue’s own connection to a standalone Redis: never in a Cluster (another slot), never on another connection', async () => {
+    const rs = randomUUID();
+    const other = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true });
+    try {
+      const base = `${prefix}secevents:{${rs}}`;
+      expect(new RedisEventQueue(redis, prefix).keysForScriptOn(redis, rs)).toEqual([`${base}:order`, `${base}:events`, `${base}:last`]);
+      expect(new RedisEventQueue(redis, prefix).keysForScriptOn(other, rs)).toBeUndefined();
+      expect(new RedisEventQueue(cluster, prefix).keysForScriptOn(cluster, rs)).toBeUndefined();
+      expect('keysForScriptOn' in new MemoryEventQueue()).toBe(false);
+    } finally {
+      other.disconnect();
+    }
+  });
+});
