@@ -27,7 +27,9 @@ const SHUTDOWN_GRACE_MS = 10_000;
  * starts the server (npm start, the image, Kubernetes): NODE_OPTIONS does not accept this flag. The
  * young generation's size is the other half of the default (`--max-semi-space-size=8`), but V8 reads
  * that only when it creates the heap, so it is given where the process starts: npm start's command
- * line (cluster workers inherit it), NODE_OPTIONS in the image and the Kubernetes ConfigMap.
+ * line (cluster workers inherit it), NODE_OPTIONS in the image and the Kubernetes ConfigMap. So is
+ * `--experimental-async-context-frame` (AsyncLocalStorage without a hook on every promise; the default
+ * from Node.js 24), which only a process's start can choose.
  */
 const HEAP_GROWING_PERCENT = 100;
 
