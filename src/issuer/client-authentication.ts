@@ -7,7 +7,7 @@ import type Provider from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { isPossibleClientId } from '../clients/client.js';
 import type { ClientRegistry } from '../clients/client-registry.js';
-import type { FailureCounter } from '../limits/failure-counter.js';
+import { LOCKED_OUT, type FailureCounter, type LockedOut, type LockoutGuard } from '../limits/failure-counter.js';
 import { requestContext } from '../shared/request-context.js';
 
 /**
@@ -41,7 +41,22 @@ export interface ClientSecretCheckDependencies {
  * @throws TooManyFailedAttempts once the client has failed too often from `address` (then even for
  *   the right secret).
  */
-export type ClientSecretCheck = (clientId: string, secret: string, address: string) => Promise<boolean>;
+export interface ClientSecretCheck {
+  (clientId: string, secret: string, address: string): Promise<boolean>;
+  /**
+   * The same check, for a caller whose next step is a store step able to check the lockout itself
+   * (`step`, given the key's {@link LockoutGuard}): a right secret's failure count is then read in that
+   * step, one round trip in all on a standalone Redis. Resolves `{ right: false }` for a wrong secret
+   * (counted, as the check counts it), else `{ right: true }` with the step's result.
+   * @throws TooManyFailedAttempts as the check does (the step did nothing then).
+   */
+  thenStep<T>(clientId: string, secret: string, address: string, step: (guard: LockoutGuard) => Promise<T | LockedOut>): Promise<CheckedStep<T>>;
+}
+
+/** What {@link ClientSecretCheck.thenStep} resolves: a wrong secret, or a right one and its step's result. */
+export type CheckedStep<T> = { readonly right: false } | { readonly right: true; readonly value: T };
+
+const WRONG_SECRET = { right: false } as const;
 
 /**
  * Makes the client secret check (see `ClientSecretCheck`).
@@ -62,23 +77,54 @@ export function clientSecretCheck(deps: ClientSecretCheckDependencies): ClientSe
     blockedUntil.set(key, Date.now() + retryAfter * 1000);
     throw new TooManyFailedAttempts(retryAfter);
   };
-  return async (clientId, secret, address) => {
-    // An id no client can have is never right; nothing to count (and nothing to store per made-up id).
-    if (!isPossibleClientId(clientId)) return false;
+  /**
+   * The check's local part: the counter's key and whether the secret is right, or `undefined` for an id
+   * no client can have (never right; nothing to count, nor to store per made-up id).
+   * @throws TooManyFailedAttempts while the key is blocked here.
+   */
+  const verify = (clientId: string, secret: string, address: string) => {
+    if (!isPossibleClientId(clientId)) return undefined;
     const key = `client-auth:${clientId}:${address}`;
     const until = blockedUntil.get(key);
     if (until !== undefined) {
       if (until > Date.now()) throw new TooManyFailedAttempts(Math.ceil((until - Date.now()) / 1000));
       blockedUntil.delete(key);
     }
-    // Awaited only when the client had to be read: awaiting a boolean would make a promise.
-    const verified = deps.clients.verifySecret(clientId, secret);
-    const right = typeof verified === 'boolean' ? verified : await verified;
-    // A store failure here throws: the attempt is refused (503), never let through uncounted.
+    return { key, right: deps.clients.verifySecret(clientId, secret) };
+  };
+  /** Admits the attempt (counting a wrong secret); a store failure throws: refused (503), never let through uncounted. */
+  const admit = async (key: string, right: boolean): Promise<boolean> => {
     const retryAfter = await deps.failures.admit(key, !right);
     if (retryAfter > 0) return block(key, retryAfter);
     return right;
   };
+  const check = async (clientId: string, secret: string, address: string): Promise<boolean> => {
+    const verified = verify(clientId, secret, address);
+    if (!verified) return false;
+    // Awaited only when the client had to be read: awaiting a boolean would make a promise.
+    const right = typeof verified.right === 'boolean' ? verified.right : await verified.right;
+    return admit(verified.key, right);
+  };
+  const thenStep = async <T>(
+    clientId: string,
+    secret: string,
+    address: string,
+    step: (guard: LockoutGuard) => Promise<T | LockedOut>,
+  ): Promise<CheckedStep<T>> => {
+    const verified = verify(clientId, secret, address);
+    if (!verified) return WRONG_SECRET;
+    const right = typeof verified.right === 'boolean' ? verified.right : await verified.right;
+    if (!right) return admit(verified.key, false).then(() => WRONG_SECRET);
+    const value = await step(deps.failures.guard(verified.key));
+    if (value !== LOCKED_OUT) return { right: true, value };
+    // At the limit: the counter's own step answers the wait (and gives the key its expiry back if it lost it).
+    await admit(verified.key, true);
+    // The window ended between the two: the attempt goes on, its step checked once more.
+    const again = await step(deps.failures.guard(verified.key));
+    if (again === LOCKED_OUT) return block(verified.key, 1);
+    return { right: true, value: again };
+  };
+  return Object.assign(check, { thenStep });
 }
 
 /**

@@ -14,6 +14,7 @@ import type { EarlyRoute } from './early-dispatch.js';
 import {
   answerFailure,
   authenticate,
+  authenticateThen,
   dedicatedPath,
   readFormAhead,
   readProviderForm,
@@ -28,7 +29,7 @@ import type { Logger } from '../observability/logger.js';
 import { introspectionDuration, introspections } from '../observability/metrics.js';
 import { requestContext } from '../shared/request-context.js';
 import { epochSeconds } from '../tokens/token-keys.js';
-import type { FoundToken, TokenStore } from '../tokens/token-store.js';
+import type { FoundToken } from '../tokens/token-store.js';
 import type { ClientWithSecrets } from '../clients/client.js';
 import type { ClientSecretCheck } from './client-authentication.js';
 import {
@@ -98,13 +99,6 @@ const INTROSPECTION_ROUTE: ProviderRoute = { name: 'introspection', noStore: tru
 const activeAnswers = introspections.labels({ active: 'true' });
 const inactiveAnswers = introspections.labels({ active: 'false' });
 
-/** The record the value was stored as, with its model; the provider finds at most one of them. */
-function findRecord(tokenStore: TokenStore, token: string): Promise<FoundToken | undefined> {
-  // One lookup (one round trip, one command). Token values are 256 random bits, so no value is stored
-  // under two models and the order of the provider's search (by hint) cannot matter.
-  return tokenStore.findIntrospectable(INTROSPECTABLE_MODELS, token);
-}
-
 /**
  * Whether a stored payload is one whose whole answer this path knows: written by the provider for an
  * opaque token of `model`, its times numbers, no binding or detail that would change the answer.
@@ -136,8 +130,7 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
    * The answer for an opaque token, as the provider's introspection action gives it, or `LEAVE` when
    * the token is one whose answer is left to the provider (a refresh token, a bound token...).
    */
-  async function opaqueAnswer(callerClientId: string, token: string, record: Promise<FoundToken | undefined>): Promise<IntrospectionAnswer | undefined> {
-    const found = await record;
+  async function opaqueAnswer(callerClientId: string, token: string, found: FoundToken | undefined): Promise<IntrospectionAnswer | undefined> {
     if (!found) return { active: false };
     const { model, payload } = found;
     if (!accessTokenModels.has(model) || !handledPayload(model, payload, token)) return LEAVE;
@@ -213,15 +206,21 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     // Named as the provider names it once it has found the client (traces and logs carry it).
     if (context) context.clientId = candidate.clientId;
     let introspected: IntrospectionAnswer | undefined;
-    const jwt = looksLikeJwt(candidate.token);
-    // An opaque token's record is read beside the secret check's failure count, in the same round trip
-    // (auto-pipelined); nothing of it is used, nor its failure answered, unless the caller authenticates.
-    const record = jwt ? undefined : findRecord(deps.tokenStore, candidate.token);
-    record?.catch(() => undefined);
     try {
-      if (!(await authenticate(ctx, deps, candidate, INTROSPECTION_ROUTE))) return true;
-      introspected =
-        record === undefined ? await jwtAnswer(candidate.clientId, candidate.token) : await opaqueAnswer(candidate.clientId, candidate.token, record);
+      if (looksLikeJwt(candidate.token)) {
+        if (!(await authenticate(ctx, deps, candidate, INTROSPECTION_ROUTE))) return true;
+        introspected = await jwtAnswer(candidate.clientId, candidate.token);
+      } else {
+        // A right secret's record is read in the step that checks the caller's lockout: one round trip
+        // (one command on a standalone Redis). One lookup for every model: token values are 256 random
+        // bits, so no value is stored under two models and the order of the provider's search (by hint)
+        // cannot matter.
+        const found = await authenticateThen(ctx, deps, candidate, INTROSPECTION_ROUTE, (guard) =>
+          deps.tokenStore.findIntrospectable(INTROSPECTABLE_MODELS, candidate.token, guard),
+        );
+        if (!found) return true;
+        introspected = await opaqueAnswer(candidate.clientId, candidate.token, found.value);
+      }
     } catch (error) {
       answerFailure(ctx, deps.logger, error, INTROSPECTION_ROUTE);
       return true;

@@ -10,6 +10,7 @@ import type Koa from 'koa';
 import { errors } from 'oidc-provider';
 import type { EarlyRoute } from './early-dispatch.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
+import type { LockedOut, LockoutGuard } from '../limits/failure-counter.js';
 import type { Logger } from '../observability/logger.js';
 import { dedicatedPathRequests } from '../observability/metrics.js';
 import { isStoreUnavailableError, logStoreUnavailable } from '../observability/store-health.js';
@@ -217,33 +218,71 @@ export const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replac
  * answers as the provider does (401 `invalid_client`, or 429 once locked out) and resolves `false`.
  * Throws what the check throws otherwise (a store failure: see `answerFailure`).
  */
-export async function authenticate(
+export function authenticate(ctx: Koa.Context, deps: SecretCheckDependencies, credentials: SecretCredentials, route: ProviderRoute): Promise<boolean> {
+  const checked = deps.checkClientSecret(credentials.clientId, credentials.secret, requestContext.getStore()?.ip ?? '');
+  return checked.then(
+    (right) => right || refuse(ctx, deps, credentials, route),
+    (error: unknown) => refuseLockedOut(ctx, deps, credentials, route, error),
+  );
+}
+
+/**
+ * `authenticate`, then `step` for a right secret, in one round trip on a standalone Redis: the step
+ * checks the caller's lockout itself (ClientSecretCheck.thenStep). Resolves the step's result, or
+ * `undefined` once the refusal is answered.
+ */
+export function authenticateThen<T>(
   ctx: Koa.Context,
-  deps: { readonly checkClientSecret: ClientSecretCheck; readonly issuer: string },
+  deps: SecretCheckDependencies,
   credentials: SecretCredentials,
   route: ProviderRoute,
-): Promise<boolean> {
-  const context = requestContext.getStore();
-  let authenticated: boolean;
-  try {
-    authenticated = await deps.checkClientSecret(credentials.clientId, credentials.secret, context?.ip ?? '');
-  } catch (error) {
-    if (!(error instanceof TooManyFailedAttempts)) throw error;
-    respond(ctx, error, route);
-    if (context?.retryAfterSeconds) ctx.set('Retry-After', String(context.retryAfterSeconds));
+  step: (guard: LockoutGuard) => Promise<T | LockedOut>,
+): Promise<{ readonly value: T } | undefined> {
+  const checked = deps.checkClientSecret.thenStep(credentials.clientId, credentials.secret, requestContext.getStore()?.ip ?? '', step);
+  return checked.then(
+    (outcome) => (outcome.right ? outcome : void refuse(ctx, deps, credentials, route)),
+    (error: unknown) => void refuseLockedOut(ctx, deps, credentials, route, error),
+  );
+}
+
+/** What authenticating a caller consults. */
+interface SecretCheckDependencies {
+  readonly checkClientSecret: ClientSecretCheck;
+  readonly issuer: string;
+}
+
+/**
+ * Answers a refused secret as the provider does: 429 once locked out (`lockedOut`), else 401
+ * `invalid_client`; resolves `false`.
+ */
+function refuse(
+  ctx: Koa.Context,
+  deps: SecretCheckDependencies,
+  credentials: SecretCredentials,
+  route: ProviderRoute,
+  lockedOut?: TooManyFailedAttempts,
+): false {
+  if (lockedOut) {
+    respond(ctx, lockedOut, route);
+    const retryAfterSeconds = requestContext.getStore()?.retryAfterSeconds;
+    if (retryAfterSeconds) ctx.set('Retry-After', String(retryAfterSeconds));
     return false;
   }
-  if (!authenticated) {
-    const failure = new errors.InvalidClientAuth('invalid secret provided');
-    if (credentials.basic) {
-      ctx.append(
-        'WWW-Authenticate',
-        `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
-      );
-    }
-    respond(ctx, failure, route);
+  const failure = new errors.InvalidClientAuth('invalid secret provided');
+  if (credentials.basic) {
+    ctx.append(
+      'WWW-Authenticate',
+      `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
+    );
   }
-  return authenticated;
+  respond(ctx, failure, route);
+  return false;
+}
+
+/** `refuse` for a check that threw a lockout; any other error (a store failure) is thrown on. */
+function refuseLockedOut(ctx: Koa.Context, deps: SecretCheckDependencies, credentials: SecretCredentials, route: ProviderRoute, error: unknown): false {
+  if (error instanceof TooManyFailedAttempts) return refuse(ctx, deps, credentials, route, error);
+  throw error;
 }
 
 /**

@@ -13,7 +13,7 @@
  * lockout), the error answers.
  */
 import type { EarlyRoute } from './early-dispatch.js';
-import { answerFailure, authenticate, dedicatedPath, respond, type ProviderRoute } from './dedicated-path.js';
+import { answerFailure, authenticateThen, dedicatedPath, respond, type ProviderRoute } from './dedicated-path.js';
 import type Koa from 'koa';
 import type { Logger } from '../observability/logger.js';
 import { labelledChildren, revocations } from '../observability/metrics.js';
@@ -63,18 +63,25 @@ export function dedicatedRevocation(deps: DedicatedRevocationDependencies): Earl
     // Named as the provider names it once it has found the client (traces and logs carry it).
     if (context) context.clientId = candidate.clientId;
     try {
-      if (!(await authenticate(ctx, deps, candidate, REVOCATION_ROUTE))) return true;
-      const outcome = await deps.tokenStore.revokeOwnClientCredentials(candidate.token, {
-        clientId: client.clientId,
-        expiredAtOrBefore: epochSeconds() - PROVIDER_CLOCK_TOLERANCE,
-        tokensRevokedAt: client.tokensRevokedAt,
-        // Its token's audience is one of them (the provider's check_resource): the store may then
-        // queue the revocation's event in the same step as the delete.
-        audiences: client.metadata.resources,
-      });
+      // A right secret's revocation checks the caller's lockout in its own step: one round trip.
+      const revoked = await authenticateThen(ctx, deps, candidate, REVOCATION_ROUTE, (guard) =>
+        deps.tokenStore.revokeOwnClientCredentials(
+          candidate.token,
+          {
+            clientId: client.clientId,
+            expiredAtOrBefore: epochSeconds() - PROVIDER_CLOCK_TOLERANCE,
+            tokensRevokedAt: client.tokensRevokedAt,
+            // Its token's audience is one of them (the provider's check_resource): the store may then
+            // queue the revocation's event in the same step as the delete.
+            audiences: client.metadata.resources,
+          },
+          guard,
+        ),
+      );
+      if (!revoked) return true;
       // An access token of a grant, a refresh token, an odd record: nothing was changed, and the
       // provider authenticates the caller again (a right secret counts no failure) and revokes.
-      if (outcome === 'other') return false;
+      if (revoked.value === 'other') return false;
     } catch (error) {
       answerFailure(ctx, deps.logger, error, REVOCATION_ROUTE);
       return true;

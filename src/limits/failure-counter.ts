@@ -7,7 +7,7 @@
  * carries, until the window ends. Deciding and counting are one atomic step ({@link FailureCounter.admit}),
  * so parallel attempts can never get past the limit between a check and a count.
  */
-import type { Cluster, Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { measureStoreCall } from '../observability/store-health.js';
 import { RedisScript } from '../shared/redis-script.js';
 
@@ -27,7 +27,32 @@ export interface FailureCounter {
   release(key: string): Promise<void>;
   /** Forgets the key's failures (after a success). */
   reset(key: string): Promise<void>;
+  /**
+   * The key's limit, for the store step an attempt whose check was right leads to: that step refuses
+   * (see {@link LockoutGuard}) instead of the attempt asking {@link admit} in a step of its own.
+   */
+  guard(key: string): LockoutGuard;
 }
+
+/**
+ * A key's limit, checked by another store's step: that step does nothing and answers
+ * {@link LOCKED_OUT} when the key has `maxFailures` failures in its window. A Redis script on the
+ * counter's own connection reads `redisKey` in its step (one round trip for the attempt); any other
+ * store asks {@link atLimit} first. Counting nothing, the check needs no atomic step with the count
+ * (as {@link FailureCounter.admit} for a right attempt).
+ */
+export interface LockoutGuard {
+  readonly maxFailures: number;
+  /** The counter's key, for a script on this connection (a standalone Redis: in a Cluster, another slot). */
+  readonly redisKey?: { readonly connection: object; readonly key: string };
+  /** Whether the key is at its limit, read in a step of its own. */
+  atLimit(): Promise<boolean>;
+}
+
+/** What a step given a {@link LockoutGuard} answers when the key is at its limit: it did nothing. */
+export const LOCKED_OUT = Symbol('locked out');
+/** The type of {@link LOCKED_OUT}. */
+export type LockedOut = typeof LOCKED_OUT;
 
 /** How many failures within how many seconds block a key for the rest of the window. */
 export interface FailurePolicy {
@@ -101,6 +126,16 @@ export class RedisFailureCounter implements FailureCounter {
     return waitMs > 0 ? Math.max(1, Math.ceil(waitMs / 1000)) : 0;
   }
 
+  guard(key: string): LockoutGuard {
+    const { maxFailures } = this.policy;
+    const counterKey = this.#key(key);
+    return {
+      maxFailures,
+      redisKey: this.redis instanceof Cluster ? undefined : { connection: this.redis, key: counterKey },
+      atLimit: () => measureStoreCall('redis', 'failures', () => this.redis.get(counterKey)).then((count) => Number(count ?? '0') >= maxFailures),
+    };
+  }
+
   async release(key: string): Promise<void> {
     await measureStoreCall('redis', 'failures', () => releaseScript.run(this.redis, this.#key(key)));
   }
@@ -135,6 +170,11 @@ export class MemoryFailureCounter implements FailureCounter {
     this.#windows.delete(key);
     this.#windows.set(key, counted);
     return 0;
+  }
+
+  guard(key: string): LockoutGuard {
+    const { maxFailures } = this.policy;
+    return { maxFailures, atLimit: async () => (this.#current(key)?.count ?? 0) >= maxFailures };
   }
 
   async release(key: string): Promise<void> {

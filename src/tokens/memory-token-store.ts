@@ -2,6 +2,7 @@
  * The token store in process memory, for `npm start` without Redis: one instance only, and everything
  * is lost on restart. It keeps the same keys and semantics as the Redis store (see token-keys.ts).
  */
+import { LOCKED_OUT, type LockedOut, type LockoutGuard } from '../limits/failure-counter.js';
 import { randomUUID } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { RecordedEvent, RevocationEvent } from '../security-events/revocation-event.js';
@@ -159,7 +160,8 @@ export class MemoryTokenStore implements TokenStore {
     return [key, ...(typeof payload.uid === 'string' ? [uidKey('Session', payload.uid)] : [])];
   }
 
-  async findIntrospectable(models: readonly IntrospectableModel[], token: string): Promise<FoundToken | undefined> {
+  async findIntrospectable(models: readonly IntrospectableModel[], token: string, guard?: LockoutGuard): Promise<FoundToken | undefined | LockedOut> {
+    if (guard && (await guard.atLimit())) return LOCKED_OUT;
     const digest = sha256Base64Url(token);
     for (const model of models) {
       const payload = this.#findRecord(recordKey(model, digest), token);
@@ -169,7 +171,8 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   /** As the Redis store's script (REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT): synchronous, hence atomic. */
-  async revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation> {
+  async revokeOwnClientCredentials(token: string, owner: TokenOwner, guard?: LockoutGuard): Promise<OwnTokenRevocation | LockedOut> {
+    if (guard && (await guard.atLimit())) return LOCKED_OUT;
     const digest = sha256Base64Url(token);
     if (this.#get(recordKey('AccessToken', digest), 'record') || this.#get(recordKey('RefreshToken', digest), 'record')) return 'other';
     const key = recordKey('ClientCredentials', digest);

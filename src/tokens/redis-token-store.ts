@@ -8,6 +8,7 @@
  * it on time. Key names and their hash tags are in token-keys.ts: no command or transaction here spans
  * two hash slots, which Redis Cluster would refuse (CROSSSLOT).
  */
+import { LOCKED_OUT, type LockedOut, type LockoutGuard } from '../limits/failure-counter.js';
 import { randomUUID } from 'node:crypto';
 import { parseRecordedEvent, type RecordedEvent } from '../security-events/revocation-event.js';
 import { Cluster, type ChainableCommander, type Redis } from 'ioredis';
@@ -148,16 +149,19 @@ redis.call('SET', KEYS[2], ARGV[2], 'EX', ${ANNOUNCEMENT_TTL_SECONDS})`;
  * the key its event is recorded under (the same slot). ARGV: the caller's client id, the time at or
  * before which `exp` is expired, its bulk revocation time ('' for none), the event's id, time and
  * subject, the time in ms. The payload checks mirror the provider's (lib/models/formats/opaque.js):
- * anything it would read differently is `other`, and nothing changes.
+ * anything it would read differently is `other`, and nothing changes. KEYS[5] and ARGV[8]: the caller's
+ * failure counter and its limit (a LockoutGuard), checked before anything (`locked`: nothing changes);
+ * without a guard, ARGV[8] is '' and KEYS[5] repeats KEYS[4].
  *
  * Then, on a standalone Redis only, the queues the event may go to straight away (none in a Cluster:
- * they are in other slots): KEYS[5..] three per queue, ARGV[8..] four per queue (its audience, the SET
+ * they are in other slots): KEYS[6..] three per queue, ARGV[9..] four per queue (its audience, the SET
  * id, the event's JSON, the retention in ms). When the token's audience is one of theirs, the event is
  * queued there by the enqueue Lua of event-queue.ts, before the delete (should the queue write fail,
  * the token stays and the call fails: never a revocation without its event), and the answer names the
  * queue (its 1-based index). Otherwise the event is recorded for the relay, as in a Cluster.
  */
 const REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT = `${ANNOUNCE_LUA}${ENQUEUE_LUA}
+if ARGV[8] ~= '' and tonumber(redis.call('GET', KEYS[5]) or '0') >= tonumber(ARGV[8]) then return 'locked' end
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 'other' end
 local stored = redis.call('HGET', KEYS[2], 'payload')
 if not stored then return 'absent' end
@@ -169,9 +173,9 @@ if p.clientId ~= ARGV[1] then return 'foreign' end
 if p.exp <= tonumber(ARGV[2]) then return 'expired' end
 if ARGV[3] ~= '' and p.iat <= tonumber(ARGV[3]) then return 'hidden' end
 if type(p.aud) == 'string' then
-  for i = 0, (#KEYS - 4) / 3 - 1 do
-    if ARGV[8 + i * 4] == p.aud then
-      enqueue(KEYS[5 + i * 3], KEYS[6 + i * 3], KEYS[7 + i * 3], ARGV[9 + i * 4], ARGV[10 + i * 4], tonumber(ARGV[7]), ARGV[11 + i * 4])
+  for i = 0, (#KEYS - 5) / 3 - 1 do
+    if ARGV[9 + i * 4] == p.aud then
+      enqueue(KEYS[6 + i * 3], KEYS[7 + i * 3], KEYS[8 + i * 3], ARGV[10 + i * 4], ARGV[11 + i * 4], tonumber(ARGV[7]), ARGV[12 + i * 4])
       redis.call('DEL', KEYS[2])
       return {'revoked', '', i + 1}
     end
@@ -231,8 +235,20 @@ end
 return 0
 `;
 
+// FIND_FIRST_SCRIPT behind a LockoutGuard: KEYS[1] the caller's failure counter, ARGV[1] its limit
+// (-1 when reached: nothing read), KEYS[2..] the records (the index answered counts from KEYS[2]).
+const GUARDED_FIND_FIRST_SCRIPT = `
+if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return -1 end
+for i = 2, #KEYS do
+  local found = redis.call('HMGET', KEYS[i], 'payload', 'consumed')
+  if found[1] then return {i - 1, found[1], found[2]} end
+end
+return 0
+`;
+
 const consumeScript = new RedisScript(CONSUME_SCRIPT);
 const findFirstScript = new RedisScript(FIND_FIRST_SCRIPT);
+const guardedFindFirstScript = new RedisScript(GUARDED_FIND_FIRST_SCRIPT);
 const upsertScript = new RedisScript(UPSERT_SCRIPT);
 const joinSetScript = new RedisScript(JOIN_SET_SCRIPT);
 const revokeOwnClientCredentialsScript = new RedisScript(REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT);
@@ -401,7 +417,10 @@ export class RedisTokenStore implements TokenStore {
     return true;
   }
 
-  async revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation> {
+  async revokeOwnClientCredentials(token: string, owner: TokenOwner, guard?: LockoutGuard): Promise<OwnTokenRevocation | LockedOut> {
+    const guardKey = this.#guardKeyOf(guard);
+    // A guard this step cannot read (another connection, a Cluster): read first, in a step of its own.
+    if (guard && guardKey === undefined && (await guard.atLimit())) return LOCKED_OUT;
     const digest = sha256Base64Url(token);
     const keys = REVOCATION_SEARCH_MODELS.map((model) => this.#key(recordKey(model, digest)));
     const eventId = randomUUID();
@@ -415,7 +434,7 @@ export class RedisTokenStore implements TokenStore {
     const events = queues.map((queue) => tokenRevokedEvent(eventId, at, jti, queue.audience));
     const reply = await revokeOwnClientCredentialsScript.runKeys(
       this.#redis,
-      [...keys, eventKey, ...queues.flatMap((queue) => queue.keys)],
+      [...keys, eventKey, guardKey ?? eventKey, ...queues.flatMap((queue) => queue.keys)],
       owner.clientId,
       owner.expiredAtOrBefore,
       owner.tokensRevokedAt ?? '',
@@ -423,8 +442,10 @@ export class RedisTokenStore implements TokenStore {
       at,
       jti,
       Date.now(),
+      guardKey === undefined ? '' : guard!.maxFailures,
       ...queues.flatMap((queue, i) => [queue.audience, queue.setId, JSON.stringify(events[i]), queue.retentionMs]),
     );
+    if (reply === 'locked') return LOCKED_OUT;
     const [outcome, json, queuedAt] = Array.isArray(reply) ? (reply as [unknown, unknown, unknown]) : [reply];
     if (!isOwnTokenRevocation(outcome)) throw new Error(`unexpected revocation outcome ${String(outcome)}`);
     if (typeof queuedAt === 'number' && queues[queuedAt - 1]) queues[queuedAt - 1].queued(events[queuedAt - 1]);
@@ -432,20 +453,24 @@ export class RedisTokenStore implements TokenStore {
     return outcome;
   }
 
-  findIntrospectable(models: readonly IntrospectableModel[], token: string): Promise<FoundToken | undefined> {
+  findIntrospectable(models: readonly IntrospectableModel[], token: string, guard?: LockoutGuard): Promise<FoundToken | undefined | LockedOut> {
+    const guardKey = this.#guardKeyOf(guard);
+    if (guard && guardKey === undefined) {
+      // A guard this command cannot read (another connection, a Cluster): read beside it, in the same round trip.
+      return Promise.all([guard.atLimit(), this.findIntrospectable(models, token)]).then(([atLimit, found]) => (atLimit ? LOCKED_OUT : found));
+    }
     const digest = sha256Base64Url(token);
+    const keys = models.map((model) => this.#key(recordKey(model, digest)));
     // A promise chain rather than an async function: one promise fewer on every introspection.
-    return findFirstScript
-      .runKeys(
-        this.#redis,
-        models.map((model) => this.#key(recordKey(model, digest))),
-      )
-      .then((reply) => {
-        if (!Array.isArray(reply)) return undefined;
-        const [index, payload, consumed] = reply as [number, string, string | null];
-        const model = models[index - 1];
-        return { model, payload: restorePayload(JSON.parse(payload) as AdapterPayload, consumed === null ? undefined : Number(consumed), token) };
-      });
+    return (
+      guardKey === undefined ? findFirstScript.runKeys(this.#redis, keys) : guardedFindFirstScript.runKeys(this.#redis, [guardKey, ...keys], guard!.maxFailures)
+    ).then((reply) => {
+      if (reply === -1) return LOCKED_OUT;
+      if (!Array.isArray(reply)) return undefined;
+      const [index, payload, consumed] = reply as [number, string, string | null];
+      const model = models[index - 1];
+      return { model, payload: restorePayload(JSON.parse(payload) as AdapterPayload, consumed === null ? undefined : Number(consumed), token) };
+    });
   }
 
   async revokeJwt(jti: string, expiresAt: number, audiences: readonly string[]): Promise<void> {
@@ -508,6 +533,11 @@ export class RedisTokenStore implements TokenStore {
 
   /** Owns no connection or timer: the shared connection stays open for its owner to quit. */
   async close(): Promise<void> {}
+
+  /** The guard's counter key when a script of this store may read it in its own step: on this very connection, a standalone Redis. */
+  #guardKeyOf(guard: LockoutGuard | undefined): string | undefined {
+    return guard?.redisKey?.connection === this.#redis && !(this.#redis instanceof Cluster) ? guard.redisKey.key : undefined;
+  }
 
   #key(key: string): string {
     return this.#prefix + key;

@@ -3,6 +3,7 @@
  * grants, sessions, interactions, revocation records). Redis in production, in-process when embedded.
  * Both implementations pass the same contract suite (test/tokens/token-store.contract.ts).
  */
+import type { LockedOut, LockoutGuard } from '../limits/failure-counter.js';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { QueueKeys } from '../security-events/event-queue.js';
 import type { RecordedEvent } from '../security-events/revocation-event.js';
@@ -195,14 +196,18 @@ export interface TokenStore {
    * `ClientCredentials`, `RefreshToken`) and deletes the `ClientCredentials` record only when it
    * belongs to `owner` and the provider would find it, exactly what the provider's `destroy` deletes
    * (the record: such tokens have no index entry nor grant). Changes nothing in any other case.
+   * With `guard`, first checks the caller's lockout (in the same step on the guard's own standalone
+   * Redis): at its limit, changes nothing and answers `LOCKED_OUT`.
    */
-  revokeOwnClientCredentials(token: string, owner: TokenOwner): Promise<OwnTokenRevocation>;
+  revokeOwnClientCredentials(token: string, owner: TokenOwner, guard?: LockoutGuard): Promise<OwnTokenRevocation | LockedOut>;
   /**
    * The record stored for the value under the first of `models` (`AccessToken`, `ClientCredentials`,
    * `RefreshToken`) that holds one, as that model's adapter `find` answers it, with the model: one
    * lookup instead of one per model (one round trip and one command in Redis), for introspection.
+   * With `guard`, also checks the caller's lockout (in the same command on the guard's own standalone
+   * Redis): at its limit, answers `LOCKED_OUT`.
    */
-  findIntrospectable(models: readonly IntrospectableModel[], token: string): Promise<FoundToken | undefined>;
+  findIntrospectable(models: readonly IntrospectableModel[], token: string, guard?: LockoutGuard): Promise<FoundToken | undefined | LockedOut>;
   /**
    * The payload of the grant whose id has this SHA-256 digest (base64url), without its id (`jti`):
    * what a JWT access token's grant allows, for userinfo (src/issuer/userinfo-for-api-tokens.ts).

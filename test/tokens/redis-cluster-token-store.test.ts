@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Cluster } from 'ioredis';
+import { RedisFailureCounter } from '../../src/limits/failure-counter.js';
 import { RedisTokenStore } from '../../src/tokens/redis-token-store.js';
 import { grantKeys } from '../../src/tokens/token-keys.js';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js';
@@ -31,6 +32,8 @@ describeTokenStoreContract('RedisTokenStore on Redis Cluster', async () => {
   const store = new RedisTokenStore(cluster, prefix);
   return {
     store,
+    // In a Cluster, the counter's key is in another slot: the store reads it in a step of its own.
+    failures: new RedisFailureCounter(cluster, `${prefix}failures:`, { maxFailures: 2, windowSeconds: 60 }),
     cleanup: async () => {
       await store.close();
       await cluster.quit();

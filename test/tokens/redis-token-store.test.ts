@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
+import { RedisFailureCounter } from '../../src/limits/failure-counter.js';
 import { RedisTokenStore } from '../../src/tokens/redis-token-store.js';
 import { sha256Base64Url } from '../../src/shared/secrets.js';
 import { grantKeys } from '../../src/tokens/token-keys.js';
@@ -50,6 +51,7 @@ describeTokenStoreContract('RedisTokenStore', async () => {
   const store = new RedisTokenStore(redis, prefix);
   return {
     store,
+    failures: new RedisFailureCounter(redis, `${prefix}failures:`, { maxFailures: 2, windowSeconds: 60 }),
     cleanup: async () => {
       await store.close();
       await deleteUnder(redis, prefix);

@@ -5,11 +5,14 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { sha256Base64Url } from '../../src/shared/secrets.js';
 import type { RecordedEvent } from '../../src/security-events/revocation-event.js';
-import type { AdapterPayload, TokenStore } from '../../src/tokens/token-store.js';
+import { LOCKED_OUT, type FailureCounter } from '../../src/limits/failure-counter.js';
+import type { AdapterPayload, FoundToken, TokenStore } from '../../src/tokens/token-store.js';
 
 /** A store under test and how to dispose of it and anything it left behind. */
 export interface StoreUnderTest {
   store: TokenStore;
+  /** A failure counter as the server pairs with this store (on the same connection), allowing 2 failures; its keys go with `cleanup`. */
+  failures: FailureCounter;
   cleanup: () => Promise<void>;
 }
 
@@ -55,10 +58,11 @@ export async function writeSampleTokens(store: TokenStore): Promise<string[]> {
 export function describeTokenStoreContract(name: string, makeStore: () => Promise<StoreUnderTest>): void {
   describe(`${name} (TokenStore contract)`, () => {
     let store: TokenStore;
+    let failures: FailureCounter;
     let cleanup: () => Promise<void>;
 
     beforeAll(async () => {
-      ({ store, cleanup } = await makeStore());
+      ({ store, failures, cleanup } = await makeStore());
     });
 
     afterAll(async () => {
@@ -95,12 +99,34 @@ export function describeTokenStoreContract(name: string, makeStore: () => Promis
       await store.adapter('RefreshToken').consume(refresh);
 
       expect(await store.findIntrospectable(models, access)).toEqual({ model: 'AccessToken', payload: await store.adapter('AccessToken').find(access) });
-      const found = await store.findIntrospectable(models, refresh);
+      const found = (await store.findIntrospectable(models, refresh)) as FoundToken | undefined;
       expect(found).toEqual({ model: 'RefreshToken', payload: await store.adapter('RefreshToken').find(refresh) });
       expect(typeof found?.payload.consumed).toBe('number');
       expect(await store.findIntrospectable(models, newTokenValue())).toBeUndefined();
       // Only the models asked about.
       expect(await store.findIntrospectable(['AccessToken', 'ClientCredentials'], refresh)).toBeUndefined();
+    });
+
+    it("checks a lockout guard in the step it is given to: at the key's limit, nothing is found and nothing revoked", async () => {
+      const key = `guard-${newTokenValue()}`;
+      const id = newTokenValue();
+      await store.adapter('ClientCredentials').upsert(id, payloadFor('ClientCredentials', id, { accountId: undefined }), 60);
+      const owner = { clientId: 'client-1', expiredAtOrBefore: nowSeconds() - 15, tokensRevokedAt: null };
+      const models = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
+      const stored = { model: 'ClientCredentials', payload: await store.adapter('ClientCredentials').find(id) };
+
+      // Below the limit (one failure of two allowed): as without a guard.
+      await failures.admit(key, true);
+      expect(await store.findIntrospectable(models, id, failures.guard(key))).toEqual(stored);
+      expect(await store.findIntrospectable(models, newTokenValue(), failures.guard(key))).toBeUndefined();
+      // At the limit: refused, and the token is still there.
+      await failures.admit(key, true);
+      expect(await store.findIntrospectable(models, id, failures.guard(key))).toBe(LOCKED_OUT);
+      expect(await store.revokeOwnClientCredentials(id, owner, failures.guard(key))).toBe(LOCKED_OUT);
+      expect(await store.adapter('ClientCredentials').find(id)).toBeDefined();
+      // Another key's limit is its own.
+      expect(await store.revokeOwnClientCredentials(id, owner, failures.guard(`${key}-other`))).toBe('revoked');
+      expect(await store.adapter('ClientCredentials').find(id)).toBeUndefined();
     });
 
     it('replaces the payload, and any consumed mark, on a second upsert', async () => {
