@@ -7,7 +7,7 @@
  * on), not to the public issuer URL: behind a proxy the public URL may not be reachable from inside,
  * and any instance answers alike (the provider builds every URL from the issuer, never from Host).
  */
-import { createHash } from 'node:crypto';
+import { sha256Base64Url } from '../shared/secrets.js';
 import type { Context } from 'koa';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import type { JwksDocument } from '../issuer/jwks-endpoint.js';
@@ -30,7 +30,7 @@ export function authorizationUrl(issuer: string, clientId: string, redirectUri: 
     scope: 'openid',
     state: transaction.state,
     nonce: transaction.nonce,
-    code_challenge: createHash('sha256').update(transaction.codeVerifier).digest('base64url'),
+    code_challenge: sha256Base64Url(transaction.codeVerifier),
     code_challenge_method: 'S256',
   }).toString();
   return url.href;

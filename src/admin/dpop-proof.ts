@@ -5,7 +5,8 @@
  * provider keeps its own: its `ReplayDetection` model, stored by the token store (Redis), so a proof
  * used on one instance is refused on every other.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256Base64Url } from '../shared/secrets.js';
 import { calculateJwkThumbprint, EmbeddedJWK, jwtVerify, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
 
@@ -72,7 +73,7 @@ export async function checkDpopProof(provider: Provider, proof: string, expected
   if (htu === undefined || htu !== withoutQueryAndFragment(expected.url)) {
     throw new InvalidDpopProofError('the DPoP proof is for another URL (htu)');
   }
-  const ath = createHash('sha256').update(expected.accessToken).digest('base64url');
+  const ath = sha256Base64Url(expected.accessToken);
   if (typeof payload.ath !== 'string' || !sameText(payload.ath, ath)) {
     throw new InvalidDpopProofError('the DPoP proof is not for this access token (ath)');
   }

@@ -3,7 +3,7 @@
  * (RFC 8417) claims each resource server receives for it. The wire form (event types, subject fields)
  * is documented in docs/revocation-events.md and fixed: resource-server kits are built against it.
  */
-import { createHash } from 'node:crypto';
+import { sha256Base64Url } from '../shared/secrets.js';
 
 /** CAEP "session revoked": used for a grant (a person's sign-in to a client) and for an account. */
 export const CAEP_SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked';
@@ -63,7 +63,7 @@ export function audiencesOf(event: RevocationEvent): readonly string[] | 'all' {
 
 /** The SET id (`jti`) of `recorded` for the resource server `resourceServerId`: stable, so relaying twice gives the same SET. */
 export function setIdFor(recorded: Pick<RecordedEvent, 'id'>, resourceServerId: string): string {
-  return createHash('sha256').update(`${recorded.id}\n${resourceServerId}`).digest('base64url').slice(0, 32);
+  return sha256Base64Url(`${recorded.id}\n${resourceServerId}`).slice(0, 32);
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Generation, digesting and constant-time comparison of server-generated secrets. */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** A new secret of 256 random bits, base64url. */
 export function generateSecret(): string {
@@ -16,12 +16,13 @@ export function generateIdentifier(): string {
  * random strings, so a fast unsalted hash makes them unrecoverable while lookups stay one key read.
  */
 export function sha256Base64Url(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
+  // The one-shot hash: half the time of createHash's object on the token paths.
+  return hash('sha256', value, 'base64url');
 }
 
 /** SHA-256 of `value`, hex. Used for secrets, which are high-entropy: a slow hash would add nothing. */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value).digest('hex');
+  return hash('sha256', value, 'hex');
 }
 
 /** Whether `presented` hashes to one of `digests`, comparing every digest in constant time. */
