@@ -94,8 +94,10 @@ const PADDED_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]
 
 /** The client id and secret of a Basic header in the form the dedicated paths handle, else `undefined`. */
 export function basicCredentials(header: string): { clientId: string; secret: string } | undefined {
-  const [scheme, encoded, ...rest] = header.split(' ');
-  if (rest.length > 0 || scheme?.toLowerCase() !== 'basic' || !encoded || !PADDED_BASE64.test(encoded)) return undefined;
+  // The scheme, one space and the credentials, with no other space (what split(' ') into two parts would give).
+  if (header.charCodeAt(5) !== 0x20 || header.slice(0, 5).toLowerCase() !== 'basic') return undefined;
+  const encoded = header.slice(6);
+  if (!encoded || encoded.includes(' ') || !PADDED_BASE64.test(encoded)) return undefined;
   const decoded = Buffer.from(encoded, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon === -1) return undefined;
@@ -110,7 +112,8 @@ export function basicCredentials(header: string): { clientId: string; secret: st
  */
 function formDecoded(value: string): string | undefined {
   try {
-    const decoded = decodeURIComponent(value.replace(/\+/g, ' '));
+    // Most ids and secrets have nothing encoded: no need to decode them.
+    const decoded = value.includes('%') || value.includes('+') ? decodeURIComponent(value.replace(/\+/g, ' ')) : value;
     return VSCHAR.test(decoded) ? decoded : undefined;
   } catch {
     return undefined;
