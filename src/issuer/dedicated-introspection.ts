@@ -10,7 +10,7 @@
  * client secret check (and its lockout), the visibility rule, the JWT answer and the fields added to
  * opaque answers.
  */
-import type { EarlyRoute } from './early-dispatch.js';
+import type { EarlyExchange, EarlyRoute } from './early-dispatch.js';
 import {
   answerFailure,
   authenticate,
@@ -23,7 +23,6 @@ import {
   type ProviderRoute,
   type SecretCredentials,
 } from './dedicated-path.js';
-import type Koa from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
 import type { Logger } from '../observability/logger.js';
 import { introspectionDuration, introspections } from '../observability/metrics.js';
@@ -84,13 +83,13 @@ export interface Candidate extends SecretCredentials {
 const LEAVE = undefined;
 
 /** Picks the request this path handles from the form, the provider's way (see readProviderForm). */
-function candidateOf(ctx: Koa.Context, body: Buffer): Candidate | undefined {
+function candidateOf(exchange: EarlyExchange, body: Buffer): Candidate | undefined {
   // The provider reads an empty parameter as an absent one.
-  const form = readProviderForm(ctx, body, HANDLED_PARAMETERS, 'absent');
+  const form = readProviderForm(exchange, body, HANDLED_PARAMETERS, 'absent');
   if (!form) return LEAVE;
   const { token, token_type_hint: hint } = form;
   if (token === undefined || (hint !== undefined && !HANDLED_HINTS.has(hint))) return LEAVE;
-  const credentials = secretCredentials(ctx, form);
+  const credentials = secretCredentials(exchange, form);
   return credentials && { ...credentials, token };
 }
 
@@ -191,10 +190,10 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
 
   return dedicatedPath('introspection', deps.introspectionPath, answer);
 
-  /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
-  async function answer(ctx: Koa.Context): Promise<boolean> {
+  /** Answers the request; or leaves it untouched (but for a body read ahead) and resolves `false`. */
+  async function answer(exchange: EarlyExchange): Promise<boolean> {
     const started = performance.now();
-    const candidate = await readCandidate(ctx);
+    const candidate = await readCandidate(exchange);
     if (!candidate) return false;
     // A resource server that gets signed answers by default (RFC 9701) is answered on the provider's path.
     const found = secretClient(deps, candidate);
@@ -208,27 +207,27 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
     let introspected: IntrospectionAnswer | undefined;
     try {
       if (looksLikeJwt(candidate.token)) {
-        if (!(await authenticate(ctx, deps, candidate, INTROSPECTION_ROUTE))) return true;
+        if (!(await authenticate(exchange, deps, candidate, INTROSPECTION_ROUTE))) return true;
         introspected = await jwtAnswer(candidate.clientId, candidate.token);
       } else {
         // A right secret's record is read in the step that checks the caller's lockout: one round trip
         // (one command on a standalone Redis). One lookup for every model: token values are 256 random
         // bits, so no value is stored under two models and the order of the provider's search (by hint)
         // cannot matter.
-        const found = await authenticateThen(ctx, deps, candidate, INTROSPECTION_ROUTE, (guard) =>
+        const found = await authenticateThen(exchange, deps, candidate, INTROSPECTION_ROUTE, (guard) =>
           deps.tokenStore.findIntrospectable(INTROSPECTABLE_MODELS, candidate.token, guard),
         );
         if (!found) return true;
         introspected = await opaqueAnswer(candidate.clientId, candidate.token, found.value);
       }
     } catch (error) {
-      answerFailure(ctx, deps.logger, error, INTROSPECTION_ROUTE);
+      answerFailure(exchange, deps.logger, error, INTROSPECTION_ROUTE);
       return true;
     }
     // A token whose answer is the provider's: it authenticates the caller again (a right secret counts
     // no failure) and answers.
     if (introspected === LEAVE) return false;
-    respond(ctx, { status: 200, body: introspected }, INTROSPECTION_ROUTE);
+    respond(exchange, { status: 200, body: introspected }, INTROSPECTION_ROUTE);
     (introspected.active ? activeAnswers : inactiveAnswers).inc();
     introspectionDuration.observe((performance.now() - started) / 1000);
     return true;
@@ -239,10 +238,10 @@ export function dedicatedIntrospection(deps: DedicatedIntrospectionDependencies)
  * The form of a request a dedicated path may handle, read ahead (and kept on the request for the
  * provider), or `undefined` for one left to the provider as it came.
  */
-export function readCandidate(ctx: Koa.Context): Promise<Candidate | undefined> {
+export function readCandidate(exchange: EarlyExchange): Promise<Candidate | undefined> {
   // RFC 9701 answers are signed on the provider's path (jwt-introspection.ts).
-  if (asksForJwtIntrospection(ctx.get('accept'))) return Promise.resolve(LEAVE);
-  return readFormAhead(ctx).then((body) => (body && candidateOf(ctx, body)) || LEAVE);
+  if (asksForJwtIntrospection(exchange.req.headers.accept)) return Promise.resolve(LEAVE);
+  return readFormAhead(exchange).then((body) => (body && candidateOf(exchange, body)) || LEAVE);
 }
 
 /**

@@ -14,7 +14,7 @@
  * repeated: the client secret check (and its lockout), the resource server resolution and token policy
  * (resource-server-info.ts), the client-bound adapter and the token store, the signing keys in force.
  */
-import type { EarlyRoute } from './early-dispatch.js';
+import type { EarlyExchange, EarlyRoute } from './early-dispatch.js';
 import {
   answerFailure,
   authenticate,
@@ -27,7 +27,6 @@ import {
   type SecretCredentials,
 } from './dedicated-path.js';
 import { randomFillSync } from 'node:crypto';
-import type Koa from 'koa';
 import type { AdapterPayload } from 'oidc-provider';
 import type { ClientRegistry } from '../clients/client-registry.js';
 import type { ClientTrust } from '../clients/client.js';
@@ -94,14 +93,14 @@ interface Candidate extends SecretCredentials {
 const LEAVE = undefined;
 
 /** Picks the request this path handles from the form, the provider's way (see readProviderForm). */
-function candidateOf(ctx: Koa.Context, body: Buffer): Candidate | undefined {
+function candidateOf(exchange: EarlyExchange, body: Buffer): Candidate | undefined {
   // Empty parameters: the provider's reading of them is its own to give.
-  const form = readProviderForm(ctx, body, HANDLED_PARAMETERS, 'leave');
+  const form = readProviderForm(exchange, body, HANDLED_PARAMETERS, 'leave');
   if (!form) return LEAVE;
   const { grant_type: grantType, scope, resource } = form;
   if (grantType !== 'client_credentials') return LEAVE;
   if (scope !== undefined && !SCOPE_SYNTAX.test(scope)) return LEAVE;
-  const credentials = secretCredentials(ctx, form);
+  const credentials = secretCredentials(exchange, form);
   return credentials && { ...credentials, scope, resource };
 }
 
@@ -164,10 +163,10 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRou
     });
   }
 
-  /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
-  async function answer(ctx: Koa.Context): Promise<boolean> {
-    const body = await readFormAhead(ctx);
-    const candidate = body && candidateOf(ctx, body);
+  /** Answers the request; or leaves it untouched (but for a body read ahead) and resolves `false`. */
+  async function answer(exchange: EarlyExchange): Promise<boolean> {
+    const body = await readFormAhead(exchange);
+    const candidate = body && candidateOf(exchange, body);
     if (!candidate) return false;
     // A failed lookup is the provider's to fail again (its answer to a store failure is a 503 as well).
     const client = await deps.clients.getActive(candidate.clientId).catch(() => undefined);
@@ -214,7 +213,7 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRou
     // Named as the provider names it once it has found the client (traces and logs carry it).
     if (context) context.clientId = candidate.clientId;
     try {
-      if (!(await authenticate(ctx, deps, candidate, TOKEN_ROUTE))) return true;
+      if (!(await authenticate(exchange, deps, candidate, TOKEN_ROUTE))) return true;
 
       const resourceScopes = new Set(resolved.scope.split(' '));
       const scope = [...new Set(requested)].filter((s) => resourceScopes.has(s)).join(' ') || undefined;
@@ -223,14 +222,14 @@ export function dedicatedIssuance(deps: DedicatedIssuanceDependencies): EarlyRou
         : await opaqueAccessToken(candidate.clientId, resolved.audience, scope, ttl);
 
       respond(
-        ctx,
+        exchange,
         { status: 200, body: { access_token: value, expires_in: ttl, ...(scope !== undefined ? { scope } : {}), token_type: 'Bearer' } },
         TOKEN_ROUTE,
       );
       issued[resolved.accessTokenFormat][client.trust].inc();
       return true;
     } catch (error) {
-      answerFailure(ctx, deps.logger, error, TOKEN_ROUTE);
+      answerFailure(exchange, deps.logger, error, TOKEN_ROUTE);
       return true;
     }
   }

@@ -6,9 +6,8 @@
  * and failure answers.
  */
 import { parse as parseQueryString } from 'node:querystring';
-import type Koa from 'koa';
 import { errors } from 'oidc-provider';
-import type { EarlyRoute } from './early-dispatch.js';
+import { sendEmptyText, sendJson, type EarlyExchange, type EarlyRoute } from './early-dispatch.js';
 import { TooManyFailedAttempts, type ClientSecretCheck } from './client-authentication.js';
 import type { LockedOut, LockoutGuard } from '../limits/failure-counter.js';
 import type { Logger } from '../observability/logger.js';
@@ -44,22 +43,24 @@ const isPlainForm = (contentType: string | undefined): boolean =>
  * not a form, a client preferring HTML, a header that changes the provider's answer), or one that broke
  * off (the provider's to fail).
  */
-export function readFormAhead(ctx: Koa.Context): Promise<Buffer | undefined> {
-  const length = ctx.request.length;
-  const { headers } = ctx.req;
+export function readFormAhead(exchange: EarlyExchange): Promise<Buffer | undefined> {
+  const { req } = exchange;
+  const { headers } = req;
+  // Node's parser lets through only a length of digits.
+  const length = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
   if (
     length === undefined ||
     length > PROVIDER_BODY_LIMIT ||
-    !(isPlainForm(headers['content-type']) || ctx.is('application/x-www-form-urlencoded')) ||
+    !(isPlainForm(headers['content-type']) || exchange.koa().is('application/x-www-form-urlencoded')) ||
     // The provider renders its errors as HTML to a client that prefers it.
-    (!ACCEPTS_JSON_FIRST.has(headers.accept ?? '') && ctx.accepts('json', 'html') === 'html') ||
+    (!ACCEPTS_JSON_FIRST.has(headers.accept ?? '') && exchange.koa().accepts('json', 'html') === 'html') ||
     PROVIDER_ONLY_HEADERS.some((name) => headers[name] !== undefined)
   ) {
     return Promise.resolve(undefined);
   }
-  return readBodyWithin(ctx.req, PROVIDER_BODY_LIMIT).then(
+  return readBodyWithin(req, PROVIDER_BODY_LIMIT).then(
     (body) => {
-      if (body) (ctx.req as RequestWithBody).body = body;
+      if (body) (req as RequestWithBody).body = body;
       return body;
     },
     () => undefined,
@@ -73,14 +74,14 @@ export function readFormAhead(ctx: Koa.Context): Promise<Buffer | undefined> {
  * request goes on to the provider.
  * @param route the route's name in metrics (`introspection`, `token`, `revocation`).
  */
-export function dedicatedPath(route: string, path: string, answer: (ctx: Koa.Context) => Promise<boolean>): EarlyRoute {
+export function dedicatedPath(route: string, path: string, answer: (exchange: EarlyExchange) => Promise<boolean>): EarlyRoute {
   const answered = dedicatedPathRequests.labels({ route, outcome: 'answered' });
   const leftToProvider = dedicatedPathRequests.labels({ route, outcome: 'provider' });
   return {
     path,
     methods: ['POST'],
-    serve: (ctx) =>
-      answer(ctx).then((answeredHere) => {
+    serve: (exchange) =>
+      answer(exchange).then((answeredHere) => {
         (answeredHere ? answered : leftToProvider).inc();
         return answeredHere;
       }),
@@ -130,11 +131,16 @@ export type SingleValuedForm = Readonly<Record<string, string | undefined>>;
  * as absent (`'absent'`, as the provider reads it on that route) or leaves the request to the
  * provider (`'leave'`).
  */
-export function readProviderForm(ctx: Koa.Context, body: Buffer, handled: ReadonlySet<string>, emptyValue: 'absent' | 'leave'): SingleValuedForm | undefined {
+export function readProviderForm(
+  exchange: EarlyExchange,
+  body: Buffer,
+  handled: ReadonlySet<string>,
+  emptyValue: 'absent' | 'leave',
+): SingleValuedForm | undefined {
   let text: string;
   try {
     // A form type without parameters has no charset: no need to parse the header again.
-    const charset = isPlainForm(ctx.req.headers['content-type']) ? '' : ctx.request.charset;
+    const charset = isPlainForm(exchange.req.headers['content-type']) ? '' : exchange.koa().request.charset;
     text = charset ? new TextDecoder(charset).decode(body) : body.toString();
   } catch {
     return undefined;
@@ -160,11 +166,12 @@ export interface SecretCredentials {
  * beside it must name the same client), or `client_id` and `client_secret` in the form; `undefined`
  * for anything else (the provider's to judge).
  */
-export function secretCredentials(ctx: Koa.Context, form: SingleValuedForm): SecretCredentials | undefined {
+export function secretCredentials(exchange: EarlyExchange, form: SingleValuedForm): SecretCredentials | undefined {
   const { client_id: formClientId, client_secret: formSecret } = form;
-  if (ctx.req.headers.authorization !== undefined) {
+  const { authorization } = exchange.req.headers;
+  if (authorization !== undefined) {
     if (formSecret !== undefined) return undefined;
-    const basic = basicCredentials(ctx.get('authorization'));
+    const basic = basicCredentials(authorization);
     if (!basic || (formClientId !== undefined && formClientId !== basic.clientId)) return undefined;
     return { ...basic, basic: true };
   }
@@ -192,24 +199,29 @@ export interface ProviderRoute {
   readonly noStore: boolean;
 }
 
-/** Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route name and headers. */
-export function respond(ctx: Koa.Context, answer: Answer | errors.OIDCProviderError, route: ProviderRoute): void {
+/**
+ * Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route
+ * name and headers, as Koa sends the provider's bodies (sendJson, sendEmptyText).
+ */
+export function respond(exchange: EarlyExchange, answer: Answer | errors.OIDCProviderError, route: ProviderRoute): void {
   setRoute(route.name);
   // The provider's CORS step (without an Origin: any origin) and, where the route has it, its no-cache
   // step run before anything else of the route, so every one of its answers has these headers, errors
-  // included. Set on the response directly: nothing before sets a Vary header (Koa's `vary` merges).
-  const { res } = ctx;
-  if (res.hasHeader('Vary')) ctx.vary('Origin');
-  else res.setHeader('Vary', 'Origin');
+  // included. Nothing before sets a Vary header.
+  const { res } = exchange;
+  res.setHeader('Vary', 'Origin');
   res.setHeader('Access-Control-Allow-Origin', '*');
   res.setHeader('Access-Control-Expose-Headers', 'WWW-Authenticate');
   if (route.noStore) res.setHeader('Cache-Control', 'no-store');
   if (answer instanceof errors.OIDCProviderError) {
-    ctx.status = answer.statusCode;
-    ctx.body = { error: answer.message, ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}) };
+    sendJson(res, answer.statusCode, {
+      error: answer.message,
+      ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}),
+    });
+  } else if (answer.body === '') {
+    sendEmptyText(res, answer.status);
   } else {
-    ctx.status = answer.status;
-    ctx.body = answer.body;
+    sendJson(res, answer.status, answer.body);
   }
 }
 
@@ -221,11 +233,11 @@ export const quoted = (value: string) => `"${value.replace(/\\/g, '\\\\').replac
  * answers as the provider does (401 `invalid_client`, or 429 once locked out) and resolves `false`.
  * Throws what the check throws otherwise (a store failure: see `answerFailure`).
  */
-export function authenticate(ctx: Koa.Context, deps: SecretCheckDependencies, credentials: SecretCredentials, route: ProviderRoute): Promise<boolean> {
+export function authenticate(exchange: EarlyExchange, deps: SecretCheckDependencies, credentials: SecretCredentials, route: ProviderRoute): Promise<boolean> {
   const checked = deps.checkClientSecret(credentials.clientId, credentials.secret, requestContext.getStore()?.ip ?? '');
   return checked.then(
-    (right) => right || refuse(ctx, deps, credentials, route),
-    (error: unknown) => refuseLockedOut(ctx, deps, credentials, route, error),
+    (right) => right || refuse(exchange, deps, credentials, route),
+    (error: unknown) => refuseLockedOut(exchange, deps, credentials, route, error),
   );
 }
 
@@ -235,7 +247,7 @@ export function authenticate(ctx: Koa.Context, deps: SecretCheckDependencies, cr
  * `undefined` once the refusal is answered.
  */
 export function authenticateThen<T>(
-  ctx: Koa.Context,
+  exchange: EarlyExchange,
   deps: SecretCheckDependencies,
   credentials: SecretCredentials,
   route: ProviderRoute,
@@ -243,8 +255,8 @@ export function authenticateThen<T>(
 ): Promise<{ readonly value: T } | undefined> {
   const checked = deps.checkClientSecret.thenStep(credentials.clientId, credentials.secret, requestContext.getStore()?.ip ?? '', step);
   return checked.then(
-    (outcome) => (outcome.right ? outcome : void refuse(ctx, deps, credentials, route)),
-    (error: unknown) => void refuseLockedOut(ctx, deps, credentials, route, error),
+    (outcome) => (outcome.right ? outcome : void refuse(exchange, deps, credentials, route)),
+    (error: unknown) => void refuseLockedOut(exchange, deps, credentials, route, error),
   );
 }
 
@@ -259,32 +271,33 @@ interface SecretCheckDependencies {
  * `invalid_client`; resolves `false`.
  */
 function refuse(
-  ctx: Koa.Context,
+  exchange: EarlyExchange,
   deps: SecretCheckDependencies,
   credentials: SecretCredentials,
   route: ProviderRoute,
   lockedOut?: TooManyFailedAttempts,
 ): false {
+  const { res } = exchange;
   if (lockedOut) {
-    respond(ctx, lockedOut, route);
     const retryAfterSeconds = requestContext.getStore()?.retryAfterSeconds;
-    if (retryAfterSeconds) ctx.set('Retry-After', String(retryAfterSeconds));
+    if (retryAfterSeconds) res.setHeader('Retry-After', String(retryAfterSeconds));
+    respond(exchange, lockedOut, route);
     return false;
   }
   const failure = new errors.InvalidClientAuth('invalid secret provided');
   if (credentials.basic) {
-    ctx.append(
+    res.setHeader(
       'WWW-Authenticate',
       `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
     );
   }
-  respond(ctx, failure, route);
+  respond(exchange, failure, route);
   return false;
 }
 
 /** `refuse` for a check that threw a lockout; any other error (a store failure) is thrown on. */
-function refuseLockedOut(ctx: Koa.Context, deps: SecretCheckDependencies, credentials: SecretCredentials, route: ProviderRoute, error: unknown): false {
-  if (error instanceof TooManyFailedAttempts) return refuse(ctx, deps, credentials, route, error);
+function refuseLockedOut(exchange: EarlyExchange, deps: SecretCheckDependencies, credentials: SecretCredentials, route: ProviderRoute, error: unknown): false {
+  if (error instanceof TooManyFailedAttempts) return refuse(exchange, deps, credentials, route, error);
   throw error;
 }
 
@@ -292,13 +305,13 @@ function refuseLockedOut(ctx: Koa.Context, deps: SecretCheckDependencies, creden
  * Answers a failure as the provider's instrumentation does: 503 for a store failure (its line logged
  * at most once per interval, see logStoreUnavailable), else 500.
  */
-export function answerFailure(ctx: Koa.Context, logger: Logger, error: unknown, route: ProviderRoute): void {
+export function answerFailure(exchange: EarlyExchange, logger: Logger, error: unknown, route: ProviderRoute): void {
   if (requestContext.getStore()?.storeUnavailable || isStoreUnavailableError(error)) {
     logStoreUnavailable(logger, error);
-    respond(ctx, STORE_UNAVAILABLE, route);
-    ctx.set('Retry-After', '1');
+    exchange.res.setHeader('Retry-After', '1');
+    respond(exchange, STORE_UNAVAILABLE, route);
   } else {
     logger.error({ err: error }, 'request failed');
-    respond(ctx, SERVER_ERROR, route);
+    respond(exchange, SERVER_ERROR, route);
   }
 }

@@ -12,9 +12,8 @@
  * the dedicated introspection path: the form and header checks, the one client secret check (and its
  * lockout), the error answers.
  */
-import type { EarlyRoute } from './early-dispatch.js';
+import type { EarlyExchange, EarlyRoute } from './early-dispatch.js';
 import { answerFailure, authenticateThen, dedicatedPath, respond, type ProviderRoute } from './dedicated-path.js';
-import type Koa from 'koa';
 import type { Logger } from '../observability/logger.js';
 import { labelledChildren, revocations } from '../observability/metrics.js';
 import { requestContext } from '../shared/request-context.js';
@@ -52,9 +51,9 @@ const revocationCount = labelledChildren((kind: string) => revocations.labels(ki
 export function dedicatedRevocation(deps: DedicatedRevocationDependencies): EarlyRoute {
   return dedicatedPath('revocation', deps.revocationPath, answer);
 
-  /** Answers `ctx`; or leaves it untouched (but for a body read ahead) and resolves `false`. */
-  async function answer(ctx: Koa.Context): Promise<boolean> {
-    const candidate = await readCandidate(ctx);
+  /** Answers the request; or leaves it untouched (but for a body read ahead) and resolves `false`. */
+  async function answer(exchange: EarlyExchange): Promise<boolean> {
+    const candidate = await readCandidate(exchange);
     // A JWT's revocation is recorded by revocation.ts once the provider has authenticated the caller.
     if (!candidate || looksLikeJwt(candidate.token)) return false;
     const client = await secretClient(deps, candidate);
@@ -64,7 +63,7 @@ export function dedicatedRevocation(deps: DedicatedRevocationDependencies): Earl
     if (context) context.clientId = candidate.clientId;
     try {
       // A right secret's revocation checks the caller's lockout in its own step: one round trip.
-      const revoked = await authenticateThen(ctx, deps, candidate, REVOCATION_ROUTE, (guard) =>
+      const revoked = await authenticateThen(exchange, deps, candidate, REVOCATION_ROUTE, (guard) =>
         deps.tokenStore.revokeOwnClientCredentials(
           candidate.token,
           {
@@ -83,11 +82,11 @@ export function dedicatedRevocation(deps: DedicatedRevocationDependencies): Earl
       // provider authenticates the caller again (a right secret counts no failure) and revokes.
       if (revoked.value === 'other') return false;
     } catch (error) {
-      answerFailure(ctx, deps.logger, error, REVOCATION_ROUTE);
+      answerFailure(exchange, deps.logger, error, REVOCATION_ROUTE);
       return true;
     }
     // RFC 7009: an unknown, expired or foreign token is answered 200 all the same, as the provider does.
-    respond(ctx, REVOKED, REVOCATION_ROUTE);
+    respond(exchange, REVOKED, REVOCATION_ROUTE);
     revocationCount('opaque').inc();
     return true;
   }

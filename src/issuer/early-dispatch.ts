@@ -8,9 +8,10 @@
  * same functions: its request id and common headers, the request context, the server span when tracing
  * is on, one log line and the HTTP metrics (src/shared/request-tagging.ts). What it skips is the rest
  * of the stack: the middleware chain and its dispatch, `on-finished`'s listeners, the routing checks of
- * every step in front of the provider. A route works on a Koa context made by the application itself
- * (`createContext`: Koa's own request and response objects, so headers and bodies come out as Koa
- * makes them), answered below as Koa's `respond` would.
+ * every step in front of the provider, and Koa's own request and response objects: a route answers
+ * on node's response, with the headers Koa would give its body (`sendJson`, `sendEmptyText`), and
+ * asks for a Koa context (made by the application itself, `createContext`) only for what Koa settles
+ * best: negotiation the common headers do not settle, an error's answer.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type Koa from 'koa';
@@ -18,20 +19,29 @@ import { traceServerRequest } from '../observability/tracing.js';
 import { requestContext } from '../shared/request-context.js';
 import { pathOf, tagRequest, type RequestTaggingOptions } from '../shared/request-tagging.js';
 
+/**
+ * A request to a route answered before the Koa application: node's request and response, which the
+ * route answers on directly (see `sendJson`), and Koa's context for what Koa settles best (content
+ * negotiation the common headers do not settle, an error's answer), made only when asked for.
+ */
+export interface EarlyExchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Koa's context of the request (its own request and response objects), made on first use. */
+  koa(): Koa.Context;
+}
+
 /** A route answered before the Koa application. */
 export interface EarlyRoute {
   readonly path: string;
   /** The methods it takes; other methods of the path go to the Koa application. */
   readonly methods: readonly string[];
   /**
-   * Answers the request (status, headers and body on `ctx`) and resolves `true`; or leaves it
-   * untouched (but for a body read ahead) and resolves `false`: the Koa application then serves it.
+   * Sends the answer and resolves `true`; or leaves the request untouched (but for a body read ahead)
+   * and resolves `false`: the Koa application then serves it.
    */
-  serve(ctx: Koa.Context): Promise<boolean> | boolean;
+  serve(exchange: EarlyExchange): Promise<boolean> | boolean;
 }
-
-/** Statuses without a body (Koa's `statuses.empty`). */
-const EMPTY_STATUSES = new Set([204, 205, 304]);
 
 /**
  * The request listener: `routes` before `app`, every other request to `app`. The routes' paths must
@@ -52,57 +62,29 @@ export function earlyDispatch(app: Koa, routes: readonly EarlyRoute[], options: 
 }
 
 async function serveEarly(app: Koa, route: EarlyRoute, req: IncomingMessage, res: ServerResponse, koa: ReturnType<Koa['callback']>): Promise<void> {
-  // Where Koa starts too: a route that sets no status answers 404.
-  res.statusCode = 404;
-  const ctx = app.createContext(req, res);
+  let ctx: Koa.Context | undefined;
+  const exchange: EarlyExchange = { req, res, koa: () => (ctx ??= app.createContext(req, res)) };
   try {
-    if (!(await route.serve(ctx))) {
-      await koa(req, res);
-      return;
-    }
+    if (!(await route.serve(exchange))) await koa(req, res);
   } catch (error) {
     // Koa's own answer to an error a middleware threw (a 500, the error logged through the app's listener).
-    ctx.onerror(error as Error);
-    return;
+    exchange.koa().onerror(error as Error);
   }
-  respond(ctx);
 }
 
-/** Sends the answer set on `ctx`, as Koa's `respond` sends a buffer, string or JSON body. */
-function respond(ctx: Koa.Context): void {
-  const { res } = ctx;
-  if (!ctx.writable) {
-    res.end();
-    return;
-  }
-  if (EMPTY_STATUSES.has(ctx.status)) {
-    // Strips the body's headers, as Koa does.
-    ctx.body = null;
-    res.end();
-    return;
-  }
-  const body: unknown = ctx.body;
-  if (ctx.method === 'HEAD') {
-    if (!res.headersSent && !res.hasHeader('Content-Length')) {
-      const { length } = ctx.response;
-      if (Number.isInteger(length)) ctx.length = length;
-    }
-    res.end();
-    return;
-  }
-  if (Buffer.isBuffer(body) || typeof body === 'string') {
-    res.end(body);
-    return;
-  }
-  if (body === undefined || body === null) {
-    // No body set: Koa answers the status's message as text.
-    const text = ctx.message || String(ctx.status);
-    ctx.type = 'text';
-    ctx.length = Buffer.byteLength(text);
-    res.end(text);
-    return;
-  }
+/** Sends `body` as Koa sends an object body: JSON, `application/json; charset=utf-8`, with its length. */
+export function sendJson(res: ServerResponse, status: number, body: object): void {
   const json = JSON.stringify(body);
-  if (!res.headersSent) ctx.length = Buffer.byteLength(json);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(json));
   res.end(json);
+}
+
+/** Sends an empty body as Koa sends an empty string: `text/plain; charset=utf-8`, length 0. */
+export function sendEmptyText(res: ServerResponse, status: number): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Content-Length', 0);
+  res.end();
 }

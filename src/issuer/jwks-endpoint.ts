@@ -3,7 +3,6 @@
  * it carries what caches need: `Cache-Control: max-age` (JWKS_MAX_AGE, which the key lifecycle relies
  * on) and a strong ETag answered with 304 on `If-None-Match`.
  */
-import type { Context } from 'koa';
 import type { EarlyRoute } from './early-dispatch.js';
 import type { KeyRing } from '../keys/signing-keys.js';
 import { sha256Base64Url } from '../shared/secrets.js';
@@ -45,22 +44,24 @@ export function jwksEndpoint(path: string, currentJwks: () => JwksDocument, maxA
   return {
     path,
     methods: ['GET', 'HEAD'],
-    serve(ctx: Context): boolean {
+    serve({ req, res }): boolean {
       const document = currentJwks();
-      const { res } = ctx;
-      res.setHeader('Content-Type', CONTENT_TYPE);
       res.setHeader('ETag', document.etag);
       res.setHeader('Cache-Control', cacheControl);
       // A public document, as oidc-provider serves it: browser-based resource servers may fetch it.
       res.setHeader('Access-Control-Allow-Origin', '*');
-      const ifNoneMatch = ctx.req.headers['if-none-match'];
+      const ifNoneMatch = req.headers['if-none-match'];
       if (ifNoneMatch !== undefined && matchesIfNoneMatch(ifNoneMatch, document.etag)) {
-        ctx.status = 304;
+        // No body, nor the headers of one (as Koa answers an empty status).
+        res.statusCode = 304;
+        res.end();
         return true;
       }
-      ctx.status = 200;
-      // A Buffer body: its length is taken as is, and HEAD sends the headers alone.
-      ctx.body = document.body;
+      res.statusCode = 200;
+      res.setHeader('Content-Type', CONTENT_TYPE);
+      res.setHeader('Content-Length', document.body.length);
+      // Node sends no body to a HEAD request: the headers alone.
+      res.end(document.body);
       return true;
     },
   };
