@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import type { AuthorizationServer } from 'oauth4webapi';
-import { adminCall, adminToken, clientCredentials, discover, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
+import { adminCall, adminToken, clientCredentials, discover, introspect, registerClient, registerResourceServer, uniqueResource } from '../helpers/oauth.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 let first: RunningServer;
@@ -64,6 +64,34 @@ describe('client authentication failures', () => {
     // Locked out on both instances even with the right secret, until the window ends.
     expect(await clientCredentials(as, client.client_id, client.client_secret)).toMatchObject({ ok: false, status: 429 });
     expect(await clientCredentials(asSecond, client.client_id, client.client_secret)).toMatchObject({ ok: false, status: 429 });
+  });
+
+  it("locked out on one instance: the right secret's introspection and revocation on the other answer 429, and revoke nothing", async () => {
+    // An external client: its tokens are opaque, answered by the dedicated paths' store steps.
+    const client = await registerClient(first.issuer, admin, { client_name: 'Limited', trust: 'external', resources: [api.identifier], scope: 'x:read' });
+    const issued = await clientCredentials(as, client.client_id, client.client_secret, { scope: 'x:read' });
+    expect(issued).toMatchObject({ ok: true });
+    const token = (issued as { accessToken: string }).accessToken;
+    for (let i = 0; i < 20; i++) {
+      expect(await clientCredentials(as, client.client_id, `wrong-${i}`)).toMatchObject({ status: 401, error: 'invalid_client' });
+    }
+    // The second instance saw none of the failures: the count its store step reads (in the same Redis
+    // command as the record on a standalone Redis) is what refuses the right secret there.
+    const post = (path: string) =>
+      fetch(`http://localhost:${second.port}${path}`, {
+        method: 'POST',
+        headers: { authorization: basic(client.client_id, client.client_secret), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token }).toString(),
+      });
+    for (const path of ['/token/introspection', '/token/revocation']) {
+      const response = await post(path);
+      expect({ path, status: response.status, body: await response.json() }).toMatchObject({ path, status: 429, body: { error: 'too_many_requests' } });
+      expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(Number(response.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    }
+    // Not revoked: its audience still introspects it active (an opaque token: its record is there).
+    expect(token.split('.')).toHaveLength(1);
+    expect(await introspect(as, api.introspection.client_id, api.introspection.client_secret, token)).toMatchObject({ active: true });
   });
 
   it('25 wrong secrets in parallel over both instances: exactly 20 answer 401, the rest 429; then the right secret answers 429', async () => {
