@@ -199,29 +199,33 @@ export interface ProviderRoute {
   readonly noStore: boolean;
 }
 
+/** The provider's CORS headers on every answer of these routes (its CORS step, without an Origin: any origin). */
+const CORS_HEADERS = ['Vary', 'Origin', 'Access-Control-Allow-Origin', '*', 'Access-Control-Expose-Headers', 'WWW-Authenticate'] as const;
+/** The same, and the no-cache step's header, for a route that has that step. */
+const CORS_NO_STORE_HEADERS = [...CORS_HEADERS, 'Cache-Control', 'no-store'] as const;
+
 /**
  * Sends `answer` (or an OAuth error, rendered as the provider renders it) under the provider's route
- * name and headers, as Koa sends the provider's bodies (sendJson, sendEmptyText).
+ * name and headers, as Koa sends the provider's bodies (sendJson, sendEmptyText); `headers` (names
+ * and values in turn) are the answer's own (Retry-After, WWW-Authenticate).
  */
-export function respond(exchange: EarlyExchange, answer: Answer | errors.OIDCProviderError, route: ProviderRoute): void {
+export function respond(
+  exchange: EarlyExchange,
+  answer: Answer | errors.OIDCProviderError,
+  route: ProviderRoute,
+  headers: readonly (string | number)[] = [],
+): void {
   setRoute(route.name);
-  // The provider's CORS step (without an Origin: any origin) and, where the route has it, its no-cache
-  // step run before anything else of the route, so every one of its answers has these headers, errors
-  // included. Nothing before sets a Vary header.
-  const { res } = exchange;
-  res.setHeader('Vary', 'Origin');
-  res.setHeader('Access-Control-Allow-Origin', '*');
-  res.setHeader('Access-Control-Expose-Headers', 'WWW-Authenticate');
-  if (route.noStore) res.setHeader('Cache-Control', 'no-store');
+  // The provider's CORS step and, where the route has it, its no-cache step run before anything else
+  // of the route, so every one of its answers has these headers, errors included.
+  const all = [...(route.noStore ? CORS_NO_STORE_HEADERS : CORS_HEADERS), ...headers];
   if (answer instanceof errors.OIDCProviderError) {
-    sendJson(res, answer.statusCode, {
-      error: answer.message,
-      ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}),
-    });
+    const body = { error: answer.message, ...(answer.error_description !== undefined ? { error_description: answer.error_description } : {}) };
+    sendJson(exchange, answer.statusCode, body, all);
   } else if (answer.body === '') {
-    sendEmptyText(res, answer.status);
+    sendEmptyText(exchange, answer.status, all);
   } else {
-    sendJson(res, answer.status, answer.body);
+    sendJson(exchange, answer.status, answer.body, all);
   }
 }
 
@@ -277,21 +281,14 @@ function refuse(
   route: ProviderRoute,
   lockedOut?: TooManyFailedAttempts,
 ): false {
-  const { res } = exchange;
   if (lockedOut) {
     const retryAfterSeconds = requestContext.getStore()?.retryAfterSeconds;
-    if (retryAfterSeconds) res.setHeader('Retry-After', String(retryAfterSeconds));
-    respond(exchange, lockedOut, route);
+    respond(exchange, lockedOut, route, retryAfterSeconds ? ['Retry-After', String(retryAfterSeconds)] : []);
     return false;
   }
   const failure = new errors.InvalidClientAuth('invalid secret provided');
-  if (credentials.basic) {
-    res.setHeader(
-      'WWW-Authenticate',
-      `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`,
-    );
-  }
-  respond(exchange, failure, route);
+  const challenge = `Basic realm=${quoted(deps.issuer)}, error=${quoted(failure.message)}, error_description=${quoted(failure.error_description!)}`;
+  respond(exchange, failure, route, credentials.basic ? ['WWW-Authenticate', challenge] : []);
   return false;
 }
 
@@ -308,8 +305,7 @@ function refuseLockedOut(exchange: EarlyExchange, deps: SecretCheckDependencies,
 export function answerFailure(exchange: EarlyExchange, logger: Logger, error: unknown, route: ProviderRoute): void {
   if (requestContext.getStore()?.storeUnavailable || isStoreUnavailableError(error)) {
     logStoreUnavailable(logger, error);
-    exchange.res.setHeader('Retry-After', '1');
-    respond(exchange, STORE_UNAVAILABLE, route);
+    respond(exchange, STORE_UNAVAILABLE, route, ['Retry-After', '1']);
   } else {
     logger.error({ err: error }, 'request failed');
     respond(exchange, SERVER_ERROR, route);

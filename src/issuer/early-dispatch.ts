@@ -16,17 +16,24 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type Koa from 'koa';
 import { traceServerRequest } from '../observability/tracing.js';
-import { requestContext } from '../shared/request-context.js';
-import { pathOf, tagRequest, type RequestTaggingOptions } from '../shared/request-tagging.js';
+import { requestContext, type RequestContext } from '../shared/request-context.js';
+import { pathOf, requestHeaderList, setRequestHeaders, tagRequest, type RequestTaggingOptions } from '../shared/request-tagging.js';
 
 /**
- * A request to a route answered before the Koa application: node's request and response, which the
- * route answers on directly (see `sendJson`), and Koa's context for what Koa settles best (content
- * negotiation the common headers do not settle, an error's answer), made only when asked for.
+ * A request to a route answered before the Koa application: node's request and response, and the
+ * one way a route sends its answer (`send`, or `sendJson` and `sendEmptyText` on top of it); Koa's
+ * context for what Koa settles best (content negotiation the common headers do not settle, an
+ * error's answer), made only when asked for.
  */
 export interface EarlyExchange {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /**
+   * Sends the answer: its status, its own headers (names and values in turn) after the request's id
+   * and the common headers, and its body (none for a HEAD request: node drops it), all headers in
+   * one step.
+   */
+  send(status: number, headers: readonly (string | number)[], body?: string | Buffer): void;
   /** Koa's context of the request (its own request and response objects), made on first use. */
   koa(): Koa.Context;
 }
@@ -56,35 +63,48 @@ export function earlyDispatch(app: Koa, routes: readonly EarlyRoute[], options: 
       void koa(req, res);
       return;
     }
-    const context = tagRequest(req, res, options);
-    void requestContext.run(context, () => traceServerRequest(req, res, () => serveEarly(app, route, req, res, koa)));
+    // The request's own headers go with the answer (EarlyExchange.send), or are set before Koa answers.
+    const context = tagRequest(req, res, options, 'with-answer');
+    void requestContext.run(context, () => traceServerRequest(req, res, () => serveEarly(app, route, context, req, res, koa)));
   };
 }
 
-async function serveEarly(app: Koa, route: EarlyRoute, req: IncomingMessage, res: ServerResponse, koa: ReturnType<Koa['callback']>): Promise<void> {
+async function serveEarly(
+  app: Koa,
+  route: EarlyRoute,
+  context: RequestContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  koa: ReturnType<Koa['callback']>,
+): Promise<void> {
   let ctx: Koa.Context | undefined;
-  const exchange: EarlyExchange = { req, res, koa: () => (ctx ??= app.createContext(req, res)) };
+  const exchange: EarlyExchange = {
+    req,
+    res,
+    send(status, headers, body) {
+      res.writeHead(status, [...requestHeaderList(context), ...headers]);
+      res.end(body);
+    },
+    koa: () => (ctx ??= app.createContext(req, res)),
+  };
   try {
-    if (!(await route.serve(exchange))) await koa(req, res);
+    if (await route.serve(exchange)) return;
+    setRequestHeaders(res, context);
+    await koa(req, res);
   } catch (error) {
     // Koa's own answer to an error a middleware threw (a 500, the error logged through the app's listener).
+    if (!res.headersSent) setRequestHeaders(res, context);
     exchange.koa().onerror(error as Error);
   }
 }
 
 /** Sends `body` as Koa sends an object body: JSON, `application/json; charset=utf-8`, with its length. */
-export function sendJson(res: ServerResponse, status: number, body: object): void {
+export function sendJson(exchange: EarlyExchange, status: number, body: object, headers: readonly (string | number)[] = []): void {
   const json = JSON.stringify(body);
-  res.statusCode = status;
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(json));
-  res.end(json);
+  exchange.send(status, [...headers, 'Content-Type', 'application/json; charset=utf-8', 'Content-Length', Buffer.byteLength(json)], json);
 }
 
 /** Sends an empty body as Koa sends an empty string: `text/plain; charset=utf-8`, length 0. */
-export function sendEmptyText(res: ServerResponse, status: number): void {
-  res.statusCode = status;
-  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-  res.setHeader('Content-Length', 0);
-  res.end();
+export function sendEmptyText(exchange: EarlyExchange, status: number, headers: readonly (string | number)[] = []): void {
+  exchange.send(status, [...headers, 'Content-Type', 'text/plain; charset=utf-8', 'Content-Length', 0]);
 }

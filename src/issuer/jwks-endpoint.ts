@@ -44,24 +44,18 @@ export function jwksEndpoint(path: string, currentJwks: () => JwksDocument, maxA
   return {
     path,
     methods: ['GET', 'HEAD'],
-    serve({ req, res }): boolean {
+    serve(exchange): boolean {
       const document = currentJwks();
-      res.setHeader('ETag', document.etag);
-      res.setHeader('Cache-Control', cacheControl);
       // A public document, as oidc-provider serves it: browser-based resource servers may fetch it.
-      res.setHeader('Access-Control-Allow-Origin', '*');
-      const ifNoneMatch = req.headers['if-none-match'];
+      const headers = ['ETag', document.etag, 'Cache-Control', cacheControl, 'Access-Control-Allow-Origin', '*'];
+      const ifNoneMatch = exchange.req.headers['if-none-match'];
       if (ifNoneMatch !== undefined && matchesIfNoneMatch(ifNoneMatch, document.etag)) {
         // No body, nor the headers of one (as Koa answers an empty status).
-        res.statusCode = 304;
-        res.end();
+        exchange.send(304, headers);
         return true;
       }
-      res.statusCode = 200;
-      res.setHeader('Content-Type', CONTENT_TYPE);
-      res.setHeader('Content-Length', document.body.length);
       // Node sends no body to a HEAD request: the headers alone.
-      res.end(document.body);
+      exchange.send(200, [...headers, 'Content-Type', CONTENT_TYPE, 'Content-Length', document.body.length], document.body);
       return true;
     },
   };

@@ -49,11 +49,29 @@ export function pathOf(req: IncomingMessage): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
+/** COMMON_HEADERS as `res.writeHead` takes them: names and values in turn. */
+const COMMON_HEADER_LIST: readonly string[] = COMMON_HEADERS.flat();
+
+/** Sets the request's id and the common headers on `res`, one by one (for an answer made by others: Koa, the provider). */
+export function setRequestHeaders(res: ServerResponse, context: RequestContext): void {
+  res.setHeader('X-Request-Id', context.requestId);
+  for (const [name, value] of COMMON_HEADERS) res.setHeader(name, value);
+}
+
+/**
+ * The request's id and the common headers as `res.writeHead` takes them (names and values in turn),
+ * for an answer that sends every header in one step: the cheap way (no header set one by one).
+ */
+export function requestHeaderList(context: RequestContext): string[] {
+  return ['X-Request-Id', context.requestId, ...COMMON_HEADER_LIST];
+}
+
 /**
  * Tags the request (see the file comment) and answers its context; a request tagged before gets the
- * same context back, and no second log line or count.
+ * same context back, and no second log line or count. `headers: 'with-answer'` leaves the request's
+ * headers to the answer (`requestHeaderList`), or to `setRequestHeaders` before anything else answers.
  */
-export function tagRequest(req: IncomingMessage, res: ServerResponse, options: RequestTaggingOptions): RequestContext {
+export function tagRequest(req: IncomingMessage, res: ServerResponse, options: RequestTaggingOptions, headers: 'now' | 'with-answer' = 'now'): RequestContext {
   const known = tagged.get(req);
   if (known) return known;
   const incoming = req.headers['x-request-id'];
@@ -62,8 +80,7 @@ export function tagRequest(req: IncomingMessage, res: ServerResponse, options: R
     ip: clientAddress(req, options.trustProxy),
   };
   tagged.set(req, context);
-  res.setHeader('X-Request-Id', context.requestId);
-  for (const [name, value] of COMMON_HEADERS) res.setHeader(name, value);
+  if (headers === 'now') setRequestHeaders(res, context);
   const started = performance.now();
   const { logger } = options;
   // Recorded when the response is sent, which also covers the provider's routes (it writes to res itself).
