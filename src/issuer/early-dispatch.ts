@@ -9,8 +9,8 @@
  * is on, one log line and the HTTP metrics (src/shared/request-tagging.ts). What it skips is the rest
  * of the stack: the middleware chain and its dispatch, `on-finished`'s listeners, the routing checks of
  * every step in front of the provider, and Koa's own request and response objects: a route answers
- * on node's response, with the headers Koa would give its body (`sendJson`, `sendEmptyText`), and
- * asks for a Koa context (made by the application itself, `createContext`) only for what Koa settles
+ * on node's response, with the headers Koa would give its body (`sendJson`, `sendEmptyText`), all of
+ * them (the request's id and common headers included) in one `writeHead`, and asks for a Koa context (made by the application itself, `createContext`) only for what Koa settles
  * best: negotiation the common headers do not settle, an error's answer.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';

@@ -227,28 +227,23 @@ const SESSION_RECORD_PREFIX = 'Session:{';
 
 // KEYS: the records of one value under several models (one hash tag, so one slot). Answers the
 // 1-based index of the first that exists, its payload and its consumed time (nil when not consumed), or 0.
+// Behind a LockoutGuard (ARGV[1], its limit, given): KEYS[1] is the caller's failure counter, read
+// first (-1 when at the limit: nothing read), and the records follow (their index counts from KEYS[2]).
 const FIND_FIRST_SCRIPT = `
-for i, key in ipairs(KEYS) do
-  local found = redis.call('HMGET', key, 'payload', 'consumed')
-  if found[1] then return {i, found[1], found[2]} end
+local first = 1
+if ARGV[1] then
+  if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return -1 end
+  first = 2
 end
-return 0
-`;
-
-// FIND_FIRST_SCRIPT behind a LockoutGuard: KEYS[1] the caller's failure counter, ARGV[1] its limit
-// (-1 when reached: nothing read), KEYS[2..] the records (the index answered counts from KEYS[2]).
-const GUARDED_FIND_FIRST_SCRIPT = `
-if tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(ARGV[1]) then return -1 end
-for i = 2, #KEYS do
+for i = first, #KEYS do
   local found = redis.call('HMGET', KEYS[i], 'payload', 'consumed')
-  if found[1] then return {i - 1, found[1], found[2]} end
+  if found[1] then return {i - first + 1, found[1], found[2]} end
 end
 return 0
 `;
 
 const consumeScript = new RedisScript(CONSUME_SCRIPT);
 const findFirstScript = new RedisScript(FIND_FIRST_SCRIPT);
-const guardedFindFirstScript = new RedisScript(GUARDED_FIND_FIRST_SCRIPT);
 const upsertScript = new RedisScript(UPSERT_SCRIPT);
 const joinSetScript = new RedisScript(JOIN_SET_SCRIPT);
 const revokeOwnClientCredentialsScript = new RedisScript(REVOKE_OWN_CLIENT_CREDENTIALS_SCRIPT);
@@ -463,7 +458,7 @@ export class RedisTokenStore implements TokenStore {
     const keys = models.map((model) => this.#key(recordKey(model, digest)));
     // A promise chain rather than an async function: one promise fewer on every introspection.
     return (
-      guardKey === undefined ? findFirstScript.runKeys(this.#redis, keys) : guardedFindFirstScript.runKeys(this.#redis, [guardKey, ...keys], guard!.maxFailures)
+      guardKey === undefined ? findFirstScript.runKeys(this.#redis, keys) : findFirstScript.runKeys(this.#redis, [guardKey, ...keys], guard!.maxFailures)
     ).then((reply) => {
       if (reply === -1) return LOCKED_OUT;
       if (!Array.isArray(reply)) return undefined;
