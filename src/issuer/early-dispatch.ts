@@ -82,7 +82,7 @@ async function serveEarly(
     req,
     res,
     send(status, headers, body) {
-      res.writeHead(status, [...requestHeaderList(context), ...headers]);
+      res.writeHead(status, requestHeaderList(context, headers));
       res.end(body);
     },
     koa: () => (ctx ??= app.createContext(req, res)),

@@ -59,11 +59,12 @@ export function setRequestHeaders(res: ServerResponse, context: RequestContext):
 }
 
 /**
- * The request's id and the common headers as `res.writeHead` takes them (names and values in turn),
- * for an answer that sends every header in one step: the cheap way (no header set one by one).
+ * The request's id and the common headers, then the answer's own `headers`, as `res.writeHead` takes
+ * them (names and values in turn), for an answer that sends every header in one step: the cheap way
+ * (no header set one by one).
  */
-export function requestHeaderList(context: RequestContext): string[] {
-  return ['X-Request-Id', context.requestId, ...COMMON_HEADER_LIST];
+export function requestHeaderList(context: RequestContext, headers: readonly (string | number)[]): (string | number)[] {
+  return ['X-Request-Id', context.requestId, ...COMMON_HEADER_LIST, ...headers];
 }
 
 /**
